@@ -1,0 +1,454 @@
+//! The Key Vault event model, and the one place where raw JSON events become it.
+//!
+//! Azure delivers Key Vault events in two schemas (Event Grid and CloudEvents 1.0) and with
+//! payload quirks seen in the wild: `NBF`/`EXP` as numbers, numeric strings, `null` or absent;
+//! PascalCase or camelCase keys; keys and values with stray spaces. [`parse`] accepts all of them
+//! and returns an [`Event`]; everything downstream works on typed values only.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use std::fmt;
+
+/// Prefix shared by every Key Vault event type name.
+const KEY_VAULT_PREFIX: &str = "Microsoft.KeyVault.";
+
+/// The kind of vault object an event is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ObjectKind {
+    /// A secret.
+    Secret,
+    /// A cryptographic key.
+    Key,
+    /// A certificate.
+    Certificate,
+}
+
+impl ObjectKind {
+    /// All object kinds, in display order.
+    pub const ALL: [ObjectKind; 3] = [Self::Secret, Self::Key, Self::Certificate];
+
+    /// The name Azure uses, e.g. `Secret`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Secret => "Secret",
+            Self::Key => "Key",
+            Self::Certificate => "Certificate",
+        }
+    }
+
+    /// The path segment of this kind in vault URLs and portal blades.
+    pub fn collection(self) -> &'static str {
+        match self {
+            Self::Secret => "secrets",
+            Self::Key => "keys",
+            Self::Certificate => "certificates",
+        }
+    }
+}
+
+/// One of the ten Key Vault event types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventType {
+    /// `{Object}NearExpiry`: the object version expires soon (30 days by default).
+    NearExpiry(ObjectKind),
+    /// `{Object}Expired`: the object version has expired.
+    Expired(ObjectKind),
+    /// `{Object}NewVersionCreated`: a new version exists (a rotation happened).
+    NewVersionCreated(ObjectKind),
+    /// `VaultAccessPolicyChanged`: who may do what in the vault changed.
+    VaultAccessPolicyChanged,
+}
+
+impl EventType {
+    /// All ten types, in display order.
+    pub fn all() -> impl Iterator<Item = EventType> {
+        ObjectKind::ALL
+            .into_iter()
+            .flat_map(|kind| {
+                [
+                    Self::NearExpiry(kind),
+                    Self::Expired(kind),
+                    Self::NewVersionCreated(kind),
+                ]
+            })
+            .chain([Self::VaultAccessPolicyChanged])
+    }
+
+    /// Parses a short (`SecretNearExpiry`) or full (`Microsoft.KeyVault.SecretNearExpiry`)
+    /// name, ignoring ASCII case. Returns `None` for names Key Vault does not define.
+    pub fn from_name(name: &str) -> Option<Self> {
+        let name = name.trim();
+        let short = match name.get(..KEY_VAULT_PREFIX.len()) {
+            Some(prefix) if prefix.eq_ignore_ascii_case(KEY_VAULT_PREFIX) => {
+                &name[KEY_VAULT_PREFIX.len()..]
+            }
+            _ => name,
+        };
+        Self::all().find(|t| t.short_name().eq_ignore_ascii_case(short))
+    }
+
+    /// The short name, e.g. `SecretNearExpiry`.
+    pub fn short_name(self) -> String {
+        match self {
+            Self::NearExpiry(kind) => format!("{}NearExpiry", kind.as_str()),
+            Self::Expired(kind) => format!("{}Expired", kind.as_str()),
+            Self::NewVersionCreated(kind) => format!("{}NewVersionCreated", kind.as_str()),
+            Self::VaultAccessPolicyChanged => "VaultAccessPolicyChanged".to_owned(),
+        }
+    }
+
+    /// The object kind the type name implies, if any.
+    pub fn object_kind(self) -> Option<ObjectKind> {
+        match self {
+            Self::NearExpiry(kind) | Self::Expired(kind) | Self::NewVersionCreated(kind) => {
+                Some(kind)
+            }
+            Self::VaultAccessPolicyChanged => None,
+        }
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.short_name())
+    }
+}
+
+/// A Key Vault event, parsed and normalised.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyVaultEvent {
+    /// The event id Event Grid de-duplicates on.
+    pub id: String,
+    /// What happened.
+    pub event_type: EventType,
+    /// The vault name (from `VaultName`, else the `Id` URL's host, else the topic).
+    pub vault: Option<String>,
+    /// `Secret`, `Key` or `Certificate` as sent, else implied by the type.
+    pub object_type: Option<String>,
+    /// The object name (from `ObjectName`, else the `Id` URL, else the subject).
+    pub object: Option<String>,
+    /// The object version.
+    pub version: Option<String>,
+    /// The object URL (`Id`), version included.
+    pub object_url: Option<String>,
+    /// The Azure resource id of the vault (Event Grid `topic`, CloudEvents `source`).
+    pub topic: Option<String>,
+    /// When the version becomes usable (`NBF`).
+    pub not_before: Option<DateTime<Utc>>,
+    /// When the version expires (`EXP`).
+    pub expires: Option<DateTime<Utc>>,
+    /// When Key Vault raised the event.
+    pub event_time: Option<DateTime<Utc>>,
+    /// Payload oddities worth a log line (e.g. an `EXP` that is not a timestamp).
+    pub warnings: Vec<String>,
+}
+
+/// Any event we were given: a Key Vault event we act on, or anything else, acknowledged only.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// One of the ten Key Vault types.
+    KeyVault(KeyVaultEvent),
+    /// Another event type (a new Key Vault type, or not a Key Vault event at all).
+    Other {
+        /// The event id, if it had one.
+        id: Option<String>,
+        /// The type name as sent.
+        event_type: Option<String>,
+    },
+}
+
+/// Why an event could not be understood. Only a Key Vault event with an unusable `data`
+/// is rejected: any other oddity is tolerated so that no alert is lost.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    /// The event is not a JSON object.
+    #[error("an event must be a JSON object, got {0}")]
+    NotAnObject(&'static str),
+    /// A Key Vault event whose `data` is missing or not an object.
+    #[error("event {id}: a Key Vault event needs a `data` object, got {found}")]
+    BadData {
+        /// The event id.
+        id: String,
+        /// The JSON type found instead.
+        found: &'static str,
+    },
+}
+
+/// Parses one event in either schema.
+pub fn parse(raw: &Value) -> Result<Event, EventError> {
+    let Value::Object(event) = raw else {
+        return Err(EventError::NotAnObject(json_type(raw)));
+    };
+    let id = field(event, "id").and_then(as_text);
+    let type_name = field(event, "eventType")
+        .or_else(|| field(event, "type"))
+        .and_then(as_text);
+    let Some(event_type) = type_name
+        .as_deref()
+        .filter(|name| has_key_vault_prefix(name))
+        .and_then(EventType::from_name)
+    else {
+        return Ok(Event::Other {
+            id,
+            event_type: type_name,
+        });
+    };
+    let id = id.unwrap_or_default();
+    let data = match field(event, "data") {
+        Some(Value::Object(data)) => data,
+        other => {
+            let found = other.map_or("nothing", json_type);
+            return Err(EventError::BadData { id, found });
+        }
+    };
+    Ok(Event::KeyVault(key_vault_event(
+        id, event_type, event, data,
+    )))
+}
+
+fn key_vault_event(
+    id: String,
+    event_type: EventType,
+    event: &Map<String, Value>,
+    data: &Map<String, Value>,
+) -> KeyVaultEvent {
+    let mut warnings = Vec::new();
+    let text = |key: &str| field(data, key).and_then(as_text);
+    let object_url = text("Id");
+    let url_parts = object_url.as_deref().and_then(ObjectUrl::parse);
+    let topic = field(event, "topic")
+        .or_else(|| field(event, "source"))
+        .and_then(as_text);
+    let subject = field(event, "subject").and_then(as_text);
+    let vault = text("VaultName")
+        .or_else(|| url_parts.as_ref().map(|u| u.vault.clone()))
+        .or_else(|| topic.as_deref().and_then(vault_from_topic));
+    let object = text("ObjectName")
+        .or_else(|| url_parts.as_ref().and_then(|u| u.name.clone()))
+        .or_else(|| {
+            (event_type.object_kind().is_some())
+                .then_some(subject)
+                .flatten()
+        });
+    KeyVaultEvent {
+        id,
+        event_type,
+        vault,
+        object_type: text("ObjectType")
+            .or_else(|| event_type.object_kind().map(|k| k.as_str().to_owned())),
+        object,
+        version: text("Version").or_else(|| url_parts.and_then(|u| u.version)),
+        object_url,
+        topic,
+        not_before: timestamp(data, "NBF", &mut warnings),
+        expires: timestamp(data, "EXP", &mut warnings),
+        event_time: event_time(event, &mut warnings),
+        warnings,
+    }
+}
+
+/// The parts of a vault object URL: `https://{vault}.vault.azure.net/{kind}/{name}/{version}`.
+struct ObjectUrl {
+    vault: String,
+    name: Option<String>,
+    version: Option<String>,
+}
+
+impl ObjectUrl {
+    fn parse(url: &str) -> Option<Self> {
+        let rest = url.split_once("://")?.1;
+        let mut segments = rest.split('/').filter(|s| !s.is_empty());
+        let vault = segments.next()?.split('.').next()?.to_owned();
+        let _collection = segments.next();
+        let name = segments.next().map(str::to_owned);
+        let version = segments.next().map(str::to_owned);
+        Some(Self {
+            vault,
+            name,
+            version,
+        })
+    }
+}
+
+fn vault_from_topic(topic: &str) -> Option<String> {
+    let (_, rest) = topic.rsplit_once("/vaults/")?;
+    rest.split('/')
+        .next()
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
+fn has_key_vault_prefix(name: &str) -> bool {
+    name.get(..KEY_VAULT_PREFIX.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(KEY_VAULT_PREFIX))
+}
+
+/// Looks a key up ignoring ASCII case and surrounding spaces: exact match first, since that is
+/// what Azure sends.
+fn field<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    map.get(key).or_else(|| {
+        map.iter()
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case(key))
+            .map(|(_, v)| v)
+    })
+}
+
+/// A scalar as trimmed text; `null`, empty strings, objects and arrays are `None`.
+fn as_text(value: &Value) -> Option<String> {
+    let text = match value {
+        Value::String(s) => s.trim().to_owned(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Null | Value::Array(_) | Value::Object(_) => return None,
+    };
+    (!text.is_empty()).then_some(text)
+}
+
+/// Reads `NBF`/`EXP`: seconds since the epoch as a number or numeric string; `null` or absent
+/// means no date. Anything else is ignored with a warning rather than rejecting the event.
+fn timestamp(
+    data: &Map<String, Value>,
+    key: &str,
+    warnings: &mut Vec<String>,
+) -> Option<DateTime<Utc>> {
+    let value = field(data, key)?;
+    let seconds = match value {
+        Value::Null => return None,
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+        Value::String(s) if s.trim().is_empty() => return None,
+        Value::String(s) => s.trim().parse::<f64>().ok().map(|f| f as i64),
+        _ => None,
+    };
+    let parsed = seconds.and_then(|s| DateTime::from_timestamp(s, 0));
+    if parsed.is_none() {
+        warnings.push(format!("ignored {key}: not a Unix timestamp"));
+    }
+    parsed
+}
+
+fn event_time(event: &Map<String, Value>, warnings: &mut Vec<String>) -> Option<DateTime<Utc>> {
+    let text = field(event, "eventTime")
+        .or_else(|| field(event, "time"))
+        .and_then(as_text)?;
+    let parsed = DateTime::parse_from_rfc3339(&text).ok();
+    if parsed.is_none() {
+        warnings.push("ignored eventTime: not an RFC 3339 time".to_owned());
+    }
+    parsed.map(|t| t.with_timezone(&Utc))
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn key_vault(raw: Value) -> KeyVaultEvent {
+        match parse(&raw) {
+            Ok(Event::KeyVault(event)) => event,
+            other => panic!("expected a Key Vault event, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_type_parses_from_short_and_full_names() {
+        for t in EventType::all() {
+            assert_eq!(EventType::from_name(&t.short_name()), Some(t));
+            let full = format!("Microsoft.KeyVault.{t}");
+            assert_eq!(EventType::from_name(&full), Some(t));
+        }
+        assert_eq!(EventType::all().count(), 10);
+    }
+
+    #[test]
+    fn numeric_strings_null_and_absent_dates_are_accepted() {
+        let event = key_vault(json!({
+            "id": "1", "eventType": "Microsoft.KeyVault.SecretNearExpiry",
+            "data": {"VaultName": "v", "ObjectName": "s", "NBF": "1559081980", "EXP": null}
+        }));
+        assert_eq!(event.not_before.map(|t| t.timestamp()), Some(1_559_081_980));
+        assert_eq!(event.expires, None);
+        assert!(event.warnings.is_empty());
+    }
+
+    #[test]
+    fn keys_match_case_insensitively_and_are_trimmed() {
+        let event = key_vault(json!({
+            "id": "1", "eventType": "Microsoft.KeyVault.KeyExpired",
+            "data": {"vaultName": "v", "ObjectName ": " k ", "Version": " ee059b ", "exp": 1690563970}
+        }));
+        assert_eq!(event.object.as_deref(), Some("k"));
+        assert_eq!(event.version.as_deref(), Some("ee059b"));
+        assert_eq!(event.vault.as_deref(), Some("v"));
+        assert_eq!(event.expires.map(|t| t.timestamp()), Some(1_690_563_970));
+    }
+
+    #[test]
+    fn cloud_events_use_type_source_and_time() {
+        let event = key_vault(json!({
+            "specversion": "1.0", "id": "2", "type": "Microsoft.KeyVault.CertificateExpired",
+            "source": "/subscriptions/s/resourceGroups/r/providers/Microsoft.KeyVault/vaults/kv1",
+            "subject": "cert1", "time": "2024-01-02T03:04:05Z", "data": {}
+        }));
+        assert_eq!(event.vault.as_deref(), Some("kv1"));
+        assert_eq!(event.object.as_deref(), Some("cert1"));
+        assert_eq!(event.object_type.as_deref(), Some("Certificate"));
+        assert!(event.event_time.is_some());
+    }
+
+    #[test]
+    fn names_come_from_the_object_url_when_fields_are_missing() {
+        let event = key_vault(json!({
+            "id": "3", "eventType": "Microsoft.KeyVault.SecretNewVersionCreated",
+            "data": {"Id": "https://kv2.vault.azure.net/secrets/s1/abc"}
+        }));
+        assert_eq!(event.vault.as_deref(), Some("kv2"));
+        assert_eq!(event.object.as_deref(), Some("s1"));
+        assert_eq!(event.version.as_deref(), Some("abc"));
+    }
+
+    #[test]
+    fn unusable_dates_are_dropped_with_a_warning() {
+        let event = key_vault(json!({
+            "id": "4", "eventType": "Microsoft.KeyVault.SecretNearExpiry",
+            "data": {"EXP": "soon", "NBF": {"x": 1}}
+        }));
+        assert_eq!(event.expires, None);
+        assert_eq!(event.warnings.len(), 2);
+    }
+
+    #[test]
+    fn unknown_and_foreign_types_are_other_events() {
+        let unknown = parse(&json!({"id": "5", "eventType": "Microsoft.KeyVault.VaultDeleted"}));
+        assert!(matches!(unknown, Ok(Event::Other { .. })));
+        let foreign = parse(&json!({"id": "6", "eventType": "Microsoft.Storage.BlobCreated"}));
+        assert!(matches!(foreign, Ok(Event::Other { .. })));
+    }
+
+    #[test]
+    fn a_key_vault_event_without_a_data_object_is_an_error() {
+        let err =
+            parse(&json!({"id": "7", "eventType": "Microsoft.KeyVault.KeyExpired", "data": "x"}));
+        assert!(matches!(
+            err,
+            Err(EventError::BadData {
+                found: "a string",
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse(&json!([1])),
+            Err(EventError::NotAnObject(_))
+        ));
+    }
+}

@@ -1,0 +1,184 @@
+//! The HTTP side of the custom-handler protocol: `GET /` for the host's readiness probe and
+//! `POST /function-trigger` for invocations.
+//!
+//! Bodies arrive chunked (no `Content-Length`) or sized; both are read through one limit.
+//! Every answer is JSON, and errors become HTTP responses in exactly one place ([`recover`]).
+
+use crate::dispatch::Dispatcher;
+use crate::envelope::{self, InvocationResponse, RequestError};
+use bytes::{Buf, Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+use serde::Serialize;
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tracing::Instrument;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::{Filter, Rejection, Reply};
+
+/// The function's name: its folder in the function app, and the path the host POSTs to.
+pub const FUNCTION_NAME: &str = "function-trigger";
+
+/// Largest invocation body accepted. Event Grid caps a batch at 1 MiB of events; the host's
+/// envelope repeats the data, so this leaves room and still bounds memory.
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// The port to listen on: `FUNCTIONS_CUSTOMHANDLER_PORT`, then `FUNCTIONS_HTTPWORKER_PORT`,
+/// then 3000.
+pub fn port(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<u16> {
+    for name in ["FUNCTIONS_CUSTOMHANDLER_PORT", "FUNCTIONS_HTTPWORKER_PORT"] {
+        if let Some(raw) = get(name).filter(|v| !v.trim().is_empty()) {
+            return raw
+                .trim()
+                .parse()
+                .map_err(|_| anyhow::anyhow!("{name}: {raw:?} is not a port number"));
+        }
+    }
+    Ok(3000)
+}
+
+/// Serves the handler on `listener` until `shutdown` completes, then finishes in-flight
+/// invocations.
+pub async fn run(
+    listener: TcpListener,
+    dispatcher: Arc<Dispatcher>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    warp::serve(routes(dispatcher))
+        .incoming(listener)
+        .graceful(shutdown)
+        .run()
+        .await;
+}
+
+/// All routes, with errors recovered into JSON answers.
+pub fn routes(
+    dispatcher: Arc<Dispatcher>,
+) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
+    let ready = warp::get()
+        .and(warp::path::end())
+        .map(|| json(StatusCode::OK, &serde_json::json!({"status": "ready"})));
+    let invoke = warp::post()
+        .and(warp::path::param::<String>())
+        .and(warp::path::end())
+        .and(warp::header::optional::<String>(
+            "x-azure-functions-invocationid",
+        ))
+        .and(warp::header::optional::<u64>("content-length"))
+        .and(warp::body::stream())
+        .and(warp::any().map(move || dispatcher.clone()))
+        .and_then(invoke);
+    ready.or(invoke).unify().recover(recover).unify()
+}
+
+/// Why a request got no invocation result.
+#[derive(Debug, thiserror::Error)]
+enum ApiError {
+    #[error("no function named {0:?}: the only function is {FUNCTION_NAME}")]
+    UnknownFunction(String),
+    #[error("the request body is larger than {MAX_BODY_BYTES} bytes")]
+    TooLarge,
+    #[error("the request body could not be read: {0}")]
+    Body(String),
+    #[error(transparent)]
+    BadRequest(#[from] RequestError),
+}
+
+impl warp::reject::Reject for ApiError {}
+
+impl ApiError {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::UnknownFunction(_) => StatusCode::NOT_FOUND,
+            Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Body(_) | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+async fn invoke(
+    function: String,
+    invocation_id: Option<String>,
+    content_length: Option<u64>,
+    body: impl Stream<Item = Result<impl Buf, warp::Error>> + Unpin,
+    dispatcher: Arc<Dispatcher>,
+) -> Result<Response, Rejection> {
+    if function != FUNCTION_NAME {
+        return Err(warp::reject::custom(ApiError::UnknownFunction(function)));
+    }
+    let invocation_id = invocation_id.unwrap_or_default();
+    let span = tracing::info_span!("invocation", id = %invocation_id);
+    async move {
+        let body = read_limited(body, content_length).await?;
+        let raw = envelope::events_of_invocation(&body).map_err(ApiError::from)?;
+        let reports = dispatcher.handle_all(&raw).await.map_err(ApiError::from)?;
+        let response = InvocationResponse::new(reports);
+        let status = if response.needs_retry() {
+            StatusCode::INTERNAL_SERVER_ERROR
+        } else {
+            StatusCode::OK
+        };
+        tracing::info!(
+            status = status.as_u16(),
+            events = raw.len(),
+            "invocation done"
+        );
+        Ok(json(status, &response))
+    }
+    .instrument(span)
+    .await
+    .map_err(|e: ApiError| warp::reject::custom(e))
+}
+
+/// Collects the body, refusing more than [`MAX_BODY_BYTES`] whether or not it is chunked.
+async fn read_limited(
+    mut body: impl Stream<Item = Result<impl Buf, warp::Error>> + Unpin,
+    content_length: Option<u64>,
+) -> Result<Bytes, ApiError> {
+    if content_length.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
+        return Err(ApiError::TooLarge);
+    }
+    let mut collected = BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        let mut chunk = chunk.map_err(|e| ApiError::Body(e.to_string()))?;
+        if collected.len() + chunk.remaining() > MAX_BODY_BYTES {
+            return Err(ApiError::TooLarge);
+        }
+        while chunk.has_remaining() {
+            let bytes = chunk.chunk();
+            collected.extend_from_slice(bytes);
+            let n = bytes.len();
+            chunk.advance(n);
+        }
+    }
+    Ok(collected.freeze())
+}
+
+/// The one place where errors become answers: always JSON, never an empty body.
+async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
+    let (status, message) = if let Some(err) = rejection.find::<ApiError>() {
+        (err.status(), err.to_string())
+    } else if rejection.is_not_found() {
+        (StatusCode::NOT_FOUND, "not found".to_owned())
+    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed".to_owned(),
+        )
+    } else {
+        (
+            StatusCode::BAD_REQUEST,
+            format!("bad request: {rejection:?}"),
+        )
+    };
+    if status.is_server_error() || status == StatusCode::BAD_REQUEST {
+        tracing::warn!(status = status.as_u16(), error = %message, "request refused");
+    }
+    Ok(json(status, &serde_json::json!({ "error": message })))
+}
+
+fn json(status: StatusCode, body: &impl Serialize) -> Response {
+    warp::reply::with_status(warp::reply::json(body), status).into_response()
+}

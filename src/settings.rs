@@ -1,0 +1,239 @@
+//! App settings: read once at start-up from the environment (or `local.settings.json` for the
+//! CLI), validated into [`Settings`], so nothing downstream re-checks a raw string.
+//!
+//! A bad setting stops start-up with one [`SettingsError`] that lists every problem at once.
+
+use lettre::Tokio1Executor;
+use lettre::message::Mailbox;
+use lettre::transport::smtp::AsyncSmtpTransport;
+use secrecy::{ExposeSecret, SecretString};
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Default SMTP connect/command timeout: bounded so an invocation answers well inside
+/// Event Grid's 30 s.
+const DEFAULT_SMTP_TIMEOUT_SECS: u64 = 10;
+
+/// Validated app settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The lettre SMTP connection URL. It may hold a password: never log it.
+    pub smtp_url: Option<SecretString>,
+    /// The sender of every mail.
+    pub mail_from: Mailbox,
+    /// Default owners of every vault object (`OWNER_EMAILS`).
+    pub owners: Vec<Mailbox>,
+    /// Security contacts (`SECURITY_EMAILS`).
+    pub security: Vec<Mailbox>,
+    /// Where mail is written as `.eml` files when no SMTP server is configured.
+    pub outbox_dir: PathBuf,
+    /// Bound on each SMTP connect and command, and on one whole send.
+    pub smtp_timeout: Duration,
+}
+
+/// Every problem found in the settings, reported together.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct SettingsError(pub Vec<String>);
+
+impl fmt::Display for SettingsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "invalid settings ({} problem(s)):", self.0.len())?;
+        for problem in &self.0 {
+            writeln!(f, "  - {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Settings {
+    /// Reads and validates the settings through `get` (an environment lookup).
+    pub fn load(get: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        let get = |name: &str| {
+            get(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let mut problems = Vec::new();
+        let smtp_url = get("SMTP_URL").map(SecretString::from);
+        if let Some(url) = &smtp_url {
+            if AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret()).is_err() {
+                problems.push(
+                    "SMTP_URL is not a valid connection URL: use smtp://user:pass@host:587?tls=required \
+                     or smtps://user:pass@host:465 (the value is not shown: it may hold a password)"
+                        .to_owned(),
+                );
+            }
+        }
+        let mail_from = match get("MAIL_FROM") {
+            None => Some(default_sender()),
+            Some(raw) => parse_mailbox("MAIL_FROM", &raw, &mut problems),
+        };
+        let owners = parse_mailboxes("OWNER_EMAILS", get("OWNER_EMAILS"), &mut problems);
+        let security = parse_mailboxes("SECURITY_EMAILS", get("SECURITY_EMAILS"), &mut problems);
+        let smtp_timeout =
+            parse_seconds("SMTP_TIMEOUT_SECS", get("SMTP_TIMEOUT_SECS"), &mut problems);
+        let outbox_dir = PathBuf::from(get("OUTBOX_DIR").unwrap_or_else(|| "outbox".to_owned()));
+        match (mail_from, problems.is_empty()) {
+            (Some(mail_from), true) => Ok(Self {
+                smtp_url,
+                mail_from,
+                owners,
+                security,
+                outbox_dir,
+                smtp_timeout,
+            }),
+            _ => Err(SettingsError(problems)),
+        }
+    }
+
+    /// Reads the settings from the process environment.
+    pub fn from_env() -> Result<Self, SettingsError> {
+        Self::load(|name| std::env::var(name).ok())
+    }
+
+    /// Things worth a warning at start-up: they work, but probably not as the user wants.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.smtp_url.is_none() {
+            warnings.push(format!(
+                "SMTP_URL is not set: mail is written as .eml files to {}",
+                self.outbox_dir.display()
+            ));
+        }
+        if self.owners.is_empty() {
+            warnings.push("OWNER_EMAILS is empty: expiry mails will be skipped".to_owned());
+        }
+        if self.security.is_empty() {
+            warnings
+                .push("SECURITY_EMAILS is empty: access policy alerts will be skipped".to_owned());
+        }
+        warnings
+    }
+}
+
+/// Reads `Values` from a `local.settings.json` file, as `func start` does, with the process
+/// environment taking precedence. A missing file yields the environment alone.
+pub fn local_settings(path: &Path) -> anyhow::Result<HashMap<String, String>> {
+    let mut values = HashMap::new();
+    if path.exists() {
+        let text = std::fs::read_to_string(path)?;
+        let json: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{}: not valid JSON: {e}", path.display()))?;
+        if let Some(map) = json.get("Values").and_then(|v| v.as_object()) {
+            for (key, value) in map {
+                let text = match value {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                values.insert(key.clone(), text);
+            }
+        }
+    }
+    values.extend(std::env::vars());
+    Ok(values)
+}
+
+fn default_sender() -> Mailbox {
+    Mailbox::new(
+        None,
+        "kv-notify@localhost"
+            .parse()
+            .expect("a valid literal address"),
+    )
+}
+
+fn parse_mailbox(setting: &str, raw: &str, problems: &mut Vec<String>) -> Option<Mailbox> {
+    match raw.parse::<Mailbox>() {
+        Ok(mailbox) => Some(mailbox),
+        Err(_) => {
+            problems.push(format!(
+                "{setting}: {raw:?} is not an email address (expected name@example.com or \"Name <name@example.com>\")"
+            ));
+            None
+        }
+    }
+}
+
+fn parse_mailboxes(setting: &str, raw: Option<String>, problems: &mut Vec<String>) -> Vec<Mailbox> {
+    let raw = raw.unwrap_or_default();
+    let mut mailboxes: Vec<Mailbox> = Vec::new();
+    for entry in raw
+        .split([',', ';'])
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+    {
+        if let Some(mailbox) = parse_mailbox(setting, entry, problems) {
+            if !mailboxes.iter().any(|m| m.email == mailbox.email) {
+                mailboxes.push(mailbox);
+            }
+        }
+    }
+    mailboxes
+}
+
+fn parse_seconds(setting: &str, raw: Option<String>, problems: &mut Vec<String>) -> Duration {
+    let default = Duration::from_secs(DEFAULT_SMTP_TIMEOUT_SECS);
+    let Some(raw) = raw else { return default };
+    match raw.parse::<f64>() {
+        Ok(secs) if secs > 0.0 && secs <= 300.0 => Duration::from_secs_f64(secs),
+        _ => {
+            problems.push(format!(
+                "{setting}: {raw:?} is not a number of seconds between 0 and 300"
+            ));
+            default
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(pairs: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::load(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_need_no_settings_at_all() {
+        let settings = load(&[]).expect("defaults are valid");
+        assert_eq!(settings.mail_from.email.to_string(), "kv-notify@localhost");
+        assert_eq!(settings.outbox_dir, PathBuf::from("outbox"));
+        assert!(settings.owners.is_empty());
+        assert_eq!(settings.warnings().len(), 3);
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let err = load(&[
+            ("MAIL_FROM", "not an address"),
+            ("OWNER_EMAILS", "a@contoso.com, nope"),
+            ("SECURITY_EMAILS", "@@"),
+            ("SMTP_URL", "ftp://secret-password@x"),
+            ("SMTP_TIMEOUT_SECS", "-1"),
+        ])
+        .expect_err("five bad settings");
+        assert_eq!(err.0.len(), 5, "{err}");
+        assert!(!err.to_string().contains("secret-password"));
+    }
+
+    #[test]
+    fn recipient_lists_accept_commas_semicolons_and_display_names() {
+        let settings = load(&[(
+            "OWNER_EMAILS",
+            "Ann <a@contoso.com>; b@contoso.com,,a@contoso.com",
+        )])
+        .expect("valid list");
+        let emails: Vec<String> = settings
+            .owners
+            .iter()
+            .map(|m| m.email.to_string())
+            .collect();
+        assert_eq!(emails, ["a@contoso.com", "b@contoso.com"]);
+    }
+}
