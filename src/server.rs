@@ -2,7 +2,7 @@
 //! `POST /function-trigger` for invocations.
 //!
 //! Bodies arrive chunked (no `Content-Length`) or sized; both are read through one limit.
-//! Every answer is JSON, and errors become HTTP responses in exactly one place ([`recover`]).
+//! Every answer is JSON, and errors become HTTP responses in exactly one place (`recover`).
 
 use crate::dispatch::Dispatcher;
 use crate::envelope::{self, InvocationResponse, RequestError};

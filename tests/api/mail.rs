@@ -1,0 +1,201 @@
+//! The mails, as a real SMTP server receives them.
+
+use crate::support::*;
+use serde_json::json;
+
+async fn deliver(event: serde_json::Value) -> (SmtpServer, Answer) {
+    let smtp = SmtpServer::start();
+    let settings = mail_settings(&smtp.url());
+    let handler = Handler::start(&pairs(&settings)).await;
+    let answer = handler.invoke(event).await;
+    (smtp, answer)
+}
+
+#[tokio::test]
+async fn near_expiry_is_one_mail_to_all_owners_with_days_left_in_the_subject() {
+    let (smtp, answer) = deliver(event_grid("SecretNearExpiry", "db-password", Some(29))).await;
+
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.statuses(), ["sent"]);
+    let mails = smtp.messages();
+    assert_eq!(mails.len(), 1);
+    let mail = &mails[0];
+    assert_eq!(
+        mail.subject(),
+        "Secret db-password in prod-kv expires in 29 days"
+    );
+    assert_eq!(mail.rcpt_to(), ["owner1@contoso.com", "owner2@contoso.com"]);
+    let to = mail.header("To").expect("To");
+    assert!(
+        to.contains("owner1@contoso.com") && to.contains("owner2@contoso.com"),
+        "{to}"
+    );
+    assert!(
+        mail.header("From")
+            .is_some_and(|f| f.contains("kv-notify@contoso.com"))
+    );
+}
+
+#[tokio::test]
+async fn the_mail_has_text_and_html_parts_with_every_fact_and_the_next_steps() {
+    let (smtp, _) = deliver(event_grid("KeyNearExpiry", "token-signing", Some(12))).await;
+
+    let mail = &smtp.messages()[0];
+    assert_eq!(mail.parsed().ctype.mimetype, "multipart/alternative");
+    // minijinja escapes `/` as `&#x2f;` in HTML, which browsers and mail clients decode.
+    for part in [mail.text(), mail.html().replace("&#x2f;", "/")] {
+        for fact in [
+            "token-signing",
+            "prod-kv",
+            "0123456789abcdef",
+            "12 days left",
+            "UTC",
+            "Not before",
+            "Event time",
+        ] {
+            assert!(part.contains(fact), "{fact} missing from:\n{part}");
+        }
+        assert!(
+            part.contains("https://portal.azure.com/#@/resource/subscriptions/"),
+            "portal link"
+        );
+        assert!(
+            part.contains("Create a new version of Key token-signing"),
+            "next step"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_html_part_is_self_contained_and_styled_inline() {
+    let (smtp, _) = deliver(event_grid("CertificateNearExpiry", "www", Some(5))).await;
+
+    let html = smtp.messages()[0].html();
+    assert!(html.contains("style=\""));
+    for forbidden in ["<script", "<img", "<link", "<style"] {
+        assert!(!html.contains(forbidden), "{forbidden} in the HTML");
+    }
+}
+
+#[tokio::test]
+async fn expired_mail_is_marked_as_expired_and_counts_days_since() {
+    let (smtp, answer) = deliver(event_grid("CertificateExpired", "api-cert", Some(-4))).await;
+
+    assert_eq!(answer.statuses(), ["sent"]);
+    let mail = &smtp.messages()[0];
+    assert_eq!(
+        mail.subject(),
+        "EXPIRED: Certificate api-cert in prod-kv expired 3 days ago"
+    );
+    assert!(mail.html().contains("Expired"));
+}
+
+#[tokio::test]
+async fn access_policy_change_alerts_only_the_security_contacts() {
+    let (smtp, answer) = deliver(event_grid("VaultAccessPolicyChanged", "prod-kv", None)).await;
+
+    assert_eq!(answer.statuses(), ["sent"]);
+    let mail = &smtp.messages()[0];
+    assert_eq!(mail.rcpt_to(), ["secops@contoso.com"]);
+    assert_eq!(
+        mail.subject(),
+        "Security alert: Access policy changed on vault prod-kv"
+    );
+}
+
+#[tokio::test]
+async fn a_new_version_is_recorded_and_sends_no_mail() {
+    let (smtp, answer) = deliver(event_grid("SecretNewVersionCreated", "rotated", None)).await;
+
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.events()[0]["type"], "SecretNewVersionCreated");
+    assert_eq!(answer.events()[0]["actions"], json!([]));
+    assert!(
+        answer.json()["Logs"][0]
+            .as_str()
+            .is_some_and(|l| l.contains("recorded"))
+    );
+    assert!(smtp.messages().is_empty());
+}
+
+#[tokio::test]
+async fn markup_in_names_is_escaped_in_the_html() {
+    let mut event = event_grid("SecretNearExpiry", "x", Some(9));
+    event["data"]["ObjectName"] = json!("<script>alert(1)</script>");
+    event["data"]["VaultName"] = json!("kv\"><img src=x>");
+
+    let (smtp, answer) = deliver(event).await;
+
+    assert_eq!(answer.statuses(), ["sent"]);
+    let html = smtp.messages()[0].html();
+    assert!(!html.contains("<script>alert(1)</script>"));
+    assert!(!html.contains("<img src=x>"));
+    assert!(html.contains("&lt;script&gt;"));
+}
+
+#[tokio::test]
+async fn line_breaks_in_names_add_no_header_and_no_recipient() {
+    let mut event = event_grid("SecretNearExpiry", "x", Some(9));
+    event["data"]["ObjectName"] = json!("db\r\nBcc: attacker@evil.example\r\nX-Injected: yes");
+    event["data"]["VaultName"] = json!("kv\nTo: attacker@evil.example");
+
+    let (smtp, answer) = deliver(event).await;
+
+    assert_eq!(answer.statuses(), ["sent"]);
+    let mail = &smtp.messages()[0];
+    assert_eq!(mail.rcpt_to(), ["owner1@contoso.com", "owner2@contoso.com"]);
+    assert!(mail.headers_named("X-Injected").is_empty());
+    assert!(mail.headers_named("Bcc").is_empty());
+    assert_eq!(mail.headers_named("To").len(), 1);
+    assert!(!mail.header("To").unwrap_or_default().contains("evil"));
+    assert!(
+        mail.subject().contains("Bcc: attacker"),
+        "the name stays visible, on one line"
+    );
+}
+
+#[tokio::test]
+async fn without_recipients_the_action_is_skipped_with_a_reason() {
+    let smtp = SmtpServer::start();
+    let handler = Handler::start(&[("SMTP_URL", &smtp.url())]).await;
+
+    let answer = handler
+        .invoke(event_grid("KeyNearExpiry", "k", Some(3)))
+        .await;
+
+    assert_eq!(answer.status, 200);
+    let action = &answer.events()[0]["actions"][0];
+    assert_eq!(action["status"], "skipped");
+    assert!(
+        action["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("OWNER_EMAILS"))
+    );
+    assert!(smtp.messages().is_empty());
+}
+
+#[tokio::test]
+async fn without_smtp_the_mail_is_written_to_the_outbox() {
+    let outbox = tempfile::tempdir().expect("temp dir");
+    let settings = [
+        ("OUTBOX_DIR", outbox.path().to_str().expect("utf-8")),
+        ("OWNER_EMAILS", "a@contoso.com"),
+    ];
+    let handler = Handler::start(&settings).await;
+
+    let answer = handler
+        .invoke(event_grid("SecretExpired", "old", Some(-2)))
+        .await;
+
+    assert_eq!(answer.statuses(), ["sent"]);
+    let files: Vec<_> = std::fs::read_dir(outbox.path())
+        .expect("outbox")
+        .flatten()
+        .collect();
+    assert_eq!(files.len(), 1);
+    let raw = std::fs::read_to_string(files[0].path()).expect("eml");
+    assert!(
+        raw.contains("Subject: EXPIRED: Secret old in prod-kv"),
+        "{raw}"
+    );
+}

@@ -1,0 +1,11 @@
+//! Black-box tests: the real `kv-notify` binary, started the way the Azure Functions host
+//! starts it, with a real SMTP server receiving its mail.
+
+mod bad_input;
+mod eventgrid;
+mod events;
+mod mail;
+mod protocol;
+mod replay;
+mod smtp_failures;
+mod support;

@@ -1,0 +1,174 @@
+//! The custom-handler protocol, as the Functions host speaks it.
+
+use crate::support::*;
+use serde_json::json;
+
+#[test]
+fn host_json_runs_the_release_binary_and_the_function_binds_event_grid() {
+    let app = FunctionApp::load();
+    assert_eq!(app.executable, app_root().join("target/release/kv-notify"));
+    let binding = &app.functions["function-trigger"];
+    assert_eq!(binding["type"], "eventGridTrigger");
+    assert_eq!(binding["name"], "event");
+    assert_eq!(binding["direction"], "in");
+    assert_eq!(app.functions.len(), 1);
+}
+
+#[test]
+fn local_settings_name_the_custom_runtime_and_development_storage() {
+    let text = std::fs::read_to_string(app_root().join("local.settings.json"))
+        .expect("local.settings.json");
+    let values = serde_json::from_str::<serde_json::Value>(&text).expect("JSON")["Values"].clone();
+    assert_eq!(values["FUNCTIONS_WORKER_RUNTIME"], "custom");
+    assert_eq!(values["AzureWebJobsStorage"], "UseDevelopmentStorage=true");
+    for setting in ["MAIL_FROM", "OWNER_EMAILS", "SECURITY_EMAILS", "OUTBOX_DIR"] {
+        assert!(
+            values[setting].is_string(),
+            "{setting} has an example value"
+        );
+    }
+}
+
+#[tokio::test]
+async fn readiness_probe_gets_a_json_answer() {
+    let handler = Handler::start(&[]).await;
+    let answer = handler.post_sized("/", Vec::new()).await;
+    assert_ne!(answer.status, 0);
+    let ready = reqwest::get(handler.url("/")).await.expect("GET /");
+    assert_eq!(ready.status(), 200);
+}
+
+#[tokio::test]
+async fn the_httpworker_port_is_used_when_the_custom_handler_port_is_absent() {
+    let handler = Handler::start_with_port_var(&[], "FUNCTIONS_HTTPWORKER_PORT").await;
+    let answer = handler
+        .invoke(event_grid("SecretNewVersionCreated", "s", None))
+        .await;
+    assert_eq!(answer.status, 200);
+}
+
+#[tokio::test]
+async fn every_answer_is_json_with_outputs_logs_and_return_value() {
+    let handler = Handler::start(&[]).await;
+    let event = event_grid("KeyNewVersionCreated", "signing-key", Some(400));
+    let id = event["id"].clone();
+
+    let answer = handler.invoke(event).await;
+
+    assert_eq!(answer.status, 200);
+    assert!(
+        answer.content_type.starts_with("application/json"),
+        "{}",
+        answer.content_type
+    );
+    let body = answer.json();
+    assert_eq!(body["Outputs"], json!({}));
+    assert!(body["Logs"].as_array().is_some_and(|l| !l.is_empty()));
+    let reported = &body["ReturnValue"]["events"][0];
+    assert_eq!(reported["id"], id);
+    assert_eq!(reported["type"], "KeyNewVersionCreated");
+    assert_eq!(reported["vault"], "prod-kv");
+    assert_eq!(reported["objectType"], "Key");
+    assert_eq!(reported["object"], "signing-key");
+    assert_eq!(reported["version"], "0123456789abcdef");
+    assert!(
+        reported["expires"]
+            .as_str()
+            .is_some_and(|e| e.ends_with('Z'))
+    );
+    assert_eq!(reported["actions"], json!([]));
+}
+
+#[tokio::test]
+async fn an_event_passed_as_a_json_string_is_accepted() {
+    let handler = Handler::start(&[]).await;
+    let event = event_grid("SecretNewVersionCreated", "s", None);
+
+    let answer = handler.invoke(json!(event.to_string())).await;
+
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.events()[0]["id"], event["id"]);
+}
+
+#[tokio::test]
+async fn a_json_string_holding_a_batch_reports_every_event() {
+    let handler = Handler::start(&[]).await;
+    let batch = json!([
+        event_grid("SecretNewVersionCreated", "a", None),
+        event_grid("KeyNewVersionCreated", "b", None),
+        cloud_event("CertificateNewVersionCreated", "c", None),
+    ]);
+
+    let answer = handler.invoke(json!(batch.to_string())).await;
+
+    assert_eq!(answer.status, 200);
+    let objects: Vec<_> = answer
+        .events()
+        .iter()
+        .map(|e| e["object"].clone())
+        .collect();
+    assert_eq!(objects, [json!("a"), json!("b"), json!("c")]);
+}
+
+#[tokio::test]
+async fn a_sized_body_works_like_a_chunked_one() {
+    let handler = Handler::start(&[]).await;
+    let body =
+        json!({"Data": {"event": event_grid("KeyNewVersionCreated", "k", None)}, "Metadata": {}});
+
+    let answer = handler
+        .post_sized("/function-trigger", body.to_string().into_bytes())
+        .await;
+
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.events().len(), 1);
+}
+
+#[tokio::test]
+async fn an_unknown_function_is_a_json_404() {
+    let handler = Handler::start(&[]).await;
+
+    let answer = handler
+        .post_chunked("/other-function", b"{}".to_vec())
+        .await;
+
+    assert_eq!(answer.status, 404);
+    assert!(
+        answer.json()["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("other-function"))
+    );
+}
+
+#[tokio::test]
+async fn invalid_settings_stop_start_up_listing_every_problem() {
+    let (mut handler, _) = Handler::spawn(
+        &[
+            ("MAIL_FROM", "nobody"),
+            ("OWNER_EMAILS", "a@b.com, broken"),
+            ("SMTP_TIMEOUT_SECS", "zero"),
+        ],
+        "FUNCTIONS_CUSTOMHANDLER_PORT",
+    );
+
+    let status = handler
+        .wait_exit(std::time::Duration::from_secs(10))
+        .expect("the handler exits");
+
+    assert!(!status.success());
+    let output = handler.output();
+    for setting in ["MAIL_FROM", "OWNER_EMAILS", "SMTP_TIMEOUT_SECS"] {
+        assert!(output.contains(setting), "{setting} missing from: {output}");
+    }
+}
+
+#[tokio::test]
+async fn start_up_says_where_mail_goes_without_smtp_and_warns_about_missing_recipients() {
+    let outbox = tempfile::tempdir().expect("temp dir");
+    let handler = Handler::start(&[("OUTBOX_DIR", outbox.path().to_str().expect("utf-8"))]).await;
+
+    let output = handler.output();
+
+    assert!(output.contains("SMTP_URL is not set"), "{output}");
+    assert!(output.contains("OWNER_EMAILS is empty"), "{output}");
+}

@@ -1,0 +1,9 @@
+//! The test harness: a Functions host emulation, a real SMTP server, and event builders.
+
+pub mod events;
+pub mod host;
+pub mod smtp;
+
+pub use events::*;
+pub use host::*;
+pub use smtp::*;

@@ -1,0 +1,64 @@
+"""A real SMTP server for the test suite, built on aiosmtpd.
+
+Messages are stored one file per message in DIR/new (Maildir), with X-MailFrom and X-RcptTo
+headers, exactly like `python3 -m aiosmtpd -c aiosmtpd.handlers.Mailbox DIR`. Options make it
+misbehave on purpose:
+
+  --reject-rcpt ADDR   answer 550 to RCPT TO:<ADDR> (a permanent refusal)
+  --tempfail-data      answer 451 to DATA (a temporary failure)
+  --fail-data-code N   answer N to DATA (e.g. 554)
+"""
+
+import argparse
+import asyncio
+import os
+import signal
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Mailbox
+
+
+class Handler(Mailbox):
+    def __init__(self, maildir, reject_rcpt, data_code):
+        super().__init__(maildir)
+        self.reject_rcpt = {a.lower() for a in reject_rcpt}
+        self.data_code = data_code
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.lower() in self.reject_rcpt:
+            return "550 5.1.1 mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.data_code:
+            return f"{self.data_code} refused by test server"
+        return await super().handle_DATA(server, session, envelope)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("port", type=int)
+    parser.add_argument("maildir")
+    parser.add_argument("--reject-rcpt", action="append", default=[])
+    parser.add_argument("--tempfail-data", action="store_true")
+    parser.add_argument("--fail-data-code", type=int, default=0)
+    args = parser.parse_args()
+    for sub in ("tmp", "new", "cur"):
+        os.makedirs(os.path.join(args.maildir, sub), exist_ok=True)
+    code = 451 if args.tempfail_data else args.fail_data_code
+    controller = Controller(
+        Handler(args.maildir, args.reject_rcpt, code), hostname="127.0.0.1", port=args.port
+    )
+    controller.start()
+    print("ready", flush=True)
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.run_until_complete(stop.wait())
+    controller.stop()
+
+
+if __name__ == "__main__":
+    main()
