@@ -5,9 +5,11 @@
 //! Key Vault event; [`dispatch`] decides and performs the actions ([`mail`], [`mailer`]); the
 //! outcome goes back to the host as a [`report`].
 
+pub mod delivery;
 pub mod dispatch;
 pub mod envelope;
 pub mod event;
+pub mod ledger;
 pub mod mail;
 pub mod mailer;
 pub mod replay;

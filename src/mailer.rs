@@ -1,13 +1,15 @@
 //! Delivers messages: through a pooled SMTP transport when `SMTP_URL` is set, else as `.eml`
 //! files in the outbox directory.
 //!
-//! Failures are classified for the caller: [`SendError::Retryable`] means a later delivery may
-//! succeed (the invocation should fail so Event Grid redelivers), [`SendError::Permanent`] means
-//! no retry will help. Error text never contains the connection URL, which may hold a password.
+//! Failures are classified for the caller ([`SendError`]): a transient one means a later
+//! delivery may succeed (the invocation should fail so Event Grid redelivers), a permanent one
+//! means no retry will help. Error text never contains the connection URL, which may hold a
+//! password.
 
 use crate::settings::Settings;
+use lettre::address::Envelope;
 use lettre::transport::smtp::{self, PoolConfig};
-use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use secrecy::ExposeSecret;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -19,25 +21,42 @@ const POOL_MAX_SIZE: u32 = 16;
 #[derive(Clone)]
 pub enum Mailer {
     /// A pooled SMTP connection.
-    Smtp {
-        /// The transport.
-        transport: AsyncSmtpTransport<Tokio1Executor>,
-        /// Bound on one whole send.
-        timeout: Duration,
-    },
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
     /// `.eml` files in a directory.
     Outbox(PathBuf),
 }
 
 /// Why a message was not delivered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SendError {
-    /// The server was unreachable, slow, or answered 4xx: a later attempt may succeed.
-    #[error("{0}")]
-    Retryable(String),
-    /// The server refused the message for good (5xx), or it could not be written.
-    #[error("{0}")]
-    Permanent(String),
+#[error("{reason}")]
+pub struct SendError {
+    /// What happened, for results and logs (no credentials).
+    pub reason: String,
+    /// The server refused for good (5xx): no retry will help.
+    pub permanent: bool,
+    /// The server answered with a status code (as opposed to a connection failure or a
+    /// timeout): the refusal may concern one recipient only.
+    pub answered: bool,
+}
+
+impl SendError {
+    /// A failure a later attempt may fix.
+    pub fn transient(reason: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+            permanent: false,
+            answered: false,
+        }
+    }
+
+    /// A failure no retry will fix.
+    pub fn permanent(reason: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+            permanent: true,
+            answered: false,
+        }
+    }
 }
 
 impl Mailer {
@@ -51,10 +70,7 @@ impl Mailer {
             .timeout(Some(settings.smtp_timeout))
             .pool_config(PoolConfig::new().max_size(POOL_MAX_SIZE))
             .build();
-        Ok(Self::Smtp {
-            transport,
-            timeout: settings.smtp_timeout,
-        })
+        Ok(Self::Smtp(transport))
     }
 
     /// A short description for the start-up log, without credentials.
@@ -65,33 +81,43 @@ impl Mailer {
         }
     }
 
-    /// Delivers one message.
-    pub async fn send(&self, message: Message) -> Result<(), SendError> {
-        match self {
-            Self::Smtp { transport, timeout } => {
-                match tokio::time::timeout(*timeout, transport.send(message)).await {
-                    Ok(Ok(_)) => Ok(()),
-                    Ok(Err(err)) => Err(classify(&err)),
-                    Err(_) => Err(SendError::Retryable(format!(
-                        "smtp send timed out after {:.1} s",
-                        timeout.as_secs_f64()
-                    ))),
-                }
+    /// Delivers a formatted message to the envelope's recipients, giving up after `timeout`.
+    pub async fn send(
+        &self,
+        envelope: &Envelope,
+        raw: &[u8],
+        timeout: Duration,
+    ) -> Result<(), SendError> {
+        let sending = async {
+            match self {
+                Self::Smtp(transport) => transport
+                    .send_raw(envelope, raw)
+                    .await
+                    .map(drop)
+                    .map_err(|e| classify(&e)),
+                Self::Outbox(dir) => write_outbox(dir, envelope, raw).await,
             }
-            Self::Outbox(dir) => write_outbox(dir, message).await,
-        }
+        };
+        tokio::time::timeout(timeout, sending)
+            .await
+            .unwrap_or_else(|_| {
+                Err(SendError::transient(format!(
+                    "smtp send timed out after {:.1} s",
+                    timeout.as_secs_f64()
+                )))
+            })
     }
 }
 
-async fn write_outbox(dir: &PathBuf, message: Message) -> Result<(), SendError> {
+async fn write_outbox(dir: &PathBuf, envelope: &Envelope, raw: &[u8]) -> Result<(), SendError> {
     tokio::fs::create_dir_all(dir).await.map_err(|e| {
-        SendError::Retryable(format!("cannot create outbox {}: {e}", dir.display()))
+        SendError::transient(format!("cannot create outbox {}: {e}", dir.display()))
     })?;
     AsyncFileTransport::<Tokio1Executor>::new(dir)
-        .send(message)
+        .send_raw(envelope, raw)
         .await
         .map(drop)
-        .map_err(|e| SendError::Retryable(format!("cannot write to outbox {}: {e}", dir.display())))
+        .map_err(|e| SendError::transient(format!("cannot write to outbox {}: {e}", dir.display())))
 }
 
 /// Sorts an SMTP error into retry or give up. Only a 5xx reply is final: everything else
@@ -103,10 +129,10 @@ fn classify(err: &smtp::Error) -> SendError {
         (Some(code), _) => format!("smtp server answered {code}: {}", first_line(err)),
         (None, _) => format!("smtp: {}", first_line(err)),
     };
-    if err.is_permanent() {
-        SendError::Permanent(text)
-    } else {
-        SendError::Retryable(text)
+    SendError {
+        reason: text,
+        permanent: err.is_permanent(),
+        answered: code.is_some(),
     }
 }
 

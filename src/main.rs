@@ -4,6 +4,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use kv_notify::dispatch::Dispatcher;
+use kv_notify::ledger::{Ledger, RedbLedger};
 use kv_notify::settings::{self, Settings};
 use kv_notify::{replay, server};
 use std::path::{Path, PathBuf};
@@ -13,6 +14,9 @@ use std::time::Duration;
 
 /// How long in-flight invocations may take to finish after SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// How often expired ledger entries are deleted.
+const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
 
 #[derive(Parser)]
 #[command(version, about = "Key Vault event alerts for Azure Functions")]
@@ -60,7 +64,10 @@ async fn serve() -> anyhow::Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
-    let dispatcher = Arc::new(start(settings)?);
+    let ledger = RedbLedger::open(&settings.ledger_path)?;
+    tracing::info!(path = %settings.ledger_path.display(), "ledger open");
+    let dispatcher = Arc::new(start(settings, Arc::new(ledger))?);
+    tokio::spawn(purge_periodically(dispatcher.clone()));
     tracing::info!(port, "listening");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(server::run(listener, dispatcher, async {
@@ -79,7 +86,8 @@ async fn replay_files(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
     init_tracing("warn");
     let values = settings::local_settings(Path::new("local.settings.json"))?;
     let settings = Settings::load(|name| values.get(name).cloned())?;
-    let dispatcher = start(settings)?;
+    // Each replay starts from an empty ledger, so running it again shows the same outcome.
+    let dispatcher = start(settings, Arc::new(RedbLedger::in_memory()))?;
     let ok = replay::replay(&dispatcher, files).await?;
     Ok(if ok {
         ExitCode::SUCCESS
@@ -89,13 +97,22 @@ async fn replay_files(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
 }
 
 /// Logs the start-up warnings and builds the dispatcher.
-fn start(settings: Settings) -> anyhow::Result<Dispatcher> {
+fn start(settings: Settings, ledger: Arc<dyn Ledger>) -> anyhow::Result<Dispatcher> {
     for warning in settings.warnings() {
         tracing::warn!("{warning}");
     }
-    let dispatcher = Dispatcher::new(settings)?;
+    let dispatcher = Dispatcher::new(settings, ledger)?;
     tracing::info!(mail = %dispatcher.mailer().describe(), "ready");
     Ok(dispatcher)
+}
+
+/// Keeps the ledger within its retention period: once at start-up, then hourly.
+async fn purge_periodically(dispatcher: Arc<Dispatcher>) {
+    let mut every_hour = tokio::time::interval(PURGE_INTERVAL);
+    loop {
+        every_hour.tick().await;
+        dispatcher.purge_ledger().await;
+    }
 }
 
 fn init_tracing(default: &str) {

@@ -12,9 +12,15 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Default SMTP connect/command timeout: bounded so an invocation answers well inside
-/// Event Grid's 30 s.
-const DEFAULT_SMTP_TIMEOUT_SECS: u64 = 10;
+/// Default SMTP connect/command timeout.
+const DEFAULT_SMTP_TIMEOUT_SECS: f64 = 10.0;
+
+/// Default bound on a whole invocation: well inside the 30 s Event Grid waits before it
+/// counts a delivery as failed and sends it again.
+const DEFAULT_DEADLINE_SECS: f64 = 20.0;
+
+/// Default ledger retention: longer than Event Grid's 24 h retry window.
+const DEFAULT_RETENTION_DAYS: f64 = 7.0;
 
 /// Validated app settings.
 #[derive(Debug, Clone)]
@@ -31,6 +37,12 @@ pub struct Settings {
     pub outbox_dir: PathBuf,
     /// Bound on each SMTP connect and command, and on one whole send.
     pub smtp_timeout: Duration,
+    /// Bound on a whole invocation; actions still running then are reported failed.
+    pub deadline: Duration,
+    /// The ledger file.
+    pub ledger_path: PathBuf,
+    /// How long ledger entries are kept.
+    pub retention: Duration,
 }
 
 /// Every problem found in the settings, reported together.
@@ -72,9 +84,28 @@ impl Settings {
         };
         let owners = parse_mailboxes("OWNER_EMAILS", get("OWNER_EMAILS"), &mut problems);
         let security = parse_mailboxes("SECURITY_EMAILS", get("SECURITY_EMAILS"), &mut problems);
-        let smtp_timeout =
-            parse_seconds("SMTP_TIMEOUT_SECS", get("SMTP_TIMEOUT_SECS"), &mut problems);
+        let smtp_timeout = parse_number(
+            "SMTP_TIMEOUT_SECS",
+            get("SMTP_TIMEOUT_SECS"),
+            (DEFAULT_SMTP_TIMEOUT_SECS, 300.0),
+            &mut problems,
+        );
+        let deadline = parse_number(
+            "DEADLINE_SECS",
+            get("DEADLINE_SECS"),
+            (DEFAULT_DEADLINE_SECS, 300.0),
+            &mut problems,
+        );
+        let retention_days = parse_number(
+            "LEDGER_RETENTION_DAYS",
+            get("LEDGER_RETENTION_DAYS"),
+            (DEFAULT_RETENTION_DAYS, 3650.0),
+            &mut problems,
+        );
         let outbox_dir = PathBuf::from(get("OUTBOX_DIR").unwrap_or_else(|| "outbox".to_owned()));
+        let ledger_path = get("LEDGER_PATH")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| default_ledger_path(get("HOME")));
         match (mail_from, problems.is_empty()) {
             (Some(mail_from), true) => Ok(Self {
                 smtp_url,
@@ -82,7 +113,10 @@ impl Settings {
                 owners,
                 security,
                 outbox_dir,
-                smtp_timeout,
+                smtp_timeout: Duration::from_secs_f64(smtp_timeout),
+                deadline: Duration::from_secs_f64(deadline),
+                ledger_path,
+                retention: Duration::from_secs_f64(retention_days * 86_400.0),
             }),
             _ => Err(SettingsError(problems)),
         }
@@ -173,14 +207,28 @@ fn parse_mailboxes(setting: &str, raw: Option<String>, problems: &mut Vec<String
     mailboxes
 }
 
-fn parse_seconds(setting: &str, raw: Option<String>, problems: &mut Vec<String>) -> Duration {
-    let default = Duration::from_secs(DEFAULT_SMTP_TIMEOUT_SECS);
+/// The ledger's home: `$HOME/data/kv-notify` (persistent storage on a function app), else
+/// `./data`.
+fn default_ledger_path(home: Option<String>) -> PathBuf {
+    match home {
+        Some(home) => Path::new(&home).join("data/kv-notify/ledger.redb"),
+        None => PathBuf::from("data/ledger.redb"),
+    }
+}
+
+/// Parses a positive number up to `max`, or returns `default` when unset.
+fn parse_number(
+    setting: &str,
+    raw: Option<String>,
+    (default, max): (f64, f64),
+    problems: &mut Vec<String>,
+) -> f64 {
     let Some(raw) = raw else { return default };
     match raw.parse::<f64>() {
-        Ok(secs) if secs > 0.0 && secs <= 300.0 => Duration::from_secs_f64(secs),
+        Ok(n) if n > 0.0 && n <= max => n,
         _ => {
             problems.push(format!(
-                "{setting}: {raw:?} is not a number of seconds between 0 and 300"
+                "{setting}: {raw:?} is not a number above 0 and at most {max}"
             ));
             default
         }
@@ -204,6 +252,8 @@ mod tests {
         let settings = load(&[]).expect("defaults are valid");
         assert_eq!(settings.mail_from.email.to_string(), "kv-notify@localhost");
         assert_eq!(settings.outbox_dir, PathBuf::from("outbox"));
+        assert_eq!(settings.ledger_path, PathBuf::from("data/ledger.redb"));
+        assert_eq!(settings.retention, Duration::from_secs(7 * 86_400));
         assert!(settings.owners.is_empty());
         assert_eq!(settings.warnings().len(), 3);
     }
@@ -220,6 +270,15 @@ mod tests {
         .expect_err("five bad settings");
         assert_eq!(err.0.len(), 5, "{err}");
         assert!(!err.to_string().contains("secret-password"));
+    }
+
+    #[test]
+    fn the_ledger_lives_under_home_when_home_is_set() {
+        let settings = load(&[("HOME", "/home")]).expect("valid");
+        assert_eq!(
+            settings.ledger_path,
+            PathBuf::from("/home/data/kv-notify/ledger.redb")
+        );
     }
 
     #[test]

@@ -128,6 +128,8 @@ pub struct Handler {
     client: reqwest::Client,
     invocations: AtomicUsize,
     app: FunctionApp,
+    /// The ledger's directory when the test did not choose one.
+    _ledger_dir: Option<tempfile::TempDir>,
 }
 
 impl Handler {
@@ -164,6 +166,11 @@ impl Handler {
         for (key, value) in settings {
             command.env(key, value);
         }
+        let ledger_dir = (!settings.iter().any(|(k, _)| *k == "LEDGER_PATH")).then(|| {
+            let dir = tempfile::tempdir().expect("temp dir");
+            command.env("LEDGER_PATH", dir.path().join("ledger.redb"));
+            dir
+        });
         let started = Instant::now();
         let mut child = command.spawn().expect("start the handler binary");
         let output = Arc::new(Mutex::new(String::new()));
@@ -180,6 +187,7 @@ impl Handler {
             client,
             invocations: AtomicUsize::new(0),
             app,
+            _ledger_dir: ledger_dir,
         };
         (handler, started)
     }

@@ -1,0 +1,252 @@
+//! Exactly-once mail delivery: each recipient of an event's mail is one ledger entry, claimed
+//! before sending and completed right after the server's answer.
+//!
+//! One mail goes to every recipient not yet served, all in `To`. If the server refuses it
+//! while answering (a 4xx/5xx, possibly for one bad address), the mail is sent again to each
+//! recipient alone, so one bad address neither blocks the others nor makes them receive it
+//! twice on redelivery.
+//!
+//! The one window where a crash can still duplicate a mail is between the server's final 250
+//! and the ledger write that follows it: the write is the next thing done, and only for the
+//! recipients of that one message.
+
+use crate::ledger::{ActionKey, Claim, Ledger, Outcome};
+use crate::mailer::{Mailer, SendError};
+use crate::report::{ActionReport, ActionStatus};
+use chrono::Utc;
+use lettre::address::{Address, Envelope};
+use lettre::message::Mailbox;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How often a delivery waiting on a concurrent one looks again.
+const BUSY_POLL: Duration = Duration::from_millis(25);
+
+/// What one recipient's delivery came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Fate {
+    Sent,
+    AlreadySent,
+    Refused(String),
+    Retry(String),
+}
+
+/// One mail to deliver, exactly once per recipient.
+pub struct MailJob<'a> {
+    /// The event id the ledger keys on.
+    pub event_id: &'a str,
+    /// Everyone the mail is for (shown in `To`).
+    pub to: &'a [Mailbox],
+    /// The envelope sender.
+    pub from: Address,
+    /// The formatted message, addressed to everyone in its headers; each send narrows the
+    /// envelope to the recipients it is for.
+    pub raw: Vec<u8>,
+    /// When the invocation must answer.
+    pub deadline: Instant,
+}
+
+/// Performs mail jobs against a ledger and a mailer.
+pub struct Delivery<'a> {
+    /// Where outcomes are recorded.
+    pub ledger: &'a dyn Ledger,
+    /// Where mail goes.
+    pub mailer: &'a Mailer,
+    /// Bound on one SMTP send.
+    pub send_timeout: Duration,
+}
+
+impl Delivery<'_> {
+    /// Delivers the job and reports the action.
+    pub async fn deliver(&self, job: MailJob<'_>) -> ActionReport {
+        let mut fates: Vec<(Mailbox, Fate)> = Vec::new();
+        let mut claimed = Vec::new();
+        for mailbox in job.to {
+            match self.claim(job.event_id, mailbox, job.deadline).await {
+                Ok(()) => claimed.push(mailbox.clone()),
+                Err(fate) => fates.push((mailbox.clone(), fate)),
+            }
+        }
+        for (mailbox, result) in self.send_all(&job, &claimed).await {
+            let fate = self.record(job.event_id, &mailbox, result).await;
+            fates.push((mailbox, fate));
+        }
+        summarize(job.to, &fates)
+    }
+
+    /// Claims one recipient, waiting while a concurrent delivery holds it. `Err` carries the
+    /// fate when there is nothing to send.
+    async fn claim(
+        &self,
+        event_id: &str,
+        mailbox: &Mailbox,
+        deadline: Instant,
+    ) -> Result<(), Fate> {
+        let key = key(event_id, mailbox);
+        let lease = self.send_timeout * 2 + Duration::from_secs(30);
+        loop {
+            match self.ledger.claim(&key, Utc::now(), lease).await {
+                Ok(Claim::Acquired) => return Ok(()),
+                Ok(Claim::Done(Outcome::Sent)) => return Err(Fate::AlreadySent),
+                Ok(Claim::Done(Outcome::Refused { reason })) => return Err(Fate::Refused(reason)),
+                Ok(Claim::Busy) if Instant::now() + BUSY_POLL < deadline => {
+                    tokio::time::sleep(BUSY_POLL).await;
+                }
+                Ok(Claim::Busy) => {
+                    return Err(Fate::Retry(
+                        "another delivery of this event is still sending".into(),
+                    ));
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "ledger claim failed");
+                    return Err(Fate::Retry(err.to_string()));
+                }
+            }
+        }
+    }
+
+    /// Sends one mail to all claimed recipients; if the server refuses it, one per recipient.
+    async fn send_all(
+        &self,
+        job: &MailJob<'_>,
+        claimed: &[Mailbox],
+    ) -> Vec<(Mailbox, Result<(), SendError>)> {
+        if claimed.is_empty() {
+            return Vec::new();
+        }
+        let together = self.send(job, claimed).await;
+        match together {
+            Err(err) if err.answered && claimed.len() > 1 => {
+                tracing::warn!(reason = %err, "mail refused; sending to each recipient alone");
+                let mut results = Vec::with_capacity(claimed.len());
+                for mailbox in claimed {
+                    let result = self.send(job, std::slice::from_ref(mailbox)).await;
+                    results.push((mailbox.clone(), result));
+                }
+                results
+            }
+            result => claimed
+                .iter()
+                .map(|m| (m.clone(), result.clone()))
+                .collect(),
+        }
+    }
+
+    async fn send(&self, job: &MailJob<'_>, recipients: &[Mailbox]) -> Result<(), SendError> {
+        let remaining = job.deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(SendError::transient(
+                "the invocation deadline passed before sending",
+            ));
+        }
+        let to = recipients.iter().map(|m| m.email.clone()).collect();
+        let envelope = Envelope::new(Some(job.from.clone()), to)
+            .map_err(|e| SendError::permanent(e.to_string()))?;
+        self.mailer
+            .send(&envelope, &job.raw, remaining.min(self.send_timeout))
+            .await
+    }
+
+    /// Records one recipient's result in the ledger, right after the server's answer.
+    async fn record(
+        &self,
+        event_id: &str,
+        mailbox: &Mailbox,
+        result: Result<(), SendError>,
+    ) -> Fate {
+        let key = key(event_id, mailbox);
+        let (recorded, fate) = match result {
+            Ok(()) => (
+                self.ledger.complete(&key, Outcome::Sent, Utc::now()).await,
+                Fate::Sent,
+            ),
+            Err(err) if err.permanent => {
+                let outcome = Outcome::Refused {
+                    reason: err.reason.clone(),
+                };
+                (
+                    self.ledger.complete(&key, outcome, Utc::now()).await,
+                    Fate::Refused(err.reason),
+                )
+            }
+            Err(err) => (self.ledger.release(&key).await, Fate::Retry(err.reason)),
+        };
+        if let Err(err) = recorded {
+            // The mail's fate is known, but the ledger could not keep it: a redelivery may
+            // repeat the action. Say so loudly; the result still tells the truth.
+            tracing::error!(error = %err, to = %mailbox, "ledger write failed after sending");
+        }
+        fate
+    }
+}
+
+fn key(event_id: &str, mailbox: &Mailbox) -> ActionKey {
+    ActionKey {
+        event_id: event_id.to_owned(),
+        action: "email",
+        target: mailbox.email.to_string().to_lowercase(),
+    }
+}
+
+/// Folds the recipients' fates into one action report.
+fn summarize(to: &[Mailbox], fates: &[(Mailbox, Fate)]) -> ActionReport {
+    let named = |pick: fn(&Fate) -> bool| -> Vec<String> {
+        fates
+            .iter()
+            .filter(|(_, f)| pick(f))
+            .map(|(m, _)| m.email.to_string())
+            .collect()
+    };
+    let first_reason =
+        |pick: fn(&Fate) -> Option<&String>| fates.iter().find_map(|(_, f)| pick(f)).cloned();
+    let retry = named(|f| matches!(f, Fate::Retry(_)));
+    let refused = named(|f| matches!(f, Fate::Refused(_)));
+    let sent = named(|f| matches!(f, Fate::Sent));
+    let earlier = named(|f| matches!(f, Fate::AlreadySent));
+    let (status, reason, retryable) = if !retry.is_empty() {
+        let why = first_reason(|f| {
+            if let Fate::Retry(r) = f {
+                Some(r)
+            } else {
+                None
+            }
+        });
+        let reason = format!(
+            "{} (for {}; a redelivery will retry)",
+            why.unwrap_or_default(),
+            retry.join(", ")
+        );
+        (ActionStatus::Failed, Some(reason), true)
+    } else if !refused.is_empty() {
+        let why = first_reason(|f| {
+            if let Fate::Refused(r) = f {
+                Some(r)
+            } else {
+                None
+            }
+        });
+        let reason = format!(
+            "refused for good for {}: {}",
+            refused.join(", "),
+            why.unwrap_or_default()
+        );
+        (ActionStatus::Failed, Some(reason), false)
+    } else if !sent.is_empty() {
+        let reason = (!earlier.is_empty())
+            .then(|| format!("already sent earlier to {}", earlier.join(", ")));
+        (ActionStatus::Sent, reason, false)
+    } else {
+        (
+            ActionStatus::Duplicate,
+            Some("already sent by an earlier delivery".to_owned()),
+            false,
+        )
+    };
+    ActionReport {
+        action: "email",
+        to: to.iter().map(ToString::to_string).collect(),
+        status,
+        reason,
+        retryable,
+    }
+}

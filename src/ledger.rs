@@ -1,0 +1,127 @@
+//! The action ledger: what makes Event Grid's at-least-once delivery into exactly one mail per
+//! event and recipient, with no lost action.
+//!
+//! Each action target (an event id, an action, a target such as one recipient) goes through a
+//! small state machine: it is **claimed** before acting (a lease, so a crashed holder does not
+//! block it forever), then **completed** with its outcome, or **released** when it failed in a
+//! way a redelivery can fix. A later delivery that finds it completed does nothing.
+//!
+//! [`Ledger`] is the seam for scale-out: the embedded [`RedbLedger`] serves one instance; a
+//! shared store (e.g. Azure Table Storage) implements the same four calls for many.
+
+mod redb_store;
+
+pub use redb_store::RedbLedger;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::time::Duration;
+
+/// Identifies one action on one target for one event.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ActionKey {
+    /// The Event Grid event id.
+    pub event_id: String,
+    /// The action kind, e.g. `email`.
+    pub action: &'static str,
+    /// The target, e.g. one recipient address.
+    pub target: String,
+}
+
+impl fmt::Display for ActionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The unit separator cannot appear in an address or a channel name; event ids are
+        // cleaned of control characters before they get here.
+        write!(
+            f,
+            "{}\u{1f}{}\u{1f}{}",
+            self.event_id, self.action, self.target
+        )
+    }
+}
+
+/// What an earlier delivery did with an action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "lowercase")]
+pub enum Outcome {
+    /// Delivered.
+    Sent,
+    /// Refused for good (e.g. a 5xx for this recipient): retrying would not help.
+    Refused {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The answer to a claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The caller now holds the action and must complete or release it.
+    Acquired,
+    /// An earlier delivery finished it.
+    Done(Outcome),
+    /// Another delivery holds it right now.
+    Busy,
+}
+
+/// The store failed; the action's fate is unknown, so the invocation must be retried.
+#[derive(Debug, thiserror::Error)]
+#[error("ledger: {0}")]
+pub struct LedgerError(pub String);
+
+/// A store of action outcomes. Implementations must make `claim` atomic: of two concurrent
+/// claims of one key, at most one is `Acquired`.
+#[async_trait]
+pub trait Ledger: Send + Sync {
+    /// Claims `key` for `lease` from `now`, unless it is done or held under a live lease.
+    async fn claim(
+        &self,
+        key: &ActionKey,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<Claim, LedgerError>;
+
+    /// Records the outcome of a claimed action.
+    async fn complete(
+        &self,
+        key: &ActionKey,
+        outcome: Outcome,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError>;
+
+    /// Gives a claimed action back, so that a redelivery performs it.
+    async fn release(&self, key: &ActionKey) -> Result<(), LedgerError>;
+
+    /// Deletes entries recorded before `cutoff`; returns how many.
+    async fn purge(&self, cutoff: DateTime<Utc>) -> Result<usize, LedgerError>;
+}
+
+/// One stored entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Entry {
+    /// When the entry was last written; retention counts from here.
+    at: DateTime<Utc>,
+    state: State,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "lowercase")]
+enum State {
+    /// Claimed, until the lease runs out.
+    Claimed { until: DateTime<Utc> },
+    /// Finished.
+    Done { outcome: Outcome },
+}
+
+impl Entry {
+    /// What a claim at `now` finds in this entry.
+    fn claim_at(&self, now: DateTime<Utc>) -> Option<Claim> {
+        match &self.state {
+            State::Done { outcome } => Some(Claim::Done(outcome.clone())),
+            State::Claimed { until } if *until > now => Some(Claim::Busy),
+            State::Claimed { .. } => None,
+        }
+    }
+}

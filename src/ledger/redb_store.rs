@@ -1,0 +1,309 @@
+//! The embedded ledger: a redb file on local disk.
+//!
+//! Every write is its own durable transaction (redb's default: fsync before commit returns),
+//! so a `complete` that returned survives kill -9. redb is synchronous; calls run on tokio's
+//! blocking pool so they never stall the reactor.
+
+use super::{ActionKey, Claim, Entry, Ledger, LedgerError, Outcome, State};
+use async_trait::async_trait;
+use chrono::{DateTime, TimeDelta, Utc};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+const ACTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("actions");
+
+/// Page cache for the ledger: the working set is a few days of keys, tiny.
+const CACHE_BYTES: usize = 4 * 1024 * 1024;
+
+/// A ledger in a redb database.
+#[derive(Clone)]
+pub struct RedbLedger {
+    db: Arc<Database>,
+}
+
+impl RedbLedger {
+    /// Opens (or creates) the ledger file at `path`, creating its directory.
+    pub fn open(path: &Path) -> Result<Self, LedgerError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| LedgerError(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(|e| LedgerError(format!("cannot open {}: {e}", path.display())))?;
+        Self::init(db)
+    }
+
+    /// A ledger in memory: for one-off runs (the replay CLI) and tests.
+    pub fn in_memory() -> Self {
+        let db = Database::builder()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .expect("an in-memory database opens");
+        Self::init(db).expect("an in-memory table is created")
+    }
+
+    fn init(db: Database) -> Result<Self, LedgerError> {
+        let ledger = Self { db: Arc::new(db) };
+        ledger.write(|table| table.get("").map(|_| ()))?;
+        Ok(ledger)
+    }
+
+    /// Runs `f` in one write transaction and commits it.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&mut redb::Table<&str, &[u8]>) -> Result<T, redb::StorageError>,
+    ) -> Result<T, LedgerError> {
+        let txn = self.db.begin_write().map_err(store_error)?;
+        let result = {
+            let mut table = txn.open_table(ACTIONS).map_err(store_error)?;
+            f(&mut table).map_err(store_error)?
+        };
+        txn.commit().map_err(store_error)?;
+        Ok(result)
+    }
+
+    /// Runs blocking ledger work off the async reactor.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Self) -> Result<T, LedgerError> + Send + 'static,
+    ) -> Result<T, LedgerError> {
+        let ledger = self.clone();
+        tokio::task::spawn_blocking(move || f(&ledger))
+            .await
+            .map_err(|e| LedgerError(format!("ledger task failed: {e}")))?
+    }
+
+    fn read(&self, key: &str) -> Result<Option<Entry>, LedgerError> {
+        let txn = self.db.begin_read().map_err(store_error)?;
+        let table = txn.open_table(ACTIONS).map_err(store_error)?;
+        let value = table.get(key).map_err(store_error)?;
+        Ok(value.and_then(|v| decode(v.value())))
+    }
+}
+
+#[async_trait]
+impl Ledger for RedbLedger {
+    async fn claim(
+        &self,
+        key: &ActionKey,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<Claim, LedgerError> {
+        let key = key.to_string();
+        let until = now + TimeDelta::from_std(lease).unwrap_or(TimeDelta::MAX);
+        self.blocking(move |ledger| {
+            // A read first: a redelivery of a finished action costs no disk write.
+            if let Some(claim) = ledger.read(&key)?.and_then(|entry| entry.claim_at(now)) {
+                return Ok(claim);
+            }
+            ledger.write(|table| {
+                let found = table.get(key.as_str())?.and_then(|v| decode(v.value()));
+                if let Some(claim) = found.and_then(|entry| entry.claim_at(now)) {
+                    return Ok(claim);
+                }
+                let entry = Entry {
+                    at: now,
+                    state: State::Claimed { until },
+                };
+                table.insert(key.as_str(), encode(&entry).as_slice())?;
+                Ok(Claim::Acquired)
+            })
+        })
+        .await
+    }
+
+    async fn complete(
+        &self,
+        key: &ActionKey,
+        outcome: Outcome,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        let key = key.to_string();
+        let entry = Entry {
+            at: now,
+            state: State::Done { outcome },
+        };
+        self.blocking(move |ledger| {
+            ledger.write(|table| {
+                table
+                    .insert(key.as_str(), encode(&entry).as_slice())
+                    .map(drop)
+            })
+        })
+        .await
+    }
+
+    async fn release(&self, key: &ActionKey) -> Result<(), LedgerError> {
+        let key = key.to_string();
+        self.blocking(move |ledger| ledger.write(|table| table.remove(key.as_str()).map(drop)))
+            .await
+    }
+
+    async fn purge(&self, cutoff: DateTime<Utc>) -> Result<usize, LedgerError> {
+        self.blocking(move |ledger| {
+            ledger.write(|table| {
+                let mut removed = 0;
+                table.retain(|_, value| {
+                    // Unreadable entries are dropped too: they cannot answer a claim.
+                    let keep = decode(value).is_some_and(|entry| entry.at >= cutoff);
+                    removed += usize::from(!keep);
+                    keep
+                })?;
+                Ok(removed)
+            })
+        })
+        .await
+    }
+}
+
+fn encode(entry: &Entry) -> Vec<u8> {
+    serde_json::to_vec(entry).expect("an entry serialises")
+}
+
+fn decode(bytes: &[u8]) -> Option<Entry> {
+    serde_json::from_slice(bytes).ok()
+}
+
+fn store_error(err: impl Into<redb::Error>) -> LedgerError {
+    LedgerError(err.into().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(target: &str) -> ActionKey {
+        ActionKey {
+            event_id: "e1".into(),
+            action: "email",
+            target: target.into(),
+        }
+    }
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000 + seconds, 0).expect("valid time")
+    }
+
+    const LEASE: Duration = Duration::from_secs(60);
+
+    #[tokio::test]
+    async fn a_completed_action_is_done_for_every_later_claim() {
+        let ledger = RedbLedger::in_memory();
+        assert_eq!(
+            ledger.claim(&key("a"), at(0), LEASE).await.ok(),
+            Some(Claim::Acquired)
+        );
+        ledger
+            .complete(&key("a"), Outcome::Sent, at(1))
+            .await
+            .expect("complete");
+
+        let again = ledger
+            .claim(&key("a"), at(3600), LEASE)
+            .await
+            .expect("claim");
+
+        assert_eq!(again, Claim::Done(Outcome::Sent));
+    }
+
+    #[tokio::test]
+    async fn a_held_claim_is_busy_until_its_lease_runs_out() {
+        let ledger = RedbLedger::in_memory();
+        ledger.claim(&key("a"), at(0), LEASE).await.expect("claim");
+
+        let during = ledger.claim(&key("a"), at(59), LEASE).await.expect("claim");
+        let after = ledger.claim(&key("a"), at(61), LEASE).await.expect("claim");
+
+        assert_eq!((during, after), (Claim::Busy, Claim::Acquired));
+    }
+
+    #[tokio::test]
+    async fn a_released_action_can_be_claimed_again_at_once() {
+        let ledger = RedbLedger::in_memory();
+        ledger.claim(&key("a"), at(0), LEASE).await.expect("claim");
+        ledger.release(&key("a")).await.expect("release");
+
+        assert_eq!(
+            ledger.claim(&key("a"), at(1), LEASE).await.ok(),
+            Some(Claim::Acquired)
+        );
+    }
+
+    #[tokio::test]
+    async fn targets_of_one_event_are_independent() {
+        let ledger = RedbLedger::in_memory();
+        ledger.claim(&key("a"), at(0), LEASE).await.expect("claim");
+        ledger
+            .complete(&key("a"), Outcome::Sent, at(0))
+            .await
+            .expect("complete");
+
+        assert_eq!(
+            ledger.claim(&key("b"), at(0), LEASE).await.ok(),
+            Some(Claim::Acquired)
+        );
+    }
+
+    #[tokio::test]
+    async fn purge_removes_only_entries_older_than_the_cutoff() {
+        let ledger = RedbLedger::in_memory();
+        for (target, time) in [("old", at(0)), ("new", at(100))] {
+            ledger
+                .claim(&key(target), time, LEASE)
+                .await
+                .expect("claim");
+            ledger
+                .complete(&key(target), Outcome::Sent, time)
+                .await
+                .expect("complete");
+        }
+
+        let removed = ledger.purge(at(50)).await.expect("purge");
+
+        assert_eq!(removed, 1);
+        assert_eq!(
+            ledger.claim(&key("old"), at(200), LEASE).await.ok(),
+            Some(Claim::Acquired)
+        );
+        assert_eq!(
+            ledger.claim(&key("new"), at(200), LEASE).await.ok(),
+            Some(Claim::Done(Outcome::Sent))
+        );
+    }
+
+    #[tokio::test]
+    async fn completed_entries_survive_reopening_the_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("ledger.redb");
+        {
+            let ledger = RedbLedger::open(&path).expect("open");
+            ledger.claim(&key("a"), at(0), LEASE).await.expect("claim");
+            ledger
+                .complete(
+                    &key("a"),
+                    Outcome::Refused {
+                        reason: "550".into(),
+                    },
+                    at(0),
+                )
+                .await
+                .expect("complete");
+        }
+        let reopened = RedbLedger::open(&path).expect("reopen");
+
+        let claim = reopened
+            .claim(&key("a"), at(10), LEASE)
+            .await
+            .expect("claim");
+
+        assert_eq!(
+            claim,
+            Claim::Done(Outcome::Refused {
+                reason: "550".into()
+            })
+        );
+    }
+}
