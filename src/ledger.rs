@@ -32,13 +32,9 @@ pub struct ActionKey {
 
 impl fmt::Display for ActionKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The unit separator cannot appear in an address or a channel name; event ids are
-        // cleaned of control characters before they get here.
-        write!(
-            f,
-            "{}\u{1f}{}\u{1f}{}",
-            self.event_id, self.action, self.target
-        )
+        // A JSON array keeps the three parts apart whatever characters an event id holds.
+        let parts = [self.event_id.as_str(), self.action, self.target.as_str()];
+        f.write_str(&serde_json::to_string(&parts).map_err(|_| fmt::Error)?)
     }
 }
 

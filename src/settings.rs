@@ -69,14 +69,14 @@ impl Settings {
         };
         let mut problems = Vec::new();
         let smtp_url = get("SMTP_URL").map(SecretString::from);
-        if let Some(url) = &smtp_url {
-            if AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret()).is_err() {
-                problems.push(
-                    "SMTP_URL is not a valid connection URL: use smtp://user:pass@host:587?tls=required \
-                     or smtps://user:pass@host:465 (the value is not shown: it may hold a password)"
-                        .to_owned(),
-                );
-            }
+        if let Some(url) = &smtp_url
+            && AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret()).is_err()
+        {
+            problems.push(
+                "SMTP_URL is not a valid connection URL: use smtp://user:pass@host:587?tls=required \
+                 or smtps://user:pass@host:465 (the value is not shown: it may hold a password)"
+                    .to_owned(),
+            );
         }
         let mail_from = match get("MAIL_FROM") {
             None => Some(default_sender()),
@@ -198,10 +198,10 @@ fn parse_mailboxes(setting: &str, raw: Option<String>, problems: &mut Vec<String
         .map(str::trim)
         .filter(|e| !e.is_empty())
     {
-        if let Some(mailbox) = parse_mailbox(setting, entry, problems) {
-            if !mailboxes.iter().any(|m| m.email == mailbox.email) {
-                mailboxes.push(mailbox);
-            }
+        if let Some(mailbox) = parse_mailbox(setting, entry, problems)
+            && !mailboxes.iter().any(|m| m.email == mailbox.email)
+        {
+            mailboxes.push(mailbox);
         }
     }
     mailboxes

@@ -4,8 +4,10 @@
 mod bad_input;
 mod eventgrid;
 mod events;
+mod exactly_once;
 mod mail;
 mod protocol;
 mod replay;
+mod resilience;
 mod smtp_failures;
 mod support;

@@ -5,6 +5,7 @@ headers, exactly like `python3 -m aiosmtpd -c aiosmtpd.handlers.Mailbox DIR`. Op
 misbehave on purpose:
 
   --reject-rcpt ADDR   answer 550 to RCPT TO:<ADDR> (a permanent refusal)
+  --tempfail-rcpt ADDR answer 451 to RCPT TO:<ADDR> (a temporary refusal)
   --tempfail-data      answer 451 to DATA (a temporary failure)
   --fail-data-code N   answer N to DATA (e.g. 554)
 """
@@ -19,14 +20,17 @@ from aiosmtpd.handlers import Mailbox
 
 
 class Handler(Mailbox):
-    def __init__(self, maildir, reject_rcpt, data_code):
+    def __init__(self, maildir, reject_rcpt, tempfail_rcpt, data_code):
         super().__init__(maildir)
         self.reject_rcpt = {a.lower() for a in reject_rcpt}
+        self.tempfail_rcpt = {a.lower() for a in tempfail_rcpt}
         self.data_code = data_code
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address.lower() in self.reject_rcpt:
             return "550 5.1.1 mailbox unavailable"
+        if address.lower() in self.tempfail_rcpt:
+            return "451 4.3.0 try again later"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -41,6 +45,7 @@ def main():
     parser.add_argument("port", type=int)
     parser.add_argument("maildir")
     parser.add_argument("--reject-rcpt", action="append", default=[])
+    parser.add_argument("--tempfail-rcpt", action="append", default=[])
     parser.add_argument("--tempfail-data", action="store_true")
     parser.add_argument("--fail-data-code", type=int, default=0)
     args = parser.parse_args()
@@ -48,7 +53,7 @@ def main():
         os.makedirs(os.path.join(args.maildir, sub), exist_ok=True)
     code = 451 if args.tempfail_data else args.fail_data_code
     controller = Controller(
-        Handler(args.maildir, args.reject_rcpt, code), hostname="127.0.0.1", port=args.port
+        Handler(args.maildir, args.reject_rcpt, args.tempfail_rcpt, code), hostname="127.0.0.1", port=args.port
     )
     controller.start()
     print("ready", flush=True)

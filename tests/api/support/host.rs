@@ -317,6 +317,15 @@ impl Handler {
         }
     }
 
+    /// Sends SIGTERM, as a scale-in or a deployment does.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+    }
+
     /// Kills the process with SIGKILL (a crash).
     pub fn kill9(&mut self) {
         self.child.kill().ok();

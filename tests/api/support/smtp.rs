@@ -21,6 +21,7 @@ pub struct SmtpServer {
 #[derive(Default, Clone)]
 pub struct SmtpOptions {
     pub reject_rcpt: Vec<String>,
+    pub tempfail_rcpt: Vec<String>,
     pub tempfail_data: bool,
 }
 
@@ -44,6 +45,9 @@ impl SmtpServer {
             .arg(maildir.path());
         for address in &options.reject_rcpt {
             command.arg("--reject-rcpt").arg(address);
+        }
+        for address in &options.tempfail_rcpt {
+            command.arg("--tempfail-rcpt").arg(address);
         }
         if options.tempfail_data {
             command.arg("--tempfail-data");
@@ -99,6 +103,12 @@ impl SmtpServer {
             .iter()
             .map(|p| Received::new(std::fs::read(p).expect("readable message")))
             .collect()
+    }
+
+    /// Stops the server, as an outage would, and returns its port.
+    pub fn stop(mut self) -> u16 {
+        self.kill();
+        self.port
     }
 
     fn kill(&mut self) {
