@@ -1,5 +1,5 @@
-//! Exactly-once mail delivery: each recipient of an event's mail is one ledger entry, claimed
-//! before sending and completed right after the server's answer.
+//! Exactly-once delivery: each recipient of an event's mail, and each webhook channel, is one
+//! ledger entry, claimed before acting and completed right after the answer.
 //!
 //! One mail goes to every recipient not yet served, all in `To`. If the server refuses it
 //! while answering (a 4xx/5xx, possibly for one bad address), the mail is sent again to each
@@ -13,6 +13,7 @@
 use crate::ledger::{ActionKey, Claim, Ledger, Outcome};
 use crate::mailer::{Mailer, SendError};
 use crate::report::{ActionReport, ActionStatus};
+use crate::webhook::{Webhook, WebhookClient};
 use chrono::Utc;
 use lettre::address::{Address, Envelope};
 use lettre::message::Mailbox;
@@ -21,6 +22,10 @@ use tokio::time::Instant;
 
 /// How often a delivery waiting on a concurrent one looks again.
 const BUSY_POLL: Duration = Duration::from_millis(25);
+
+/// Added to a claim's lease beyond twice the action's own timeout: a claim left by a crashed
+/// process frees itself after this long.
+const LEASE_MARGIN: Duration = Duration::from_secs(30);
 
 /// What one recipient's delivery came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,23 +51,45 @@ pub struct MailJob<'a> {
     pub deadline: Instant,
 }
 
-/// Performs mail jobs against a ledger and a mailer.
+/// One webhook post to make, exactly once per event and channel.
+pub struct WebhookJob<'a> {
+    /// The event id the ledger keys on.
+    pub event_id: &'a str,
+    /// The channel name (the ledger target and the report's `to`).
+    pub channel: &'a str,
+    /// Where to post.
+    pub webhook: &'a Webhook,
+    /// The body.
+    pub payload: serde_json::Value,
+    /// When the invocation must answer.
+    pub deadline: Instant,
+}
+
+/// Performs jobs against a ledger, a mailer and a webhook client.
 pub struct Delivery<'a> {
     /// Where outcomes are recorded.
     pub ledger: &'a dyn Ledger,
     /// Where mail goes.
     pub mailer: &'a Mailer,
+    /// Where webhook posts go.
+    pub webhooks: &'a WebhookClient,
     /// Bound on one SMTP send.
     pub send_timeout: Duration,
+    /// Bound on one webhook call.
+    pub webhook_timeout: Duration,
 }
 
 impl Delivery<'_> {
-    /// Delivers the job and reports the action.
+    /// Delivers the mail and reports the action.
     pub async fn deliver(&self, job: MailJob<'_>) -> ActionReport {
         let mut fates: Vec<(Mailbox, Fate)> = Vec::new();
         let mut claimed = Vec::new();
         for mailbox in job.to {
-            match self.claim(job.event_id, mailbox, job.deadline).await {
+            let lease = self.send_timeout * 2 + LEASE_MARGIN;
+            match self
+                .claim(&mail_key(job.event_id, mailbox), lease, job.deadline)
+                .await
+            {
                 Ok(()) => claimed.push(mailbox.clone()),
                 Err(fate) => fates.push((mailbox.clone(), fate)),
             }
@@ -74,18 +101,41 @@ impl Delivery<'_> {
         summarize(job.to, &fates)
     }
 
-    /// Claims one recipient, waiting while a concurrent delivery holds it. `Err` carries the
-    /// fate when there is nothing to send.
-    async fn claim(
-        &self,
-        event_id: &str,
-        mailbox: &Mailbox,
-        deadline: Instant,
-    ) -> Result<(), Fate> {
-        let key = key(event_id, mailbox);
-        let lease = self.send_timeout * 2 + Duration::from_secs(30);
+    /// Posts to the webhook once, and reports the action.
+    pub async fn post(&self, job: WebhookJob<'_>) -> ActionReport {
+        let key = ActionKey {
+            event_id: job.event_id.to_owned(),
+            action: "webhook",
+            target: job.channel.to_owned(),
+        };
+        let lease = self.webhook_timeout * 2 + LEASE_MARGIN;
+        let fate = match self.claim(&key, lease, job.deadline).await {
+            Err(fate) => fate,
+            Ok(()) => {
+                let remaining = job.deadline.saturating_duration_since(Instant::now());
+                let timeout = remaining.min(self.webhook_timeout);
+                let (recorded, fate) =
+                    match self.webhooks.post(job.webhook, &job.payload, timeout).await {
+                        Ok(()) => (
+                            self.ledger.complete(&key, Outcome::Sent, Utc::now()).await,
+                            Fate::Sent,
+                        ),
+                        Err(reason) => (self.ledger.release(&key).await, Fate::Retry(reason)),
+                    };
+                if let Err(err) = recorded {
+                    tracing::error!(error = %err, channel = job.channel, "ledger write failed after posting");
+                }
+                fate
+            }
+        };
+        report("webhook", vec![job.channel.to_owned()], &fate)
+    }
+
+    /// Claims one ledger entry, waiting while a concurrent delivery holds it. `Err` carries
+    /// the fate when there is nothing to do.
+    async fn claim(&self, key: &ActionKey, lease: Duration, deadline: Instant) -> Result<(), Fate> {
         loop {
-            match self.ledger.claim(&key, Utc::now(), lease).await {
+            match self.ledger.claim(key, Utc::now(), lease).await {
                 Ok(Claim::Acquired) => return Ok(()),
                 Ok(Claim::Done(Outcome::Sent)) => return Err(Fate::AlreadySent),
                 Ok(Claim::Done(Outcome::Refused { reason })) => return Err(Fate::Refused(reason)),
@@ -94,7 +144,7 @@ impl Delivery<'_> {
                 }
                 Ok(Claim::Busy) => {
                     return Err(Fate::Retry(
-                        "another delivery of this event is still sending".into(),
+                        "another delivery of this event is still running".into(),
                     ));
                 }
                 Err(err) => {
@@ -154,7 +204,7 @@ impl Delivery<'_> {
         mailbox: &Mailbox,
         result: Result<(), SendError>,
     ) -> Fate {
-        let key = key(event_id, mailbox);
+        let key = mail_key(event_id, mailbox);
         let (recorded, fate) = match result {
             Ok(()) => (
                 self.ledger.complete(&key, Outcome::Sent, Utc::now()).await,
@@ -180,11 +230,36 @@ impl Delivery<'_> {
     }
 }
 
-fn key(event_id: &str, mailbox: &Mailbox) -> ActionKey {
+fn mail_key(event_id: &str, mailbox: &Mailbox) -> ActionKey {
     ActionKey {
         event_id: event_id.to_owned(),
         action: "email",
         target: mailbox.email.to_string().to_lowercase(),
+    }
+}
+
+/// The report of an action with a single target.
+fn report(action: &'static str, to: Vec<String>, fate: &Fate) -> ActionReport {
+    let (status, reason, retryable) = match fate {
+        Fate::Sent => (ActionStatus::Sent, None, false),
+        Fate::AlreadySent => (
+            ActionStatus::Duplicate,
+            Some("already done by an earlier delivery".to_owned()),
+            false,
+        ),
+        Fate::Refused(reason) => (ActionStatus::Failed, Some(reason.clone()), false),
+        Fate::Retry(reason) => (
+            ActionStatus::Failed,
+            Some(format!("{reason} (a redelivery will retry)")),
+            true,
+        ),
+    };
+    ActionReport {
+        action,
+        to,
+        status,
+        reason,
+        retryable,
     }
 }
 

@@ -1,55 +1,44 @@
-//! The pipeline shared by the server and the CLI: parse events, decide what each one calls
-//! for, do it, and report.
+//! The pipeline shared by the server and the CLI: parse events, ask the routing what each one
+//! calls for, do it exactly once, and report.
 //!
 //! Every event of a request is parsed before any action runs, so a request that cannot be
-//! understood sends nothing. The events of a batch are then handled concurrently.
+//! understood sends nothing. The events of a batch, and the actions of an event, then run
+//! concurrently within the invocation deadline.
 
-use crate::delivery::{Delivery, MailJob};
+use crate::alert::Alert;
+use crate::config::Config;
+use crate::delivery::{Delivery, MailJob, WebhookJob};
 use crate::envelope::RequestError;
 use crate::event::{self, Event, KeyVaultEvent};
 use crate::ledger::Ledger;
-use crate::mail::{self, Composer, MailKind};
+use crate::mail;
 use crate::mailer::Mailer;
 use crate::report::{ActionReport, ActionStatus, EventReport};
-use crate::settings::Settings;
+use crate::rules::{OWNERS, Plan};
+use crate::webhook::WebhookClient;
 use chrono::Utc;
 use futures_util::future::join_all;
-use lettre::message::Mailbox;
 use serde_json::Value;
 use std::sync::Arc;
 use tokio::time::Instant;
 
 /// Everything needed to handle events, built once at start-up.
 pub struct Dispatcher {
-    settings: Settings,
+    config: Config,
     mailer: Mailer,
-    composer: Composer,
+    webhooks: WebhookClient,
     ledger: Arc<dyn Ledger>,
 }
 
-/// One action an event calls for.
-#[derive(Debug, Clone, PartialEq)]
-struct EmailAction {
-    kind: MailKind,
-    to: Vec<Mailbox>,
-    /// Who the recipients are, for the reason when there are none.
-    audience: Audience,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Audience {
-    Owners,
-    Security,
-}
-
 impl Dispatcher {
-    /// Builds the dispatcher from validated settings and the ledger to record actions in.
-    pub fn new(settings: Settings, ledger: Arc<dyn Ledger>) -> anyhow::Result<Self> {
-        let mailer = Mailer::from_settings(&settings)?;
+    /// Builds the dispatcher from validated configuration and the ledger to record actions in.
+    pub fn new(config: Config, ledger: Arc<dyn Ledger>) -> anyhow::Result<Self> {
+        let mailer = Mailer::from_settings(&config.settings)?;
+        let webhooks = WebhookClient::new(config.settings.webhook_timeout)?;
         Ok(Self {
-            settings,
+            config,
             mailer,
-            composer: Composer::default(),
+            webhooks,
             ledger,
         })
     }
@@ -59,9 +48,14 @@ impl Dispatcher {
         &self.mailer
     }
 
+    /// The configuration in use.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     /// Deletes ledger entries older than the retention period.
     pub async fn purge_ledger(&self) {
-        let cutoff = Utc::now() - self.settings.retention;
+        let cutoff = Utc::now() - self.config.settings.retention;
         match self.ledger.purge(cutoff).await {
             Ok(removed) => tracing::info!(removed, "ledger purged"),
             Err(err) => tracing::error!(error = %err, "ledger purge failed"),
@@ -75,7 +69,7 @@ impl Dispatcher {
             .iter()
             .map(event::parse)
             .collect::<Result<Vec<_>, _>>()?;
-        let deadline = Instant::now() + self.settings.deadline;
+        let deadline = Instant::now() + self.config.settings.deadline;
         Ok(join_all(events.iter().map(|event| self.handle(event, deadline))).await)
     }
 
@@ -89,102 +83,124 @@ impl Dispatcher {
         for warning in &event.warnings {
             tracing::warn!(id = %event.id, "{warning}");
         }
-        match self.plan(event) {
-            Some(action) => report
-                .actions
-                .push(self.email(event, action, deadline).await),
-            None => {
-                tracing::info!(id = %event.id, event_type = %event.event_type, "recorded event")
-            }
+        let plan = self.config.routing.plan(event, &self.config.settings);
+        if plan.email_channels.is_empty() && plan.webhooks.is_empty() {
+            tracing::info!(id = %event.id, event_type = %event.event_type, "recorded event");
+            return report;
+        }
+        report.actions = self.act(event, &plan, deadline).await;
+        for action in &report.actions {
+            log_action(&event.id, action);
         }
         report
     }
 
-    /// The default actions: expiry mail to the owners, access alerts to security; rotations
-    /// are only recorded.
-    fn plan(&self, event: &KeyVaultEvent) -> Option<EmailAction> {
-        let kind = MailKind::for_event(event.event_type)?;
-        let audience = match kind {
-            MailKind::NearExpiry | MailKind::Expired => Audience::Owners,
-            MailKind::AccessPolicyChanged => Audience::Security,
+    /// Runs the mail and every webhook of a plan concurrently.
+    async fn act(
+        &self,
+        event: &KeyVaultEvent,
+        plan: &Plan,
+        deadline: Instant,
+    ) -> Vec<ActionReport> {
+        let alert = Alert::new(event, Utc::now());
+        let delivery = Delivery {
+            ledger: self.ledger.as_ref(),
+            mailer: &self.mailer,
+            webhooks: &self.webhooks,
+            send_timeout: self.config.settings.smtp_timeout,
+            webhook_timeout: self.config.settings.webhook_timeout,
         };
-        let to = match audience {
-            Audience::Owners => self.settings.owners.clone(),
-            Audience::Security => self.settings.security.clone(),
+        let mail = async {
+            if plan.email_channels.is_empty() {
+                return None;
+            }
+            Some(self.email(&delivery, event, &alert, plan, deadline).await)
         };
-        Some(EmailAction { kind, to, audience })
+        let posts = join_all(plan.webhooks.iter().map(|(channel, webhook)| {
+            delivery.post(WebhookJob {
+                event_id: &event.id,
+                channel,
+                webhook,
+                payload: webhook.format.payload(&alert),
+                deadline,
+            })
+        }));
+        let (mail, posts) = tokio::join!(mail, posts);
+        mail.into_iter().chain(posts).collect()
     }
 
     async fn email(
         &self,
+        delivery: &Delivery<'_>,
         event: &KeyVaultEvent,
-        action: EmailAction,
+        alert: &Alert,
+        plan: &Plan,
         deadline: Instant,
     ) -> ActionReport {
         let report = |status, reason: String| ActionReport {
             action: "email",
-            to: action.to.iter().map(ToString::to_string).collect(),
+            to: plan.emails.iter().map(ToString::to_string).collect(),
             status,
             reason: Some(reason),
             retryable: false,
         };
-        if action.to.is_empty() {
-            let setting = match action.audience {
-                Audience::Owners => "OWNER_EMAILS",
-                Audience::Security => "SECURITY_EMAILS",
-            };
-            return report(
-                ActionStatus::Skipped,
-                format!("no recipients: set {setting}"),
-            );
+        if plan.emails.is_empty() {
+            return report(ActionStatus::Skipped, no_recipients(&plan.email_channels));
         }
-        let raw = match self.compose(event, &action) {
+        let raw = match self.compose(alert, plan) {
             Ok(raw) => raw,
-            Err(reason) => {
-                tracing::error!(id = %event.id, %reason, "mail not composed");
-                return report(ActionStatus::Failed, reason);
-            }
-        };
-        let delivery = Delivery {
-            ledger: self.ledger.as_ref(),
-            mailer: &self.mailer,
-            send_timeout: self.settings.smtp_timeout,
+            Err(reason) => return report(ActionStatus::Failed, reason),
         };
         let job = MailJob {
             event_id: &event.id,
-            to: &action.to,
-            from: self.settings.mail_from.email.clone(),
+            to: &plan.emails,
+            from: self.config.settings.mail_from.email.clone(),
             raw,
             deadline,
         };
-        let result = delivery.deliver(job).await;
-        log_action(&event.id, &result);
-        result
+        delivery.deliver(job).await
     }
 
     /// Renders and formats the mail. A failure here is a bug or a broken template: no
     /// redelivery would fix it.
-    fn compose(&self, event: &KeyVaultEvent, action: &EmailAction) -> Result<Vec<u8>, String> {
+    fn compose(&self, alert: &Alert, plan: &Plan) -> Result<Vec<u8>, String> {
         let rendered = self
+            .config
             .composer
-            .render(event, action.kind, Utc::now())
+            .render(alert)
             .map_err(|e| e.to_string())?;
-        let message = mail::message(&self.settings.mail_from, &action.to, rendered)
+        let message = mail::message(&self.config.settings.mail_from, &plan.emails, rendered)
             .map_err(|e| format!("cannot build the message: {e}"))?;
         Ok(message.formatted())
     }
 }
 
+/// Why a mail had nobody to go to, naming the setting to fix.
+fn no_recipients(channels: &[String]) -> String {
+    let fixes: Vec<String> = channels
+        .iter()
+        .map(|name| match name.as_str() {
+            OWNERS => "OWNER_EMAILS or an [[owners]] entry".to_owned(),
+            crate::rules::SECURITY => "SECURITY_EMAILS".to_owned(),
+            other => format!("the `email` of channel {other}"),
+        })
+        .collect();
+    format!("no recipients: set {}", fixes.join(" or "))
+}
+
 fn log_action(event_id: &str, report: &ActionReport) {
     let to = report.to.join(", ");
     let reason = report.reason.as_deref().unwrap_or_default();
+    let action = report.action;
     match (report.status, report.retryable) {
         (ActionStatus::Failed, true) => {
-            tracing::warn!(id = %event_id, %to, %reason, "mail failed; a redelivery will retry")
+            tracing::warn!(id = %event_id, action, %to, %reason, "action failed; a redelivery will retry")
         }
         (ActionStatus::Failed, false) => {
-            tracing::error!(id = %event_id, %to, %reason, "mail refused for good")
+            tracing::error!(id = %event_id, action, %to, %reason, "action failed for good")
         }
-        (status, _) => tracing::info!(id = %event_id, %to, status = status.as_str(), "mail done"),
+        (status, _) => {
+            tracing::info!(id = %event_id, action, %to, status = status.as_str(), "action done")
+        }
     }
 }

@@ -143,6 +143,36 @@ pub struct KeyVaultEvent {
     pub warnings: Vec<String>,
 }
 
+impl KeyVaultEvent {
+    /// A realistic event of `event_type` (in vault `contoso-kv`, expiring in 29 days from
+    /// `now`), for checking templates and rendering previews.
+    pub fn example(event_type: EventType, now: DateTime<Utc>) -> Self {
+        let kind = event_type.object_kind();
+        let object = kind.map(|_| "db-password".to_owned());
+        Self {
+            id: "00000000-0000-4000-8000-000000000000".to_owned(),
+            event_type,
+            vault: Some("contoso-kv".to_owned()),
+            object_type: kind.map(|k| k.as_str().to_owned()),
+            object: object.or_else(|| Some("contoso-kv".to_owned())),
+            version: kind.map(|_| "5b2f0c1e8d9a4f7b9c3e2d1a0b9c8d7e".to_owned()),
+            object_url: None,
+            topic: Some(
+                "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/contoso-kv"
+                    .to_owned(),
+            ),
+            not_before: Some(now - chrono::TimeDelta::days(335)),
+            expires: match event_type {
+                EventType::VaultAccessPolicyChanged => None,
+                EventType::Expired(_) => Some(now - chrono::TimeDelta::hours(2)),
+                _ => Some(now + chrono::TimeDelta::days(29) + chrono::TimeDelta::hours(3)),
+            },
+            event_time: Some(now),
+            warnings: Vec::new(),
+        }
+    }
+}
+
 /// Any event we were given: a Key Vault event we act on, or anything else, acknowledged only.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {

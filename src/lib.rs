@@ -2,9 +2,14 @@
 //! by Event Grid) into mails to the owners of expiring objects and alerts to security contacts.
 //!
 //! The host POSTs each invocation to [`server`]; [`envelope`] unwraps it; [`event`] parses the
-//! Key Vault event; [`dispatch`] decides and performs the actions ([`mail`], [`mailer`]); the
-//! outcome goes back to the host as a [`report`].
+//! Key Vault event; [`dispatch`] asks the [`rules`] what it calls for and performs it exactly
+//! once through the [`ledger`] ([`delivery`]: [`mail`] via [`mailer`], [`webhook`]); the
+//! outcome goes back to the host as a [`report`]. [`config`] validates settings, rules and
+//! templates together at start-up; [`cli`] holds the commands beside the server.
 
+pub mod alert;
+pub mod cli;
+pub mod config;
 pub mod delivery;
 pub mod dispatch;
 pub mod envelope;
@@ -12,7 +17,8 @@ pub mod event;
 pub mod ledger;
 pub mod mail;
 pub mod mailer;
-pub mod replay;
 pub mod report;
+pub mod rules;
 pub mod server;
 pub mod settings;
+pub mod webhook;

@@ -3,11 +3,12 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use kv_notify::cli::{self, inspect, replay};
+use kv_notify::config::Config;
 use kv_notify::dispatch::Dispatcher;
 use kv_notify::ledger::{Ledger, RedbLedger};
-use kv_notify::settings::{self, Settings};
-use kv_notify::{replay, server};
-use std::path::{Path, PathBuf};
+use kv_notify::server;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +37,24 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Validate settings, rules and templates, and print the effective routing.
+    Check,
+    /// Print which rules match the events in the files and who would be notified; sends
+    /// nothing.
+    Explain {
+        /// Event files or directories.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Write the HTML mail of each event in the files, for a look in a browser.
+    Preview {
+        /// Event files or directories.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Where to write the .html files.
+        #[arg(long, short, default_value = "preview")]
+        out: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -46,7 +65,7 @@ fn main() -> ExitCode {
         .expect("the tokio runtime starts");
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => runtime.block_on(serve()),
-        Command::Replay { files } => runtime.block_on(replay_files(&files)),
+        command => runtime.block_on(run_cli(command)),
     };
     match result {
         Ok(code) => code,
@@ -59,14 +78,14 @@ fn main() -> ExitCode {
 
 async fn serve() -> anyhow::Result<ExitCode> {
     init_tracing("info");
-    let settings = Settings::from_env()?;
+    let config = Config::load(|name| std::env::var(name).ok())?;
     let port = server::port(|name| std::env::var(name).ok())?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
-    let ledger = RedbLedger::open(&settings.ledger_path)?;
-    tracing::info!(path = %settings.ledger_path.display(), "ledger open");
-    let dispatcher = Arc::new(start(settings, Arc::new(ledger))?);
+    let ledger = RedbLedger::open(&config.settings.ledger_path)?;
+    tracing::info!(path = %config.settings.ledger_path.display(), "ledger open");
+    let dispatcher = Arc::new(start(config, Arc::new(ledger))?);
     tokio::spawn(purge_periodically(dispatcher.clone()));
     tracing::info!(port, "listening");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -82,13 +101,29 @@ async fn serve() -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn replay_files(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
+async fn run_cli(command: Command) -> anyhow::Result<ExitCode> {
     init_tracing("warn");
-    let values = settings::local_settings(Path::new("local.settings.json"))?;
-    let settings = Settings::load(|name| values.get(name).cloned())?;
-    // Each replay starts from an empty ledger, so running it again shows the same outcome.
-    let dispatcher = start(settings, Arc::new(RedbLedger::in_memory()))?;
-    let ok = replay::replay(&dispatcher, files).await?;
+    let config = match cli::load_config()? {
+        Ok(config) => config,
+        Err(err) => {
+            println!("{err}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let ok = match command {
+        Command::Serve => unreachable!("serve is not a CLI command"),
+        Command::Replay { files } => {
+            // Each replay starts from an empty ledger, so running it again shows the same outcome.
+            let dispatcher = start(config, Arc::new(RedbLedger::in_memory()))?;
+            replay::replay(&dispatcher, &files).await?
+        }
+        Command::Check => {
+            inspect::check(&config);
+            true
+        }
+        Command::Explain { files } => inspect::explain(&config, &files)?,
+        Command::Preview { files, out } => inspect::preview(&config, &files, &out)?,
+    };
     Ok(if ok {
         ExitCode::SUCCESS
     } else {
@@ -97,11 +132,11 @@ async fn replay_files(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
 }
 
 /// Logs the start-up warnings and builds the dispatcher.
-fn start(settings: Settings, ledger: Arc<dyn Ledger>) -> anyhow::Result<Dispatcher> {
-    for warning in settings.warnings() {
+fn start(config: Config, ledger: Arc<dyn Ledger>) -> anyhow::Result<Dispatcher> {
+    for warning in config.warnings() {
         tracing::warn!("{warning}");
     }
-    let dispatcher = Dispatcher::new(settings, ledger)?;
+    let dispatcher = Dispatcher::new(config, ledger)?;
     tracing::info!(mail = %dispatcher.mailer().describe(), "ready");
     Ok(dispatcher)
 }

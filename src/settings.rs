@@ -1,14 +1,15 @@
 //! App settings: read once at start-up from the environment (or `local.settings.json` for the
 //! CLI), validated into [`Settings`], so nothing downstream re-checks a raw string.
 //!
-//! A bad setting stops start-up with one [`SettingsError`] that lists every problem at once.
+//! Problems are collected, not raised one by one: [`crate::config::Config`] reports them
+//! together with those of the rules and templates.
 
+use crate::webhook::Webhook;
 use lettre::Tokio1Executor;
 use lettre::message::Mailbox;
 use lettre::transport::smtp::AsyncSmtpTransport;
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::HashMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -18,6 +19,9 @@ const DEFAULT_SMTP_TIMEOUT_SECS: f64 = 10.0;
 /// Default bound on a whole invocation: well inside the 30 s Event Grid waits before it
 /// counts a delivery as failed and sends it again.
 const DEFAULT_DEADLINE_SECS: f64 = 20.0;
+
+/// Default bound on one webhook call.
+const DEFAULT_WEBHOOK_TIMEOUT_SECS: f64 = 10.0;
 
 /// Default ledger retention: longer than Event Grid's 24 h retry window.
 const DEFAULT_RETENTION_DAYS: f64 = 7.0;
@@ -43,25 +47,20 @@ pub struct Settings {
     pub ledger_path: PathBuf,
     /// How long ledger entries are kept.
     pub retention: Duration,
-}
-
-/// Every problem found in the settings, reported together.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct SettingsError(pub Vec<String>);
-
-impl fmt::Display for SettingsError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "invalid settings ({} problem(s)):", self.0.len())?;
-        for problem in &self.0 {
-            writeln!(f, "  - {problem}")?;
-        }
-        Ok(())
-    }
+    /// An optional webhook that joins the built-in `security` channel (`ALERT_WEBHOOK_URL`).
+    pub alert_webhook: Option<Webhook>,
+    /// Bound on one webhook call.
+    pub webhook_timeout: Duration,
+    /// The routing rules file, when there is one.
+    pub rules_file: Option<PathBuf>,
+    /// Where custom mail templates live, when set.
+    pub templates_dir: Option<PathBuf>,
 }
 
 impl Settings {
-    /// Reads and validates the settings through `get` (an environment lookup).
-    pub fn load(get: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+    /// Reads the settings, replacing each invalid one by its default, and returns the
+    /// problems found alongside (so that a caller can go on checking other things).
+    pub fn parse(get: impl Fn(&str) -> Option<String>) -> (Self, Vec<String>) {
         let get = |name: &str| {
             get(name)
                 .map(|v| v.trim().to_owned())
@@ -79,8 +78,10 @@ impl Settings {
             );
         }
         let mail_from = match get("MAIL_FROM") {
-            None => Some(default_sender()),
-            Some(raw) => parse_mailbox("MAIL_FROM", &raw, &mut problems),
+            None => default_sender(),
+            Some(raw) => {
+                parse_mailbox("MAIL_FROM", &raw, &mut problems).unwrap_or_else(default_sender)
+            }
         };
         let owners = parse_mailboxes("OWNER_EMAILS", get("OWNER_EMAILS"), &mut problems);
         let security = parse_mailboxes("SECURITY_EMAILS", get("SECURITY_EMAILS"), &mut problems);
@@ -102,29 +103,53 @@ impl Settings {
             (DEFAULT_RETENTION_DAYS, 3650.0),
             &mut problems,
         );
+        let webhook_timeout = parse_number(
+            "WEBHOOK_TIMEOUT_SECS",
+            get("WEBHOOK_TIMEOUT_SECS"),
+            (DEFAULT_WEBHOOK_TIMEOUT_SECS, 300.0),
+            &mut problems,
+        );
+        let alert_webhook = get("ALERT_WEBHOOK_URL").and_then(|url| {
+            Webhook::parse(&url, None)
+                .map_err(|e| {
+                    problems.push(format!(
+                        "ALERT_WEBHOOK_URL: {e} (the value is not shown: it holds a key)"
+                    ))
+                })
+                .ok()
+        });
+        let rules_file = rules_file(
+            get("RULES_FILE"),
+            get("FUNCTIONS_APP_ROOT_PATH"),
+            &mut problems,
+        );
+        let templates_dir = get("TEMPLATES_DIR").map(PathBuf::from);
+        if let Some(dir) = templates_dir.as_ref().filter(|d| !d.is_dir()) {
+            problems.push(format!(
+                "TEMPLATES_DIR: {} is not a directory",
+                dir.display()
+            ));
+        }
         let outbox_dir = PathBuf::from(get("OUTBOX_DIR").unwrap_or_else(|| "outbox".to_owned()));
         let ledger_path = get("LEDGER_PATH")
             .map(PathBuf::from)
             .unwrap_or_else(|| default_ledger_path(get("HOME")));
-        match (mail_from, problems.is_empty()) {
-            (Some(mail_from), true) => Ok(Self {
-                smtp_url,
-                mail_from,
-                owners,
-                security,
-                outbox_dir,
-                smtp_timeout: Duration::from_secs_f64(smtp_timeout),
-                deadline: Duration::from_secs_f64(deadline),
-                ledger_path,
-                retention: Duration::from_secs_f64(retention_days * 86_400.0),
-            }),
-            _ => Err(SettingsError(problems)),
-        }
-    }
-
-    /// Reads the settings from the process environment.
-    pub fn from_env() -> Result<Self, SettingsError> {
-        Self::load(|name| std::env::var(name).ok())
+        let settings = Self {
+            smtp_url,
+            mail_from,
+            owners,
+            security,
+            outbox_dir,
+            smtp_timeout: Duration::from_secs_f64(smtp_timeout),
+            deadline: Duration::from_secs_f64(deadline),
+            ledger_path,
+            retention: Duration::from_secs_f64(retention_days * 86_400.0),
+            alert_webhook,
+            webhook_timeout: Duration::from_secs_f64(webhook_timeout),
+            rules_file,
+            templates_dir,
+        };
+        (settings, problems)
     }
 
     /// Things worth a warning at start-up: they work, but probably not as the user wants.
@@ -139,7 +164,7 @@ impl Settings {
         if self.owners.is_empty() {
             warnings.push("OWNER_EMAILS is empty: expiry mails will be skipped".to_owned());
         }
-        if self.security.is_empty() {
+        if self.security.is_empty() && self.alert_webhook.is_none() {
             warnings
                 .push("SECURITY_EMAILS is empty: access policy alerts will be skipped".to_owned());
         }
@@ -207,6 +232,23 @@ fn parse_mailboxes(setting: &str, raw: Option<String>, problems: &mut Vec<String
     mailboxes
 }
 
+/// The rules file: `RULES_FILE` when set (it must exist), else `rules.toml` in the app root
+/// when present.
+fn rules_file(
+    setting: Option<String>,
+    app_root: Option<String>,
+    problems: &mut Vec<String>,
+) -> Option<PathBuf> {
+    if let Some(path) = setting.map(PathBuf::from) {
+        if !path.is_file() {
+            problems.push(format!("RULES_FILE: {} does not exist", path.display()));
+        }
+        return Some(path);
+    }
+    let root = app_root.map_or_else(PathBuf::new, PathBuf::from);
+    Some(root.join("rules.toml")).filter(|p| p.is_file())
+}
+
 /// The ledger's home: `$HOME/data/kv-notify` (persistent storage on a function app), else
 /// `./data`.
 fn default_ledger_path(home: Option<String>) -> PathBuf {
@@ -239,12 +281,17 @@ fn parse_number(
 mod tests {
     use super::*;
 
-    fn load(pairs: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+    fn load(pairs: &[(&str, &str)]) -> Result<Settings, Vec<String>> {
         let map: HashMap<String, String> = pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        Settings::load(|name| map.get(name).cloned())
+        let (settings, problems) = Settings::parse(|name| map.get(name).cloned());
+        if problems.is_empty() {
+            Ok(settings)
+        } else {
+            Err(problems)
+        }
     }
 
     #[test]
@@ -268,8 +315,8 @@ mod tests {
             ("SMTP_TIMEOUT_SECS", "-1"),
         ])
         .expect_err("five bad settings");
-        assert_eq!(err.0.len(), 5, "{err}");
-        assert!(!err.to_string().contains("secret-password"));
+        assert_eq!(err.len(), 5, "{err:?}");
+        assert!(!format!("{err:?}").contains("secret-password"));
     }
 
     #[test]

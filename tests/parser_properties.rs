@@ -1,10 +1,12 @@
-//! Property tests: no input, however hostile, makes the event parser, the envelope reader or
-//! the mail composer panic. Bounded by a fixed number of generated cases.
+//! Property tests: no input, however hostile, makes the event parser, the envelope reader, the
+//! mail composer or a webhook format panic. Bounded by a fixed number of generated cases.
 
 use chrono::Utc;
+use kv_notify::alert::Alert;
 use kv_notify::envelope;
 use kv_notify::event::{self, Event};
-use kv_notify::mail::{Composer, MailKind};
+use kv_notify::mail::Composer;
+use kv_notify::webhook::Format;
 use proptest::prelude::*;
 use serde_json::{Map, Value};
 
@@ -80,17 +82,16 @@ fn json() -> impl Strategy<Value = Value> {
     })
 }
 
+/// Renders the event as an alert, as a mail and in every webhook format.
 fn compose_every_kind(event: &Event) {
     if let Event::KeyVault(event) = event {
-        for kind in [
-            MailKind::NearExpiry,
-            MailKind::Expired,
-            MailKind::AccessPolicyChanged,
-        ] {
-            let mail = Composer::default()
-                .render(event, kind, Utc::now())
-                .expect("built-in templates render");
-            assert!(!mail.subject.contains(['\r', '\n']));
+        let alert = Alert::new(event, Utc::now());
+        let mail = Composer::default()
+            .render(&alert)
+            .expect("built-in templates render");
+        assert!(!mail.subject.contains(['\r', '\n']));
+        for format in [Format::Teams, Format::Slack, Format::Json] {
+            assert!(format.payload(&alert).is_object());
         }
     }
 }

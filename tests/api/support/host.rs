@@ -176,6 +176,8 @@ impl Handler {
         let output = Arc::new(Mutex::new(String::new()));
         capture(child.stdout.take(), output.clone());
         capture(child.stderr.take(), output.clone());
+        // reqwest is built without a bundled crypto provider (see Cargo.toml).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
             .build()

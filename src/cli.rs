@@ -1,0 +1,61 @@
+//! The command-line tools beside the server: `replay`, `check`, `explain` and `preview`.
+//!
+//! They read `local.settings.json` `Values` as `func start` does (the environment overrides
+//! them) and share the server's configuration path, so what they accept the server accepts.
+
+pub mod inspect;
+pub mod replay;
+
+use crate::config::{Config, ConfigError};
+use crate::envelope;
+use anyhow::Context;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// Loads the configuration from `local.settings.json` in the working directory and the
+/// environment.
+pub fn load_config() -> anyhow::Result<Result<Config, ConfigError>> {
+    let values = crate::settings::local_settings(Path::new("local.settings.json"))?;
+    Ok(Config::load(|name| values.get(name).cloned()))
+}
+
+/// Files as given; directories replaced by their `*.json` files in name order.
+pub fn event_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(path)
+                .with_context(|| format!("cannot list {}", path.display()))?
+                .filter_map(|entry| entry.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "json"))
+                .collect();
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    anyhow::ensure!(!files.is_empty(), "no event files given");
+    Ok(files)
+}
+
+/// The raw events in a file: an Event Grid array, one event (either schema), or a whole
+/// invocation envelope.
+pub fn read_events(file: &Path) -> anyhow::Result<Vec<Value>> {
+    let text = std::fs::read(file).context("cannot read the file")?;
+    let json: Value = serde_json::from_slice(&text).context("not valid JSON")?;
+    let events = if envelope::is_invocation(&json) {
+        envelope::events_of_invocation(&text)?
+    } else {
+        envelope::events_of_value(json)?
+    };
+    Ok(events)
+}
+
+/// The file's name, for output lines.
+fn file_name(file: &Path) -> String {
+    file.file_name().map_or_else(
+        || file.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}

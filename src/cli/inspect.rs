@@ -1,0 +1,126 @@
+//! `check`, `explain` and `preview`: look at the configuration and at what it would do, without
+//! sending anything.
+
+use super::{event_files, file_name, read_events};
+use crate::alert::Alert;
+use crate::config::Config;
+use crate::event::{self, Event};
+use chrono::Utc;
+use std::path::{Path, PathBuf};
+
+/// Prints the effective configuration: start-up warnings, where mail goes, the templates and
+/// the routing.
+pub fn check(config: &Config) {
+    let settings = &config.settings;
+    for warning in config.warnings() {
+        println!("warning: {warning}");
+    }
+    let mail = match &settings.smtp_url {
+        Some(_) => "SMTP (SMTP_URL)".to_owned(),
+        None => format!(".eml files in {}", settings.outbox_dir.display()),
+    };
+    println!("mail: {mail}, from {}", settings.mail_from);
+    let templates = settings.templates_dir.as_ref().map_or_else(
+        || "built-in".to_owned(),
+        |d| format!("{} (built-in where a file is missing)", d.display()),
+    );
+    println!("templates: {templates}");
+    println!();
+    print!("{}", config.routing.describe(settings));
+    println!("\nok: the configuration is valid");
+}
+
+/// Prints, for every event in the files, which rules match and who would be notified.
+/// Returns whether every file was understood.
+pub fn explain(config: &Config, paths: &[PathBuf]) -> anyhow::Result<bool> {
+    let mut ok = true;
+    for file in event_files(paths)? {
+        for parsed in events_of(&file, &mut ok) {
+            let Event::KeyVault(event) = parsed else {
+                println!(
+                    "{}: not a Key Vault event kv-notify acts on: acknowledged only",
+                    file_name(&file)
+                );
+                continue;
+            };
+            let plan = config.routing.plan(&event, &config.settings);
+            let name = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
+            println!(
+                "{}: {} {}/{} (id {})",
+                file_name(&file),
+                event.event_type,
+                name(&event.vault),
+                name(&event.object),
+                event.id
+            );
+            if plan.rules.is_empty() {
+                println!("  no rule matches: recorded only");
+            }
+            for rule in &plan.rules {
+                println!("  matches {rule}");
+            }
+            if !plan.email_channels.is_empty() {
+                let to: Vec<String> = plan.emails.iter().map(ToString::to_string).collect();
+                let to = if to.is_empty() {
+                    "nobody (no recipients configured)".to_owned()
+                } else {
+                    to.join(", ")
+                };
+                println!("  email ({}) to {to}", plan.email_channels.join(", "));
+            }
+            for (channel, webhook) in &plan.webhooks {
+                println!("  webhook {channel}: {webhook}");
+            }
+        }
+    }
+    println!("(nothing was sent)");
+    Ok(ok)
+}
+
+/// Writes the HTML mail of every Key Vault event in the files to `out`, and prints the paths.
+pub fn preview(config: &Config, paths: &[PathBuf], out: &Path) -> anyhow::Result<bool> {
+    std::fs::create_dir_all(out)?;
+    let mut ok = true;
+    for file in event_files(paths)? {
+        let stem = file
+            .file_stem()
+            .map_or_else(|| "event".into(), |s| s.to_string_lossy().into_owned());
+        for (n, parsed) in events_of(&file, &mut ok).into_iter().enumerate() {
+            let Event::KeyVault(event) = parsed else {
+                continue;
+            };
+            let rendered = config.composer.render(&Alert::new(&event, Utc::now()))?;
+            let suffix = if n == 0 {
+                String::new()
+            } else {
+                format!("-{n}")
+            };
+            let path = out.join(format!("{stem}{suffix}.html"));
+            std::fs::write(&path, rendered.html)?;
+            println!("{}: {}", path.display(), rendered.subject);
+        }
+    }
+    Ok(ok)
+}
+
+/// The parsed events of a file; problems are printed and clear `ok`.
+fn events_of(file: &Path, ok: &mut bool) -> Vec<Event> {
+    let raw = match read_events(file) {
+        Ok(raw) => raw,
+        Err(err) => {
+            *ok = false;
+            println!("{}: error: {err:#}", file.display());
+            return Vec::new();
+        }
+    };
+    raw.iter()
+        .filter_map(|value| {
+            event::parse(value)
+                .map_err(|err| {
+                    *ok = false;
+                    println!("{}: error: {err}", file.display());
+                })
+                .ok()
+        })
+        .collect()
+}
