@@ -194,6 +194,13 @@ pub fn local_settings(path: &Path) -> anyhow::Result<HashMap<String, String>> {
     Ok(values)
 }
 
+/// Whether two mailboxes are the same address. Domains are case-insensitive, and in practice
+/// so are local parts: one person must not get two mails for a difference in case.
+pub fn same_address(a: &Mailbox, b: &Mailbox) -> bool {
+    let (a, b): (&str, &str) = (a.email.as_ref(), b.email.as_ref());
+    a.eq_ignore_ascii_case(b)
+}
+
 fn default_sender() -> Mailbox {
     Mailbox::new(
         None,
@@ -224,7 +231,7 @@ fn parse_mailboxes(setting: &str, raw: Option<String>, problems: &mut Vec<String
         .filter(|e| !e.is_empty())
     {
         if let Some(mailbox) = parse_mailbox(setting, entry, problems)
-            && !mailboxes.iter().any(|m| m.email == mailbox.email)
+            && !mailboxes.iter().any(|m| same_address(m, &mailbox))
         {
             mailboxes.push(mailbox);
         }

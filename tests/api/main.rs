@@ -2,6 +2,7 @@
 //! starts it, with a real SMTP server receiving its mail.
 
 mod bad_input;
+mod cli;
 mod eventgrid;
 mod events;
 mod exactly_once;
@@ -9,5 +10,6 @@ mod mail;
 mod protocol;
 mod replay;
 mod resilience;
+mod routing;
 mod smtp_failures;
 mod support;

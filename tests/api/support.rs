@@ -3,7 +3,9 @@
 pub mod events;
 pub mod host;
 pub mod smtp;
+pub mod webhook;
 
 pub use events::*;
 pub use host::*;
 pub use smtp::*;
+pub use webhook::*;

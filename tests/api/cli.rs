@@ -1,0 +1,201 @@
+//! The commands beside the server: `check`, `explain` and `preview`.
+
+use crate::support::*;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn kv_notify(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kv-notify"));
+    command
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().expect("run kv-notify")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+const BROKEN: &str = "\
+[[owners]]
+vault = \"prod-[\"
+emails = [\"dba@contoso.com\", \"not-an-address\"]
+
+[channels.hook]
+webhook = \"htp:/nowhere\"
+
+[[rules]]
+events = [\"SecretNearExpiry\", \"SecretExploded\"]
+notify = [\"owners\", \"pager\"]
+";
+
+#[test]
+fn check_accepts_the_example_and_prints_the_effective_routing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::copy(
+        app_root().join("examples/rules.toml"),
+        dir.path().join("rules.toml"),
+    )
+    .expect("copy");
+
+    let output = kv_notify(
+        dir.path(),
+        &["check"],
+        &[("OWNER_EMAILS", "fallback@contoso.com")],
+    );
+
+    let text = stdout(&output);
+    assert!(output.status.success(), "{text}");
+    assert!(
+        text.contains("routing from rules.toml"),
+        "found rules.toml in the app root: {text}"
+    );
+    assert!(
+        text.contains("vault prod-* object db-* -> dba@contoso.com"),
+        "{text}"
+    );
+    assert!(
+        text.contains("secops-teams: teams webhook at prod-00.westeurope.logic.azure.com"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("/workflows/"),
+        "webhook paths are never printed: {text}"
+    );
+    let policy = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("VaultAccessPolicyChanged"))
+        .expect("a routing line");
+    assert!(
+        policy.contains("security-mail, secops-teams, secops-slack (vaults prod-*)"),
+        "{policy}"
+    );
+    let rotation = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("SecretNewVersionCreated"))
+        .expect("a routing line");
+    assert!(rotation.contains("recorded only"), "{rotation}");
+}
+
+#[test]
+fn check_lists_every_problem_with_its_line_and_fails() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("rules.toml"), BROKEN).expect("write");
+
+    let output = kv_notify(dir.path(), &["check"], &[("SECURITY_EMAILS", "nope")]);
+
+    assert!(!output.status.success());
+    let text = stdout(&output);
+    for expected in [
+        "SECURITY_EMAILS",
+        "rules.toml:2: bad glob",
+        "rules.toml:3: \"not-an-address\" is not an email address",
+        "rules.toml:6: channel \"hook\": webhook",
+        "rules.toml:9: unknown event name \"SecretExploded\"",
+        "rules.toml:10: unknown channel \"pager\"",
+    ] {
+        assert!(
+            text.contains(expected),
+            "{expected:?} missing from:\n{text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_handler_refuses_to_start_on_what_check_rejects() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(&rules, BROKEN).expect("write");
+    let (mut handler, _) = Handler::spawn(
+        &[("RULES_FILE", rules.to_str().expect("utf-8"))],
+        "FUNCTIONS_CUSTOMHANDLER_PORT",
+    );
+
+    let status = handler
+        .wait_exit(std::time::Duration::from_secs(10))
+        .expect("start-up refused");
+
+    assert!(!status.success());
+    assert!(
+        handler.output().contains("unknown channel \"pager\""),
+        "{}",
+        handler.output()
+    );
+}
+
+#[test]
+fn a_broken_template_is_a_check_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir(dir.path().join("templates")).expect("mkdir");
+    std::fs::write(dir.path().join("templates/mail.txt"), "{{ subjet }}").expect("write");
+
+    let output = kv_notify(dir.path(), &["check"], &[("TEMPLATES_DIR", "templates")]);
+
+    assert!(!output.status.success());
+    assert!(
+        stdout(&output).contains("TEMPLATES_DIR"),
+        "{}",
+        stdout(&output)
+    );
+}
+
+#[test]
+fn explain_shows_the_matching_rules_and_recipients_and_sends_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::copy(
+        app_root().join("examples/rules.toml"),
+        dir.path().join("rules.toml"),
+    )
+    .expect("copy");
+    let event = event_grid("SecretExpired", "db-password", Some(-1));
+    std::fs::write(dir.path().join("event.json"), event.to_string()).expect("write");
+
+    let output = kv_notify(
+        dir.path(),
+        &["explain", "event.json"],
+        &[("OUTBOX_DIR", "outbox")],
+    );
+
+    let text = stdout(&output);
+    assert!(output.status.success(), "{text}");
+    assert!(text.contains("SecretExpired prod-kv/db-password"), "{text}");
+    assert!(
+        text.contains("matches line 32: -> owners, audit-json"),
+        "{text}"
+    );
+    assert!(text.contains("email (owners) to dba@contoso.com"), "{text}");
+    assert!(
+        text.contains("webhook audit-json: json webhook at audit.contoso.com"),
+        "{text}"
+    );
+    assert!(
+        !dir.path().join("outbox").exists(),
+        "nothing was written to the outbox"
+    );
+}
+
+#[test]
+fn preview_writes_the_html_mail_of_each_event() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("expiring.json"),
+        event_grid("KeyNearExpiry", "<k>", Some(7)).to_string(),
+    )
+    .expect("write");
+
+    let output = kv_notify(
+        dir.path(),
+        &["preview", "expiring.json", "--out", "html"],
+        &[],
+    );
+
+    assert!(output.status.success(), "{}", stdout(&output));
+    let html =
+        std::fs::read_to_string(dir.path().join("html/expiring.html")).expect("preview written");
+    assert!(html.contains("Key &lt;k&gt; in prod-kv expires in 7 days"));
+}
