@@ -8,6 +8,7 @@ mod events;
 mod exactly_once;
 mod mail;
 mod protocol;
+mod rendering;
 mod replay;
 mod resilience;
 mod routing;
