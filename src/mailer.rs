@@ -10,7 +10,7 @@ use crate::settings::Settings;
 use lettre::address::Envelope;
 use lettre::transport::smtp::{self, PoolConfig};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -20,8 +20,16 @@ const POOL_MAX_SIZE: u32 = 16;
 /// Where mail goes.
 #[derive(Clone)]
 pub enum Mailer {
-    /// A pooled SMTP connection.
+    /// SMTP, through a pool of connections reused across sends.
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    /// SMTP with a new connection per send (`SMTP_POOL=false`), for servers that mistreat
+    /// reused connections.
+    SmtpUnpooled {
+        /// The connection URL (it may hold a password).
+        url: SecretString,
+        /// Bound on each SMTP step.
+        timeout: Duration,
+    },
     /// `.eml` files in a directory.
     Outbox(PathBuf),
 }
@@ -65,18 +73,24 @@ impl Mailer {
         let Some(url) = &settings.smtp_url else {
             return Ok(Self::Outbox(settings.outbox_dir.clone()));
         };
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
-            .map_err(|_| anyhow::anyhow!("SMTP_URL is not a valid connection URL"))?
-            .timeout(Some(settings.smtp_timeout))
-            .pool_config(PoolConfig::new().max_size(POOL_MAX_SIZE))
-            .build();
-        Ok(Self::Smtp(transport))
+        if !settings.smtp_pool {
+            return Ok(Self::SmtpUnpooled {
+                url: url.clone(),
+                timeout: settings.smtp_timeout,
+            });
+        }
+        Ok(Self::Smtp(smtp_transport(
+            url,
+            settings.smtp_timeout,
+            POOL_MAX_SIZE,
+        )?))
     }
 
     /// A short description for the start-up log, without credentials.
     pub fn describe(&self) -> String {
         match self {
-            Self::Smtp { .. } => "smtp".to_owned(),
+            Self::Smtp(_) => "smtp (pooled)".to_owned(),
+            Self::SmtpUnpooled { .. } => "smtp (a connection per mail)".to_owned(),
             Self::Outbox(dir) => format!("outbox {}", dir.display()),
         }
     }
@@ -95,6 +109,16 @@ impl Mailer {
                     .await
                     .map(drop)
                     .map_err(|e| classify(&e)),
+                Self::SmtpUnpooled { url, timeout } => {
+                    // A pool of one, dropped after this send: a fresh connection every time.
+                    let transport = smtp_transport(url, *timeout, 1)
+                        .map_err(|e| SendError::permanent(e.to_string()))?;
+                    transport
+                        .send_raw(envelope, raw)
+                        .await
+                        .map(drop)
+                        .map_err(|e| classify(&e))
+                }
                 Self::Outbox(dir) => write_outbox(dir, envelope, raw).await,
             }
         };
@@ -107,6 +131,20 @@ impl Mailer {
                 )))
             })
     }
+}
+
+fn smtp_transport(
+    url: &SecretString,
+    timeout: Duration,
+    pool: u32,
+) -> anyhow::Result<AsyncSmtpTransport<Tokio1Executor>> {
+    Ok(
+        AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
+            .map_err(|_| anyhow::anyhow!("SMTP_URL is not a valid connection URL"))?
+            .timeout(Some(timeout))
+            .pool_config(PoolConfig::new().max_size(pool))
+            .build(),
+    )
 }
 
 async fn write_outbox(dir: &PathBuf, envelope: &Envelope, raw: &[u8]) -> Result<(), SendError> {

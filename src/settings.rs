@@ -41,6 +41,8 @@ pub struct Settings {
     pub outbox_dir: PathBuf,
     /// Bound on each SMTP connect and command, and on one whole send.
     pub smtp_timeout: Duration,
+    /// Whether SMTP connections are pooled and reused (`SMTP_POOL`, default true).
+    pub smtp_pool: bool,
     /// Bound on a whole invocation; actions still running then are reported failed.
     pub deadline: Duration,
     /// The ledger file.
@@ -118,6 +120,14 @@ impl Settings {
                 })
                 .ok()
         });
+        let smtp_pool = match get("SMTP_POOL").map(|v| v.to_ascii_lowercase()).as_deref() {
+            None | Some("true" | "1" | "yes" | "on") => true,
+            Some("false" | "0" | "no" | "off") => false,
+            Some(other) => {
+                problems.push(format!("SMTP_POOL: {other:?} is not true or false"));
+                true
+            }
+        };
         let rules_file = rules_file(
             get("RULES_FILE"),
             get("FUNCTIONS_APP_ROOT_PATH"),
@@ -141,6 +151,7 @@ impl Settings {
             security,
             outbox_dir,
             smtp_timeout: Duration::from_secs_f64(smtp_timeout),
+            smtp_pool,
             deadline: Duration::from_secs_f64(deadline),
             ledger_path,
             retention: Duration::from_secs_f64(retention_days * 86_400.0),

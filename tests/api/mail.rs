@@ -199,3 +199,29 @@ async fn without_smtp_the_mail_is_written_to_the_outbox() {
         "{raw}"
     );
 }
+
+#[tokio::test]
+async fn with_pooling_off_every_mail_still_arrives() {
+    let smtp = SmtpServer::start();
+    let mut settings = mail_settings(&smtp.url());
+    settings.push(("SMTP_POOL", "false".to_owned()));
+    let handler = Handler::start(&pairs(&settings)).await;
+
+    let first = handler
+        .invoke(event_grid("SecretNearExpiry", "a", Some(3)))
+        .await;
+    let second = handler
+        .invoke(event_grid("KeyExpired", "b", Some(-3)))
+        .await;
+
+    assert_eq!(
+        (first.statuses(), second.statuses()),
+        (vec!["sent".to_owned()], vec!["sent".to_owned()])
+    );
+    assert_eq!(smtp.messages().len(), 2);
+    assert!(
+        handler.output().contains("a connection per mail"),
+        "{}",
+        handler.output()
+    );
+}

@@ -329,3 +329,33 @@ async fn custom_templates_shape_the_mail() {
         "the HTML keeps the built-in template"
     );
 }
+
+#[tokio::test]
+async fn a_webhook_that_never_answers_fails_within_its_timeout() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!(
+        "http://127.0.0.1:{}/hook",
+        silent.local_addr().expect("addr").port()
+    );
+    let settings = [
+        ("ALERT_WEBHOOK_URL", url.as_str()),
+        ("WEBHOOK_TIMEOUT_SECS", "1"),
+    ];
+    let handler = Handler::start(&settings).await;
+
+    let started = std::time::Instant::now();
+    let answer = handler
+        .invoke(event_grid("VaultAccessPolicyChanged", "prod-kv", None))
+        .await;
+
+    assert_eq!(answer.status, 500);
+    let webhook = answer.events()[0]["actions"]
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["action"] == "webhook").cloned());
+    assert_eq!(webhook.map(|w| w["status"].clone()), Some(json!("failed")));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(8),
+        "took {:?}",
+        started.elapsed()
+    );
+}
