@@ -1,0 +1,264 @@
+"""kv-notify benchmarks: start-up, throughput and latency against a bare warp handler, memory,
+binary size, a mail burst through a real SMTP server (pooled and not), and growth with event
+size and batch size. Prints medians over repeated runs.
+
+Run through scripts/bench, which installs wrk and aiosmtpd and builds the release binaries.
+"""
+
+import http.client
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+KV = os.path.join(ROOT, "target/release/kv-notify")
+BARE = os.path.join(ROOT, "target/release/examples/bare_handler")
+SMTP = os.path.join(ROOT, "tests/support/smtp_server.py")
+RUNS = int(os.environ.get("BENCH_RUNS", "5"))
+DURATION = os.environ.get("BENCH_DURATION", "5s")
+CONNECTIONS = 32
+BURST = int(os.environ.get("BENCH_BURST", "2000"))
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+TOPIC = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/prod-kv"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def event(event_type, name="db-password", exp=1900000000, padding=0):
+    data = {
+        "Id": f"https://prod-kv.vault.azure.net/secrets/{name}/5b2f0c1e8d9a4f7b",
+        "VaultName": "prod-kv", "ObjectType": "Secret", "ObjectName": name,
+        "Version": "5b2f0c1e8d9a4f7b", "NBF": 1700000000, "EXP": exp,
+    }
+    if padding:
+        data["Padding"] = "x" * padding
+    return {
+        "id": str(uuid.uuid4()), "topic": TOPIC, "subject": name,
+        "eventType": f"Microsoft.KeyVault.{event_type}", "data": data,
+        "dataVersion": "1", "metadataVersion": "1", "eventTime": "2026-11-21T08:00:00Z",
+    }
+
+
+def envelope(value):
+    return json.dumps({"Data": {"event": value}, "Metadata": {"sys": {"MethodName": "function-trigger"}}})
+
+
+def sized_event(total):
+    """A NewVersionCreated invocation body of about `total` bytes."""
+    base = len(envelope(event("SecretNewVersionCreated")))
+    return envelope(event("SecretNewVersionCreated", padding=max(0, total - base - 14)))
+
+
+class Handler:
+    def __init__(self, binary, env=None):
+        self.port = free_port()
+        full = {"PATH": os.environ["PATH"], "FUNCTIONS_CUSTOMHANDLER_PORT": str(self.port)}
+        full.update(env or {})
+        started = time.perf_counter()
+        self.proc = subprocess.Popen([binary], env=full, cwd=ROOT,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.startup_ms = self._wait_ready(started)
+
+    def _wait_ready(self, started):
+        request = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        while time.perf_counter() - started < 30:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as c:
+                    c.sendall(request)
+                    if c.recv(64):
+                        return (time.perf_counter() - started) * 1000
+            except OSError:
+                time.sleep(0.0002)
+        raise RuntimeError("handler not ready in 30 s")
+
+    def status(self, field):
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024  # MiB
+        return float("nan")
+
+    def cpu_seconds(self):
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def wrk(port, body, duration=DURATION, connections=CONNECTIONS):
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        f.write(body)
+        body_path = f.name
+    script = body_path + ".lua"
+    with open(script, "w") as f:
+        f.write(f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                f'local f = io.open("{body_path}", "r")\nwrk.body = f:read("*a")\nf:close()\n')
+    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{duration}", "--latency", "-s", script,
+                          f"http://127.0.0.1:{port}/function-trigger"],
+                         capture_output=True, text=True, check=True).stdout
+    os.unlink(body_path)
+    os.unlink(script)
+    if "Non-2xx" in out:
+        raise RuntimeError("non-2xx answers under load:\n" + out)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    lat = {p: to_ms(v) for p, v in re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)", out, re.M)}
+    return rps, lat["50"], lat["99"]
+
+
+def to_ms(text):
+    value, unit = re.match(r"([\d.]+)(\w+)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def median(values):
+    return statistics.median(values)
+
+
+def startup(binary, env):
+    times = []
+    for _ in range(max(RUNS, 5) * 4):
+        handler = Handler(binary, env)
+        times.append(handler.startup_ms)
+        handler.stop()
+    return median(times)
+
+
+def load(binary, env, body):
+    """Median rps/p50/p99 over RUNS fresh handlers, plus idle and loaded peak RSS."""
+    rps, p50, p99, idle, loaded = [], [], [], [], []
+    for _ in range(RUNS):
+        handler = Handler(binary, env)
+        time.sleep(0.3)
+        idle.append(handler.status("VmHWM"))
+        wrk(handler.port, body, duration="1s")  # warm-up
+        r, a, b = wrk(handler.port, body)
+        rps.append(r), p50.append(a), p99.append(b)
+        loaded.append(handler.status("VmHWM"))
+        handler.stop()
+    return median(rps), median(p50), median(p99), median(idle), median(loaded)
+
+
+def growth(binary, env, body):
+    handler = Handler(binary, env)
+    try:
+        wrk(handler.port, body, duration="1s")
+        return median([wrk(handler.port, body)[0] for _ in range(RUNS)])
+    finally:
+        handler.stop()
+
+
+def mail_burst(pooled, ledger_dir):
+    maildir = tempfile.mkdtemp()
+    smtp_port = free_port()
+    smtp = subprocess.Popen([sys.executable, SMTP, str(smtp_port), maildir],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    smtp.stdout.readline()
+    env = {"SMTP_URL": f"smtp://127.0.0.1:{smtp_port}", "OWNER_EMAILS": "owner@contoso.com",
+           "SMTP_POOL": "true" if pooled else "false", "KV_NOTIFY_LOG": "warn",
+           "LEDGER_PATH": os.path.join(ledger_dir, f"burst-{uuid.uuid4()}.redb")}
+    handler = Handler(KV, env)
+    bodies = [envelope(event("SecretNearExpiry", name=f"s{i}")) for i in range(BURST)]
+    local = threading.local()
+
+    def post(body):
+        # One keep-alive connection per client thread, as the host keeps its connections.
+        if not hasattr(local, "conn"):
+            local.conn = http.client.HTTPConnection("127.0.0.1", handler.port, timeout=60)
+        local.conn.request("POST", "/function-trigger", body, {"Content-Type": "application/json"})
+        response = local.conn.getresponse()
+        response.read()
+        return response.status
+
+    cpu_before, smtp_before = handler.cpu_seconds(), proc_cpu(smtp.pid)
+    started = time.perf_counter()
+    with ThreadPoolExecutor(CONNECTIONS) as pool:
+        statuses = list(pool.map(post, bodies))
+    wall = time.perf_counter() - started
+    cpu = handler.cpu_seconds() - cpu_before
+    smtp_cpu = proc_cpu(smtp.pid) - smtp_before
+    received = len(os.listdir(os.path.join(maildir, "new")))
+    handler.stop()
+    smtp.terminate()
+    smtp.wait()
+    shutil.rmtree(maildir)
+    if statuses.count(200) != BURST or received != BURST:
+        raise RuntimeError(f"burst lost mail: {statuses.count(200)} ok answers, {received} mails")
+    return BURST / wall, cpu / BURST * 1e6, smtp_cpu / BURST * 1e6
+
+
+def proc_cpu(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def main():
+    work = tempfile.mkdtemp()
+    kv_env = {"LEDGER_PATH": os.path.join(work, "ledger.redb"), "KV_NOTIFY_LOG": "warn",
+              "OUTBOX_DIR": os.path.join(work, "outbox")}
+    rows = []
+
+    def row(name, value, target=""):
+        rows.append((name, value, target))
+        print(f"  {name}: {value}", file=sys.stderr, flush=True)
+
+    print(f"machine: {os.cpu_count()} cores; {RUNS} runs per figure, medians", file=sys.stderr)
+    bare_start, kv_start = startup(BARE, {}), startup(KV, kv_env)
+    row("start-up, exec to first GET / answer (bare)", f"{bare_start:.2f} ms")
+    row("start-up, exec to first GET / answer (kv-notify)", f"{kv_start:.2f} ms", "< 10 ms")
+
+    body = envelope(event("SecretNewVersionCreated"))
+    b_rps, b_p50, b_p99, _, _ = load(BARE, {}, body)
+    k_rps, k_p50, k_p99, idle, loaded = load(KV, kv_env, body)
+    row("throughput, NewVersionCreated, 32 conns (bare)", f"{b_rps:,.0f} req/s")
+    row("throughput, NewVersionCreated, 32 conns (kv-notify)", f"{k_rps:,.0f} req/s = {k_rps / b_rps:.0%} of bare", ">= 85% of bare")
+    row("latency p50 / p99 (bare)", f"{b_p50:.2f} / {b_p99:.2f} ms")
+    row("latency p50 / p99 (kv-notify)", f"{k_p50:.2f} / {k_p99:.2f} ms", "p99 < 5 ms")
+    row("peak RSS idle / after load (kv-notify)", f"{idle:.1f} / {loaded:.1f} MiB", "< 30 MiB")
+    row("release binary size", f"{os.path.getsize(KV) / 1e6:.1f} MB", "< 15 MB")
+
+    for pooled in (True, False):
+        runs = [mail_burst(pooled, work) for _ in range(max(1, RUNS // 2 + 1))]
+        rate, ours, theirs = (median(r[i] for r in runs) for i in range(3))
+        label = "pooled" if pooled else "no pooling"
+        row(f"mail burst, {BURST} NearExpiry, 32 concurrent ({label})",
+            f"{rate:,.0f} mails/s; our CPU {ours:,.0f} us/mail; SMTP server CPU {theirs:,.0f} us/mail")
+
+    one_kb = growth(KV, kv_env, sized_event(1024))
+    sixty_four = growth(KV, kv_env, sized_event(64 * 1024))
+    row("growth: 1 KB vs 64 KB event", f"{one_kb:,.0f} vs {sixty_four:,.0f} req/s ({sixty_four / one_kb:.0%})")
+    for n in (10, 100):
+        batch = json.dumps([event("SecretNewVersionCreated") for _ in range(n)])
+        rps = growth(KV, kv_env, envelope(batch))
+        row(f"growth: batch of {n} events", f"{rps:,.0f} req/s = {rps * n:,.0f} events/s")
+
+    shutil.rmtree(work)
+    width = max(len(r[0]) for r in rows)
+    print(f"\n{'measure'.ljust(width)} | median | target")
+    print(f"{'-' * width}-|--------|-------")
+    for name, value, target in rows:
+        print(f"{name.ljust(width)} | {value} | {target}")
+
+
+if __name__ == "__main__":
+    main()
