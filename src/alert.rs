@@ -116,7 +116,7 @@ impl Alert {
             details: details(event, &names, days_left),
             next_steps: next_steps(kind, &names),
             portal_url: portal_url(event),
-            event_type: event.event_type.short_name(),
+            event_type: event.event_type.short_name().to_owned(),
             event_id: clean(&event.id),
             headline,
             vault: names.vault,

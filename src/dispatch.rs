@@ -77,7 +77,8 @@ impl Dispatcher {
     async fn handle(&self, event: &Event, deadline: Instant) -> EventReport {
         let mut report = EventReport::new(event);
         let Event::KeyVault(event) = event else {
-            tracing::info!(id = ?report.id, event_type = ?report.event_type, "acknowledged event with no action");
+            // The host logs the invocation and its `Logs`; stderr stays for what needs attention.
+            tracing::debug!(id = ?report.id, event_type = ?report.event_type, "acknowledged event with no action");
             return report;
         };
         for warning in &event.warnings {
@@ -85,7 +86,7 @@ impl Dispatcher {
         }
         let plan = self.config.routing.plan(event, &self.config.settings);
         if plan.email_channels.is_empty() && plan.webhooks.is_empty() {
-            tracing::info!(id = %event.id, event_type = %event.event_type, "recorded event");
+            tracing::debug!(id = %event.id, event_type = %event.event_type, "recorded event");
             return report;
         }
         report.actions = self.act(event, &plan, deadline).await;

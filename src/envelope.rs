@@ -5,7 +5,8 @@
 //! (or an array of events): [`events_of_invocation`] accepts all of these, plus a bare array.
 
 use crate::report::EventReport;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// The binding name in `function-trigger/function.json`.
@@ -14,8 +15,8 @@ pub const BINDING: &str = "event";
 /// Why a request cannot be understood (answered with 400).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RequestError {
-    /// The body is not JSON.
-    #[error("the request body is not valid JSON: {0}")]
+    /// The body is not JSON, or not shaped like an invocation.
+    #[error("the request body is not a valid invocation: {0}")]
     NotJson(String),
     /// The body has no `Data.event`.
     #[error(
@@ -79,14 +80,27 @@ pub fn is_invocation(value: &Value) -> bool {
         && !event_keys.iter().any(|key| lookup(value, key).is_some())
 }
 
+/// The parts of an invocation request read here. `Metadata` repeats the event's data: it is
+/// skipped without being built.
+#[derive(Deserialize)]
+struct Invocation<'a> {
+    #[serde(rename = "Data", alias = "data", borrow)]
+    data: Option<Data<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Data<'a> {
+    #[serde(rename = "event", alias = "Event", borrow)]
+    event: Option<&'a RawValue>,
+}
+
 /// Extracts the raw events from an invocation body.
 pub fn events_of_invocation(body: &[u8]) -> Result<Vec<Value>, RequestError> {
-    let request: Value =
+    let request: Invocation<'_> =
         serde_json::from_slice(body).map_err(|e| RequestError::NotJson(e.to_string()))?;
-    let event = lookup(&request, "Data")
-        .and_then(|data| lookup(data, BINDING))
-        .ok_or(RequestError::NoEvent)?;
-    events_of_value(event.clone())
+    let event = request.data.and_then(|d| d.event).ok_or(RequestError::NoEvent)?;
+    let value = serde_json::from_str(event.get()).map_err(|e| RequestError::NotJson(e.to_string()))?;
+    events_of_value(value)
 }
 
 /// Normalises one bound value to a list of events: an object is one event, an array is a

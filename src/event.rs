@@ -88,12 +88,19 @@ impl EventType {
     }
 
     /// The short name, e.g. `SecretNearExpiry`.
-    pub fn short_name(self) -> String {
+    pub fn short_name(self) -> &'static str {
+        use ObjectKind::{Certificate, Key, Secret};
         match self {
-            Self::NearExpiry(kind) => format!("{}NearExpiry", kind.as_str()),
-            Self::Expired(kind) => format!("{}Expired", kind.as_str()),
-            Self::NewVersionCreated(kind) => format!("{}NewVersionCreated", kind.as_str()),
-            Self::VaultAccessPolicyChanged => "VaultAccessPolicyChanged".to_owned(),
+            Self::NearExpiry(Secret) => "SecretNearExpiry",
+            Self::NearExpiry(Key) => "KeyNearExpiry",
+            Self::NearExpiry(Certificate) => "CertificateNearExpiry",
+            Self::Expired(Secret) => "SecretExpired",
+            Self::Expired(Key) => "KeyExpired",
+            Self::Expired(Certificate) => "CertificateExpired",
+            Self::NewVersionCreated(Secret) => "SecretNewVersionCreated",
+            Self::NewVersionCreated(Key) => "KeyNewVersionCreated",
+            Self::NewVersionCreated(Certificate) => "CertificateNewVersionCreated",
+            Self::VaultAccessPolicyChanged => "VaultAccessPolicyChanged",
         }
     }
 
@@ -110,7 +117,7 @@ impl EventType {
 
 impl fmt::Display for EventType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.short_name())
+        f.write_str(self.short_name())
     }
 }
 
@@ -393,7 +400,7 @@ mod tests {
     #[test]
     fn every_type_parses_from_short_and_full_names() {
         for t in EventType::all() {
-            assert_eq!(EventType::from_name(&t.short_name()), Some(t));
+            assert_eq!(EventType::from_name(t.short_name()), Some(t));
             let full = format!("Microsoft.KeyVault.{t}");
             assert_eq!(EventType::from_name(&full), Some(t));
         }

@@ -13,6 +13,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+// An allocator built for many small, short-lived allocations across threads: each
+// invocation parses JSON and builds its answer; glibc's malloc was the largest single cost
+// under load (see the README's Performance section).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// How long in-flight invocations may take to finish after SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 

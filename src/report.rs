@@ -92,7 +92,7 @@ impl EventReport {
     fn key_vault(event: &KeyVaultEvent) -> Self {
         Self {
             id: Some(event.id.clone()),
-            event_type: Some(event.event_type.short_name()),
+            event_type: Some(event.event_type.short_name().to_owned()),
             vault: event.vault.clone(),
             object_type: event.object_type.clone(),
             object: event.object.clone(),

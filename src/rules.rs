@@ -541,7 +541,7 @@ fn event_types(pattern: &str) -> Result<Vec<EventType>, String> {
     };
     let glob = Pattern::new(short)?;
     let types: Vec<EventType> = EventType::all()
-        .filter(|t| glob.matches(Some(&t.short_name())))
+        .filter(|t| glob.matches(Some(t.short_name())))
         .collect();
     if types.is_empty() {
         return Err(format!(

@@ -120,7 +120,7 @@ async fn invoke(
         } else {
             StatusCode::OK
         };
-        tracing::info!(
+        tracing::debug!(
             status = status.as_u16(),
             events = raw.len(),
             "invocation done"
