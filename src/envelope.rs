@@ -98,8 +98,12 @@ struct Data<'a> {
 pub fn events_of_invocation(body: &[u8]) -> Result<Vec<Value>, RequestError> {
     let request: Invocation<'_> =
         serde_json::from_slice(body).map_err(|e| RequestError::NotJson(e.to_string()))?;
-    let event = request.data.and_then(|d| d.event).ok_or(RequestError::NoEvent)?;
-    let value = serde_json::from_str(event.get()).map_err(|e| RequestError::NotJson(e.to_string()))?;
+    let event = request
+        .data
+        .and_then(|d| d.event)
+        .ok_or(RequestError::NoEvent)?;
+    let value =
+        serde_json::from_str(event.get()).map_err(|e| RequestError::NotJson(e.to_string()))?;
     events_of_value(value)
 }
 
