@@ -3,7 +3,7 @@
 //! handler refuses to start on exactly what `check` rejects.
 
 use crate::alert::Alert;
-use crate::event::{EventType, KeyVaultEvent};
+use crate::event::{EventType, KeyVaultEvent, ObjectKind};
 use crate::mail::Composer;
 use crate::rules::Routing;
 use crate::settings::Settings;
@@ -71,7 +71,14 @@ fn composer(settings: &Settings, problems: &mut Vec<String>) -> Option<Composer>
     let dir = settings.templates_dir.as_deref().filter(|d| d.is_dir());
     let composer = Composer::load(dir).map_err(|e| problems.extend(e)).ok()?;
     let now = Utc::now();
-    for event_type in EventType::all() {
+    // One event type per kind of alert: the templates see the same variables for the rest.
+    let kinds = [
+        EventType::NearExpiry(ObjectKind::Secret),
+        EventType::Expired(ObjectKind::Key),
+        EventType::NewVersionCreated(ObjectKind::Certificate),
+        EventType::VaultAccessPolicyChanged,
+    ];
+    for event_type in kinds {
         let alert = Alert::new(&KeyVaultEvent::example(event_type, now), now);
         if let Err(err) = composer.render(&alert) {
             problems.push(format!(

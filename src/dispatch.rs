@@ -34,7 +34,7 @@ impl Dispatcher {
     /// Builds the dispatcher from validated configuration and the ledger to record actions in.
     pub fn new(config: Config, ledger: Arc<dyn Ledger>) -> anyhow::Result<Self> {
         let mailer = Mailer::from_settings(&config.settings)?;
-        let webhooks = WebhookClient::new(config.settings.webhook_timeout)?;
+        let webhooks = WebhookClient::new(config.settings.webhook_timeout);
         Ok(Self {
             config,
             mailer,

@@ -147,9 +147,11 @@ fn start(config: Config, ledger: Arc<dyn Ledger>) -> anyhow::Result<Dispatcher> 
     Ok(dispatcher)
 }
 
-/// Keeps the ledger within its retention period: once at start-up, then hourly.
+/// Keeps the ledger within its retention period: a minute after start-up (out of the way of
+/// the first invocations), then hourly.
 async fn purge_periodically(dispatcher: Arc<Dispatcher>) {
-    let mut every_hour = tokio::time::interval(PURGE_INTERVAL);
+    let first = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut every_hour = tokio::time::interval_at(first, PURGE_INTERVAL);
     loop {
         every_hour.tick().await;
         dispatcher.purge_ledger().await;

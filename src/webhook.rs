@@ -8,6 +8,7 @@ use crate::alert::Alert;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use std::fmt;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 /// Longest response body kept for a failure's log line and reason.
@@ -117,23 +118,34 @@ impl Webhook {
     }
 }
 
-/// Posts alerts to webhooks.
-#[derive(Clone)]
+/// Posts alerts to webhooks. The HTTP client (and its TLS roots) is built on first use, so
+/// that start-up, which the host waits on, does not pay for it.
 pub struct WebhookClient {
-    http: reqwest::Client,
+    timeout: Duration,
+    http: OnceLock<Result<reqwest::Client, String>>,
 }
 
 impl WebhookClient {
     /// A client whose connections time out after `timeout`.
-    pub fn new(timeout: Duration) -> anyhow::Result<Self> {
-        // reqwest is built without a bundled crypto provider; use ring, as lettre does.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .connect_timeout(timeout)
-            .timeout(timeout)
-            .user_agent(concat!("kv-notify/", env!("CARGO_PKG_VERSION")))
-            .build()?;
-        Ok(Self { http })
+    pub fn new(timeout: Duration) -> Self {
+        Self {
+            timeout,
+            http: OnceLock::new(),
+        }
+    }
+
+    fn http(&self) -> Result<&reqwest::Client, String> {
+        let built = self.http.get_or_init(|| {
+            // reqwest is built without a bundled crypto provider; use ring, as lettre does.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            reqwest::Client::builder()
+                .connect_timeout(self.timeout)
+                .timeout(self.timeout)
+                .user_agent(concat!("kv-notify/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|e| format!("cannot build the HTTP client: {e}"))
+        });
+        built.as_ref().map_err(Clone::clone)
     }
 
     /// Posts `payload`, giving up after `timeout`. A non-2xx answer is an error carrying the
@@ -145,7 +157,7 @@ impl WebhookClient {
         timeout: Duration,
     ) -> Result<(), String> {
         let response = self
-            .http
+            .http()?
             .post(webhook.url.expose_secret())
             .timeout(timeout)
             .json(payload)
