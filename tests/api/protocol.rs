@@ -32,10 +32,41 @@ fn local_settings_name_the_custom_runtime_and_development_storage() {
 #[tokio::test]
 async fn readiness_probe_gets_a_json_answer() {
     let handler = Handler::start(&[]).await;
-    let answer = handler.post_sized("/", Vec::new()).await;
-    assert_ne!(answer.status, 0);
+
     let ready = reqwest::get(handler.url("/")).await.expect("GET /");
+
     assert_eq!(ready.status(), 200);
+    let content_type = ready.headers()["content-type"]
+        .to_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        content_type.starts_with("application/json"),
+        "{content_type}"
+    );
+    assert!(ready.json::<serde_json::Value>().await.is_ok());
+}
+
+#[tokio::test]
+async fn the_handler_listens_on_loopback_only() {
+    let handler = Handler::start(&[]).await;
+
+    // /proc/net/tcp lists listening sockets (state 0A) with their local address in hex.
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    let port = format!(":{:04X}", handler.port);
+    let listening: Vec<&str> = table
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            (fields.get(3) == Some(&"0A") && fields[1].ends_with(&port)).then_some(fields[1])
+        })
+        .collect();
+
+    assert_eq!(
+        listening,
+        [format!("0100007F{port}")],
+        "bound to 127.0.0.1 and nothing else"
+    );
 }
 
 #[tokio::test]
