@@ -3,6 +3,14 @@
 //! They read `local.settings.json` `Values` as `func start` does (the environment overrides
 //! them) and share the server's configuration path, so what they accept the server accepts.
 
+/// Prints a line to stdout. A closed pipe (`kv-notify check | head`) ends the program
+/// quietly instead of panicking, as command-line tools do.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::cli::emit(format_args!($($arg)*))
+    };
+}
+
 pub mod inspect;
 pub mod replay;
 
@@ -50,6 +58,17 @@ pub fn read_events(file: &Path) -> anyhow::Result<Vec<Value>> {
         envelope::events_of_value(json)?
     };
     Ok(events)
+}
+
+/// Writes one line to stdout; see `say!`.
+pub(crate) fn emit(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(err) = writeln!(out, "{line}") {
+        if err.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+    }
 }
 
 /// The file's name, for output lines.

@@ -61,7 +61,16 @@ impl Config {
 
     /// Start-up warnings: settings that work, but probably not as intended.
     pub fn warnings(&self) -> Vec<String> {
-        self.settings.warnings()
+        let mut warnings = self.settings.warnings();
+        if self.settings.owners.is_empty() && self.routing.has_owner_entries() {
+            // The rules name owners; OWNER_EMAILS is only their fallback.
+            for warning in &mut warnings {
+                if warning.starts_with("OWNER_EMAILS") {
+                    *warning = "OWNER_EMAILS is empty: mails for objects that no [[owners]] entry matches will be skipped".to_owned();
+                }
+            }
+        }
+        warnings
     }
 }
 

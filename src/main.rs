@@ -116,7 +116,7 @@ async fn run_cli(command: Command) -> anyhow::Result<ExitCode> {
     let config = match cli::load_config()? {
         Ok(config) => config,
         Err(err) => {
-            println!("{err}");
+            print!("{err}");
             return Ok(ExitCode::FAILURE);
         }
     };

@@ -209,6 +209,11 @@ impl Routing {
         plan
     }
 
+    /// Whether the rules file names owners.
+    pub fn has_owner_entries(&self) -> bool {
+        !self.owners.is_empty()
+    }
+
     /// The owners of the event's object: the first matching `[[owners]]` entry, else
     /// `OWNER_EMAILS`.
     fn owners_of(&self, event: &KeyVaultEvent, settings: &Settings) -> Vec<Mailbox> {

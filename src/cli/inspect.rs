@@ -13,21 +13,21 @@ use std::path::{Path, PathBuf};
 pub fn check(config: &Config) {
     let settings = &config.settings;
     for warning in config.warnings() {
-        println!("warning: {warning}");
+        say!("warning: {warning}");
     }
     let mail = match &settings.smtp_url {
         Some(_) => "SMTP (SMTP_URL)".to_owned(),
         None => format!(".eml files in {}", settings.outbox_dir.display()),
     };
-    println!("mail: {mail}, from {}", settings.mail_from);
+    say!("mail: {mail}, from {}", settings.mail_from);
     let templates = settings.templates_dir.as_ref().map_or_else(
         || "built-in".to_owned(),
         |d| format!("{} (built-in where a file is missing)", d.display()),
     );
-    println!("templates: {templates}");
-    println!();
-    print!("{}", config.routing.describe(settings));
-    println!("\nok: the configuration is valid");
+    say!("templates: {templates}");
+    say!("");
+    say!("{}", config.routing.describe(settings).trim_end());
+    say!("\nok: the configuration is valid");
 }
 
 /// Prints, for every event in the files, which rules match and who would be notified.
@@ -37,7 +37,7 @@ pub fn explain(config: &Config, paths: &[PathBuf]) -> anyhow::Result<bool> {
     for file in event_files(paths)? {
         for parsed in events_of(&file, &mut ok) {
             let Event::KeyVault(event) = parsed else {
-                println!(
+                say!(
                     "{}: not a Key Vault event kv-notify acts on: acknowledged only",
                     file_name(&file)
                 );
@@ -45,7 +45,7 @@ pub fn explain(config: &Config, paths: &[PathBuf]) -> anyhow::Result<bool> {
             };
             let plan = config.routing.plan(&event, &config.settings);
             let name = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
-            println!(
+            say!(
                 "{}: {} {}/{} (id {})",
                 file_name(&file),
                 event.event_type,
@@ -54,10 +54,10 @@ pub fn explain(config: &Config, paths: &[PathBuf]) -> anyhow::Result<bool> {
                 event.id
             );
             if plan.rules.is_empty() {
-                println!("  no rule matches: recorded only");
+                say!("  no rule matches: recorded only");
             }
             for rule in &plan.rules {
-                println!("  matches {rule}");
+                say!("  matches {rule}");
             }
             if !plan.email_channels.is_empty() {
                 let to: Vec<String> = plan.emails.iter().map(ToString::to_string).collect();
@@ -66,14 +66,14 @@ pub fn explain(config: &Config, paths: &[PathBuf]) -> anyhow::Result<bool> {
                 } else {
                     to.join(", ")
                 };
-                println!("  email ({}) to {to}", plan.email_channels.join(", "));
+                say!("  email ({}) to {to}", plan.email_channels.join(", "));
             }
             for (channel, webhook) in &plan.webhooks {
-                println!("  webhook {channel}: {webhook}");
+                say!("  webhook {channel}: {webhook}");
             }
         }
     }
-    println!("(nothing was sent)");
+    say!("(nothing was sent)");
     Ok(ok)
 }
 
@@ -97,7 +97,7 @@ pub fn preview(config: &Config, paths: &[PathBuf], out: &Path) -> anyhow::Result
             };
             let path = out.join(format!("{stem}{suffix}.html"));
             std::fs::write(&path, rendered.html)?;
-            println!("{}: {}", path.display(), rendered.subject);
+            say!("{}: {}", path.display(), rendered.subject);
         }
     }
     Ok(ok)
@@ -109,7 +109,7 @@ fn events_of(file: &Path, ok: &mut bool) -> Vec<Event> {
         Ok(raw) => raw,
         Err(err) => {
             *ok = false;
-            println!("{}: error: {err:#}", file.display());
+            say!("{}: error: {err:#}", file.display());
             return Vec::new();
         }
     };
@@ -118,7 +118,7 @@ fn events_of(file: &Path, ok: &mut bool) -> Vec<Event> {
             event::parse(value)
                 .map_err(|err| {
                     *ok = false;
-                    println!("{}: error: {err}", file.display());
+                    say!("{}: error: {err}", file.display());
                 })
                 .ok()
         })

@@ -23,7 +23,7 @@ pub async fn replay(dispatcher: &Dispatcher, paths: &[PathBuf]) -> anyhow::Resul
             }
             Err(err) => {
                 ok = false;
-                println!("{}: error: {err:#}", file.display());
+                say!("{}: error: {err:#}", file.display());
             }
         }
     }
@@ -37,9 +37,9 @@ async fn replay_file(dispatcher: &Dispatcher, file: &Path) -> anyhow::Result<Vec
 fn print_report(file: &Path, report: &EventReport) {
     let mut lines = report.log_lines().into_iter();
     if let Some(first) = lines.next() {
-        println!("{}: {first}", file_name(file));
+        say!("{}: {first}", file_name(file));
     }
     for line in lines {
-        println!("{line}");
+        say!("{line}");
     }
 }
