@@ -64,10 +64,10 @@ pub fn read_events(file: &Path) -> anyhow::Result<Vec<Value>> {
 pub(crate) fn emit(line: std::fmt::Arguments<'_>) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
-    if let Err(err) = writeln!(out, "{line}") {
-        if err.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(0);
-        }
+    if let Err(err) = writeln!(out, "{line}")
+        && err.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(0);
     }
 }
 
