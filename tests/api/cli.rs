@@ -121,11 +121,8 @@ async fn the_handler_refuses_to_start_on_what_check_rejects() {
         .expect("start-up refused");
 
     assert!(!status.success());
-    assert!(
-        handler.output().contains("unknown channel \"pager\""),
-        "{}",
-        handler.output()
-    );
+    let output = handler.output_with("pager");
+    assert!(output.contains("unknown channel \"pager\""), "{output}");
 }
 
 #[test]

@@ -217,6 +217,13 @@ impl Handler {
         self.output.lock().expect("output lock").clone()
     }
 
+    /// Everything written so far, once it contains `needle` (or after 5 s): the pipes are read
+    /// by threads, so a line the handler wrote may reach us a moment later.
+    pub fn output_with(&self, needle: &str) -> String {
+        super::wait_until(Duration::from_secs(5), || self.output().contains(needle));
+        self.output()
+    }
+
     /// Waits for the process to exit by itself (e.g. a refused start-up).
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + timeout;
