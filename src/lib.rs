@@ -14,6 +14,7 @@ pub mod delivery;
 pub mod dispatch;
 pub mod envelope;
 pub mod event;
+pub mod json_object;
 pub mod ledger;
 pub mod mail;
 pub mod mailer;
