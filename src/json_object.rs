@@ -1,6 +1,6 @@
 //! A JSON object read lazily: its members borrowed from the text, each value parsed only
-//! when asked for. Events are parsed through this rather than a `serde_json::Value`, which
-//! would allocate a map entry and a string for every key and value of every event.
+//! when asked for. Events are read through this rather than a `serde_json::Value`: keys are
+//! matched case-insensitively in one place, and members nobody asks for are never built.
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
