@@ -17,7 +17,7 @@ pub mod replay;
 use crate::config::{Config, ConfigError};
 use crate::envelope;
 use anyhow::Context;
-use serde_json::value::RawValue;
+use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 /// Loads the configuration from `local.settings.json` in the working directory and the
@@ -49,13 +49,13 @@ pub fn event_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
 
 /// The raw events in a file: an Event Grid array, one event (either schema), or a whole
 /// invocation envelope.
-pub fn read_events(file: &Path) -> anyhow::Result<Vec<Box<RawValue>>> {
-    let text = std::fs::read_to_string(file).context("cannot read the file")?;
-    let document: Box<RawValue> = serde_json::from_str(&text).context("not valid JSON")?;
-    let events = if envelope::is_invocation(&document) {
-        envelope::events_of_invocation(text.as_bytes())?
+pub fn read_events(file: &Path) -> anyhow::Result<Vec<Value>> {
+    let text = std::fs::read(file).context("cannot read the file")?;
+    let json: Value = serde_json::from_slice(&text).context("not valid JSON")?;
+    let events = if envelope::is_invocation(&json) {
+        envelope::events_of_invocation(&text)?
     } else {
-        envelope::events_of_value(&document)?
+        envelope::events_of_value(json)?
     };
     Ok(events)
 }

@@ -18,7 +18,7 @@ use crate::rules::{OWNERS, Plan};
 use crate::webhook::WebhookClient;
 use chrono::Utc;
 use futures_util::future::join_all;
-use serde_json::value::RawValue;
+use serde_json::Value;
 use std::sync::Arc;
 use tokio::time::Instant;
 
@@ -64,13 +64,10 @@ impl Dispatcher {
 
     /// Handles raw events: all are parsed first, then handled concurrently, within the
     /// invocation deadline.
-    pub async fn handle_all(
-        &self,
-        raw: &[Box<RawValue>],
-    ) -> Result<Vec<EventReport>, RequestError> {
+    pub async fn handle_all(&self, raw: &[Value]) -> Result<Vec<EventReport>, RequestError> {
         let events = raw
             .iter()
-            .map(|raw| event::parse(raw))
+            .map(event::parse)
             .collect::<Result<Vec<_>, _>>()?;
         let deadline = Instant::now() + self.config.settings.deadline;
         Ok(join_all(events.iter().map(|event| self.handle(event, deadline))).await)

@@ -14,7 +14,6 @@ pub mod delivery;
 pub mod dispatch;
 pub mod envelope;
 pub mod event;
-pub mod json_object;
 pub mod ledger;
 pub mod mail;
 pub mod mailer;
