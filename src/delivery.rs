@@ -94,10 +94,7 @@ impl Delivery<'_> {
                 Err(fate) => fates.push((mailbox.clone(), fate)),
             }
         }
-        for (mailbox, result) in self.send_all(&job, &claimed).await {
-            let fate = self.record(job.event_id, &mailbox, result).await;
-            fates.push((mailbox, fate));
-        }
+        fates.extend(self.send_and_record(&job, &claimed).await);
         summarize(job.to, &fates)
     }
 
@@ -155,31 +152,38 @@ impl Delivery<'_> {
         }
     }
 
-    /// Sends one mail to all claimed recipients; if the server refuses it, one per recipient.
-    async fn send_all(
+    /// Sends one mail to all claimed recipients; if the server refuses it while answering,
+    /// one per recipient. Each outcome is recorded as soon as the server has answered it.
+    async fn send_and_record(
         &self,
         job: &MailJob<'_>,
         claimed: &[Mailbox],
-    ) -> Vec<(Mailbox, Result<(), SendError>)> {
+    ) -> Vec<(Mailbox, Fate)> {
+        let mut fates = Vec::with_capacity(claimed.len());
         if claimed.is_empty() {
-            return Vec::new();
+            return fates;
         }
-        let together = self.send(job, claimed).await;
-        match together {
+        match self.send(job, claimed).await {
             Err(err) if err.answered && claimed.len() > 1 => {
                 tracing::warn!(reason = %err, "mail refused; sending to each recipient alone");
-                let mut results = Vec::with_capacity(claimed.len());
                 for mailbox in claimed {
                     let result = self.send(job, std::slice::from_ref(mailbox)).await;
-                    results.push((mailbox.clone(), result));
+                    fates.push((
+                        mailbox.clone(),
+                        self.record(job.event_id, mailbox, result).await,
+                    ));
                 }
-                results
             }
-            result => claimed
-                .iter()
-                .map(|m| (m.clone(), result.clone()))
-                .collect(),
+            result => {
+                for mailbox in claimed {
+                    fates.push((
+                        mailbox.clone(),
+                        self.record(job.event_id, mailbox, result.clone()).await,
+                    ));
+                }
+            }
         }
+        fates
     }
 
     async fn send(&self, job: &MailJob<'_>, recipients: &[Mailbox]) -> Result<(), SendError> {
