@@ -208,17 +208,10 @@ async fn a_temporary_refusal_of_the_message_fails_the_invocation_for_a_retry() {
 
 #[tokio::test]
 async fn a_slow_smtp_server_cannot_hold_an_invocation_past_the_deadline() {
-    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let url = format!(
-        "smtp://127.0.0.1:{}",
-        silent.local_addr().expect("addr").port()
-    );
+    let (_silent, url) = silent_server();
     let mut settings = mail_settings(&url);
-    settings.retain(|(k, _)| *k != "SMTP_TIMEOUT_SECS");
-    settings.extend([
-        ("SMTP_TIMEOUT_SECS", "30".to_owned()),
-        ("DEADLINE_SECS", "2".to_owned()),
-    ]);
+    set(&mut settings, "SMTP_TIMEOUT_SECS", "30");
+    set(&mut settings, "DEADLINE_SECS", "2");
     let handler = Handler::start(&pairs(&settings)).await;
 
     let started = std::time::Instant::now();

@@ -40,14 +40,9 @@ async fn an_invalid_smtp_url_is_refused_without_echoing_it() {
 
 #[tokio::test]
 async fn sigterm_lets_the_in_flight_invocation_answer_and_exits_promptly() {
-    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let url = format!(
-        "smtp://127.0.0.1:{}",
-        silent.local_addr().expect("addr").port()
-    );
+    let (_silent, url) = silent_server();
     let mut settings = mail_settings(&url);
-    settings.retain(|(k, _)| *k != "SMTP_TIMEOUT_SECS");
-    settings.push(("SMTP_TIMEOUT_SECS", "2".to_owned()));
+    set(&mut settings, "SMTP_TIMEOUT_SECS", "2");
     let mut handler = Handler::start(&pairs(&settings)).await;
 
     let in_flight = handler.invoke(event_grid("KeyExpired", "k", Some(-1)));

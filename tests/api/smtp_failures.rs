@@ -26,14 +26,9 @@ async fn an_unreachable_smtp_server_fails_the_invocation_with_500() {
 
 #[tokio::test]
 async fn a_silent_smtp_server_fails_the_invocation_within_the_timeout() {
-    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let url = format!(
-        "smtp://127.0.0.1:{}",
-        silent.local_addr().expect("addr").port()
-    );
+    let (_silent, url) = silent_server();
     let mut settings = mail_settings(&url);
-    settings.retain(|(k, _)| *k != "SMTP_TIMEOUT_SECS");
-    settings.push(("SMTP_TIMEOUT_SECS", "2".to_owned()));
+    set(&mut settings, "SMTP_TIMEOUT_SECS", "2");
     let handler = Handler::start(&pairs(&settings)).await;
 
     let started = Instant::now();

@@ -89,6 +89,12 @@ pub fn mail_settings(smtp_url: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// Sets one setting, replacing any earlier value.
+pub fn set(settings: &mut Vec<(&'static str, String)>, name: &'static str, value: &str) {
+    settings.retain(|(k, _)| *k != name);
+    settings.push((name, value.to_owned()));
+}
+
 /// Borrows owned settings as the `&[(&str, &str)]` the host takes.
 pub fn pairs<'a>(settings: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
     settings.iter().map(|(k, v)| (*k, v.as_str())).collect()

@@ -181,6 +181,17 @@ impl Received {
     }
 }
 
+/// A server that accepts connections and never says a word: a hung SMTP server. Keep the
+/// listener alive for as long as the test needs the silence.
+pub fn silent_server() -> (TcpListener, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!(
+        "smtp://127.0.0.1:{}",
+        listener.local_addr().expect("addr").port()
+    );
+    (listener, url)
+}
+
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
