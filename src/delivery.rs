@@ -242,6 +242,22 @@ fn mail_key(event_id: &str, mailbox: &Mailbox) -> ActionKey {
     }
 }
 
+impl Fate {
+    fn retry_reason(&self) -> Option<&String> {
+        match self {
+            Self::Retry(reason) => Some(reason),
+            _ => None,
+        }
+    }
+
+    fn refusal(&self) -> Option<&String> {
+        match self {
+            Self::Refused(reason) => Some(reason),
+            _ => None,
+        }
+    }
+}
+
 /// The report of an action with a single target.
 fn report(action: &'static str, to: Vec<String>, fate: &Fate) -> ActionReport {
     let (status, reason, retryable) = match fate {
@@ -283,13 +299,7 @@ fn summarize(to: &[Mailbox], fates: &[(Mailbox, Fate)]) -> ActionReport {
     let sent = named(|f| matches!(f, Fate::Sent));
     let earlier = named(|f| matches!(f, Fate::AlreadySent));
     let (status, reason, retryable) = if !retry.is_empty() {
-        let why = first_reason(|f| {
-            if let Fate::Retry(r) = f {
-                Some(r)
-            } else {
-                None
-            }
-        });
+        let why = first_reason(Fate::retry_reason);
         let reason = format!(
             "{} (for {}; a redelivery will retry)",
             why.unwrap_or_default(),
@@ -297,13 +307,7 @@ fn summarize(to: &[Mailbox], fates: &[(Mailbox, Fate)]) -> ActionReport {
         );
         (ActionStatus::Failed, Some(reason), true)
     } else if !refused.is_empty() {
-        let why = first_reason(|f| {
-            if let Fate::Refused(r) = f {
-                Some(r)
-            } else {
-                None
-            }
-        });
+        let why = first_reason(Fate::refusal);
         let reason = format!(
             "refused for good for {}: {}",
             refused.join(", "),
