@@ -4,7 +4,7 @@
 
 use warp::Filter;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() {
     let port: u16 = std::env::var("FUNCTIONS_CUSTOMHANDLER_PORT")
         .ok()

@@ -16,6 +16,7 @@ pub mod replay;
 
 use crate::config::{Config, ConfigError};
 use crate::envelope;
+use crate::event::RawEvent;
 use anyhow::Context;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -49,13 +50,13 @@ pub fn event_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
 
 /// The raw events in a file: an Event Grid array, one event (either schema), or a whole
 /// invocation envelope.
-pub fn read_events(file: &Path) -> anyhow::Result<Vec<Value>> {
+pub fn read_events(file: &Path) -> anyhow::Result<Vec<RawEvent>> {
     let text = std::fs::read(file).context("cannot read the file")?;
     let json: Value = serde_json::from_slice(&text).context("not valid JSON")?;
     let events = if envelope::is_invocation(&json) {
         envelope::events_of_invocation(&text)?
     } else {
-        envelope::events_of_value(json)?
+        envelope::events_of_value(&json)?
     };
     Ok(events)
 }

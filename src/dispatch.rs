@@ -9,7 +9,7 @@ use crate::alert::Alert;
 use crate::config::Config;
 use crate::delivery::{Delivery, MailJob, WebhookJob};
 use crate::envelope::RequestError;
-use crate::event::{self, Event, KeyVaultEvent};
+use crate::event::{Event, KeyVaultEvent, RawEvent};
 use crate::ledger::Ledger;
 use crate::mail;
 use crate::mailer::Mailer;
@@ -18,7 +18,6 @@ use crate::rules::{OWNERS, Plan};
 use crate::webhook::WebhookClient;
 use chrono::Utc;
 use futures_util::future::join_all;
-use serde_json::Value;
 use std::sync::Arc;
 use tokio::time::Instant;
 
@@ -64,36 +63,39 @@ impl Dispatcher {
 
     /// Handles raw events: all are parsed first, then handled concurrently, within the
     /// invocation deadline.
-    pub async fn handle_all(&self, raw: &[Value]) -> Result<Vec<EventReport>, RequestError> {
+    pub async fn handle_all(&self, raw: Vec<RawEvent>) -> Result<Vec<EventReport>, RequestError> {
         let events = raw
-            .iter()
-            .map(event::parse)
+            .into_iter()
+            .map(RawEvent::into_event)
             .collect::<Result<Vec<_>, _>>()?;
         let deadline = Instant::now() + self.config.settings.deadline;
-        Ok(join_all(events.iter().map(|event| self.handle(event, deadline))).await)
+        Ok(join_all(events.into_iter().map(|event| self.handle(event, deadline))).await)
     }
 
     /// Handles one parsed event.
-    async fn handle(&self, event: &Event, deadline: Instant) -> EventReport {
-        let mut report = EventReport::new(event);
-        let Event::KeyVault(event) = event else {
-            // The host logs the invocation and its `Logs`; stderr stays for what needs attention.
-            tracing::debug!(id = ?report.id, event_type = ?report.event_type, "acknowledged event with no action");
-            return report;
+    async fn handle(&self, event: Event, deadline: Instant) -> EventReport {
+        let event = match event {
+            Event::KeyVault(event) => event,
+            Event::Other { id, event_type } => {
+                // The host logs the invocation and its `Logs`; stderr stays for what needs
+                // attention.
+                tracing::debug!(?id, ?event_type, "acknowledged event with no action");
+                return EventReport::other(id, event_type);
+            }
         };
         for warning in &event.warnings {
             tracing::warn!(id = %event.id, "{warning}");
         }
-        let plan = self.config.routing.plan(event, &self.config.settings);
+        let plan = self.config.routing.plan(&event, &self.config.settings);
         if plan.email_channels.is_empty() && plan.webhooks.is_empty() {
             tracing::debug!(id = %event.id, event_type = %event.event_type, "recorded event");
-            return report;
+            return EventReport::key_vault(event, Vec::new());
         }
-        report.actions = self.act(event, &plan, deadline).await;
-        for action in &report.actions {
+        let actions = self.act(&event, &plan, deadline).await;
+        for action in &actions {
             log_action(&event.id, action);
         }
-        report
+        EventReport::key_vault(event, actions)
     }
 
     /// Runs the mail and every webhook of a plan concurrently.

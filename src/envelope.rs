@@ -4,10 +4,13 @@
 //! The host may pass the bound event as a nested object or as a JSON string holding the event
 //! (or an array of events): [`events_of_invocation`] accepts all of these, plus a bare array.
 
+use crate::event::RawEvent;
 use crate::report::EventReport;
+use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+use serde::de::{self, Deserializer, IntoDeserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+use std::fmt;
 
 /// The binding name in `function-trigger/function.json`.
 pub const BINDING: &str = "event";
@@ -83,48 +86,118 @@ pub fn is_invocation(value: &Value) -> bool {
 /// The parts of an invocation request read here. `Metadata` repeats the event's data: it is
 /// skipped without being built.
 #[derive(Deserialize)]
-struct Invocation<'a> {
-    #[serde(rename = "Data", alias = "data", borrow)]
-    data: Option<Data<'a>>,
+struct Invocation {
+    #[serde(rename = "Data", alias = "data")]
+    data: Option<Data>,
 }
 
 #[derive(Deserialize)]
-struct Data<'a> {
-    #[serde(rename = "event", alias = "Event", borrow)]
-    event: Option<&'a RawValue>,
+struct Data {
+    #[serde(rename = "event", alias = "Event")]
+    event: Option<Bound>,
 }
 
-/// Extracts the raw events from an invocation body.
-pub fn events_of_invocation(body: &[u8]) -> Result<Vec<Value>, RequestError> {
-    let request: Invocation<'_> =
+/// What the host bound to `event`: one event, a batch, or a JSON string holding either.
+enum Bound {
+    Events(Vec<RawEvent>),
+    Invalid(RequestError),
+}
+
+impl Bound {
+    fn into_events(self) -> Result<Vec<RawEvent>, RequestError> {
+        match self {
+            Self::Events(events) => Ok(events),
+            Self::Invalid(err) => Err(err),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Bound {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(BoundVisitor { text_allowed: true })
+    }
+}
+
+/// Reads the bound value in one pass; a string is decoded once (the host double-encodes
+/// strings), but a string inside that string is refused.
+struct BoundVisitor {
+    text_allowed: bool,
+}
+
+impl BoundVisitor {
+    fn one<'de, E: de::Error>(value: impl IntoDeserializer<'de, E>) -> Result<Bound, E> {
+        RawEvent::deserialize(value.into_deserializer()).map(|event| Bound::Events(vec![event]))
+    }
+}
+
+impl<'de> Visitor<'de> for BoundVisitor {
+    type Value = Bound;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an event, an array of events, or a JSON string holding either")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Bound, A::Error> {
+        RawEvent::deserialize(MapAccessDeserializer::new(map)).map(|e| Bound::Events(vec![e]))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Bound, A::Error> {
+        Vec::deserialize(SeqAccessDeserializer::new(seq)).map(Bound::Events)
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Bound, E> {
+        if !self.text_allowed {
+            return Ok(Bound::Invalid(RequestError::EventNotJson(
+                "a string inside a string".into(),
+            )));
+        }
+        let mut inner = serde_json::Deserializer::from_str(text);
+        let bound = inner
+            .deserialize_any(BoundVisitor {
+                text_allowed: false,
+            })
+            .and_then(|bound| inner.end().map(|()| bound));
+        Ok(bound.unwrap_or_else(|e| Bound::Invalid(RequestError::EventNotJson(e.to_string()))))
+    }
+
+    fn visit_bool<E: de::Error>(self, b: bool) -> Result<Bound, E> {
+        Self::one(b)
+    }
+
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<Bound, E> {
+        Self::one(n)
+    }
+
+    fn visit_u64<E: de::Error>(self, n: u64) -> Result<Bound, E> {
+        Self::one(n)
+    }
+
+    fn visit_f64<E: de::Error>(self, n: f64) -> Result<Bound, E> {
+        Self::one(n)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Bound, E> {
+        Ok(Bound::Invalid(RequestError::NoEvent))
+    }
+}
+
+/// Reads the events of an invocation body, skipping everything else without building it.
+pub fn events_of_invocation(body: &[u8]) -> Result<Vec<RawEvent>, RequestError> {
+    let request: Invocation =
         serde_json::from_slice(body).map_err(|e| RequestError::NotJson(e.to_string()))?;
-    let event = request
+    request
         .data
         .and_then(|d| d.event)
-        .ok_or(RequestError::NoEvent)?;
-    let value =
-        serde_json::from_str(event.get()).map_err(|e| RequestError::NotJson(e.to_string()))?;
-    events_of_value(value)
+        .ok_or(RequestError::NoEvent)?
+        .into_events()
 }
 
 /// Normalises one bound value to a list of events: an object is one event, an array is a
-/// batch, and a string holding JSON is decoded first (the host double-encodes strings).
-pub fn events_of_value(value: Value) -> Result<Vec<Value>, RequestError> {
-    match value {
-        Value::String(text) => {
-            let inner: Value = serde_json::from_str(&text)
-                .map_err(|e| RequestError::EventNotJson(e.to_string()))?;
-            match inner {
-                Value::String(_) => Err(RequestError::EventNotJson(
-                    "a string inside a string".into(),
-                )),
-                other => events_of_value(other),
-            }
-        }
-        Value::Array(events) => Ok(events),
-        Value::Null => Err(RequestError::NoEvent),
-        other => Ok(vec![other]),
-    }
+/// batch, and a string holding JSON is decoded first.
+pub fn events_of_value(value: &Value) -> Result<Vec<RawEvent>, RequestError> {
+    Bound::deserialize(value)
+        .map_err(|e| RequestError::NotJson(e.to_string()))?
+        .into_events()
 }
 
 /// Looks a key up in an object, ignoring ASCII case (the host reads its own keys that way).
@@ -147,7 +220,7 @@ mod tests {
         let body = json!({"Data": {"event": {"id": "1"}}, "Metadata": {}}).to_string();
         assert_eq!(
             events_of_invocation(body.as_bytes()),
-            Ok(vec![json!({"id": "1"})])
+            Ok(vec![RawEvent::from_value(&json!({"id": "1"}))])
         );
     }
 
@@ -171,10 +244,19 @@ mod tests {
             events_of_invocation(b"{\"Data\":"),
             Err(RequestError::NotJson(_))
         ));
-        let body = json!({"Data": {"event": "not json"}}).to_string();
-        assert!(matches!(
-            events_of_invocation(body.as_bytes()),
-            Err(RequestError::EventNotJson(_))
-        ));
+        for event in [json!("not json"), json!("\"a string\""), json!("[1] 2")] {
+            let body = json!({"Data": {"event": event}}).to_string();
+            assert!(
+                matches!(
+                    events_of_invocation(body.as_bytes()),
+                    Err(RequestError::EventNotJson(_))
+                ),
+                "{event}"
+            );
+        }
+        assert_eq!(
+            events_of_invocation(br#"{"Data": {"event": null}}"#),
+            Err(RequestError::NoEvent)
+        );
     }
 }

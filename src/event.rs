@@ -5,8 +5,13 @@
 //! PascalCase or camelCase keys; keys and values with stray spaces. [`parse`] accepts all of them
 //! and returns an [`Event`]; everything downstream works on typed values only.
 
+mod raw;
+
+pub use raw::RawEvent;
+
 use chrono::{DateTime, Utc};
-use serde_json::{Map, Value};
+use raw::{Data, Scalar, Shape, Slots};
+use serde_json::Value;
 use std::fmt;
 
 /// Prefix shared by every Key Vault event type name.
@@ -211,77 +216,116 @@ pub enum EventError {
     },
 }
 
-/// Parses one event in either schema.
+/// Parses one event in either schema from an already parsed JSON value.
 pub fn parse(raw: &Value) -> Result<Event, EventError> {
-    let Value::Object(event) = raw else {
-        return Err(EventError::NotAnObject(json_type(raw)));
-    };
-    let id = field(event, "id").and_then(as_text);
-    let type_name = field(event, "eventType")
-        .or_else(|| field(event, "type"))
-        .and_then(as_text);
-    let Some(event_type) = type_name
-        .as_deref()
-        .filter(|name| has_key_vault_prefix(name))
-        .and_then(EventType::from_name)
-    else {
-        return Ok(Event::Other {
-            id,
-            event_type: type_name,
-        });
-    };
-    let id = id.unwrap_or_default();
-    let data = match field(event, "data") {
-        Some(Value::Object(data)) => data,
-        other => {
-            let found = other.map_or("nothing", json_type);
-            return Err(EventError::BadData { id, found });
-        }
-    };
-    Ok(Event::KeyVault(key_vault_event(
-        id, event_type, event, data,
-    )))
+    RawEvent::from_value(raw).into_event()
 }
 
-fn key_vault_event(
-    id: String,
-    event_type: EventType,
-    event: &Map<String, Value>,
-    data: &Map<String, Value>,
-) -> KeyVaultEvent {
-    let mut warnings = Vec::new();
-    let text = |key: &str| field(data, key).and_then(as_text);
-    let object_url = text("Id");
-    let url_parts = object_url.as_deref().and_then(ObjectUrl::parse);
-    let topic = field(event, "topic")
-        .or_else(|| field(event, "source"))
-        .and_then(as_text);
-    let subject = field(event, "subject").and_then(as_text);
-    let vault = text("VaultName")
-        .or_else(|| url_parts.as_ref().map(|u| u.vault.clone()))
-        .or_else(|| topic.as_deref().and_then(vault_from_topic));
-    let object = text("ObjectName")
-        .or_else(|| url_parts.as_ref().and_then(|u| u.name.clone()))
-        .or_else(|| {
-            (event_type.object_kind().is_some())
-                .then_some(subject)
-                .flatten()
-        });
-    KeyVaultEvent {
-        id,
-        event_type,
-        vault,
-        object_type: text("ObjectType")
-            .or_else(|| event_type.object_kind().map(|k| k.as_str().to_owned())),
-        object,
-        version: text("Version").or_else(|| url_parts.and_then(|u| u.version)),
-        object_url,
-        topic,
-        not_before: timestamp(data, "NBF", &mut warnings),
-        expires: timestamp(data, "EXP", &mut warnings),
-        event_time: event_time(event, &mut warnings),
-        warnings,
+impl RawEvent {
+    /// Reads an event from an already parsed JSON value.
+    pub fn from_value(value: &Value) -> Self {
+        use serde::Deserialize;
+        // Reading a `Value` cannot fail: every JSON value is some RawEvent.
+        Self::deserialize(value).unwrap_or(Self(Shape::NotAnObject("an unreadable value")))
     }
+
+    /// Interprets the event in either schema.
+    pub fn into_event(self) -> Result<Event, EventError> {
+        let (mut fields, data) = match self.0 {
+            Shape::Object { fields, data } => (fields, data),
+            Shape::NotAnObject(found) => return Err(EventError::NotAnObject(found)),
+        };
+        let mut text = |key| fields.take(key).and_then(as_text);
+        let id = text(ID);
+        let type_name = text(EVENT_TYPE).or_else(|| text(TYPE));
+        let Some(event_type) = type_name
+            .as_deref()
+            .filter(|name| has_key_vault_prefix(name))
+            .and_then(EventType::from_name)
+        else {
+            return Ok(Event::Other {
+                id,
+                event_type: type_name,
+            });
+        };
+        let id = id.unwrap_or_default();
+        let data = match data {
+            Data::Object(data) => data,
+            Data::Absent => {
+                return Err(EventError::BadData {
+                    id,
+                    found: "nothing",
+                });
+            }
+            Data::Other(found) => return Err(EventError::BadData { id, found }),
+        };
+        let topic = text(TOPIC).or_else(|| text(SOURCE));
+        let subject = text(SUBJECT);
+        let mut warnings = Vec::new();
+        let event_time = event_time(text(EVENT_TIME).or_else(|| text(TIME)), &mut warnings);
+        Ok(Event::KeyVault(key_vault_event(
+            KeyVaultEvent {
+                id,
+                event_type,
+                vault: None,
+                object_type: None,
+                object: None,
+                version: None,
+                object_url: None,
+                topic,
+                not_before: None,
+                expires: None,
+                event_time,
+                warnings,
+            },
+            subject,
+            data,
+        )))
+    }
+}
+
+/// Slots of [`raw::EVENT_KEYS`].
+const ID: usize = 0;
+const EVENT_TYPE: usize = 1;
+const TYPE: usize = 2;
+const TOPIC: usize = 3;
+const SOURCE: usize = 4;
+const SUBJECT: usize = 5;
+const EVENT_TIME: usize = 6;
+const TIME: usize = 7;
+/// Slots of [`raw::DATA_KEYS`].
+const DATA_ID: usize = 0;
+const VAULT_NAME: usize = 1;
+const OBJECT_TYPE: usize = 2;
+const OBJECT_NAME: usize = 3;
+const VERSION: usize = 4;
+const NBF: usize = 5;
+const EXP: usize = 6;
+
+/// Fills in what `data` says, deriving missing names from the object URL, the topic and the
+/// subject.
+fn key_vault_event(
+    mut event: KeyVaultEvent,
+    subject: Option<String>,
+    mut data: Slots<{ raw::DATA_KEYS.len() }>,
+) -> KeyVaultEvent {
+    let event_type = event.event_type;
+    let mut text = |key| data.take(key).and_then(as_text);
+    let object_url = text(DATA_ID);
+    let url_parts = object_url.as_deref().and_then(ObjectUrl::parse);
+    event.vault = text(VAULT_NAME)
+        .or_else(|| url_parts.as_ref().map(|u| u.vault.clone()))
+        .or_else(|| event.topic.as_deref().and_then(vault_from_topic));
+    event.object = text(OBJECT_NAME)
+        .or_else(|| url_parts.as_ref().and_then(|u| u.name.clone()))
+        .or_else(|| event_type.object_kind().and(subject));
+    event.object_type =
+        text(OBJECT_TYPE).or_else(|| event_type.object_kind().map(|k| k.as_str().to_owned()));
+    event.version = text(VERSION).or_else(|| url_parts.and_then(|u| u.version));
+    event.object_url = object_url;
+    event.not_before = timestamp(data.take(NBF), "NBF", &mut event.warnings);
+    event.expires = timestamp(data.take(EXP), "EXP", &mut event.warnings);
+    event
 }
 
 /// The parts of a vault object URL: `https://{vault}.vault.azure.net/{kind}/{name}/{version}`.
@@ -320,23 +364,13 @@ fn has_key_vault_prefix(name: &str) -> bool {
         .is_some_and(|p| p.eq_ignore_ascii_case(KEY_VAULT_PREFIX))
 }
 
-/// Looks a key up ignoring ASCII case and surrounding spaces: exact match first, since that is
-/// what Azure sends.
-fn field<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    map.get(key).or_else(|| {
-        map.iter()
-            .find(|(k, _)| k.trim().eq_ignore_ascii_case(key))
-            .map(|(_, v)| v)
-    })
-}
-
-/// A scalar as trimmed text; `null`, empty strings, objects and arrays are `None`.
-fn as_text(value: &Value) -> Option<String> {
+/// A scalar as (trimmed) text; `null`, empty strings, objects and arrays are `None`.
+fn as_text(value: Scalar) -> Option<String> {
     let text = match value {
-        Value::String(s) => s.trim().to_owned(),
-        Value::Number(n) => n.to_string(),
-        Value::Bool(b) => b.to_string(),
-        Value::Null | Value::Array(_) | Value::Object(_) => return None,
+        Scalar::Text(s) => s,
+        Scalar::Number(n) => n.to_string(),
+        Scalar::Bool(b) => b.to_string(),
+        Scalar::Null | Scalar::Container(_) => return None,
     };
     (!text.is_empty()).then_some(text)
 }
@@ -344,17 +378,16 @@ fn as_text(value: &Value) -> Option<String> {
 /// Reads `NBF`/`EXP`: seconds since the epoch as a number or numeric string; `null` or absent
 /// means no date. Anything else is ignored with a warning rather than rejecting the event.
 fn timestamp(
-    data: &Map<String, Value>,
+    value: Option<Scalar>,
     key: &str,
     warnings: &mut Vec<String>,
 ) -> Option<DateTime<Utc>> {
-    let value = field(data, key)?;
-    let seconds = match value {
-        Value::Null => return None,
-        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
-        Value::String(s) if s.trim().is_empty() => return None,
-        Value::String(s) => s.trim().parse::<f64>().ok().map(|f| f as i64),
-        _ => None,
+    let seconds = match value? {
+        Scalar::Null => return None,
+        Scalar::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+        Scalar::Text(s) if s.is_empty() => return None,
+        Scalar::Text(s) => s.parse::<f64>().ok().map(|f| f as i64),
+        Scalar::Bool(_) | Scalar::Container(_) => None,
     };
     let parsed = seconds.and_then(|s| DateTime::from_timestamp(s, 0));
     if parsed.is_none() {
@@ -363,26 +396,13 @@ fn timestamp(
     parsed
 }
 
-fn event_time(event: &Map<String, Value>, warnings: &mut Vec<String>) -> Option<DateTime<Utc>> {
-    let text = field(event, "eventTime")
-        .or_else(|| field(event, "time"))
-        .and_then(as_text)?;
+fn event_time(text: Option<String>, warnings: &mut Vec<String>) -> Option<DateTime<Utc>> {
+    let text = text?;
     let parsed = DateTime::parse_from_rfc3339(&text).ok();
     if parsed.is_none() {
         warnings.push("ignored eventTime: not an RFC 3339 time".to_owned());
     }
     parsed.map(|t| t.with_timezone(&Utc))
-}
-
-fn json_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 #[cfg(test)]
@@ -428,6 +448,17 @@ mod tests {
         assert_eq!(event.version.as_deref(), Some("ee059b"));
         assert_eq!(event.vault.as_deref(), Some("v"));
         assert_eq!(event.expires.map(|t| t.timestamp()), Some(1_690_563_970));
+    }
+
+    #[test]
+    fn an_exact_key_wins_over_one_in_another_case_wherever_it_comes() {
+        for body in [
+            r#"{"id": "1", "eventType": "Microsoft.KeyVault.KeyExpired", "data": {"vaultname": "loose", "VaultName": "exact"}}"#,
+            r#"{"id": "1", "eventType": "Microsoft.KeyVault.KeyExpired", "data": {"VaultName": "exact", " vaultname ": "loose"}}"#,
+        ] {
+            let value: Value = serde_json::from_str(body).expect("the test body is JSON");
+            assert_eq!(key_vault(value).vault.as_deref(), Some("exact"), "{body}");
+        }
     }
 
     #[test]

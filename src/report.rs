@@ -1,9 +1,10 @@
 //! What was done for each event: the `ReturnValue` users see in the host's invocation log,
 //! and the one-line summaries that go into `Logs`.
 
-use crate::event::{Event, KeyVaultEvent};
+use crate::event::KeyVaultEvent;
 use chrono::SecondsFormat;
 use serde::Serialize;
+use std::fmt::Write;
 
 /// The outcome of one event.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -72,35 +73,33 @@ impl ActionStatus {
 }
 
 impl EventReport {
-    /// A report with no actions yet.
-    pub fn new(event: &Event) -> Self {
-        match event {
-            Event::KeyVault(event) => Self::key_vault(event),
-            Event::Other { id, event_type } => Self {
-                id: id.clone(),
-                event_type: event_type.clone(),
-                vault: None,
-                object_type: None,
-                object: None,
-                version: None,
-                expires: None,
-                actions: Vec::new(),
-            },
+    /// The report of an event that is not one of the Key Vault types acted on: no actions.
+    pub fn other(id: Option<String>, event_type: Option<String>) -> Self {
+        Self {
+            id,
+            event_type,
+            vault: None,
+            object_type: None,
+            object: None,
+            version: None,
+            expires: None,
+            actions: Vec::new(),
         }
     }
 
-    fn key_vault(event: &KeyVaultEvent) -> Self {
+    /// The report of a Key Vault event and what was done for it.
+    pub fn key_vault(event: KeyVaultEvent, actions: Vec<ActionReport>) -> Self {
         Self {
-            id: Some(event.id.clone()),
+            id: Some(event.id),
             event_type: Some(event.event_type.short_name().to_owned()),
-            vault: event.vault.clone(),
-            object_type: event.object_type.clone(),
-            object: event.object.clone(),
-            version: event.version.clone(),
+            vault: event.vault,
+            object_type: event.object_type,
+            object: event.object,
+            version: event.version,
             expires: event
                 .expires
                 .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true)),
-            actions: Vec::new(),
+            actions,
         }
     }
 
@@ -112,24 +111,29 @@ impl EventReport {
     }
 
     /// One line for the event, then one per action, for `Logs`.
-    pub fn log_lines(&self) -> Vec<String> {
-        let dash = |v: &Option<String>| v.as_deref().unwrap_or("-").to_owned();
-        let target = match (&self.vault, &self.object) {
-            (None, None) => "not a Key Vault event we act on".to_owned(),
-            (vault, object) if vault == object => dash(vault),
-            (vault, object) => format!("{}/{}", dash(vault), dash(object)),
-        };
-        let outcome = match self.actions.len() {
-            0 => "recorded, no action".to_owned(),
-            n => format!("{n} action(s)"),
-        };
-        let mut lines = vec![format!(
-            "event {} {} {target}: {outcome}",
-            dash(&self.id),
-            dash(&self.event_type),
-        )];
-        lines.extend(self.actions.iter().map(ActionReport::log_line));
-        lines
+    pub fn log_lines(&self) -> impl Iterator<Item = String> + '_ {
+        std::iter::once(self.log_line()).chain(self.actions.iter().map(ActionReport::log_line))
+    }
+
+    fn log_line(&self) -> String {
+        fn dash(value: &Option<String>) -> &str {
+            value.as_deref().unwrap_or("-")
+        }
+        let mut line = format!("event {} {} ", dash(&self.id), dash(&self.event_type));
+        match (&self.vault, &self.object) {
+            (None, None) => line.push_str("not a Key Vault event we act on"),
+            (vault, object) if vault == object => line.push_str(dash(vault)),
+            (vault, object) => {
+                let _ = write!(line, "{}/{}", dash(vault), dash(object));
+            }
+        }
+        match self.actions.len() {
+            0 => line.push_str(": recorded, no action"),
+            n => {
+                let _ = write!(line, ": {n} action(s)");
+            }
+        }
+        line
     }
 }
 

@@ -113,18 +113,15 @@ async fn invoke(
     async move {
         let body = read_limited(body, content_length).await?;
         let raw = envelope::events_of_invocation(&body).map_err(ApiError::from)?;
-        let reports = dispatcher.handle_all(&raw).await.map_err(ApiError::from)?;
+        let count = raw.len();
+        let reports = dispatcher.handle_all(raw).await.map_err(ApiError::from)?;
         let response = InvocationResponse::new(reports);
         let status = if response.needs_retry() {
             StatusCode::INTERNAL_SERVER_ERROR
         } else {
             StatusCode::OK
         };
-        tracing::debug!(
-            status = status.as_u16(),
-            events = raw.len(),
-            "invocation done"
-        );
+        tracing::debug!(status = status.as_u16(), events = count, "invocation done");
         Ok(json(status, &response))
     }
     .instrument(span)
@@ -140,7 +137,8 @@ async fn read_limited(
     if content_length.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
         return Err(ApiError::TooLarge);
     }
-    let mut collected = BytesMut::new();
+    // A sized body is read into one allocation; a chunked one grows as it arrives.
+    let mut collected = BytesMut::with_capacity(content_length.map_or(0, |len| len as usize));
     while let Some(chunk) = body.next().await {
         let mut chunk = chunk.map_err(|e| ApiError::Body(e.to_string()))?;
         if collected.len() + chunk.remaining() > MAX_BODY_BYTES {

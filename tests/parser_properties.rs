@@ -114,12 +114,22 @@ proptest! {
             _ => value.to_string(),
         };
         if let Ok(events) = envelope::events_of_invocation(body.as_bytes()) {
-            for raw in &events {
-                if let Ok(event) = event::parse(raw) {
+            for raw in events {
+                if let Ok(event) = raw.into_event() {
                     compose_every_kind(&event);
                 }
             }
         }
+    }
+
+    #[test]
+    fn reading_request_bytes_and_reading_a_parsed_value_agree(value in json()) {
+        let body = serde_json::json!({"Data": {"event": value}, "Metadata": {"data": value}});
+        let from_bytes = envelope::events_of_invocation(body.to_string().as_bytes())
+            .map(|events| events.into_iter().map(|e| e.into_event()).collect::<Vec<_>>());
+        let from_value = envelope::events_of_value(&value)
+            .map(|events| events.into_iter().map(|e| e.into_event()).collect::<Vec<_>>());
+        prop_assert_eq!(from_bytes, from_value);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use super::{event_files, file_name, read_events};
 use crate::alert::Alert;
 use crate::config::Config;
-use crate::event::{self, Event};
+use crate::event::Event;
 use chrono::Utc;
 use std::path::{Path, PathBuf};
 
@@ -113,9 +113,9 @@ fn events_of(file: &Path, ok: &mut bool) -> Vec<Event> {
             return Vec::new();
         }
     };
-    raw.iter()
-        .filter_map(|value| {
-            event::parse(value)
+    raw.into_iter()
+        .filter_map(|raw| {
+            raw.into_event()
                 .map_err(|err| {
                     *ok = false;
                     say!("{}: error: {err}", file.display());

@@ -31,11 +31,11 @@ pub async fn replay(dispatcher: &Dispatcher, paths: &[PathBuf]) -> anyhow::Resul
 }
 
 async fn replay_file(dispatcher: &Dispatcher, file: &Path) -> anyhow::Result<Vec<EventReport>> {
-    Ok(dispatcher.handle_all(&read_events(file)?).await?)
+    Ok(dispatcher.handle_all(read_events(file)?).await?)
 }
 
 fn print_report(file: &Path, report: &EventReport) {
-    let mut lines = report.log_lines().into_iter();
+    let mut lines = report.log_lines();
     if let Some(first) = lines.next() {
         say!("{}: {first}", file_name(file));
     }
