@@ -314,14 +314,14 @@ fn key_vault_event(
     let object_url = text(DATA_ID);
     let url_parts = object_url.as_deref().and_then(ObjectUrl::parse);
     event.vault = text(VAULT_NAME)
-        .or_else(|| url_parts.as_ref().map(|u| u.vault.clone()))
+        .or_else(|| url_parts.as_ref().map(|u| u.vault.to_owned()))
         .or_else(|| event.topic.as_deref().and_then(vault_from_topic));
     event.object = text(OBJECT_NAME)
-        .or_else(|| url_parts.as_ref().and_then(|u| u.name.clone()))
+        .or_else(|| url_parts.as_ref().and_then(|u| u.name.map(str::to_owned)))
         .or_else(|| event_type.object_kind().and(subject));
     event.object_type =
         text(OBJECT_TYPE).or_else(|| event_type.object_kind().map(|k| k.as_str().to_owned()));
-    event.version = text(VERSION).or_else(|| url_parts.and_then(|u| u.version));
+    event.version = text(VERSION).or_else(|| url_parts.and_then(|u| u.version.map(str::to_owned)));
     event.object_url = object_url;
     event.not_before = timestamp(data.take(NBF), "NBF", &mut event.warnings);
     event.expires = timestamp(data.take(EXP), "EXP", &mut event.warnings);
@@ -329,24 +329,22 @@ fn key_vault_event(
 }
 
 /// The parts of a vault object URL: `https://{vault}.vault.azure.net/{kind}/{name}/{version}`.
-struct ObjectUrl {
-    vault: String,
-    name: Option<String>,
-    version: Option<String>,
+struct ObjectUrl<'a> {
+    vault: &'a str,
+    name: Option<&'a str>,
+    version: Option<&'a str>,
 }
 
-impl ObjectUrl {
-    fn parse(url: &str) -> Option<Self> {
+impl<'a> ObjectUrl<'a> {
+    fn parse(url: &'a str) -> Option<Self> {
         let rest = url.split_once("://")?.1;
         let mut segments = rest.split('/').filter(|s| !s.is_empty());
-        let vault = segments.next()?.split('.').next()?.to_owned();
+        let vault = segments.next()?.split('.').next()?;
         let _collection = segments.next();
-        let name = segments.next().map(str::to_owned);
-        let version = segments.next().map(str::to_owned);
         Some(Self {
             vault,
-            name,
-            version,
+            name: segments.next(),
+            version: segments.next(),
         })
     }
 }

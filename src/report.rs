@@ -4,6 +4,7 @@
 use crate::event::KeyVaultEvent;
 use chrono::SecondsFormat;
 use serde::Serialize;
+use std::borrow::Cow;
 use std::fmt::Write;
 
 /// The outcome of one event.
@@ -14,7 +15,7 @@ pub struct EventReport {
     pub id: Option<String>,
     /// The short type name (`SecretNearExpiry`), or the type as sent for other events.
     #[serde(rename = "type")]
-    pub event_type: Option<String>,
+    pub event_type: Option<Cow<'static, str>>,
     /// The vault name.
     pub vault: Option<String>,
     /// `Secret`, `Key` or `Certificate`.
@@ -77,7 +78,7 @@ impl EventReport {
     pub fn other(id: Option<String>, event_type: Option<String>) -> Self {
         Self {
             id,
-            event_type,
+            event_type: event_type.map(Cow::Owned),
             vault: None,
             object_type: None,
             object: None,
@@ -91,7 +92,7 @@ impl EventReport {
     pub fn key_vault(event: KeyVaultEvent, actions: Vec<ActionReport>) -> Self {
         Self {
             id: Some(event.id),
-            event_type: Some(event.event_type.short_name().to_owned()),
+            event_type: Some(Cow::Borrowed(event.event_type.short_name())),
             vault: event.vault,
             object_type: event.object_type,
             object: event.object,
@@ -116,10 +117,11 @@ impl EventReport {
     }
 
     fn log_line(&self) -> String {
-        fn dash(value: &Option<String>) -> &str {
-            value.as_deref().unwrap_or("-")
+        fn dash<T: AsRef<str>>(value: &Option<T>) -> &str {
+            value.as_ref().map_or("-", AsRef::as_ref)
         }
-        let mut line = format!("event {} {} ", dash(&self.id), dash(&self.event_type));
+        let mut line = String::with_capacity(160);
+        let _ = write!(line, "event {} {} ", dash(&self.id), dash(&self.event_type));
         match (&self.vault, &self.object) {
             (None, None) => line.push_str("not a Key Vault event we act on"),
             (vault, object) if vault == object => line.push_str(dash(vault)),

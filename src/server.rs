@@ -15,6 +15,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tracing::Instrument;
 use warp::http::StatusCode;
+use warp::http::header::{CONTENT_TYPE, HeaderValue};
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
@@ -178,5 +179,16 @@ async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
 }
 
 fn json(status: StatusCode, body: &impl Serialize) -> Response {
-    warp::reply::with_status(warp::reply::json(body), status).into_response()
+    // Sized for a one-event answer, so that it is written without growing.
+    let mut bytes = Vec::with_capacity(1024);
+    if let Err(err) = serde_json::to_writer(&mut bytes, body) {
+        tracing::error!(error = %err, "cannot serialize an answer");
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
+    let mut response = Response::new(bytes.into());
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
 }
