@@ -144,18 +144,22 @@ def startup(binary, env):
 
 
 def load(binary, env, body):
-    """Median rps/p50/p99 over RUNS fresh handlers, plus idle and loaded peak RSS."""
-    rps, p50, p99, idle, loaded = [], [], [], [], []
+    """Median rps/p50/p99 and handler CPU time per invocation (us) over RUNS fresh handlers,
+    plus idle and loaded peak RSS."""
+    rps, p50, p99, cpu, idle, loaded = [], [], [], [], [], []
     for _ in range(RUNS):
         handler = Handler(binary, env)
         time.sleep(0.3)
         idle.append(handler.status("VmHWM"))
         wrk(handler.port, body, duration="1s")  # warm-up
+        cpu_before, started = handler.cpu_seconds(), time.perf_counter()
         r, a, b = wrk(handler.port, body)
+        requests = r * (time.perf_counter() - started)
+        cpu.append((handler.cpu_seconds() - cpu_before) / requests * 1e6)
         rps.append(r), p50.append(a), p99.append(b)
         loaded.append(handler.status("VmHWM"))
         handler.stop()
-    return median(rps), median(p50), median(p99), median(idle), median(loaded)
+    return median(rps), median(p50), median(p99), median(cpu), median(idle), median(loaded)
 
 
 def growth(binary, env, body):
@@ -174,7 +178,7 @@ def mail_burst(pooled, ledger_dir):
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     smtp.stdout.readline()
     env = {"SMTP_URL": f"smtp://127.0.0.1:{smtp_port}", "OWNER_EMAILS": "owner@contoso.com",
-           "SMTP_POOL": "true" if pooled else "false", "KV_NOTIFY_LOG": "warn",
+           "SMTP_POOL": "true" if pooled else "false",
            "LEDGER_PATH": os.path.join(ledger_dir, f"burst-{uuid.uuid4()}.redb")}
     handler = Handler(KV, env)
     bodies = [envelope(event("SecretNearExpiry", name=f"s{i}")) for i in range(BURST)]
@@ -214,7 +218,7 @@ def proc_cpu(pid):
 
 def main():
     work = tempfile.mkdtemp()
-    kv_env = {"LEDGER_PATH": os.path.join(work, "ledger.redb"), "KV_NOTIFY_LOG": "warn",
+    kv_env = {"LEDGER_PATH": os.path.join(work, "ledger.redb"),
               "OUTBOX_DIR": os.path.join(work, "outbox")}
     rows = []
 
@@ -228,10 +232,12 @@ def main():
     row("start-up, exec to first GET / answer (kv-notify)", f"{kv_start:.2f} ms", "< 10 ms")
 
     body = envelope(event("SecretNewVersionCreated"))
-    b_rps, b_p50, b_p99, _, _ = load(BARE, {}, body)
-    k_rps, k_p50, k_p99, idle, loaded = load(KV, kv_env, body)
+    b_rps, b_p50, b_p99, b_cpu, _, _ = load(BARE, {}, body)
+    k_rps, k_p50, k_p99, k_cpu, idle, loaded = load(KV, kv_env, body)
     row("throughput, NewVersionCreated, 32 conns (bare)", f"{b_rps:,.0f} req/s")
     row("throughput, NewVersionCreated, 32 conns (kv-notify)", f"{k_rps:,.0f} req/s = {k_rps / b_rps:.0%} of bare", ">= 85% of bare")
+    row("handler CPU per invocation, user + kernel (bare)", f"{b_cpu:.1f} us")
+    row("handler CPU per invocation, user + kernel (kv-notify)", f"{k_cpu:.1f} us = bare + {k_cpu - b_cpu:.1f} us")
     row("latency p50 / p99 (bare)", f"{b_p50:.2f} / {b_p99:.2f} ms")
     row("latency p50 / p99 (kv-notify)", f"{k_p50:.2f} / {k_p99:.2f} ms", "p99 < 5 ms")
     row("peak RSS idle / after load (kv-notify)", f"{idle:.1f} / {loaded:.1f} MiB", "< 30 MiB")
