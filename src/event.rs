@@ -2,8 +2,10 @@
 //!
 //! Azure delivers Key Vault events in two schemas (Event Grid and CloudEvents 1.0) and with
 //! payload quirks seen in the wild: `NBF`/`EXP` as numbers, numeric strings, `null` or absent;
-//! PascalCase or camelCase keys; keys and values with stray spaces. [`parse`] accepts all of them
-//! and returns an [`Event`]; everything downstream works on typed values only.
+//! PascalCase or camelCase keys; keys and values with stray spaces. A [`RawEvent`] is read in one
+//! pass from request bytes or a parsed value, keeping only the fields used, and
+//! [`RawEvent::into_event`] accepts every one of those quirks and returns an [`Event`] ([`parse`]
+//! does both for a `serde_json::Value`); everything downstream works on typed values only.
 
 mod raw;
 
