@@ -8,8 +8,8 @@ use serde_json::Number;
 use std::fmt;
 use std::marker::PhantomData;
 
-/// The event fields read, in slot order.
-pub(super) const EVENT_KEYS: [&str; 8] = [
+/// The event fields read, in slot order, then `data`, which is read on its own terms.
+pub(super) const EVENT_KEYS: [&str; 9] = [
     "id",
     "eventType",
     "type",
@@ -18,7 +18,10 @@ pub(super) const EVENT_KEYS: [&str; 8] = [
     "subject",
     "eventTime",
     "time",
+    "data",
 ];
+/// How many of [`EVENT_KEYS`] are slots: all but `data`.
+pub(super) const EVENT_SLOTS: usize = EVENT_KEYS.len() - 1;
 /// The `data` fields read, in slot order.
 pub(super) const DATA_KEYS: [&str; 7] = [
     "Id",
@@ -44,7 +47,7 @@ pub(super) enum Shape {
     /// The event is not a JSON object: the JSON type found.
     NotAnObject(&'static str),
     Object {
-        fields: Slots<{ EVENT_KEYS.len() }>,
+        fields: Slots<EVENT_SLOTS>,
         data: Data,
     },
 }
@@ -147,17 +150,6 @@ impl Visitor<'_> for KeySeed {
     }
 }
 
-/// The event keys followed by `data`, which is read on its own terms.
-const EVENT_KEYS_AND_DATA: [&str; EVENT_KEYS.len() + 1] = {
-    let mut keys = ["data"; EVENT_KEYS.len() + 1];
-    let mut i = 0;
-    while i < EVENT_KEYS.len() {
-        keys[i] = EVENT_KEYS[i];
-        i += 1;
-    }
-    keys
-};
-
 /// What a JSON value becomes: an object is read member by member, anything else is named by
 /// its JSON type unless the target keeps it.
 trait FromJson: Sized {
@@ -180,7 +172,7 @@ trait FromJson: Sized {
 impl FromJson for RawEvent {
     fn from_object<'de, A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
         let mut data: Option<(Data, bool)> = None;
-        let fields = Slots::read(map, &EVENT_KEYS_AND_DATA, |found, map| {
+        let fields = Slots::<EVENT_SLOTS>::read(map, &EVENT_KEYS, |found, map| {
             if found.exact || data.is_none() {
                 data = Some((map.next_value_seed(Reader::<Data>::new())?, found.exact));
             } else {
