@@ -15,6 +15,7 @@ pub mod dispatch;
 pub mod envelope;
 pub mod event;
 pub mod ledger;
+pub mod logging;
 pub mod mail;
 pub mod mailer;
 pub mod report;

@@ -7,7 +7,7 @@ use kv_notify::cli::{self, inspect, replay};
 use kv_notify::config::Config;
 use kv_notify::dispatch::Dispatcher;
 use kv_notify::ledger::{Ledger, RedbLedger};
-use kv_notify::server;
+use kv_notify::{logging, server};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -87,7 +87,7 @@ fn main() -> ExitCode {
 }
 
 async fn serve() -> anyhow::Result<ExitCode> {
-    init_tracing("info");
+    logging::init("info");
     let config = Config::load(|name| std::env::var(name).ok())?;
     let port = server::port(|name| std::env::var(name).ok())?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
@@ -112,7 +112,7 @@ async fn serve() -> anyhow::Result<ExitCode> {
 }
 
 async fn run_cli(command: Command) -> anyhow::Result<ExitCode> {
-    init_tracing("warn");
+    logging::init("warn");
     let config = match cli::load_config()? {
         Ok(config) => config,
         Err(err) => {
@@ -160,16 +160,6 @@ async fn purge_periodically(dispatcher: Arc<Dispatcher>) {
         every_hour.tick().await;
         dispatcher.purge_ledger().await;
     }
-}
-
-fn init_tracing(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("KV_NOTIFY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .init();
 }
 
 async fn shutdown_signal() {

@@ -13,7 +13,6 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use tracing::Instrument;
 use warp::http::StatusCode;
 use warp::http::header::{CONTENT_TYPE, HeaderValue};
 use warp::reply::Response;
@@ -109,9 +108,7 @@ async fn invoke(
     if function != FUNCTION_NAME {
         return Err(warp::reject::custom(ApiError::UnknownFunction(function)));
     }
-    let invocation_id = invocation_id.unwrap_or_default();
-    let span = tracing::info_span!("invocation", id = %invocation_id);
-    async move {
+    crate::logging::in_invocation(invocation_id.unwrap_or_default(), async move {
         let body = read_limited(body, content_length).await?;
         let raw = envelope::events_of_invocation(&body).map_err(ApiError::from)?;
         let count = raw.len();
@@ -124,8 +121,7 @@ async fn invoke(
         };
         tracing::debug!(status = status.as_u16(), events = count, "invocation done");
         Ok(json(status, &response))
-    }
-    .instrument(span)
+    })
     .await
     .map_err(|e: ApiError| warp::reject::custom(e))
 }

@@ -222,3 +222,27 @@ async fn with_pooling_off_every_mail_still_arrives() {
     let output = handler.output_with("a connection per mail");
     assert!(output.contains("a connection per mail"), "{output}");
 }
+
+#[tokio::test]
+async fn what_an_invocation_logs_carries_the_host_invocation_id() {
+    let smtp = SmtpServer::start();
+    let handler = Handler::start(&pairs(&mail_settings(&smtp.url()))).await;
+
+    handler
+        .invoke(event_grid("SecretNearExpiry", "db-password", Some(5)))
+        .await;
+    let second = handler
+        .invoke(event_grid("KeyNearExpiry", "signing", Some(5)))
+        .await;
+
+    assert_eq!(second.statuses(), ["sent"]);
+    let output = handler.output_with("invocation{id=inv-2}");
+    let line = output
+        .lines()
+        .find(|line| line.contains("invocation{id=inv-2}"))
+        .unwrap_or_else(|| panic!("no line of invocation inv-2 in:\n{output}"));
+    assert!(
+        line.contains("INFO") && line.contains("action done") && line.contains(r#"status="sent""#),
+        "{line}"
+    );
+}
