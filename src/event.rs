@@ -314,16 +314,18 @@ fn key_vault_event(
     let event_type = event.event_type;
     let mut text = |key| data.take(key).and_then(as_text);
     let object_url = text(DATA_ID);
-    let url_parts = object_url.as_deref().and_then(ObjectUrl::parse);
+    // Parsed only for a part `data` leaves out: Key Vault sends them all.
+    let url_parts = || object_url.as_deref().and_then(ObjectUrl::parse);
     event.vault = text(VAULT_NAME)
-        .or_else(|| url_parts.as_ref().map(|u| u.vault.to_owned()))
+        .or_else(|| url_parts().map(|u| u.vault.to_owned()))
         .or_else(|| event.topic.as_deref().and_then(vault_from_topic));
     event.object = text(OBJECT_NAME)
-        .or_else(|| url_parts.as_ref().and_then(|u| u.name.map(str::to_owned)))
+        .or_else(|| url_parts().and_then(|u| u.name.map(str::to_owned)))
         .or_else(|| event_type.object_kind().and(subject));
     event.object_type =
         text(OBJECT_TYPE).or_else(|| event_type.object_kind().map(|k| k.as_str().to_owned()));
-    event.version = text(VERSION).or_else(|| url_parts.and_then(|u| u.version.map(str::to_owned)));
+    event.version =
+        text(VERSION).or_else(|| url_parts().and_then(|u| u.version.map(str::to_owned)));
     event.object_url = object_url;
     event.not_before = timestamp(data.take(NBF), "NBF", &mut event.warnings);
     event.expires = timestamp(data.take(EXP), "EXP", &mut event.warnings);
