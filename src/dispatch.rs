@@ -63,18 +63,22 @@ impl Dispatcher {
 
     /// Handles raw events: all are parsed first, then handled concurrently, within the
     /// invocation deadline.
-    pub async fn handle_all(&self, raw: Vec<RawEvent>) -> Result<Vec<EventReport>, RequestError> {
-        let mut events = raw
+    pub async fn handle_all(
+        &self,
+        mut raw: Vec<RawEvent>,
+    ) -> Result<Vec<EventReport>, RequestError> {
+        let deadline = Instant::now() + self.config.settings.deadline;
+        if raw.len() == 1
+            && let Some(event) = raw.pop()
+        {
+            // One event per invocation is the usual case: no list of events, no join_all.
+            let event = event.into_event()?;
+            return Ok(vec![self.handle(event, deadline).await]);
+        }
+        let events = raw
             .into_iter()
             .map(RawEvent::into_event)
             .collect::<Result<Vec<_>, _>>()?;
-        let deadline = Instant::now() + self.config.settings.deadline;
-        if events.len() == 1
-            && let Some(event) = events.pop()
-        {
-            // One event per invocation is the usual case: no need for join_all's buffers.
-            return Ok(vec![self.handle(event, deadline).await]);
-        }
         Ok(join_all(events.into_iter().map(|event| self.handle(event, deadline))).await)
     }
 

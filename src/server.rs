@@ -6,7 +6,7 @@
 
 use crate::dispatch::Dispatcher;
 use crate::envelope::{self, InvocationResponse, RequestError};
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use serde::Serialize;
 use std::convert::Infallible;
@@ -134,21 +134,28 @@ async fn read_limited(
     if content_length.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
         return Err(ApiError::TooLarge);
     }
-    // A sized body is read into one allocation; a chunked one grows as it arrives.
-    let mut collected = BytesMut::with_capacity(content_length.map_or(0, |len| len as usize));
+    // The usual body arrives in one chunk, which is kept as it is. Only a body in several
+    // chunks is copied into one buffer, sized from Content-Length when there is one.
+    let mut first: Option<Bytes> = None;
+    let mut joined = BytesMut::new();
     while let Some(chunk) = body.next().await {
         let mut chunk = chunk.map_err(|e| ApiError::Body(e.to_string()))?;
-        if collected.len() + chunk.remaining() > MAX_BODY_BYTES {
+        let received = first.as_ref().map_or(0, Bytes::len) + joined.len();
+        if received + chunk.remaining() > MAX_BODY_BYTES {
             return Err(ApiError::TooLarge);
         }
-        while chunk.has_remaining() {
-            let bytes = chunk.chunk();
-            collected.extend_from_slice(bytes);
-            let n = bytes.len();
-            chunk.advance(n);
+        match first.take() {
+            None if joined.is_empty() => first = Some(chunk.copy_to_bytes(chunk.remaining())),
+            None => joined.put(chunk),
+            Some(head) => {
+                let expected = content_length.map_or(0, |len| len as usize);
+                joined.reserve(expected.max(head.len() + chunk.remaining()));
+                joined.put(head);
+                joined.put(chunk);
+            }
         }
     }
-    Ok(collected.freeze())
+    Ok(first.unwrap_or_else(|| joined.freeze()))
 }
 
 /// The one place where errors become answers: always JSON, never an empty body.
@@ -187,4 +194,60 @@ fn json(status: StatusCode, body: &impl Serialize) -> Response {
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::stream;
+
+    async fn read(chunks: &[&[u8]], content_length: Option<u64>) -> Result<Bytes, ApiError> {
+        let chunks: Vec<Result<Bytes, warp::Error>> = chunks
+            .iter()
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        read_limited(stream::iter(chunks), content_length).await
+    }
+
+    #[tokio::test]
+    async fn a_body_in_one_chunk_is_kept_without_a_copy() {
+        let chunk = Bytes::from_static(b"{\"Data\":{}}");
+        let stream = stream::iter(vec![Ok::<_, warp::Error>(chunk.clone())]);
+        let body = read_limited(stream, Some(11)).await.expect("read");
+        assert_eq!(body, chunk);
+        assert_eq!(body.as_ptr(), chunk.as_ptr());
+    }
+
+    #[tokio::test]
+    async fn a_body_in_several_chunks_is_joined_in_order() {
+        for length in [None, Some(9)] {
+            let body = read(&[b"", b"abc", b"", b"def", b"ghi"], length)
+                .await
+                .expect("read");
+            assert_eq!(&body[..], b"abcdefghi");
+        }
+    }
+
+    #[tokio::test]
+    async fn no_chunk_is_an_empty_body() {
+        assert!(read(&[], None).await.expect("read").is_empty());
+    }
+
+    #[tokio::test]
+    async fn too_much_is_refused_whether_announced_or_sent() {
+        let big = vec![b'x'; MAX_BODY_BYTES / 2 + 1];
+        assert!(matches!(
+            read(&[&big, &big], None).await,
+            Err(ApiError::TooLarge)
+        ));
+        assert!(matches!(
+            read(&[b"{}"], Some(MAX_BODY_BYTES as u64 + 1)).await,
+            Err(ApiError::TooLarge)
+        ));
+        let exactly = vec![b'x'; MAX_BODY_BYTES / 2];
+        assert_eq!(
+            read(&[&exactly, &exactly], None).await.expect("read").len(),
+            MAX_BODY_BYTES
+        );
+    }
 }
