@@ -55,10 +55,14 @@ where
         SystemTime.format_time(&mut writer)?;
         write!(writer, " {:>5} ", meta.level())?;
         INVOCATION
-            .try_with(|id| match id.is_empty() {
-                true => Ok(()),
-                false => write!(writer, "invocation{{id={id}}}: "),
+            .try_with(|id| {
+                if id.is_empty() {
+                    Ok(())
+                } else {
+                    write!(writer, "invocation{{id={id}}}: ")
+                }
             })
+            // Outside an invocation (start-up, the purge task) there is no id to write.
             .unwrap_or(Ok(()))?;
         if let Some(scope) = ctx.event_scope() {
             for span in scope.from_root() {
