@@ -213,7 +213,7 @@ impl FromJson for Scalar {
     }
 
     fn from_text(text: &str) -> Self {
-        Scalar::Text(text.trim().to_owned())
+        Scalar::Text(trimmed(text).to_owned())
     }
 
     fn from_number(n: Number) -> Self {
@@ -226,6 +226,18 @@ impl FromJson for Scalar {
 
     fn from_null() -> Self {
         Scalar::Null
+    }
+}
+
+/// `text` without surrounding whitespace. Values almost never have any: when both ends are
+/// printable ASCII, that is all there is to check.
+fn trimmed(text: &str) -> &str {
+    let printable = |byte: Option<&u8>| byte.is_some_and(u8::is_ascii_graphic);
+    let bytes = text.as_bytes();
+    if printable(bytes.first()) && printable(bytes.last()) {
+        text
+    } else {
+        text.trim()
     }
 }
 
@@ -297,5 +309,26 @@ impl<'de> Deserialize<'de> for RawEvent {
 impl<'de> Deserialize<'de> for Scalar {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         Reader::new().deserialize(deserializer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::trimmed;
+
+    #[test]
+    fn values_lose_surrounding_whitespace_of_any_kind_and_nothing_else() {
+        for (text, expected) in [
+            ("db-password", "db-password"),
+            ("", ""),
+            ("  ", ""),
+            (" prod-kv\t", "prod-kv"),
+            ("\u{a0}prod-kv\u{2003}", "prod-kv"),
+            ("a b", "a b"),
+            ("été", "été"),
+            ("x\n", "x"),
+        ] {
+            assert_eq!(trimmed(text), expected, "{text:?}");
+        }
     }
 }
