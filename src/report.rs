@@ -120,13 +120,19 @@ impl EventReport {
         fn dash<T: AsRef<str>>(value: &Option<T>) -> &str {
             value.as_ref().map_or("-", AsRef::as_ref)
         }
+        // Built with push_str rather than write!: this runs for every event, and the
+        // formatting machinery cost more than the copying.
         let mut line = String::with_capacity(160);
-        let _ = write!(line, "event {} {} ", dash(&self.id), dash(&self.event_type));
+        for part in ["event ", dash(&self.id), " ", dash(&self.event_type), " "] {
+            line.push_str(part);
+        }
         match (&self.vault, &self.object) {
             (None, None) => line.push_str("not a Key Vault event we act on"),
             (vault, object) if vault == object => line.push_str(dash(vault)),
             (vault, object) => {
-                let _ = write!(line, "{}/{}", dash(vault), dash(object));
+                for part in [dash(vault), "/", dash(object)] {
+                    line.push_str(part);
+                }
             }
         }
         match self.actions.len() {
