@@ -159,3 +159,57 @@ impl ActionReport {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(vault: Option<&str>, object: Option<&str>) -> EventReport {
+        EventReport {
+            id: Some("e1".to_owned()),
+            event_type: Some(Cow::Borrowed("SecretNearExpiry")),
+            vault: vault.map(str::to_owned),
+            object_type: Some("Secret".to_owned()),
+            object: object.map(str::to_owned),
+            version: None,
+            expires: None,
+            actions: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_event_line_names_the_event_its_object_and_what_was_done() {
+        let lines = |r: &EventReport| r.log_lines().collect::<Vec<_>>();
+        assert_eq!(
+            lines(&report(Some("prod-kv"), Some("db-password"))),
+            ["event e1 SecretNearExpiry prod-kv/db-password: recorded, no action"]
+        );
+        assert_eq!(
+            lines(&report(Some("prod-kv"), Some("prod-kv"))),
+            ["event e1 SecretNearExpiry prod-kv: recorded, no action"]
+        );
+        assert_eq!(
+            lines(&report(None, Some("db-password"))),
+            ["event e1 SecretNearExpiry -/db-password: recorded, no action"]
+        );
+        let mut other = EventReport::other(None, None);
+        assert_eq!(
+            lines(&other),
+            ["event - - not a Key Vault event we act on: recorded, no action"]
+        );
+        other.actions.push(ActionReport {
+            action: "email",
+            to: vec!["a@contoso.com".to_owned(), "b@contoso.com".to_owned()],
+            status: ActionStatus::Failed,
+            reason: Some("timed out".to_owned()),
+            retryable: true,
+        });
+        assert_eq!(
+            lines(&other),
+            [
+                "event - - not a Key Vault event we act on: 1 action(s)",
+                "  email to a@contoso.com, b@contoso.com: failed (timed out)"
+            ]
+        );
+    }
+}
