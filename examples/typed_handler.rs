@@ -4,7 +4,8 @@
 //! What kv-notify costs beyond this is the cost of its own work.
 
 use serde::{Deserialize, Serialize};
-use warp::Filter;
+
+mod support;
 
 #[derive(Deserialize)]
 struct Invocation {
@@ -104,21 +105,6 @@ fn answer(body: &[u8]) -> Answer {
     }
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() {
-    let port: u16 = std::env::var("FUNCTIONS_CUSTOMHANDLER_PORT")
-        .ok()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(3000);
-    let ready = warp::get()
-        .and(warp::path::end())
-        .map(|| warp::reply::json(&serde_json::json!({"status": "ready"})));
-    let invoke = warp::post()
-        .and(warp::path("function-trigger"))
-        .and(warp::body::bytes())
-        .map(|body: bytes::Bytes| warp::reply::json(&answer(&body)));
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .expect("bind");
-    warp::serve(ready.or(invoke)).incoming(listener).run().await;
+fn main() {
+    support::serve(|body| warp::reply::json(&answer(&body)));
 }
