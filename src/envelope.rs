@@ -125,8 +125,9 @@ struct BoundVisitor {
 }
 
 impl BoundVisitor {
-    fn one<'de, E: de::Error>(value: impl IntoDeserializer<'de, E>) -> Result<Bound, E> {
-        RawEvent::deserialize(value.into_deserializer()).map(|event| Bound::Events(vec![event]))
+    /// A value that is not an array or a string: one event (or what [`RawEvent`] makes of it).
+    fn one<'de, D: Deserializer<'de>>(value: D) -> Result<Bound, D::Error> {
+        RawEvent::deserialize(value).map(|event| Bound::Events(vec![event]))
     }
 }
 
@@ -138,7 +139,7 @@ impl<'de> Visitor<'de> for BoundVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Bound, A::Error> {
-        RawEvent::deserialize(MapAccessDeserializer::new(map)).map(|e| Bound::Events(vec![e]))
+        Self::one(MapAccessDeserializer::new(map))
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Bound, A::Error> {
@@ -161,19 +162,19 @@ impl<'de> Visitor<'de> for BoundVisitor {
     }
 
     fn visit_bool<E: de::Error>(self, b: bool) -> Result<Bound, E> {
-        Self::one(b)
+        Self::one(b.into_deserializer())
     }
 
     fn visit_i64<E: de::Error>(self, n: i64) -> Result<Bound, E> {
-        Self::one(n)
+        Self::one(n.into_deserializer())
     }
 
     fn visit_u64<E: de::Error>(self, n: u64) -> Result<Bound, E> {
-        Self::one(n)
+        Self::one(n.into_deserializer())
     }
 
     fn visit_f64<E: de::Error>(self, n: f64) -> Result<Bound, E> {
-        Self::one(n)
+        Self::one(n.into_deserializer())
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<Bound, E> {
