@@ -66,18 +66,21 @@ def sized_event(total):
 
 
 class Handler:
-    def __init__(self, binary, env=None):
+    """A handler process started the way the host starts it, ready once `GET /` answers.
+    `wrapper` runs it under another program (e.g. valgrind), which needs more time to start."""
+
+    def __init__(self, binary, env=None, wrapper=(), ready_within=30):
         self.port = free_port()
         full = {"PATH": os.environ["PATH"], "FUNCTIONS_CUSTOMHANDLER_PORT": str(self.port)}
         full.update(env or {})
         started = time.perf_counter()
-        self.proc = subprocess.Popen([binary], env=full, cwd=ROOT,
+        self.proc = subprocess.Popen([*wrapper, binary], env=full, cwd=ROOT,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.startup_ms = self._wait_ready(started)
+        self.startup_ms = self._wait_ready(started, ready_within)
 
-    def _wait_ready(self, started):
+    def _wait_ready(self, started, ready_within):
         request = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-        while time.perf_counter() - started < 30:
+        while time.perf_counter() - started < ready_within:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=1) as c:
                     c.sendall(request)
@@ -85,7 +88,8 @@ class Handler:
                         return (time.perf_counter() - started) * 1000
             except OSError:
                 time.sleep(0.0002)
-        raise RuntimeError("handler not ready in 30 s")
+        self.stop()
+        raise RuntimeError(f"handler not ready in {ready_within} s")
 
     def status(self, field):
         with open(f"/proc/{self.proc.pid}/status") as f:
@@ -95,9 +99,7 @@ class Handler:
         return float("nan")
 
     def cpu_seconds(self):
-        with open(f"/proc/{self.proc.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+        return proc_cpu(self.proc.pid)
 
     def stop(self):
         self.proc.terminate()

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
@@ -47,29 +46,16 @@ def post_many(port, body, count):
 
 def instructions(binary, env, body):
     work = tempfile.mkdtemp()
-    port = bench.free_port()
     out = os.path.join(work, "callgrind.out")
-    full = {"PATH": os.environ["PATH"], "FUNCTIONS_CUSTOMHANDLER_PORT": str(port)}
-    full.update(env)
-    proc = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", binary],
-                            env=full, cwd=bench.ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    handler = bench.Handler(binary, env, ready_within=120,
+                            wrapper=["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"])
     try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                http.client.HTTPConnection("127.0.0.1", port, timeout=5).request("GET", "/")
-                break
-            except OSError:
-                if time.time() > deadline:
-                    raise RuntimeError(f"{binary} not ready under valgrind")
-                time.sleep(0.1)
-        post_many(port, body, 400)  # warm-up: connections, buffers, allocator pages
-        subprocess.run(["callgrind_control", "--zero", str(proc.pid)], check=True, capture_output=True)
-        post_many(port, body, INVOCATIONS)
-        subprocess.run(["callgrind_control", "--dump", str(proc.pid)], check=True, capture_output=True)
+        post_many(handler.port, body, 400)  # warm-up: connections, buffers, allocator pages
+        subprocess.run(["callgrind_control", "--zero", str(handler.proc.pid)], check=True, capture_output=True)
+        post_many(handler.port, body, INVOCATIONS)
+        subprocess.run(["callgrind_control", "--dump", str(handler.proc.pid)], check=True, capture_output=True)
     finally:
-        proc.terminate()
-        proc.wait()
+        handler.stop()
     dumps = sorted(f for f in os.listdir(work) if f.startswith("callgrind.out."))
     with open(os.path.join(work, dumps[0])) as f:
         total = int(re.search(r"^(?:summary|totals): (\d+)", f.read(), re.M).group(1))
