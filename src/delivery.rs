@@ -6,6 +6,13 @@
 //! recipient alone, so one bad address neither blocks the others nor makes them receive it
 //! twice on redelivery.
 //!
+//! A send is never cancelled. Abandoning an SMTP transaction half-way would leave its
+//! connection in the pool with the server's late reply unread, and the next mail on it would
+//! read that reply as its own (lettre's pool cannot be told a connection is bad). So each send
+//! runs in a task of its own, bounded by the SMTP timeout (after which the mailer closes its
+//! connection), and records its real outcome while it still holds its claims. The invocation stops waiting at its deadline and
+//! answers that a redelivery will retry; the redelivery then finds the claim held, or done.
+//!
 //! The one window where a crash can still duplicate a mail is between the server's final 250
 //! and the ledger write that follows it: the write is the next thing done, and only for the
 //! recipients of that one message.
@@ -17,13 +24,15 @@ use crate::webhook::{Webhook, WebhookClient};
 use chrono::Utc;
 use lettre::address::{Address, Envelope};
 use lettre::message::Mailbox;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
+use tokio_util::task::TaskTracker;
 
 /// How often a delivery waiting on a concurrent one looks again.
 const BUSY_POLL: Duration = Duration::from_millis(25);
 
-/// Added to a claim's lease beyond twice the action's own timeout: a claim left by a crashed
+/// Added to a claim's lease beyond the longest its action can take: a claim left by a crashed
 /// process frees itself after this long.
 const LEASE_MARGIN: Duration = Duration::from_secs(30);
 
@@ -65,27 +74,76 @@ pub struct WebhookJob<'a> {
     pub deadline: Instant,
 }
 
-/// Performs jobs against a ledger, a mailer and a webhook client.
-pub struct Delivery<'a> {
-    /// Where outcomes are recorded.
-    pub ledger: &'a dyn Ledger,
-    /// Where mail goes.
-    pub mailer: &'a Mailer,
-    /// Where webhook posts go.
-    pub webhooks: &'a WebhookClient,
+/// Performs jobs against a ledger, a mailer and a webhook client. Built once at start-up.
+pub struct Delivery {
+    sender: Sender,
+    webhooks: WebhookClient,
     /// Bound on one SMTP send.
-    pub send_timeout: Duration,
+    send_timeout: Duration,
     /// Bound on one webhook call.
-    pub webhook_timeout: Duration,
+    webhook_timeout: Duration,
+    /// Sends in flight, so that shutdown can let them finish.
+    sends: TaskTracker,
 }
 
-impl Delivery<'_> {
+/// What a send task needs: cheap to clone (the ledger and the SMTP pool are shared).
+#[derive(Clone)]
+struct Sender {
+    ledger: Arc<dyn Ledger>,
+    mailer: Mailer,
+}
+
+/// A mail a send task owns: the message and the recipients it holds claims for.
+struct Claimed {
+    event_id: String,
+    from: Address,
+    raw: Vec<u8>,
+    recipients: Vec<Mailbox>,
+}
+
+impl Delivery {
+    /// Builds the deliverer. `send_timeout` bounds one SMTP send, `webhook_timeout` one post.
+    pub fn new(
+        ledger: Arc<dyn Ledger>,
+        mailer: Mailer,
+        webhooks: WebhookClient,
+        send_timeout: Duration,
+        webhook_timeout: Duration,
+    ) -> Self {
+        Self {
+            sender: Sender { ledger, mailer },
+            webhooks,
+            send_timeout,
+            webhook_timeout,
+            sends: TaskTracker::new(),
+        }
+    }
+
+    /// Where mail goes.
+    pub fn mailer(&self) -> &Mailer {
+        &self.sender.mailer
+    }
+
+    /// The ledger actions are recorded in.
+    pub fn ledger(&self) -> &dyn Ledger {
+        self.sender.ledger.as_ref()
+    }
+
+    /// Waits until `deadline` for sends still in flight (they outlive the invocation that
+    /// started them) to record their outcome. `false` when some were still running.
+    pub async fn finish_sends(&self, deadline: Instant) -> bool {
+        self.sends.close();
+        tokio::time::timeout_at(deadline, self.sends.wait())
+            .await
+            .is_ok()
+    }
+
     /// Delivers the mail and reports the action.
     pub async fn deliver(&self, job: MailJob<'_>) -> ActionReport {
         let mut fates: Vec<(Mailbox, Fate)> = Vec::new();
         let mut claimed = Vec::new();
+        let lease = self.mail_lease(job.to.len());
         for mailbox in job.to {
-            let lease = self.send_timeout * 2 + LEASE_MARGIN;
             match self
                 .claim(&mail_key(job.event_id, mailbox), lease, job.deadline)
                 .await
@@ -94,8 +152,54 @@ impl Delivery<'_> {
                 Err(fate) => fates.push((mailbox.clone(), fate)),
             }
         }
-        fates.extend(self.send_and_record(&job, &claimed).await);
+        if !claimed.is_empty() {
+            let mail = Claimed {
+                event_id: job.event_id.to_owned(),
+                from: job.from,
+                raw: job.raw,
+                recipients: claimed,
+            };
+            fates.extend(self.send_in_own_task(mail, job.deadline).await);
+        }
         summarize(job.to, &fates)
+    }
+
+    /// Runs the send in a task of its own and waits for it until `deadline`. A send still
+    /// running then goes on and records its outcome when the server answers.
+    async fn send_in_own_task(&self, mail: Claimed, deadline: Instant) -> Vec<(Mailbox, Fate)> {
+        if Instant::now() >= deadline {
+            return self
+                .sender
+                .release_all(mail, "the invocation deadline passed before sending")
+                .await;
+        }
+        let recipients = mail.recipients.clone();
+        let sending = self.sends.spawn(self.sender.clone().send_and_record(mail));
+        let reason = match tokio::time::timeout_at(deadline, sending).await {
+            Ok(Ok(fates)) => return fates,
+            Ok(Err(failed)) => format!("the send stopped unexpectedly: {failed}"),
+            Err(_) => {
+                tracing::warn!(
+                    "the mail server had not answered by the invocation deadline; the send goes on"
+                );
+                "the mail server had not answered by the invocation deadline (the send goes on and records its outcome)".to_owned()
+            }
+        };
+        recipients
+            .into_iter()
+            .map(|mailbox| (mailbox, Fate::Retry(reason.clone())))
+            .collect()
+    }
+
+    /// How long a mail's claims hold: the longest its sends can take (one to the group, then
+    /// one to each recipient alone, each bounded by the SMTP timeout), plus a margin.
+    fn mail_lease(&self, recipients: usize) -> Duration {
+        let sends = u32::try_from(recipients)
+            .unwrap_or(u32::MAX)
+            .saturating_add(1);
+        self.send_timeout
+            .saturating_mul(sends)
+            .saturating_add(LEASE_MARGIN)
     }
 
     /// Posts to the webhook once, and reports the action.
@@ -114,10 +218,12 @@ impl Delivery<'_> {
                 let (recorded, fate) =
                     match self.webhooks.post(job.webhook, &job.payload, timeout).await {
                         Ok(()) => (
-                            self.ledger.complete(&key, Outcome::Sent, Utc::now()).await,
+                            self.ledger()
+                                .complete(&key, Outcome::Sent, Utc::now())
+                                .await,
                             Fate::Sent,
                         ),
-                        Err(reason) => (self.ledger.release(&key).await, Fate::Retry(reason)),
+                        Err(reason) => (self.ledger().release(&key).await, Fate::Retry(reason)),
                     };
                 if let Err(err) = recorded {
                     tracing::error!(error = %err, channel = job.channel, "ledger write failed after posting");
@@ -132,7 +238,7 @@ impl Delivery<'_> {
     /// the fate when there is nothing to do.
     async fn claim(&self, key: &ActionKey, lease: Duration, deadline: Instant) -> Result<(), Fate> {
         loop {
-            match self.ledger.claim(key, Utc::now(), lease).await {
+            match self.ledger().claim(key, Utc::now(), lease).await {
                 Ok(Claim::Acquired) => return Ok(()),
                 Ok(Claim::Done(Outcome::Sent)) => return Err(Fate::AlreadySent),
                 Ok(Claim::Done(Outcome::Refused { reason })) => return Err(Fate::Refused(reason)),
@@ -151,54 +257,48 @@ impl Delivery<'_> {
             }
         }
     }
+}
 
+impl Sender {
     /// Sends one mail to all claimed recipients; if the server refuses it while answering,
     /// one per recipient. Each outcome is recorded as soon as the server has answered it.
-    async fn send_and_record(
-        &self,
-        job: &MailJob<'_>,
-        claimed: &[Mailbox],
-    ) -> Vec<(Mailbox, Fate)> {
-        let mut fates = Vec::with_capacity(claimed.len());
-        if claimed.is_empty() {
-            return fates;
-        }
-        match self.send(job, claimed).await {
-            Err(err) if err.answered && claimed.len() > 1 => {
+    async fn send_and_record(self, mail: Claimed) -> Vec<(Mailbox, Fate)> {
+        let mut fates = Vec::with_capacity(mail.recipients.len());
+        match self.send(&mail, &mail.recipients).await {
+            Err(err) if err.answered && mail.recipients.len() > 1 => {
                 tracing::warn!(reason = %err, "mail refused; sending to each recipient alone");
-                for mailbox in claimed {
-                    let result = self.send(job, std::slice::from_ref(mailbox)).await;
-                    fates.push((
-                        mailbox.clone(),
-                        self.record(job.event_id, mailbox, result).await,
-                    ));
+                for mailbox in &mail.recipients {
+                    let result = self.send(&mail, std::slice::from_ref(mailbox)).await;
+                    let fate = self.record(&mail.event_id, mailbox, result).await;
+                    fates.push((mailbox.clone(), fate));
                 }
             }
             result => {
-                for mailbox in claimed {
-                    fates.push((
-                        mailbox.clone(),
-                        self.record(job.event_id, mailbox, result.clone()).await,
-                    ));
+                for mailbox in &mail.recipients {
+                    let fate = self.record(&mail.event_id, mailbox, result.clone()).await;
+                    fates.push((mailbox.clone(), fate));
                 }
             }
         }
         fates
     }
 
-    async fn send(&self, job: &MailJob<'_>, recipients: &[Mailbox]) -> Result<(), SendError> {
-        let remaining = job.deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
-            return Err(SendError::transient(
-                "the invocation deadline passed before sending",
-            ));
-        }
+    async fn send(&self, mail: &Claimed, recipients: &[Mailbox]) -> Result<(), SendError> {
         let to = recipients.iter().map(|m| m.email.clone()).collect();
-        let envelope = Envelope::new(Some(job.from.clone()), to)
+        let envelope = Envelope::new(Some(mail.from.clone()), to)
             .map_err(|e| SendError::permanent(e.to_string()))?;
-        self.mailer
-            .send(&envelope, &job.raw, remaining.min(self.send_timeout))
-            .await
+        self.mailer.send(&envelope, &mail.raw).await
+    }
+
+    /// Gives back the claims of a mail that will not be sent now.
+    async fn release_all(&self, mail: Claimed, reason: &str) -> Vec<(Mailbox, Fate)> {
+        let mut fates = Vec::with_capacity(mail.recipients.len());
+        for mailbox in mail.recipients {
+            let result = Err(SendError::transient(reason));
+            let fate = self.record(&mail.event_id, &mailbox, result).await;
+            fates.push((mailbox, fate));
+        }
+        fates
     }
 
     /// Records one recipient's result in the ledger, right after the server's answer.

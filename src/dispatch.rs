@@ -24,27 +24,32 @@ use tokio::time::Instant;
 /// Everything needed to handle events, built once at start-up.
 pub struct Dispatcher {
     config: Config,
-    mailer: Mailer,
-    webhooks: WebhookClient,
-    ledger: Arc<dyn Ledger>,
+    delivery: Delivery,
 }
 
 impl Dispatcher {
     /// Builds the dispatcher from validated configuration and the ledger to record actions in.
     pub fn new(config: Config, ledger: Arc<dyn Ledger>) -> anyhow::Result<Self> {
-        let mailer = Mailer::from_settings(&config.settings)?;
-        let webhooks = WebhookClient::new(config.settings.webhook_timeout);
-        Ok(Self {
-            config,
-            mailer,
-            webhooks,
+        let settings = &config.settings;
+        let delivery = Delivery::new(
             ledger,
-        })
+            Mailer::from_settings(settings)?,
+            WebhookClient::new(settings.webhook_timeout),
+            settings.smtp_timeout,
+            settings.webhook_timeout,
+        );
+        Ok(Self { config, delivery })
     }
 
     /// Where mail goes, for the start-up log.
     pub fn mailer(&self) -> &Mailer {
-        &self.mailer
+        self.delivery.mailer()
+    }
+
+    /// Waits until `deadline` for sends that outlived their invocation; `false` when some
+    /// were still waiting for the mail server.
+    pub async fn finish_sends(&self, deadline: Instant) -> bool {
+        self.delivery.finish_sends(deadline).await
     }
 
     /// The configuration in use.
@@ -55,7 +60,7 @@ impl Dispatcher {
     /// Deletes ledger entries older than the retention period.
     pub async fn purge_ledger(&self) {
         let cutoff = Utc::now() - self.config.settings.retention;
-        match self.ledger.purge(cutoff).await {
+        match self.delivery.ledger().purge(cutoff).await {
             Ok(removed) => tracing::info!(removed, "ledger purged"),
             Err(err) => tracing::error!(error = %err, "ledger purge failed"),
         }
@@ -118,18 +123,12 @@ impl Dispatcher {
         deadline: Instant,
     ) -> Vec<ActionReport> {
         let alert = Alert::new(event, Utc::now());
-        let delivery = Delivery {
-            ledger: self.ledger.as_ref(),
-            mailer: &self.mailer,
-            webhooks: &self.webhooks,
-            send_timeout: self.config.settings.smtp_timeout,
-            webhook_timeout: self.config.settings.webhook_timeout,
-        };
+        let delivery = &self.delivery;
         let mail = async {
             if plan.email_channels.is_empty() {
                 return None;
             }
-            Some(self.email(&delivery, event, &alert, plan, deadline).await)
+            Some(self.email(event, &alert, plan, deadline).await)
         };
         let posts = join_all(plan.webhooks.iter().map(|(channel, webhook)| {
             delivery.post(WebhookJob {
@@ -146,7 +145,6 @@ impl Dispatcher {
 
     async fn email(
         &self,
-        delivery: &Delivery<'_>,
         event: &KeyVaultEvent,
         alert: &Alert,
         plan: &Plan,
@@ -173,7 +171,7 @@ impl Dispatcher {
             raw,
             deadline,
         };
-        delivery.deliver(job).await
+        self.delivery.deliver(job).await
     }
 
     /// Renders and formats the mail. A failure here is a bug or a broken template: no

@@ -12,26 +12,45 @@ use lettre::transport::smtp::{self, PoolConfig};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use secrecy::{ExposeSecret, SecretString};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-/// How many SMTP connections the pool keeps at most.
-const POOL_MAX_SIZE: u32 = 16;
+/// How many idle SMTP connections are kept for reuse at most.
+const POOL_MAX_IDLE: usize = 16;
 
 /// Where mail goes.
 #[derive(Clone)]
 pub enum Mailer {
-    /// SMTP, through a pool of connections reused across sends.
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
-    /// SMTP with a new connection per send (`SMTP_POOL=false`), for servers that mistreat
-    /// reused connections.
-    SmtpUnpooled {
-        /// The connection URL (it may hold a password).
-        url: SecretString,
-        /// Bound on each SMTP step.
-        timeout: Duration,
-    },
+    /// SMTP (pooled, or a connection per mail).
+    Smtp(Smtp),
     /// `.eml` files in a directory.
     Outbox(PathBuf),
+}
+
+/// SMTP connections, each reused by one send at a time.
+///
+/// A send is bounded by the SMTP timeout: lettre's async transport bounds only the TCP
+/// connect, so a server that stops answering mid-transaction would otherwise hold a send
+/// forever. Cutting a send short leaves its connection out of step with the server (the late
+/// reply is still unread), and lettre's pool cannot be told a connection is bad. So each
+/// connection lives in a transport of its own (a lettre pool of one, which still does the
+/// reconnecting, the `NOOP` check before reuse and the idle timeout), and a transport whose send
+/// timed out is dropped with its connection instead of going back to the idle list.
+#[derive(Clone)]
+pub struct Smtp {
+    inner: Arc<SmtpInner>,
+}
+
+struct SmtpInner {
+    /// The connection URL (it may hold a password).
+    url: SecretString,
+    /// Bound on one whole send, and on the TCP connect within it.
+    timeout: Duration,
+    /// How many idle connections to keep: 0 for a new connection per mail.
+    keep_idle: usize,
+    /// Transports whose last send finished, ready for the next one. A std mutex: it is held
+    /// only to push or pop, never across an await.
+    idle: Mutex<Vec<AsyncSmtpTransport<Tokio1Executor>>>,
 }
 
 /// Why a message was not delivered.
@@ -73,78 +92,87 @@ impl Mailer {
         let Some(url) = &settings.smtp_url else {
             return Ok(Self::Outbox(settings.outbox_dir.clone()));
         };
-        if !settings.smtp_pool {
-            return Ok(Self::SmtpUnpooled {
+        // Parsed once here so that a bad URL stops start-up rather than every send.
+        AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
+            .map_err(|_| anyhow::anyhow!("SMTP_URL is not a valid connection URL"))?;
+        let keep_idle = if settings.smtp_pool { POOL_MAX_IDLE } else { 0 };
+        Ok(Self::Smtp(Smtp {
+            inner: Arc::new(SmtpInner {
                 url: url.clone(),
                 timeout: settings.smtp_timeout,
-            });
-        }
-        Ok(Self::Smtp(smtp_transport(
-            url,
-            settings.smtp_timeout,
-            POOL_MAX_SIZE,
-        )?))
+                keep_idle,
+                idle: Mutex::new(Vec::new()),
+            }),
+        }))
     }
 
     /// A short description for the start-up log, without credentials.
     pub fn describe(&self) -> String {
         match self {
-            Self::Smtp(_) => "smtp (pooled)".to_owned(),
-            Self::SmtpUnpooled { .. } => "smtp (a connection per mail)".to_owned(),
+            Self::Smtp(smtp) if smtp.inner.keep_idle > 0 => "smtp (pooled)".to_owned(),
+            Self::Smtp(_) => "smtp (a connection per mail)".to_owned(),
             Self::Outbox(dir) => format!("outbox {}", dir.display()),
         }
     }
 
-    /// Delivers a formatted message to the envelope's recipients, giving up after `timeout`.
-    pub async fn send(
-        &self,
-        envelope: &Envelope,
-        raw: &[u8],
-        timeout: Duration,
-    ) -> Result<(), SendError> {
-        let sending = async {
-            match self {
-                Self::Smtp(transport) => transport
-                    .send_raw(envelope, raw)
-                    .await
-                    .map(drop)
-                    .map_err(|e| classify(&e)),
-                Self::SmtpUnpooled { url, timeout } => {
-                    // A pool of one, dropped after this send: a fresh connection every time.
-                    let transport = smtp_transport(url, *timeout, 1)
-                        .map_err(|e| SendError::permanent(e.to_string()))?;
-                    transport
-                        .send_raw(envelope, raw)
-                        .await
-                        .map(drop)
-                        .map_err(|e| classify(&e))
-                }
-                Self::Outbox(dir) => write_outbox(dir, envelope, raw).await,
-            }
-        };
-        tokio::time::timeout(timeout, sending)
-            .await
-            .unwrap_or_else(|_| {
-                Err(SendError::transient(format!(
-                    "smtp send timed out after {:.1} s",
-                    timeout.as_secs_f64()
-                )))
-            })
+    /// Delivers a formatted message to the envelope's recipients. An SMTP send that takes
+    /// longer than the SMTP timeout fails, and its connection is closed.
+    pub async fn send(&self, envelope: &Envelope, raw: &[u8]) -> Result<(), SendError> {
+        match self {
+            Self::Smtp(smtp) => smtp.send(envelope, raw).await,
+            Self::Outbox(dir) => write_outbox(dir, envelope, raw).await,
+        }
     }
 }
 
-fn smtp_transport(
-    url: &SecretString,
-    timeout: Duration,
-    pool: u32,
-) -> anyhow::Result<AsyncSmtpTransport<Tokio1Executor>> {
-    Ok(
-        AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
-            .map_err(|_| anyhow::anyhow!("SMTP_URL is not a valid connection URL"))?
-            .timeout(Some(timeout))
-            .pool_config(PoolConfig::new().max_size(pool))
-            .build(),
-    )
+impl Smtp {
+    async fn send(&self, envelope: &Envelope, raw: &[u8]) -> Result<(), SendError> {
+        let inner = &self.inner;
+        let transport = self.take()?;
+        match tokio::time::timeout(inner.timeout, transport.send_raw(envelope, raw)).await {
+            Ok(answered) => {
+                // lettre itself drops a connection whose transaction failed.
+                self.put_back(transport);
+                answered.map(drop).map_err(|e| classify(&e))
+            }
+            // The transport, and the connection it holds mid-transaction, are dropped here.
+            Err(_) => Err(SendError::transient(format!(
+                "smtp server did not finish the send within {:.1} s (connection closed)",
+                inner.timeout.as_secs_f64()
+            ))),
+        }
+    }
+
+    /// An idle transport, or a new one (which connects on its first send).
+    fn take(&self) -> Result<AsyncSmtpTransport<Tokio1Executor>, SendError> {
+        let idle = self.lock_idle().pop();
+        match idle {
+            Some(transport) => Ok(transport),
+            None => AsyncSmtpTransport::<Tokio1Executor>::from_url(self.inner.url.expose_secret())
+                .map(|builder| {
+                    builder
+                        .timeout(Some(self.inner.timeout))
+                        .pool_config(PoolConfig::new().max_size(1))
+                        .build()
+                })
+                .map_err(|_| SendError::permanent("SMTP_URL is not a valid connection URL")),
+        }
+    }
+
+    fn put_back(&self, transport: AsyncSmtpTransport<Tokio1Executor>) {
+        let mut idle = self.lock_idle();
+        if idle.len() < self.inner.keep_idle {
+            idle.push(transport);
+        }
+    }
+
+    fn lock_idle(&self) -> std::sync::MutexGuard<'_, Vec<AsyncSmtpTransport<Tokio1Executor>>> {
+        // The list holds no invariant a panic could break half-way.
+        self.inner
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 async fn write_outbox(dir: &PathBuf, envelope: &Envelope, raw: &[u8]) -> Result<(), SendError> {

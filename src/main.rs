@@ -99,14 +99,19 @@ async fn serve() -> anyhow::Result<ExitCode> {
     tokio::spawn(purge_periodically(dispatcher.clone()));
     tracing::info!(port, "listening");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(server::run(listener, dispatcher, async {
+    let server = tokio::spawn(server::run(listener, dispatcher.clone(), async {
         stop_rx.await.ok();
     }));
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight invocations");
     stop_tx.send(()).ok();
-    if tokio::time::timeout(SHUTDOWN_GRACE, server).await.is_err() {
+    let grace_ends = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+    if tokio::time::timeout_at(grace_ends, server).await.is_err() {
         tracing::warn!("in-flight invocations did not finish in time");
+    }
+    if !dispatcher.finish_sends(grace_ends).await {
+        // Their claims stay held until the lease runs out, then a redelivery sends again.
+        tracing::warn!("some mails were still waiting for the mail server at exit");
     }
     Ok(ExitCode::SUCCESS)
 }

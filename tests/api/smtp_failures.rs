@@ -44,3 +44,87 @@ async fn a_silent_smtp_server_fails_the_invocation_within_the_timeout() {
     );
     assert_eq!(answer.statuses(), ["failed"]);
 }
+
+/// A server that stalls on each connection's first message and refuses any later message on
+/// the same connection: a client that reuses a connection whose transaction it abandoned reads
+/// the stale reply of the earlier message as the answer to the next one.
+fn stalling_server(stall: Duration) -> SmtpServer {
+    SmtpServer::start_with(SmtpOptions {
+        slow_first_data: Some(stall),
+        refuse_reused: true,
+        ..SmtpOptions::default()
+    })
+}
+
+#[tokio::test]
+async fn a_send_that_timed_out_never_makes_the_next_mail_look_sent() {
+    let smtp = stalling_server(Duration::from_secs(3));
+    let mut settings = mail_settings(&smtp.url());
+    set(&mut settings, "SMTP_TIMEOUT_SECS", "2");
+    set(&mut settings, "OWNER_EMAILS", "owner1@contoso.com");
+    let handler = Handler::start(&pairs(&settings)).await;
+
+    let first = handler
+        .invoke(event_grid("SecretNearExpiry", "alpha", Some(5)))
+        .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let second_event = event_grid("SecretNearExpiry", "bravo", Some(5));
+    let second = handler.invoke(second_event.clone()).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let redelivered = handler.invoke(second_event).await;
+
+    assert_eq!(first.status, 500, "the server answered too late: {first:?}");
+    let stored_b = smtp
+        .messages()
+        .iter()
+        .filter(|m| m.subject().contains("bravo"))
+        .count();
+    for answer in [&second, &redelivered] {
+        let status = &answer.statuses()[0];
+        assert!(
+            !(status == "sent" || status == "duplicate") || stored_b > 0,
+            "mail bravo was reported {status} but the server stored none: {answer:?}"
+        );
+    }
+    assert_ne!(
+        redelivered.statuses(),
+        ["duplicate"],
+        "an undelivered mail must not be taken as done"
+    );
+}
+
+#[tokio::test]
+async fn a_send_still_running_at_the_deadline_records_its_real_outcome() {
+    let smtp = SmtpServer::start_with(SmtpOptions {
+        slow_first_data: Some(Duration::from_secs(3)),
+        ..SmtpOptions::default()
+    });
+    let mut settings = mail_settings(&smtp.url());
+    set(&mut settings, "SMTP_TIMEOUT_SECS", "10");
+    set(&mut settings, "DEADLINE_SECS", "2");
+    set(&mut settings, "OWNER_EMAILS", "owner1@contoso.com");
+    let handler = Handler::start(&pairs(&settings)).await;
+    let event = event_grid("KeyExpired", "k", Some(-1));
+
+    let started = Instant::now();
+    let first = handler.invoke(event.clone()).await;
+    let answered_after = started.elapsed();
+    assert!(
+        wait_until(Duration::from_secs(10), || smtp.messages().len() == 1),
+        "the send went on after the invocation answered"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let redelivered = handler.invoke(event).await;
+
+    assert_eq!(
+        first.status, 500,
+        "not yet answered by the server: {first:?}"
+    );
+    assert!(
+        answered_after < Duration::from_millis(2900),
+        "the invocation kept its deadline: {answered_after:?}"
+    );
+    assert_eq!(redelivered.status, 200, "{redelivered:?}");
+    assert_eq!(redelivered.statuses(), ["duplicate"]);
+    assert_eq!(smtp.messages().len(), 1, "one mail, not two");
+}

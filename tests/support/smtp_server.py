@@ -8,6 +8,10 @@ misbehave on purpose:
   --tempfail-rcpt ADDR answer 451 to RCPT TO:<ADDR> (a temporary refusal)
   --tempfail-data      answer 451 to DATA (a temporary failure)
   --fail-data-code N   answer N to DATA (e.g. 554)
+  --slow-first-data S  on each connection, store the first message but answer its end of data
+                       only after S seconds (a server that stalls mid-transaction)
+  --refuse-reused      on each connection, answer 550 to every message after the first without
+                       storing it (so a client that reads a stale reply is caught)
 """
 
 import argparse
@@ -20,11 +24,13 @@ from aiosmtpd.handlers import Mailbox
 
 
 class Handler(Mailbox):
-    def __init__(self, maildir, reject_rcpt, tempfail_rcpt, data_code):
+    def __init__(self, maildir, reject_rcpt, tempfail_rcpt, data_code, slow_first_data, refuse_reused):
         super().__init__(maildir)
         self.reject_rcpt = {a.lower() for a in reject_rcpt}
         self.tempfail_rcpt = {a.lower() for a in tempfail_rcpt}
         self.data_code = data_code
+        self.slow_first_data = slow_first_data
+        self.refuse_reused = refuse_reused
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address.lower() in self.reject_rcpt:
@@ -37,7 +43,14 @@ class Handler(Mailbox):
     async def handle_DATA(self, server, session, envelope):
         if self.data_code:
             return f"{self.data_code} refused by test server"
-        return await super().handle_DATA(server, session, envelope)
+        # aiosmtpd keeps one session object per connection.
+        session.messages = getattr(session, "messages", 0) + 1
+        if session.messages > 1 and self.refuse_reused:
+            return "550 5.7.0 refused: not the first message on this connection"
+        answer = await super().handle_DATA(server, session, envelope)
+        if session.messages == 1 and self.slow_first_data:
+            await asyncio.sleep(self.slow_first_data)
+        return answer
 
 
 def main():
@@ -48,12 +61,16 @@ def main():
     parser.add_argument("--tempfail-rcpt", action="append", default=[])
     parser.add_argument("--tempfail-data", action="store_true")
     parser.add_argument("--fail-data-code", type=int, default=0)
+    parser.add_argument("--slow-first-data", type=float, default=0)
+    parser.add_argument("--refuse-reused", action="store_true")
     args = parser.parse_args()
     for sub in ("tmp", "new", "cur"):
         os.makedirs(os.path.join(args.maildir, sub), exist_ok=True)
     code = 451 if args.tempfail_data else args.fail_data_code
     controller = Controller(
-        Handler(args.maildir, args.reject_rcpt, args.tempfail_rcpt, code), hostname="127.0.0.1", port=args.port
+        Handler(
+            args.maildir, args.reject_rcpt, args.tempfail_rcpt, code, args.slow_first_data, args.refuse_reused
+        ), hostname="127.0.0.1", port=args.port
     )
     controller.start()
     print("ready", flush=True)

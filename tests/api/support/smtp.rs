@@ -23,6 +23,10 @@ pub struct SmtpOptions {
     pub reject_rcpt: Vec<String>,
     pub tempfail_rcpt: Vec<String>,
     pub tempfail_data: bool,
+    /// Per connection: store the first message, answer its end of data this late.
+    pub slow_first_data: Option<Duration>,
+    /// Per connection: refuse every message after the first with 550, storing nothing.
+    pub refuse_reused: bool,
 }
 
 impl SmtpServer {
@@ -51,6 +55,14 @@ impl SmtpServer {
         }
         if options.tempfail_data {
             command.arg("--tempfail-data");
+        }
+        if let Some(delay) = options.slow_first_data {
+            command
+                .arg("--slow-first-data")
+                .arg(delay.as_secs_f64().to_string());
+        }
+        if options.refuse_reused {
+            command.arg("--refuse-reused");
         }
         let child = command
             .stdout(Stdio::null())
