@@ -246,11 +246,11 @@ fn details(event: &KeyVaultEvent, names: &Names, days_left: Option<i64>) -> Vec<
         rows.push(row("Expires", time(event.expires, "(not set)"), true));
         let left = match days_left {
             None => "unknown".to_owned(),
-            Some(n) if n > 0 => format!("{} left", days(n)),
+            Some(n) if n > 0 => days(n),
             Some(0) => "expires today".to_owned(),
             Some(n) => format!("expired {} ago", days(-n)),
         };
-        rows.push(row("Days left", left, true));
+        rows.push(row("Time left", left, true));
         rows.push(row(
             "Not before",
             time(event.not_before, "(not set)"),

@@ -18,6 +18,7 @@ use crate::config::{Config, ConfigError};
 use crate::envelope;
 use crate::event::RawEvent;
 use anyhow::Context;
+use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -26,6 +27,19 @@ use std::path::{Path, PathBuf};
 pub fn load_config() -> anyhow::Result<Result<Config, ConfigError>> {
     let values = crate::settings::local_settings(Path::new("local.settings.json"))?;
     Ok(Config::load(|name| values.get(name).cloned()))
+}
+
+/// Reads a `--now` value: RFC 3339 (`2027-01-31T09:00:00Z`) or a date (`2027-01-31`, midnight
+/// UTC).
+pub fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
+        return Ok(time.to_utc());
+    }
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|date| date.and_hms_opt(0, 0, 0))
+        .map(|time| time.and_utc())
+        .ok_or_else(|| format!("{text:?} is not a time: use 2027-01-31 or 2027-01-31T09:00:00Z"))
 }
 
 /// Files as given; directories replaced by their `*.json` files in name order.

@@ -62,13 +62,14 @@ impl Config {
     /// Start-up warnings: settings that work, but probably not as intended.
     pub fn warnings(&self) -> Vec<String> {
         let mut warnings = self.settings.warnings();
-        if self.settings.owners.is_empty() && self.routing.has_owner_entries() {
-            // The rules name owners; OWNER_EMAILS is only their fallback.
-            for warning in &mut warnings {
-                if warning.starts_with("OWNER_EMAILS") {
-                    *warning = "OWNER_EMAILS is empty: mails for objects that no [[owners]] entry matches will be skipped".to_owned();
-                }
-            }
+        // OWNER_EMAILS is the fallback of the [[owners]] entries: empty, it matters only when
+        // some object can fall through them.
+        if self.settings.owners.is_empty() && self.routing.catch_all_owner().is_none() {
+            warnings.push(if self.routing.has_owner_entries() {
+                "OWNER_EMAILS is empty: mails for objects that no [[owners]] entry matches will be skipped".to_owned()
+            } else {
+                "OWNER_EMAILS is empty: expiry mails will be skipped".to_owned()
+            });
         }
         warnings
     }

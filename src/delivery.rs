@@ -18,12 +18,13 @@
 //! recipients of that one message.
 
 use crate::ledger::{ActionKey, Claim, Ledger, Outcome};
-use crate::mailer::{Mailer, SendError};
+use crate::mailer::{Delivered, Mailer, SendError};
 use crate::report::{ActionReport, ActionStatus};
 use crate::webhook::{Webhook, WebhookClient};
 use chrono::Utc;
 use lettre::address::{Address, Envelope};
 use lettre::message::Mailbox;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -40,6 +41,7 @@ const LEASE_MARGIN: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Fate {
     Sent,
+    Written(PathBuf),
     AlreadySent,
     Refused(String),
     Retry(String),
@@ -56,6 +58,8 @@ pub struct MailJob<'a> {
     /// The formatted message, addressed to everyone in its headers; each send narrows the
     /// envelope to the recipients it is for.
     pub raw: Vec<u8>,
+    /// What the mail is about, for an outbox file name (e.g. `prod-kv_db-password_SecretNearExpiry`).
+    pub name: String,
     /// When the invocation must answer.
     pub deadline: Instant,
 }
@@ -96,6 +100,7 @@ struct Sender {
 /// A mail a send task owns: the message and the recipients it holds claims for.
 struct Claimed {
     event_id: String,
+    name: String,
     from: Address,
     raw: Vec<u8>,
     recipients: Vec<Mailbox>,
@@ -117,11 +122,6 @@ impl Delivery {
             webhook_timeout,
             sends: TaskTracker::new(),
         }
-    }
-
-    /// Where mail goes.
-    pub fn mailer(&self) -> &Mailer {
-        &self.sender.mailer
     }
 
     /// The ledger actions are recorded in.
@@ -155,6 +155,7 @@ impl Delivery {
         if !claimed.is_empty() {
             let mail = Claimed {
                 event_id: job.event_id.to_owned(),
+                name: job.name,
                 from: job.from,
                 raw: job.raw,
                 recipients: claimed,
@@ -283,11 +284,11 @@ impl Sender {
         fates
     }
 
-    async fn send(&self, mail: &Claimed, recipients: &[Mailbox]) -> Result<(), SendError> {
+    async fn send(&self, mail: &Claimed, recipients: &[Mailbox]) -> Result<Delivered, SendError> {
         let to = recipients.iter().map(|m| m.email.clone()).collect();
         let envelope = Envelope::new(Some(mail.from.clone()), to)
             .map_err(|e| SendError::permanent(e.to_string()))?;
-        self.mailer.send(&envelope, &mail.raw).await
+        self.mailer.send(&envelope, &mail.raw, &mail.name).await
     }
 
     /// Gives back the claims of a mail that will not be sent now.
@@ -306,13 +307,16 @@ impl Sender {
         &self,
         event_id: &str,
         mailbox: &Mailbox,
-        result: Result<(), SendError>,
+        result: Result<Delivered, SendError>,
     ) -> Fate {
         let key = mail_key(event_id, mailbox);
         let (recorded, fate) = match result {
-            Ok(()) => (
+            Ok(delivered) => (
                 self.ledger.complete(&key, Outcome::Sent, Utc::now()).await,
-                Fate::Sent,
+                match delivered {
+                    Delivered::Sent => Fate::Sent,
+                    Delivered::Written(path) => Fate::Written(path),
+                },
             ),
             Err(err) if err.permanent => {
                 let outcome = Outcome::Refused {
@@ -361,7 +365,7 @@ impl Fate {
 /// The report of an action with a single target.
 fn report(action: &'static str, to: Vec<String>, fate: &Fate) -> ActionReport {
     let (status, reason, retryable) = match fate {
-        Fate::Sent => (ActionStatus::Sent, None, false),
+        Fate::Sent | Fate::Written(_) => (ActionStatus::Sent, None, false),
         Fate::AlreadySent => (
             ActionStatus::Duplicate,
             Some("already done by an earlier delivery".to_owned()),
@@ -398,6 +402,10 @@ fn summarize(to: &[Mailbox], fates: &[(Mailbox, Fate)]) -> ActionReport {
     let refused = named(|f| matches!(f, Fate::Refused(_)));
     let sent = named(|f| matches!(f, Fate::Sent));
     let earlier = named(|f| matches!(f, Fate::AlreadySent));
+    let written = fates.iter().find_map(|(_, f)| match f {
+        Fate::Written(path) => Some(path),
+        _ => None,
+    });
     let (status, reason, retryable) = if !retry.is_empty() {
         let why = first_reason(Fate::retry_reason);
         let reason = format!(
@@ -414,6 +422,12 @@ fn summarize(to: &[Mailbox], fates: &[(Mailbox, Fate)]) -> ActionReport {
             why.unwrap_or_default()
         );
         (ActionStatus::Failed, Some(reason), false)
+    } else if let Some(path) = written {
+        let mut reason = format!("to {}", path.display());
+        if !earlier.is_empty() {
+            reason.push_str(&format!("; already sent earlier to {}", earlier.join(", ")));
+        }
+        (ActionStatus::Written, Some(reason), false)
     } else if !sent.is_empty() {
         let reason = (!earlier.is_empty())
             .then(|| format!("already sent earlier to {}", earlier.join(", ")));

@@ -16,7 +16,7 @@ use crate::mailer::Mailer;
 use crate::report::{ActionReport, ActionStatus, EventReport};
 use crate::rules::{OWNERS, Plan};
 use crate::webhook::WebhookClient;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
 use std::sync::Arc;
 use tokio::time::Instant;
@@ -25,6 +25,31 @@ use tokio::time::Instant;
 pub struct Dispatcher {
     config: Config,
     delivery: Delivery,
+    clock: Clock,
+}
+
+/// The "now" an alert counts days left from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    /// The system clock: what the server uses.
+    System,
+    /// Each event's own `eventTime` (the system clock for an event without one), so that a
+    /// saved event reads as it did when it was sent, whatever the date: what `replay` and
+    /// `preview` use.
+    EventTime,
+    /// A fixed time (`replay --now`).
+    At(DateTime<Utc>),
+}
+
+impl Clock {
+    /// The time to count from for `event`.
+    pub fn now_for(self, event: &KeyVaultEvent) -> DateTime<Utc> {
+        match self {
+            Self::System => Utc::now(),
+            Self::EventTime => event.event_time.unwrap_or_else(Utc::now),
+            Self::At(time) => time,
+        }
+    }
 }
 
 impl Dispatcher {
@@ -38,12 +63,16 @@ impl Dispatcher {
             settings.smtp_timeout,
             settings.webhook_timeout,
         );
-        Ok(Self { config, delivery })
+        Ok(Self {
+            config,
+            delivery,
+            clock: Clock::System,
+        })
     }
 
-    /// Where mail goes, for the start-up log.
-    pub fn mailer(&self) -> &Mailer {
-        self.delivery.mailer()
+    /// The same dispatcher, counting days left from `clock`.
+    pub fn with_clock(self, clock: Clock) -> Self {
+        Self { clock, ..self }
     }
 
     /// Waits until `deadline` for sends that outlived their invocation; `false` when some
@@ -122,7 +151,7 @@ impl Dispatcher {
         plan: &Plan,
         deadline: Instant,
     ) -> Vec<ActionReport> {
-        let alert = Alert::new(event, Utc::now());
+        let alert = Alert::new(event, self.clock.now_for(event));
         let delivery = &self.delivery;
         let mail = async {
             if plan.email_channels.is_empty() {
@@ -169,6 +198,7 @@ impl Dispatcher {
             to: &plan.emails,
             from: self.config.settings.mail_from.email.clone(),
             raw,
+            name: mail_name(event),
             deadline,
         };
         self.delivery.deliver(job).await
@@ -185,6 +215,20 @@ impl Dispatcher {
         let message = mail::message(&self.config.settings.mail_from, &plan.emails, rendered)
             .map_err(|e| format!("cannot build the message: {e}"))?;
         Ok(message.formatted())
+    }
+}
+
+/// What a mail is about, for its outbox file: vault, object (when there is one) and type.
+fn mail_name(event: &KeyVaultEvent) -> String {
+    let vault = event.vault.as_deref().unwrap_or("vault");
+    let kind = event.event_type.short_name();
+    match event
+        .object
+        .as_deref()
+        .filter(|o| Some(*o) != event.vault.as_deref())
+    {
+        Some(object) => format!("{vault}_{object}_{kind}"),
+        None => format!("{vault}_{kind}"),
     }
 }
 

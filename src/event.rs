@@ -158,6 +158,15 @@ pub struct KeyVaultEvent {
 }
 
 impl KeyVaultEvent {
+    /// `vault/object`, or the vault alone for a vault event, for output lines.
+    pub fn display_name(&self) -> String {
+        let vault = self.vault.as_deref().unwrap_or("-");
+        match self.object.as_deref() {
+            Some(object) if Some(object) != self.vault.as_deref() => format!("{vault}/{object}"),
+            _ => vault.to_owned(),
+        }
+    }
+
     /// A realistic event of `event_type` (in vault `contoso-kv`, expiring in 29 days from
     /// `now`), for checking templates and rendering previews.
     pub fn example(event_type: EventType, now: DateTime<Utc>) -> Self {

@@ -7,11 +7,12 @@
 //! password.
 
 use crate::settings::Settings;
+use chrono::Utc;
 use lettre::address::Envelope;
 use lettre::transport::smtp::{self, PoolConfig};
-use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use secrecy::{ExposeSecret, SecretString};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -51,6 +52,15 @@ struct SmtpInner {
     /// Transports whose last send finished, ready for the next one. A std mutex: it is held
     /// only to push or pop, never across an await.
     idle: Mutex<Vec<AsyncSmtpTransport<Tokio1Executor>>>,
+}
+
+/// Where a delivered message went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivered {
+    /// The SMTP server accepted it.
+    Sent,
+    /// It was written to this outbox file.
+    Written(PathBuf),
 }
 
 /// Why a message was not delivered.
@@ -106,21 +116,28 @@ impl Mailer {
         }))
     }
 
-    /// A short description for the start-up log, without credentials.
-    pub fn describe(&self) -> String {
-        match self {
-            Self::Smtp(smtp) if smtp.inner.keep_idle > 0 => "smtp (pooled)".to_owned(),
-            Self::Smtp(_) => "smtp (a connection per mail)".to_owned(),
-            Self::Outbox(dir) => format!("outbox {}", dir.display()),
+    /// Where the settings send mail, in words, without credentials (for the start-up log and
+    /// `check`).
+    pub fn describe_settings(settings: &Settings) -> String {
+        match &settings.smtp_url {
+            Some(_) if settings.smtp_pool => "SMTP (SMTP_URL), pooled connections".to_owned(),
+            Some(_) => "SMTP (SMTP_URL), a connection per mail".to_owned(),
+            None => format!(".eml files in {}", settings.outbox_dir.display()),
         }
     }
 
     /// Delivers a formatted message to the envelope's recipients. An SMTP send that takes
-    /// longer than the SMTP timeout fails, and its connection is closed.
-    pub async fn send(&self, envelope: &Envelope, raw: &[u8]) -> Result<(), SendError> {
+    /// longer than the SMTP timeout fails, and its connection is closed. `name` names the
+    /// outbox file (after the time it is written).
+    pub async fn send(
+        &self,
+        envelope: &Envelope,
+        raw: &[u8],
+        name: &str,
+    ) -> Result<Delivered, SendError> {
         match self {
-            Self::Smtp(smtp) => smtp.send(envelope, raw).await,
-            Self::Outbox(dir) => write_outbox(dir, envelope, raw).await,
+            Self::Smtp(smtp) => smtp.send(envelope, raw).await.map(|()| Delivered::Sent),
+            Self::Outbox(dir) => write_outbox(dir, name, raw).await,
         }
     }
 }
@@ -175,15 +192,63 @@ impl Smtp {
     }
 }
 
-async fn write_outbox(dir: &PathBuf, envelope: &Envelope, raw: &[u8]) -> Result<(), SendError> {
-    tokio::fs::create_dir_all(dir).await.map_err(|e| {
-        SendError::transient(format!("cannot create outbox {}: {e}", dir.display()))
+/// Writes the message as `<time>_<name>.eml`, through a temporary file renamed into place, so
+/// that a full disk leaves no half-written mail behind.
+async fn write_outbox(dir: &Path, name: &str, raw: &[u8]) -> Result<Delivered, SendError> {
+    let failed = |e: std::io::Error| {
+        SendError::transient(format!("cannot write to outbox {}: {e}", dir.display()))
+    };
+    tokio::fs::create_dir_all(dir).await.map_err(failed)?;
+    let stem = format!(
+        "{}_{}",
+        Utc::now().format("%Y-%m-%dT%H-%M-%S%.3fZ"),
+        file_name_part(name)
+    );
+    let temporary = dir.join(format!(".{stem}.tmp"));
+    tokio::fs::write(&temporary, raw).await.map_err(|e| {
+        // Best effort: the write failed, the partial file must not stay.
+        let _ = std::fs::remove_file(&temporary);
+        failed(e)
     })?;
-    AsyncFileTransport::<Tokio1Executor>::new(dir)
-        .send_raw(envelope, raw)
-        .await
-        .map(drop)
-        .map_err(|e| SendError::transient(format!("cannot write to outbox {}: {e}", dir.display())))
+    // A hard link fails when the name is taken (where rename would replace the file), so two
+    // mails written in the same millisecond both stay.
+    for n in 1u32.. {
+        let suffix = if n == 1 {
+            String::new()
+        } else {
+            format!("-{n}")
+        };
+        let path = dir.join(format!("{stem}{suffix}.eml"));
+        match tokio::fs::hard_link(&temporary, &path).await {
+            Ok(()) => {
+                tokio::fs::remove_file(&temporary).await.map_err(failed)?;
+                return Ok(Delivered::Written(path));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&temporary).await;
+                return Err(failed(e));
+            }
+        }
+    }
+    unreachable!("a free name is found before u32 runs out")
+}
+
+/// `name` made safe for a file name on any system: letters, digits, `.`, `_` and `-` kept,
+/// anything else (path separators, spaces, controls) turned into `-`, at most 100 characters.
+fn file_name_part(name: &str) -> String {
+    name.chars()
+        .take(100)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect::<String>()
+        .trim_start_matches('.')
+        .to_owned()
 }
 
 /// Sorts an SMTP error into retry or give up. Only a 5xx reply is final: everything else
@@ -206,4 +271,42 @@ fn first_line(err: &smtp::Error) -> String {
     let text = err.to_string();
     let line = text.lines().next().unwrap_or_default();
     line.chars().take(300).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outbox_names_keep_only_safe_characters() {
+        assert_eq!(
+            file_name_part("prod-kv_../../etc/passwd\r\n<b>_SecretNearExpiry"),
+            "prod-kv_..-..-etc-passwd---b-_SecretNearExpiry"
+        );
+        assert_eq!(file_name_part("..hidden"), "hidden");
+        assert_eq!(file_name_part(&"x".repeat(500)).len(), 100);
+    }
+
+    #[tokio::test]
+    async fn an_outbox_mail_is_named_by_time_then_subject_and_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+
+        let first = write_outbox(dir.path(), "kv_db_SecretNearExpiry", b"one").await;
+        let second = write_outbox(dir.path(), "kv_db_SecretNearExpiry", b"two").await;
+
+        let (Ok(Delivered::Written(first)), Ok(Delivered::Written(second))) = (first, second)
+        else {
+            panic!("both written");
+        };
+        assert_ne!(first, second, "two mails in one millisecond do not collide");
+        let name = first
+            .file_name()
+            .expect("a name")
+            .to_string_lossy()
+            .into_owned();
+        assert!(name.starts_with("20"), "time first: {name}");
+        assert!(name.ends_with("_kv_db_SecretNearExpiry.eml"), "{name}");
+        let files = std::fs::read_dir(dir.path()).expect("list").count();
+        assert_eq!(files, 2, "no temporary file left");
+    }
 }

@@ -5,10 +5,12 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use kv_notify::cli::{self, inspect, replay};
 use kv_notify::config::Config;
-use kv_notify::dispatch::Dispatcher;
+use kv_notify::dispatch::{Clock, Dispatcher};
 use kv_notify::ledger::{Ledger, RedbLedger};
+use kv_notify::mailer::Mailer;
+use kv_notify::settings;
 use kv_notify::{logging, server};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +20,9 @@ use std::time::Duration;
 // under load (see the README's Performance section).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The settings file `func start` reads, in the app folder.
+const LOCAL_SETTINGS: &str = "local.settings.json";
 
 /// How long in-flight invocations may take to finish after SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -34,14 +39,24 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the custom-handler protocol (the default: what the Functions host runs).
-    Serve,
+    /// Serve the custom-handler protocol (the default: what the Functions host runs). Started
+    /// by hand (no FUNCTIONS_CUSTOMHANDLER_PORT), it reads local.settings.json like the other
+    /// commands.
+    Serve {
+        /// The port to listen on when the host does not give one.
+        #[arg(long, default_value_t = server::DEFAULT_PORT)]
+        port: u16,
+    },
     /// Feed saved events (files or directories of .json) through the pipeline and print the
     /// outcome. Reads local.settings.json like `func start`; the environment overrides it.
     Replay {
         /// Event files: an Event Grid array, a CloudEvent, or a whole invocation envelope.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Count days left from this time (RFC 3339, or a date) instead of each event's own
+        /// eventTime.
+        #[arg(long, value_parser = cli::parse_time)]
+        now: Option<chrono::DateTime<chrono::Utc>>,
     },
     /// Validate settings, rules and templates, and print the effective routing.
     Check,
@@ -52,13 +67,14 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Write the HTML mail of each event in the files, for a look in a browser.
+    /// Write the HTML mail of each event in the files, for a look in a browser. Days left
+    /// count from each event's eventTime.
     Preview {
         /// Event files or directories.
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// Where to write the .html files.
-        #[arg(long, short, default_value = "preview")]
+        #[arg(long, short, default_value = "target/preview")]
         out: PathBuf,
     },
 }
@@ -73,8 +89,11 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("the tokio runtime starts");
-    let result = match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => runtime.block_on(serve()),
+    let command = cli.command.unwrap_or(Command::Serve {
+        port: server::DEFAULT_PORT,
+    });
+    let result = match command {
+        Command::Serve { port } => runtime.block_on(serve(port)),
         command => runtime.block_on(run_cli(command)),
     };
     match result {
@@ -86,10 +105,22 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve() -> anyhow::Result<ExitCode> {
+async fn serve(default_port: u16) -> anyhow::Result<ExitCode> {
     logging::init("info");
-    let config = Config::load(|name| std::env::var(name).ok())?;
-    let port = server::port(|name| std::env::var(name).ok())?;
+    let env = |name: &str| std::env::var(name).ok();
+    let under_host = server::port_from_host(env)?;
+    // Under the host, the app settings are the environment; started by hand, the settings file
+    // `func start` would read, so that `check` and the server agree.
+    let (values, source) = match under_host {
+        Some(_) => (std::env::vars().collect(), "the environment"),
+        None => (
+            settings::local_settings(Path::new(LOCAL_SETTINGS))?,
+            "local.settings.json and the environment",
+        ),
+    };
+    tracing::info!("settings from {source}");
+    let config = Config::load(|name| values.get(name).cloned())?;
+    let port = under_host.unwrap_or(default_port);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
@@ -126,10 +157,11 @@ async fn run_cli(command: Command) -> anyhow::Result<ExitCode> {
         }
     };
     let ok = match command {
-        Command::Serve => unreachable!("serve is not a CLI command"),
-        Command::Replay { files } => {
+        Command::Serve { .. } => unreachable!("serve is not a CLI command"),
+        Command::Replay { files, now } => {
             // Each replay starts from an empty ledger, so running it again shows the same outcome.
-            let dispatcher = start(config, Arc::new(RedbLedger::in_memory()))?;
+            let clock = now.map_or(Clock::EventTime, Clock::At);
+            let dispatcher = start(config, Arc::new(RedbLedger::in_memory()))?.with_clock(clock);
             replay::replay(&dispatcher, &files).await?
         }
         Command::Check => {
@@ -137,7 +169,9 @@ async fn run_cli(command: Command) -> anyhow::Result<ExitCode> {
             true
         }
         Command::Explain { files } => inspect::explain(&config, &files)?,
-        Command::Preview { files, out } => inspect::preview(&config, &files, &out)?,
+        Command::Preview { files, out } => {
+            inspect::preview(&config, &files, &out, Clock::EventTime)?
+        }
     };
     Ok(if ok {
         ExitCode::SUCCESS
@@ -151,8 +185,9 @@ fn start(config: Config, ledger: Arc<dyn Ledger>) -> anyhow::Result<Dispatcher> 
     for warning in config.warnings() {
         tracing::warn!("{warning}");
     }
+    let mail = Mailer::describe_settings(&config.settings);
     let dispatcher = Dispatcher::new(config, ledger)?;
-    tracing::info!(mail = %dispatcher.mailer().describe(), "ready");
+    tracing::info!("ready: mail goes to {mail}");
     Ok(dispatcher)
 }
 

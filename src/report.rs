@@ -53,6 +53,8 @@ pub struct ActionReport {
 pub enum ActionStatus {
     /// Done now.
     Sent,
+    /// Written as an `.eml` file to the outbox (no SMTP server configured).
+    Written,
     /// Already done by an earlier delivery of the same event.
     Duplicate,
     /// Deliberately not done (e.g. no recipients configured).
@@ -66,6 +68,7 @@ impl ActionStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Sent => "sent",
+            Self::Written => "written",
             Self::Duplicate => "duplicate",
             Self::Skipped => "skipped",
             Self::Failed => "failed",

@@ -85,6 +85,11 @@ impl Pattern {
     fn matches(&self, name: Option<&str>) -> bool {
         self.matcher.is_match(name.unwrap_or_default())
     }
+
+    /// Whether the pattern is only stars: it matches every name.
+    fn matches_everything(&self) -> bool {
+        !self.text.is_empty() && self.text.chars().all(|c| c == '*')
+    }
 }
 
 /// What one event calls for.
@@ -178,6 +183,15 @@ impl Routing {
         !self.owners.is_empty()
     }
 
+    /// The line of an `[[owners]]` entry that matches every vault and object, if any: past it,
+    /// `OWNER_EMAILS` is never used.
+    pub fn catch_all_owner(&self) -> Option<usize> {
+        self.owners
+            .iter()
+            .find(|o| o.vault.matches_everything() && o.object.matches_everything())
+            .map(|o| o.line)
+    }
+
     /// The owners of the event's object: the first matching `[[owners]]` entry, else
     /// `OWNER_EMAILS`.
     fn owners_of(&self, event: &KeyVaultEvent, settings: &Settings) -> Vec<Mailbox> {
@@ -205,11 +219,21 @@ impl Routing {
                 list(&owner.emails)
             );
         }
-        let _ = writeln!(
-            out,
-            "  otherwise: OWNER_EMAILS -> {}",
-            list(&settings.owners)
-        );
+        match self.catch_all_owner() {
+            Some(line) => {
+                let _ = writeln!(
+                    out,
+                    "  (line {line} matches every object: OWNER_EMAILS is not used)"
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "  otherwise: OWNER_EMAILS -> {}",
+                    list(&settings.owners)
+                );
+            }
+        }
         out.push_str("\nchannels:\n");
         let _ = writeln!(out, "  {OWNERS}: the owners matched above");
         for (name, channel) in &self.channels {

@@ -25,18 +25,22 @@ pub const FUNCTION_NAME: &str = "function-trigger";
 /// envelope repeats the data, so this leaves room and still bounds memory.
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
-/// The port to listen on: `FUNCTIONS_CUSTOMHANDLER_PORT`, then `FUNCTIONS_HTTPWORKER_PORT`,
-/// then 3000.
-pub fn port(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<u16> {
+/// The port to listen on when neither the host nor the command line gives one.
+pub const DEFAULT_PORT: u16 = 3000;
+
+/// The port the Functions host gives (`FUNCTIONS_CUSTOMHANDLER_PORT`, then the older
+/// `FUNCTIONS_HTTPWORKER_PORT`), or `None` when the handler was started by hand.
+pub fn port_from_host(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<Option<u16>> {
     for name in ["FUNCTIONS_CUSTOMHANDLER_PORT", "FUNCTIONS_HTTPWORKER_PORT"] {
         if let Some(raw) = get(name).filter(|v| !v.trim().is_empty()) {
             return raw
                 .trim()
                 .parse()
+                .map(Some)
                 .map_err(|_| anyhow::anyhow!("{name}: {raw:?} is not a port number"));
         }
     }
-    Ok(3000)
+    Ok(None)
 }
 
 /// Serves the handler on `listener` until `shutdown` completes, then finishes in-flight

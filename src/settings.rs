@@ -141,9 +141,13 @@ impl Settings {
             ));
         }
         let outbox_dir = PathBuf::from(get("OUTBOX_DIR").unwrap_or_else(|| "outbox".to_owned()));
-        let ledger_path = get("LEDGER_PATH")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| default_ledger_path(get("HOME")));
+        let ledger_path = get("LEDGER_PATH").map(PathBuf::from).unwrap_or_else(|| {
+            default_ledger_path(
+                get("WEBSITE_INSTANCE_ID").is_some(),
+                get("HOME"),
+                get("FUNCTIONS_APP_ROOT_PATH"),
+            )
+        });
         let settings = Self {
             smtp_url,
             mail_from,
@@ -171,9 +175,6 @@ impl Settings {
                 "SMTP_URL is not set: mail is written as .eml files to {}",
                 self.outbox_dir.display()
             ));
-        }
-        if self.owners.is_empty() {
-            warnings.push("OWNER_EMAILS is empty: expiry mails will be skipped".to_owned());
         }
         if self.security.is_empty() && self.alert_webhook.is_none() {
             warnings
@@ -267,12 +268,18 @@ fn rules_file(
     Some(root.join("rules.toml")).filter(|p| p.is_file())
 }
 
-/// The ledger's home: `$HOME/data/kv-notify` (persistent storage on a function app), else
-/// `./data`.
-fn default_ledger_path(home: Option<String>) -> PathBuf {
-    match home {
-        Some(home) => Path::new(&home).join("data/kv-notify/ledger.redb"),
-        None => PathBuf::from("data/ledger.redb"),
+/// The ledger's home. In Azure (`WEBSITE_INSTANCE_ID` set) the app folder is read-only (the
+/// app runs from its package), so `$HOME/data/kv-notify`, the function app's persistent
+/// storage. Elsewhere `data/` in the app folder, so that two checkouts on one machine do not
+/// share a ledger.
+fn default_ledger_path(in_azure: bool, home: Option<String>, app_root: Option<String>) -> PathBuf {
+    const FILE: &str = "ledger.redb";
+    match (in_azure, home) {
+        (true, Some(home)) => Path::new(&home).join("data/kv-notify").join(FILE),
+        _ => app_root
+            .map_or_else(PathBuf::new, PathBuf::from)
+            .join("data")
+            .join(FILE),
     }
 }
 
@@ -320,7 +327,38 @@ mod tests {
         assert_eq!(settings.ledger_path, PathBuf::from("data/ledger.redb"));
         assert_eq!(settings.retention, Duration::from_secs(7 * 86_400));
         assert!(settings.owners.is_empty());
-        assert_eq!(settings.warnings().len(), 3);
+        assert_eq!(
+            settings.warnings().len(),
+            2,
+            "no SMTP, no security contacts"
+        );
+    }
+
+    #[test]
+    fn outside_azure_the_ledger_lives_in_the_app_folder() {
+        let settings = load(&[
+            ("HOME", "/home/me"),
+            ("FUNCTIONS_APP_ROOT_PATH", "/src/app"),
+        ])
+        .expect("valid");
+        assert_eq!(
+            settings.ledger_path,
+            PathBuf::from("/src/app/data/ledger.redb")
+        );
+    }
+
+    #[test]
+    fn in_azure_the_ledger_lives_in_the_persistent_home() {
+        let settings = load(&[
+            ("HOME", "/home"),
+            ("WEBSITE_INSTANCE_ID", "abc123"),
+            ("FUNCTIONS_APP_ROOT_PATH", "/home/site/wwwroot"),
+        ])
+        .expect("valid");
+        assert_eq!(
+            settings.ledger_path,
+            PathBuf::from("/home/data/kv-notify/ledger.redb")
+        );
     }
 
     #[test]
@@ -335,15 +373,6 @@ mod tests {
         .expect_err("five bad settings");
         assert_eq!(err.len(), 5, "{err:?}");
         assert!(!format!("{err:?}").contains("secret-password"));
-    }
-
-    #[test]
-    fn the_ledger_lives_under_home_when_home_is_set() {
-        let settings = load(&[("HOME", "/home")]).expect("valid");
-        assert_eq!(
-            settings.ledger_path,
-            PathBuf::from("/home/data/kv-notify/ledger.redb")
-        );
     }
 
     #[test]

@@ -4,8 +4,8 @@
 use super::{event_files, file_name, read_events};
 use crate::alert::Alert;
 use crate::config::Config;
+use crate::dispatch::Clock;
 use crate::event::Event;
-use chrono::Utc;
 use std::path::{Path, PathBuf};
 
 /// Prints the effective configuration: start-up warnings, where mail goes, the templates and
@@ -15,11 +15,11 @@ pub fn check(config: &Config) {
     for warning in config.warnings() {
         say!("warning: {warning}");
     }
-    let mail = match &settings.smtp_url {
-        Some(_) => "SMTP (SMTP_URL)".to_owned(),
-        None => format!(".eml files in {}", settings.outbox_dir.display()),
-    };
-    say!("mail: {mail}, from {}", settings.mail_from);
+    say!(
+        "mail: {}, from {}",
+        crate::mailer::Mailer::describe_settings(settings),
+        settings.mail_from
+    );
     let templates = settings.templates_dir.as_ref().map_or_else(
         || "built-in".to_owned(),
         |d| format!("{} (built-in where a file is missing)", d.display()),
@@ -44,13 +44,11 @@ pub fn explain(config: &Config, paths: &[PathBuf]) -> anyhow::Result<bool> {
                 continue;
             };
             let plan = config.routing.plan(&event, &config.settings);
-            let name = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
             say!(
-                "{}: {} {}/{} (id {})",
+                "{}: {} {} (id {})",
                 file_name(&file),
                 event.event_type,
-                name(&event.vault),
-                name(&event.object),
+                event.display_name(),
                 event.id
             );
             if plan.rules.is_empty() {
@@ -78,7 +76,13 @@ pub fn explain(config: &Config, paths: &[PathBuf]) -> anyhow::Result<bool> {
 }
 
 /// Writes the HTML mail of every Key Vault event in the files to `out`, and prints the paths.
-pub fn preview(config: &Config, paths: &[PathBuf], out: &Path) -> anyhow::Result<bool> {
+/// Days left count from `clock`.
+pub fn preview(
+    config: &Config,
+    paths: &[PathBuf],
+    out: &Path,
+    clock: Clock,
+) -> anyhow::Result<bool> {
     std::fs::create_dir_all(out)?;
     let mut ok = true;
     for file in event_files(paths)? {
@@ -89,7 +93,9 @@ pub fn preview(config: &Config, paths: &[PathBuf], out: &Path) -> anyhow::Result
             let Event::KeyVault(event) = parsed else {
                 continue;
             };
-            let rendered = config.composer.render(&Alert::new(&event, Utc::now()))?;
+            let rendered = config
+                .composer
+                .render(&Alert::new(&event, clock.now_for(&event)))?;
             let suffix = if n == 0 {
                 String::new()
             } else {

@@ -260,3 +260,26 @@ fn the_defaults_mail_owners_and_security_and_alert_webhook() {
     );
     assert!(routing.plan(&rotation, &settings).rules.is_empty());
 }
+
+#[test]
+fn a_catch_all_owners_entry_makes_the_owner_emails_fallback_unreachable() {
+    let with_catch_all = routing(
+        "[[owners]]\nvault = \"prod-*\"\nemails = [\"a@contoso.com\"]\n\n\
+         [[owners]]\nvault = \"*\"\nemails = [\"b@contoso.com\"]\n",
+    );
+    let without = routing("[[owners]]\nvault = \"prod-*\"\nemails = [\"a@contoso.com\"]\n");
+
+    let line = with_catch_all.catch_all_owner().expect("the second entry");
+    assert_eq!(without.catch_all_owner(), None);
+    let described = with_catch_all.describe(&settings(&[]));
+    assert!(
+        !described.contains("otherwise: OWNER_EMAILS"),
+        "{described}"
+    );
+    assert!(
+        described.contains(&format!("line {line} matches every object")),
+        "{described}"
+    );
+    let described = without.describe(&settings(&[]));
+    assert!(described.contains("otherwise: OWNER_EMAILS"), "{described}");
+}

@@ -68,7 +68,7 @@ async fn huge_names_are_handled_and_the_subject_stays_short() {
     let answer = handler.invoke(event).await;
 
     assert_eq!(answer.status, 200);
-    assert_eq!(answer.statuses(), ["sent"]);
+    assert_eq!(answer.statuses(), ["written"]);
     let file = std::fs::read_dir(outbox.path())
         .expect("outbox")
         .flatten()

@@ -196,3 +196,96 @@ fn preview_writes_the_html_mail_of_each_event() {
         std::fs::read_to_string(dir.path().join("html/expiring.html")).expect("preview written");
     assert!(html.contains("Key &lt;k&gt; in prod-kv expires in 7 days"));
 }
+
+#[test]
+fn explain_names_a_vault_event_by_its_vault_alone() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let event = event_grid("VaultAccessPolicyChanged", "prod-kv", None);
+    std::fs::write(dir.path().join("event.json"), event.to_string()).expect("write");
+
+    let output = kv_notify(dir.path(), &["explain", "event.json"], &[]);
+
+    let text = stdout(&output);
+    assert!(
+        text.contains("VaultAccessPolicyChanged prod-kv (id"),
+        "{text}"
+    );
+    assert!(!text.contains("prod-kv/prod-kv"), "{text}");
+}
+
+#[test]
+fn check_does_not_offer_owner_emails_behind_a_catch_all_owners_entry() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("rules.toml"),
+        "[[owners]]\nvault = \"*\"\nemails = [\"platform@contoso.com\"]\n",
+    )
+    .expect("write");
+
+    let output = kv_notify(dir.path(), &["check"], &[]);
+
+    let text = stdout(&output);
+    assert!(output.status.success(), "{text}");
+    assert!(!text.contains("OWNER_EMAILS is empty"), "{text}");
+    assert!(!text.contains("otherwise: OWNER_EMAILS"), "{text}");
+    assert!(text.contains("matches every object"), "{text}");
+}
+
+#[tokio::test]
+async fn the_server_started_by_hand_reads_local_settings_json_like_check() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let settings = serde_json::json!({
+        "IsEncrypted": false,
+        "Values": {
+            "OWNER_EMAILS": "owner@contoso.com",
+            "OUTBOX_DIR": "mail",
+            "LEDGER_PATH": "state/ledger.redb",
+        }
+    });
+    std::fs::write(dir.path().join("local.settings.json"), settings.to_string()).expect("write");
+    let port = free_port();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_kv-notify"))
+        .args(["serve", "--port", &port.to_string()])
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start kv-notify");
+    let url = format!("http://127.0.0.1:{port}");
+    let ready = wait_until(std::time::Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+
+    let body = serde_json::json!({
+        "Data": {"event": event_grid("SecretNearExpiry", "db-password", Some(9))},
+        "Metadata": {}
+    });
+    let answer = reqwest::Client::new()
+        .post(format!("{url}/function-trigger"))
+        .json(&body)
+        .send()
+        .await
+        .expect("invoke");
+    let status = answer.status();
+    let json: serde_json::Value = answer.json().await.expect("JSON");
+    server.kill().ok();
+    let output = server.wait_with_output().expect("stopped");
+
+    assert!(ready, "listened on --port {port}");
+    assert_eq!(status, 200, "{json}");
+    let action = &json["ReturnValue"]["events"][0]["actions"][0];
+    assert_eq!(action["status"], "written", "{action}");
+    assert_eq!(action["to"][0], "owner@contoso.com", "{action}");
+    assert!(
+        dir.path().join("state/ledger.redb").is_file(),
+        "LEDGER_PATH from the file"
+    );
+    let written = std::fs::read_dir(dir.path().join("mail")).expect("OUTBOX_DIR from the file");
+    assert_eq!(written.count(), 1);
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        log.contains("settings from local.settings.json and the environment"),
+        "{log}"
+    );
+}
