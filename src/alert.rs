@@ -6,6 +6,7 @@
 //! channel's job.
 
 use crate::event::{EventType, KeyVaultEvent};
+use crate::text::{clean, truncate};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
@@ -316,21 +317,6 @@ fn format_time(time: DateTime<Utc>) -> String {
 }
 
 /// Replaces control characters (CR, LF, TAB, ...) with spaces and trims.
-fn clean(text: &str) -> String {
-    let cleaned: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    cleaned.trim().to_owned()
-}
-
-fn truncate(text: &str, limit: usize) -> String {
-    match text.char_indices().nth(limit) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_owned(),
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

@@ -1,20 +1,18 @@
-//! The pipeline shared by the server and the CLI: parse events, ask the routing what each one
-//! calls for, do it exactly once, and report.
+//! The pipeline shared by the server and the CLI: ask the routing what each parsed event
+//! calls for, do it exactly once, and report. It does no parsing and no I/O of its own: the
+//! HTTP layer (or the CLI) parses, the [`Deliverer`] acts.
 //!
-//! Every event of a request is parsed before any action runs, so a request that cannot be
-//! understood sends nothing. The events of a batch, and the actions of an event, then run
-//! concurrently within the invocation deadline.
+//! The events of a batch, and the actions of an event, run concurrently within the invocation
+//! deadline.
 
 use crate::alert::Alert;
 use crate::config::Config;
-use crate::delivery::{Delivery, MailJob, WebhookJob};
-use crate::envelope::RequestError;
-use crate::event::{Event, KeyVaultEvent, RawEvent};
-use crate::ledger::Ledger;
+use crate::delivery::{self, Deliverer, Failure, MailJob, Outcome, WebhookJob};
+use crate::event::{Event, KeyVaultEvent};
+use crate::ledger::{ActionKind, Ledger};
 use crate::mail;
-use crate::mailer::Mailer;
-use crate::report::{ActionReport, ActionStatus, EventReport};
-use crate::rules::{OWNERS, Plan};
+use crate::report::{ActionReport, EventReport};
+use crate::rules::{OWNERS, Plan, SECURITY};
 use crate::webhook::WebhookClient;
 use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
@@ -24,7 +22,7 @@ use tokio::time::Instant;
 /// Everything needed to handle events, built once at start-up.
 pub struct Dispatcher {
     config: Config,
-    delivery: Delivery,
+    deliverer: Deliverer,
     clock: Clock,
 }
 
@@ -56,18 +54,23 @@ impl Dispatcher {
     /// Builds the dispatcher from validated configuration and the ledger to record actions in.
     pub fn new(config: Config, ledger: Arc<dyn Ledger>) -> anyhow::Result<Self> {
         let settings = &config.settings;
-        let delivery = Delivery::new(
+        let deliverer = Deliverer::new(
             ledger,
-            Mailer::from_settings(settings)?,
-            WebhookClient::new(settings.webhook_timeout),
+            delivery::mail_transport(settings)?,
+            Arc::new(WebhookClient::new(settings.webhook_timeout)),
             settings.smtp_timeout,
             settings.webhook_timeout,
         );
-        Ok(Self {
+        Ok(Self::with_deliverer(config, deliverer))
+    }
+
+    /// Builds the dispatcher around a deliverer (whose transports a test may have chosen).
+    pub fn with_deliverer(config: Config, deliverer: Deliverer) -> Self {
+        Self {
             config,
-            delivery,
+            deliverer,
             clock: Clock::System,
-        })
+        }
     }
 
     /// The same dispatcher, counting days left from `clock`.
@@ -75,45 +78,25 @@ impl Dispatcher {
         Self { clock, ..self }
     }
 
-    /// Waits until `deadline` for sends that outlived their invocation; `false` when some
-    /// were still waiting for the mail server.
-    pub async fn finish_sends(&self, deadline: Instant) -> bool {
-        self.delivery.finish_sends(deadline).await
-    }
-
-    /// The configuration in use.
-    pub fn config(&self) -> &Config {
-        &self.config
+    /// Waits until `deadline` for attempts that outlived their invocation; `false` when some
+    /// were still waiting for an answer.
+    pub async fn finish(&self, deadline: Instant) -> bool {
+        self.deliverer.finish(deadline).await
     }
 
     /// Deletes ledger entries older than the retention period.
     pub async fn purge_ledger(&self) {
         let cutoff = Utc::now() - self.config.settings.retention;
-        match self.delivery.ledger().purge(cutoff).await {
+        match self.deliverer.ledger().purge(cutoff).await {
             Ok(removed) => tracing::info!(removed, "ledger purged"),
             Err(err) => tracing::error!(error = %err, "ledger purge failed"),
         }
     }
 
-    /// Handles raw events: all are parsed first, then handled concurrently, within the
-    /// invocation deadline.
-    pub async fn handle_all(
-        &self,
-        mut raw: Vec<RawEvent>,
-    ) -> Result<Vec<EventReport>, RequestError> {
+    /// Handles parsed events concurrently, within the invocation deadline.
+    pub async fn handle_all(&self, events: Vec<Event>) -> Vec<EventReport> {
         let deadline = Instant::now() + self.config.settings.deadline;
-        if raw.len() == 1
-            && let Some(event) = raw.pop()
-        {
-            // One event per invocation is the usual case: no list of events, no join_all.
-            let event = event.into_event()?;
-            return Ok(vec![self.handle(event, deadline).await]);
-        }
-        let events = raw
-            .into_iter()
-            .map(RawEvent::into_event)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(join_all(events.into_iter().map(|event| self.handle(event, deadline))).await)
+        join_all(events.into_iter().map(|event| self.handle(event, deadline))).await
     }
 
     /// Handles one parsed event.
@@ -130,14 +113,12 @@ impl Dispatcher {
         for warning in &event.warnings {
             tracing::warn!(id = %event.id, "{warning}");
         }
-        let plan = self.config.routing.plan(&event, &self.config.settings);
+        let plan = self.config.routing.plan(&event);
         if plan.email_channels.is_empty() && plan.webhooks.is_empty() {
             tracing::debug!(id = %event.id, event_type = %event.event_type, "recorded event");
             return EventReport::key_vault(event, Vec::new());
         }
-        // Boxed: acting is rare next to recording, and its future is large (it would more than
-        // double the size of every invocation's future, which is moved as it is polled).
-        let actions = Box::pin(self.act(&event, &plan, deadline)).await;
+        let actions = self.act(&event, &plan, deadline).await;
         for action in &actions {
             log_action(&event.id, action);
         }
@@ -152,7 +133,6 @@ impl Dispatcher {
         deadline: Instant,
     ) -> Vec<ActionReport> {
         let alert = Alert::new(event, self.clock.now_for(event));
-        let delivery = &self.delivery;
         let mail = async {
             if plan.email_channels.is_empty() {
                 return None;
@@ -160,7 +140,7 @@ impl Dispatcher {
             Some(self.email(event, &alert, plan, deadline).await)
         };
         let posts = join_all(plan.webhooks.iter().map(|(channel, webhook)| {
-            delivery.post(WebhookJob {
+            self.deliverer.webhook(WebhookJob {
                 event_id: &event.id,
                 channel,
                 webhook,
@@ -179,19 +159,16 @@ impl Dispatcher {
         plan: &Plan,
         deadline: Instant,
     ) -> ActionReport {
-        let report = |status, reason: String| ActionReport {
-            action: "email",
-            to: plan.emails.iter().map(ToString::to_string).collect(),
-            status,
-            reason: Some(reason),
-            retryable: false,
-        };
+        let to = || plan.emails.iter().map(ToString::to_string).collect();
         if plan.emails.is_empty() {
-            return report(ActionStatus::Skipped, no_recipients(&plan.email_channels));
+            let skipped = Outcome::Skipped(no_recipients(&plan.email_channels));
+            return ActionReport::new(ActionKind::Email, to(), skipped);
         }
         let raw = match self.compose(alert, plan) {
             Ok(raw) => raw,
-            Err(reason) => return report(ActionStatus::Failed, reason),
+            Err(failure) => {
+                return ActionReport::new(ActionKind::Email, to(), Outcome::Failed(failure));
+            }
         };
         let job = MailJob {
             event_id: &event.id,
@@ -201,35 +178,27 @@ impl Dispatcher {
             name: mail_name(event),
             deadline,
         };
-        self.delivery.deliver(job).await
+        self.deliverer.email(job).await
     }
 
     /// Renders and formats the mail. A failure here is a bug or a broken template: no
     /// redelivery would fix it.
-    fn compose(&self, alert: &Alert, plan: &Plan) -> Result<Vec<u8>, String> {
+    fn compose(&self, alert: &Alert, plan: &Plan) -> Result<Vec<u8>, Failure> {
         let rendered = self
             .config
             .composer
             .render(alert)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| Failure::Permanent(e.to_string()))?;
         let message = mail::message(&self.config.settings.mail_from, &plan.emails, rendered)
-            .map_err(|e| format!("cannot build the message: {e}"))?;
+            .map_err(|e| Failure::Permanent(format!("cannot build the message: {e}")))?;
         Ok(message.formatted())
     }
 }
 
 /// What a mail is about, for its outbox file: vault, object (when there is one) and type.
 fn mail_name(event: &KeyVaultEvent) -> String {
-    let vault = event.vault.as_deref().unwrap_or("vault");
     let kind = event.event_type.short_name();
-    match event
-        .object
-        .as_deref()
-        .filter(|o| Some(*o) != event.vault.as_deref())
-    {
-        Some(object) => format!("{vault}_{object}_{kind}"),
-        None => format!("{vault}_{kind}"),
-    }
+    format!("{}_{kind}", event.display_name().replace('/', "_"))
 }
 
 /// Why a mail had nobody to go to, naming the setting to fix.
@@ -238,7 +207,7 @@ fn no_recipients(channels: &[String]) -> String {
         .iter()
         .map(|name| match name.as_str() {
             OWNERS => "OWNER_EMAILS or an [[owners]] entry".to_owned(),
-            crate::rules::SECURITY => "SECURITY_EMAILS".to_owned(),
+            SECURITY => "SECURITY_EMAILS".to_owned(),
             other => format!("the `email` of channel {other}"),
         })
         .collect();
@@ -248,16 +217,23 @@ fn no_recipients(channels: &[String]) -> String {
 fn log_action(event_id: &str, report: &ActionReport) {
     let to = report.to.join(", ");
     let reason = report.reason.as_deref().unwrap_or_default();
-    let action = report.action;
-    match (report.status, report.retryable) {
-        (ActionStatus::Failed, true) => {
+    let action = report.action.as_str();
+    match &report.outcome {
+        Outcome::Failed(failure) if failure.is_transient() => {
             tracing::warn!(id = %event_id, action, %to, %reason, "action failed; a redelivery will retry")
         }
-        (ActionStatus::Failed, false) => {
+        Outcome::Failed(_) if report.action == ActionKind::Webhook => {
+            // A stable code, so that a retired or misconfigured webhook can be found.
+            tracing::error!(id = %event_id, code = "webhook_refused", %to, %reason, "webhook refused the alert for good")
+        }
+        Outcome::Failed(_) => {
             tracing::error!(id = %event_id, action, %to, %reason, "action failed for good")
         }
-        (status, _) => {
-            tracing::info!(id = %event_id, action, %to, status = status.as_str(), "action done")
+        outcome => {
+            tracing::info!(id = %event_id, action, %to, status = outcome.status(), "action done")
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

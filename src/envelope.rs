@@ -4,7 +4,7 @@
 //! The host may pass the bound event as a nested object or as a JSON string holding the event
 //! (or an array of events): [`events_of_invocation`] accepts all of these, plus a bare array.
 
-use crate::event::RawEvent;
+use crate::event::{Event, RawEvent};
 use crate::report::EventReport;
 use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
 use serde::de::{self, Deserializer, IntoDeserializer, MapAccess, SeqAccess, Visitor};
@@ -212,6 +212,14 @@ fn lookup<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
             .find(|(k, _)| k.eq_ignore_ascii_case(key))
             .map(|(_, v)| v)
     })
+}
+
+/// Interprets every raw event, or names the first one that cannot be understood: a request
+/// that cannot be understood as a whole acts on none of its events.
+pub fn parse_all(raw: Vec<RawEvent>) -> Result<Vec<Event>, RequestError> {
+    raw.into_iter()
+        .map(|event| event.into_event().map_err(RequestError::from))
+        .collect()
 }
 
 #[cfg(test)]

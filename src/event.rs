@@ -85,12 +85,7 @@ impl EventType {
     /// name, ignoring ASCII case. Returns `None` for names Key Vault does not define.
     pub fn from_name(name: &str) -> Option<Self> {
         let name = name.trim();
-        let short = match name.get(..KEY_VAULT_PREFIX.len()) {
-            Some(prefix) if prefix.eq_ignore_ascii_case(KEY_VAULT_PREFIX) => {
-                &name[KEY_VAULT_PREFIX.len()..]
-            }
-            _ => name,
-        };
+        let short = without_key_vault_prefix(name).unwrap_or(name);
         Self::all().find(|t| t.short_name().eq_ignore_ascii_case(short))
     }
 
@@ -251,7 +246,7 @@ impl RawEvent {
         let type_name = text(EVENT_TYPE).or_else(|| text(TYPE));
         let Some(event_type) = type_name
             .as_deref()
-            .filter(|name| has_key_vault_prefix(name))
+            .filter(|name| without_key_vault_prefix(name).is_some())
             .and_then(EventType::from_name)
         else {
             return Ok(Event::Other {
@@ -370,9 +365,11 @@ fn vault_from_topic(topic: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn has_key_vault_prefix(name: &str) -> bool {
+/// The part after `Microsoft.KeyVault.` (in any case), when `name` starts with it.
+pub fn without_key_vault_prefix(name: &str) -> Option<&str> {
     name.get(..KEY_VAULT_PREFIX.len())
-        .is_some_and(|p| p.eq_ignore_ascii_case(KEY_VAULT_PREFIX))
+        .filter(|prefix| prefix.eq_ignore_ascii_case(KEY_VAULT_PREFIX))
+        .map(|_| &name[KEY_VAULT_PREFIX.len()..])
 }
 
 /// A scalar as (trimmed) text; `null`, empty strings, objects and arrays are `None`.

@@ -19,13 +19,38 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::time::Duration;
 
+/// The kinds of action, as they appear in ledger keys and reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ActionKind {
+    /// A mail to the event's recipients.
+    Email,
+    /// A post to one webhook channel.
+    Webhook,
+}
+
+impl ActionKind {
+    /// The name used in ledger keys, results and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Email => "email",
+            Self::Webhook => "webhook",
+        }
+    }
+}
+
+impl fmt::Display for ActionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Identifies one action on one target for one event.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ActionKey {
     /// The Event Grid event id.
     pub event_id: String,
-    /// The action kind, e.g. `email`.
-    pub action: &'static str,
+    /// The kind of action.
+    pub action: ActionKind,
     /// The target, e.g. one recipient address.
     pub target: String,
 }
@@ -33,15 +58,19 @@ pub struct ActionKey {
 impl fmt::Display for ActionKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // A JSON array keeps the three parts apart whatever characters an event id holds.
-        let parts = [self.event_id.as_str(), self.action, self.target.as_str()];
+        let parts = [
+            self.event_id.as_str(),
+            self.action.as_str(),
+            self.target.as_str(),
+        ];
         f.write_str(&serde_json::to_string(&parts).map_err(|_| fmt::Error)?)
     }
 }
 
-/// What an earlier delivery did with an action.
+/// What an earlier delivery did with an action, as the ledger keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "lowercase")]
-pub enum Outcome {
+pub enum Recorded {
     /// Delivered.
     Sent,
     /// Refused for good (e.g. a 5xx for this recipient): retrying would not help.
@@ -57,7 +86,7 @@ pub enum Claim {
     /// The caller now holds the action and must complete or release it.
     Acquired,
     /// An earlier delivery finished it.
-    Done(Outcome),
+    Done(Recorded),
     /// Another delivery holds it right now.
     Busy,
 }
@@ -83,7 +112,7 @@ pub trait Ledger: Send + Sync {
     async fn complete(
         &self,
         key: &ActionKey,
-        outcome: Outcome,
+        outcome: Recorded,
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError>;
 
@@ -108,7 +137,7 @@ enum State {
     /// Claimed, until the lease runs out.
     Claimed { until: DateTime<Utc> },
     /// Finished.
-    Done { outcome: Outcome },
+    Done { outcome: Recorded },
 }
 
 impl Entry {

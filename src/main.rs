@@ -7,7 +7,6 @@ use kv_notify::cli::{self, inspect, replay};
 use kv_notify::config::Config;
 use kv_notify::dispatch::{Clock, Dispatcher};
 use kv_notify::ledger::{Ledger, RedbLedger};
-use kv_notify::mailer::Mailer;
 use kv_notify::settings;
 use kv_notify::{logging, server};
 use std::path::{Path, PathBuf};
@@ -140,9 +139,9 @@ async fn serve(default_port: u16) -> anyhow::Result<ExitCode> {
     if tokio::time::timeout_at(grace_ends, server).await.is_err() {
         tracing::warn!("in-flight invocations did not finish in time");
     }
-    if !dispatcher.finish_sends(grace_ends).await {
-        // Their claims stay held until the lease runs out, then a redelivery sends again.
-        tracing::warn!("some mails were still waiting for the mail server at exit");
+    if !dispatcher.finish(grace_ends).await {
+        // Their claims stay held until the lease runs out, then a redelivery tries again.
+        tracing::warn!("some mails or posts were still waiting for an answer at exit");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -185,7 +184,7 @@ fn start(config: Config, ledger: Arc<dyn Ledger>) -> anyhow::Result<Dispatcher> 
     for warning in config.warnings() {
         tracing::warn!("{warning}");
     }
-    let mail = Mailer::describe_settings(&config.settings);
+    let mail = kv_notify::delivery::describe_mail(&config.settings);
     let dispatcher = Dispatcher::new(config, ledger)?;
     tracing::info!("ready: mail goes to {mail}");
     Ok(dispatcher)

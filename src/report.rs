@@ -1,7 +1,9 @@
 //! What was done for each event: the `ReturnValue` users see in the host's invocation log,
 //! and the one-line summaries that go into `Logs`.
 
+use crate::delivery::{Outcome, fold};
 use crate::event::KeyVaultEvent;
+use crate::ledger::ActionKind;
 use chrono::SecondsFormat;
 use serde::Serialize;
 use std::borrow::Cow;
@@ -30,48 +32,64 @@ pub struct EventReport {
     pub actions: Vec<ActionReport>,
 }
 
-/// The outcome of one action.
+/// The outcome of one action: in results as `{"action", "to", "status", "reason"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ActionReport {
-    /// `email` (more kinds come with routing rules).
-    pub action: &'static str,
+    /// What kind of action.
+    #[serde(serialize_with = "action_name")]
+    pub action: ActionKind,
     /// Who it was for.
     pub to: Vec<String>,
     /// How it ended.
-    pub status: ActionStatus,
+    #[serde(rename = "status", serialize_with = "status_name")]
+    pub outcome: Outcome,
     /// Why, when it was not simply sent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// Whether a redelivery could make a failed action succeed.
-    #[serde(skip)]
-    pub retryable: bool,
 }
 
-/// How an action ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ActionStatus {
-    /// Done now.
-    Sent,
-    /// Written as an `.eml` file to the outbox (no SMTP server configured).
-    Written,
-    /// Already done by an earlier delivery of the same event.
-    Duplicate,
-    /// Deliberately not done (e.g. no recipients configured).
-    Skipped,
-    /// Attempted and failed.
-    Failed,
+fn action_name<S: serde::Serializer>(action: &ActionKind, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(action.as_str())
 }
 
-impl ActionStatus {
-    /// The name used in results and logs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Sent => "sent",
-            Self::Written => "written",
-            Self::Duplicate => "duplicate",
-            Self::Skipped => "skipped",
-            Self::Failed => "failed",
+fn status_name<S: serde::Serializer>(outcome: &Outcome, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(outcome.status())
+}
+
+impl ActionReport {
+    /// The report of an action with one outcome, explained.
+    pub fn new(action: ActionKind, to: Vec<String>, outcome: Outcome) -> Self {
+        let reason = match &outcome {
+            Outcome::Sent => None,
+            Outcome::Written(path) => Some(format!("to {}", path.display())),
+            Outcome::Duplicate => Some("already done by an earlier delivery".to_owned()),
+            Outcome::Skipped(reason) => Some(reason.clone()),
+            Outcome::Failed(failure) if failure.is_transient() => {
+                Some(format!("{failure} (a redelivery will retry)"))
+            }
+            Outcome::Failed(failure) => Some(failure.to_string()),
+        };
+        Self {
+            action,
+            to,
+            outcome,
+            reason,
+        }
+    }
+
+    /// The report of an action over several targets (`names[i]` had `outcomes[i]`).
+    pub fn folded(
+        action: ActionKind,
+        to: Vec<String>,
+        names: &[String],
+        outcomes: &[Outcome],
+    ) -> Self {
+        let (outcome, reason) = fold(names, outcomes);
+        Self {
+            action,
+            to,
+            outcome,
+            reason,
         }
     }
 }
@@ -109,9 +127,7 @@ impl EventReport {
 
     /// Whether an action failed in a way a redelivery can fix.
     pub fn needs_retry(&self) -> bool {
-        self.actions
-            .iter()
-            .any(|a| a.status == ActionStatus::Failed && a.retryable)
+        self.actions.iter().any(|a| a.outcome.needs_retry())
     }
 
     /// One line for the event, then one per action, for `Logs`.
@@ -150,7 +166,7 @@ impl EventReport {
 
 impl ActionReport {
     fn log_line(&self) -> String {
-        let status = self.status.as_str();
+        let status = self.outcome.status();
         let to = if self.to.is_empty() {
             "nobody".to_owned()
         } else {
@@ -166,6 +182,7 @@ impl ActionReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::delivery::Failure;
 
     fn report(vault: Option<&str>, object: Option<&str>) -> EventReport {
         EventReport {
@@ -201,11 +218,10 @@ mod tests {
             ["event - - not a Key Vault event we act on: recorded, no action"]
         );
         other.actions.push(ActionReport {
-            action: "email",
+            action: ActionKind::Email,
             to: vec!["a@contoso.com".to_owned(), "b@contoso.com".to_owned()],
-            status: ActionStatus::Failed,
+            outcome: Outcome::Failed(Failure::Transient("timed out".to_owned())),
             reason: Some("timed out".to_owned()),
-            retryable: true,
         });
         assert_eq!(
             lines(&other),

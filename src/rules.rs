@@ -27,6 +27,8 @@ pub struct Routing {
     owners: Vec<OwnerEntry>,
     channels: BTreeMap<String, Channel>,
     rules: Vec<Rule>,
+    /// The owners of an object no `[[owners]]` entry matches (`OWNER_EMAILS`).
+    fallback_owners: Vec<Mailbox>,
     /// Where the routing came from, for `check` and `explain`.
     pub origin: String,
 }
@@ -55,7 +57,8 @@ struct Rule {
     objects: Option<Vec<Pattern>>,
     object_types: Option<Vec<ObjectKind>>,
     notify: Vec<String>,
-    line: usize,
+    /// The rules-file line; `None` for a built-in default.
+    line: Option<usize>,
 }
 
 /// A glob and the text it came from.
@@ -109,23 +112,24 @@ impl Routing {
     /// The routing without a rules file: expiry mail to the owners (`OWNER_EMAILS`), access
     /// policy alerts to the security contacts.
     pub fn defaults(settings: &Settings) -> Self {
-        let rule = |events: Vec<EventType>, to: &str, line| Rule {
+        let rule = |events: Vec<EventType>, to: &str| Rule {
             events,
             vaults: None,
             objects: None,
             object_types: None,
             notify: vec![to.to_owned()],
-            line,
+            line: None,
         };
         let of = |f: fn(ObjectKind) -> EventType| ObjectKind::ALL.into_iter().map(f).collect();
         Self {
             owners: Vec::new(),
             channels: builtin_channels(settings),
             rules: vec![
-                rule(of(EventType::NearExpiry), OWNERS, 0),
-                rule(of(EventType::Expired), OWNERS, 0),
-                rule(vec![EventType::VaultAccessPolicyChanged], SECURITY, 0),
+                rule(of(EventType::NearExpiry), OWNERS),
+                rule(of(EventType::Expired), OWNERS),
+                rule(vec![EventType::VaultAccessPolicyChanged], SECURITY),
             ],
+            fallback_owners: settings.owners.clone(),
             origin: "built-in defaults (no rules file)".to_owned(),
         }
     }
@@ -144,7 +148,7 @@ impl Routing {
 
     /// What an event calls for: every matching rule applies, and a recipient reached twice
     /// is mailed once.
-    pub fn plan(&self, event: &KeyVaultEvent, settings: &Settings) -> Plan {
+    pub fn plan(&self, event: &KeyVaultEvent) -> Plan {
         let mut plan = Plan::default();
         let mut notify: Vec<&str> = Vec::new();
         for rule in self.rules.iter().filter(|r| r.matches(event)) {
@@ -157,7 +161,7 @@ impl Routing {
         }
         for name in notify {
             let (emails, webhook) = match name {
-                OWNERS => (self.owners_of(event, settings), None),
+                OWNERS => (self.owners_of(event), None),
                 _ => match self.channels.get(name) {
                     Some(channel) => (channel.emails.clone(), channel.webhook.clone()),
                     None => continue,
@@ -194,17 +198,17 @@ impl Routing {
 
     /// The owners of the event's object: the first matching `[[owners]]` entry, else
     /// `OWNER_EMAILS`.
-    fn owners_of(&self, event: &KeyVaultEvent, settings: &Settings) -> Vec<Mailbox> {
+    fn owners_of(&self, event: &KeyVaultEvent) -> Vec<Mailbox> {
         self.owners
             .iter()
             .find(|o| {
                 o.vault.matches(event.vault.as_deref()) && o.object.matches(event.object.as_deref())
             })
-            .map_or_else(|| settings.owners.clone(), |o| o.emails.clone())
+            .map_or_else(|| self.fallback_owners.clone(), |o| o.emails.clone())
     }
 
     /// The effective routing, for `kv-notify check`.
-    pub fn describe(&self, settings: &Settings) -> String {
+    pub fn describe(&self) -> String {
         let mut out = format!(
             "routing from {}\n\nowners (first match wins):\n",
             self.origin
@@ -230,7 +234,7 @@ impl Routing {
                 let _ = writeln!(
                     out,
                     "  otherwise: OWNER_EMAILS -> {}",
-                    list(&settings.owners)
+                    list(&self.fallback_owners)
                 );
             }
         }
@@ -288,15 +292,13 @@ impl Rule {
     }
 
     fn describe(&self) -> String {
-        if self.line == 0 {
-            format!("default: -> {}", self.notify.join(", "))
-        } else {
-            format!(
-                "line {}: -> {}{}",
-                self.line,
+        match self.line {
+            None => format!("default: -> {}", self.notify.join(", ")),
+            Some(line) => format!(
+                "line {line}: -> {}{}",
                 self.notify.join(", "),
                 self.filters()
-            )
+            ),
         }
     }
 

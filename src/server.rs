@@ -115,8 +115,9 @@ async fn invoke(
     crate::logging::in_invocation(invocation_id.unwrap_or_default(), async move {
         let body = read_limited(body, content_length).await?;
         let raw = envelope::events_of_invocation(&body).map_err(ApiError::from)?;
-        let count = raw.len();
-        let reports = dispatcher.handle_all(raw).await.map_err(ApiError::from)?;
+        let events = envelope::parse_all(raw).map_err(ApiError::from)?;
+        let count = events.len();
+        let reports = dispatcher.handle_all(events).await;
         let response = InvocationResponse::new(reports);
         let status = if response.needs_retry() {
             StatusCode::INTERNAL_SERVER_ERROR

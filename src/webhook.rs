@@ -5,6 +5,10 @@
 //! and errors are stripped of the URL before they are logged or reported.
 
 use crate::alert::Alert;
+use crate::delivery::{Failure, WebhookTransport};
+use crate::text::{clean, truncate};
+use async_trait::async_trait;
+use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use std::fmt;
@@ -147,38 +151,37 @@ impl WebhookClient {
         });
         built.as_ref().map_err(Clone::clone)
     }
+}
 
-    /// Posts `payload`, giving up after `timeout`. A non-2xx answer is an error carrying the
-    /// status and the start of the body; the URL never appears in it.
-    pub async fn post(
-        &self,
-        webhook: &Webhook,
-        payload: &Value,
-        timeout: Duration,
-    ) -> Result<(), String> {
+#[async_trait]
+impl WebhookTransport for WebhookClient {
+    /// A non-2xx answer is a failure carrying the status and the start of the body; the URL
+    /// never appears in it. 408, 429 and 5xx may pass later; any other 4xx will not (a
+    /// retired or misconfigured webhook), so Event Grid is not made to retry it for a day.
+    async fn post(&self, webhook: &Webhook, payload: &Value) -> Result<(), Failure> {
         let response = self
-            .http()?
+            .http()
+            .map_err(Failure::Permanent)?
             .post(webhook.url.expose_secret())
-            .timeout(timeout)
             .json(payload)
             .send()
             .await
-            .map_err(|e| format!("{}: {}", webhook.host, e.without_url()))?;
+            .map_err(|e| Failure::Transient(format!("{}: {}", webhook.host, e.without_url())))?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
         }
         let body = response.text().await.unwrap_or_default();
-        let excerpt: String = body
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .take(BODY_EXCERPT)
-            .collect();
-        Err(format!(
-            "{} answered {status}: {}",
-            webhook.host,
-            excerpt.trim()
-        ))
+        let excerpt = truncate(&clean(&body), BODY_EXCERPT);
+        let reason = format!("{} answered {status}: {excerpt}", webhook.host);
+        let retry_helps = status.is_server_error()
+            || status == StatusCode::REQUEST_TIMEOUT
+            || status == StatusCode::TOO_MANY_REQUESTS;
+        Err(if retry_helps {
+            Failure::Transient(reason)
+        } else {
+            Failure::Permanent(reason)
+        })
     }
 }
 
@@ -221,13 +224,13 @@ fn slack(alert: &Alert) -> Value {
         .details
         .iter()
         .take(10)
-        .map(|d| json!({"type": "mrkdwn", "text": format!("*{}*\n{}", d.label, slack_escape(&limit(&d.value, 1900)))}))
+        .map(|d| json!({"type": "mrkdwn", "text": format!("*{}*\n{}", d.label, slack_escape(&truncate(&d.value, 1900)))}))
         .collect();
     json!({
         "text": slack_escape(&alert.subject),
         "blocks": [
-            {"type": "header", "text": {"type": "plain_text", "text": limit(&alert.headline, 150)}},
-            {"type": "section", "text": {"type": "mrkdwn", "text": slack_escape(&limit(&alert.summary, 2900))}},
+            {"type": "header", "text": {"type": "plain_text", "text": truncate(&alert.headline, 150)}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": slack_escape(&truncate(&alert.summary, 2900))}},
             {"type": "section", "fields": fields},
             {"type": "actions", "elements": [{
                 "type": "button",
@@ -268,13 +271,6 @@ fn slack_escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
-}
-
-fn limit(text: &str, chars: usize) -> String {
-    match text.char_indices().nth(chars) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_owned(),
-    }
 }
 
 #[cfg(test)]

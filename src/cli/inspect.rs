@@ -17,7 +17,7 @@ pub fn check(config: &Config) {
     }
     say!(
         "mail: {}, from {}",
-        crate::mailer::Mailer::describe_settings(settings),
+        crate::delivery::describe_mail(settings),
         settings.mail_from
     );
     let templates = settings.templates_dir.as_ref().map_or_else(
@@ -26,7 +26,7 @@ pub fn check(config: &Config) {
     );
     say!("templates: {templates}");
     say!("");
-    say!("{}", config.routing.describe(settings).trim_end());
+    say!("{}", config.routing.describe().trim_end());
     say!("\nok: the configuration is valid");
 }
 
@@ -43,7 +43,7 @@ pub fn explain(config: &Config, paths: &[PathBuf]) -> anyhow::Result<bool> {
                 );
                 continue;
             };
-            let plan = config.routing.plan(&event, &config.settings);
+            let plan = config.routing.plan(&event);
             say!(
                 "{}: {} {} (id {})",
                 file_name(&file),

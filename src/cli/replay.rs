@@ -3,7 +3,7 @@
 
 use super::{event_files, file_name, read_events};
 use crate::dispatch::Dispatcher;
-use crate::report::{ActionStatus, EventReport};
+use crate::report::EventReport;
 use std::path::{Path, PathBuf};
 
 /// Replays every file (directories: their `*.json` files, sorted) and prints one block per
@@ -17,7 +17,7 @@ pub async fn replay(dispatcher: &Dispatcher, paths: &[PathBuf]) -> anyhow::Resul
                     ok &= !report
                         .actions
                         .iter()
-                        .any(|a| a.status == ActionStatus::Failed);
+                        .any(|a| a.outcome.status() == "failed");
                     print_report(&file, report);
                 }
             }
@@ -31,7 +31,8 @@ pub async fn replay(dispatcher: &Dispatcher, paths: &[PathBuf]) -> anyhow::Resul
 }
 
 async fn replay_file(dispatcher: &Dispatcher, file: &Path) -> anyhow::Result<Vec<EventReport>> {
-    Ok(dispatcher.handle_all(read_events(file)?).await?)
+    let events = crate::envelope::parse_all(read_events(file)?)?;
+    Ok(dispatcher.handle_all(events).await)
 }
 
 fn print_report(file: &Path, report: &EventReport) {

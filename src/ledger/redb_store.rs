@@ -1,10 +1,11 @@
 //! The embedded ledger: a redb file on local disk.
 //!
-//! Every write is its own durable transaction (redb's default: fsync before commit returns),
-//! so a `complete` that returned survives kill -9. redb is synchronous; calls run on tokio's
+//! A `complete` is a durable transaction (fsync before commit returns), so a completion that
+//! returned survives kill -9. A claim is committed without fsync (`Durability::None`): a claim
+//! lost in a crash only means that a redelivery need not wait for its lease. redb is synchronous; calls run on tokio's
 //! blocking pool so they never stall the reactor.
 
-use super::{ActionKey, Claim, Entry, Ledger, LedgerError, Outcome, State};
+use super::{ActionKey, Claim, Entry, Ledger, LedgerError, Recorded, State};
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
@@ -126,7 +127,7 @@ impl Ledger for RedbLedger {
     async fn complete(
         &self,
         key: &ActionKey,
-        outcome: Outcome,
+        outcome: Recorded,
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
         let key = key.to_string();
@@ -190,7 +191,7 @@ mod tests {
     fn key(target: &str) -> ActionKey {
         ActionKey {
             event_id: "e1".into(),
-            action: "email",
+            action: super::super::ActionKind::Email,
             target: target.into(),
         }
     }
@@ -209,7 +210,7 @@ mod tests {
             Some(Claim::Acquired)
         );
         ledger
-            .complete(&key("a"), Outcome::Sent, at(1))
+            .complete(&key("a"), Recorded::Sent, at(1))
             .await
             .expect("complete");
 
@@ -218,7 +219,7 @@ mod tests {
             .await
             .expect("claim");
 
-        assert_eq!(again, Claim::Done(Outcome::Sent));
+        assert_eq!(again, Claim::Done(Recorded::Sent));
     }
 
     #[tokio::test]
@@ -249,7 +250,7 @@ mod tests {
         let ledger = RedbLedger::in_memory();
         ledger.claim(&key("a"), at(0), LEASE).await.expect("claim");
         ledger
-            .complete(&key("a"), Outcome::Sent, at(0))
+            .complete(&key("a"), Recorded::Sent, at(0))
             .await
             .expect("complete");
 
@@ -268,7 +269,7 @@ mod tests {
                 .await
                 .expect("claim");
             ledger
-                .complete(&key(target), Outcome::Sent, time)
+                .complete(&key(target), Recorded::Sent, time)
                 .await
                 .expect("complete");
         }
@@ -282,7 +283,7 @@ mod tests {
         );
         assert_eq!(
             ledger.claim(&key("new"), at(200), LEASE).await.ok(),
-            Some(Claim::Done(Outcome::Sent))
+            Some(Claim::Done(Recorded::Sent))
         );
     }
 
@@ -296,7 +297,7 @@ mod tests {
             ledger
                 .complete(
                     &key("a"),
-                    Outcome::Refused {
+                    Recorded::Refused {
                         reason: "550".into(),
                     },
                     at(0),
@@ -313,7 +314,7 @@ mod tests {
 
         assert_eq!(
             claim,
-            Claim::Done(Outcome::Refused {
+            Claim::Done(Recorded::Refused {
                 reason: "550".into()
             })
         );

@@ -2,7 +2,7 @@
 //! into its validated form, collecting every problem with its line.
 
 use super::{Channel, OWNERS, OwnerEntry, Pattern, Routing, Rule, SECURITY, builtin_channels};
-use crate::event::{EventType, ObjectKind};
+use crate::event::{EventType, ObjectKind, without_key_vault_prefix};
 use crate::settings::{Settings, same_address};
 use crate::webhook::Webhook;
 use lettre::message::Mailbox;
@@ -49,6 +49,7 @@ pub(super) fn routing(
         owners,
         channels,
         rules,
+        fallback_owners: settings.owners.clone(),
         origin: origin.to_owned(),
     })
 }
@@ -230,18 +231,14 @@ fn compile_rule(
         objects: raw.objects.as_deref().map(|p| problems.patterns(p)),
         object_types,
         notify: raw.notify.into_iter().map(Spanned::into_inner).collect(),
-        line,
+        line: Some(line),
     })
 }
 
 /// Resolves a short name, full name or glob to the Key Vault event types it names.
 fn event_types(pattern: &str) -> Result<Vec<EventType>, String> {
     let trimmed = pattern.trim();
-    let prefix = "Microsoft.KeyVault.";
-    let short = match trimmed.get(..prefix.len()) {
-        Some(p) if p.eq_ignore_ascii_case(prefix) => &trimmed[prefix.len()..],
-        _ => trimmed,
-    };
+    let short = without_key_vault_prefix(trimmed).unwrap_or(trimmed);
     let glob = Pattern::new(short)?;
     let types: Vec<EventType> = EventType::all()
         .filter(|t| glob.matches(Some(t.short_name())))

@@ -29,10 +29,7 @@ fn routing(text: &str) -> Routing {
 fn plan(routing: &Routing, event_type: EventType, vault: &str, object: &str) -> Plan {
     let (mut event, _) = sample(event_type, object, Some(5));
     event.vault = Some(vault.to_owned());
-    routing.plan(
-        &event,
-        &settings(&[("OWNER_EMAILS", "fallback@contoso.com")]),
-    )
+    routing.plan(&event)
 }
 
 fn emails(plan: &Plan) -> Vec<String> {
@@ -249,16 +246,13 @@ fn the_defaults_mail_owners_and_security_and_alert_webhook() {
     let (policy, _) = sample(EventType::VaultAccessPolicyChanged, "v", None);
     let (rotation, _) = sample(EventType::NewVersionCreated(Key), "k", None);
 
-    assert_eq!(
-        emails(&routing.plan(&expiring, &settings)),
-        ["o@contoso.com"]
-    );
-    let policy = routing.plan(&policy, &settings);
+    assert_eq!(emails(&routing.plan(&expiring)), ["o@contoso.com"]);
+    let policy = routing.plan(&policy);
     assert_eq!(
         (emails(&policy), hooks(&policy)),
         (vec!["s@contoso.com".to_owned()], vec!["security"])
     );
-    assert!(routing.plan(&rotation, &settings).rules.is_empty());
+    assert!(routing.plan(&rotation).rules.is_empty());
 }
 
 #[test]
@@ -271,7 +265,7 @@ fn a_catch_all_owners_entry_makes_the_owner_emails_fallback_unreachable() {
 
     let line = with_catch_all.catch_all_owner().expect("the second entry");
     assert_eq!(without.catch_all_owner(), None);
-    let described = with_catch_all.describe(&settings(&[]));
+    let described = with_catch_all.describe();
     assert!(
         !described.contains("otherwise: OWNER_EMAILS"),
         "{described}"
@@ -280,6 +274,6 @@ fn a_catch_all_owners_entry_makes_the_owner_emails_fallback_unreachable() {
         described.contains(&format!("line {line} matches every object")),
         "{described}"
     );
-    let described = without.describe(&settings(&[]));
+    let described = without.describe();
     assert!(described.contains("otherwise: OWNER_EMAILS"), "{described}");
 }

@@ -223,7 +223,7 @@ async fn a_failing_webhook_fails_the_invocation_and_only_it_runs_again_on_redeli
 #[tokio::test]
 async fn a_webhook_failure_is_logged_with_its_status_but_never_its_url() {
     let example = Example::new();
-    example.teams.answer_with(400);
+    example.teams.answer_with(502);
     let handler = example.handler().await;
 
     let answer = handler
@@ -231,8 +231,8 @@ async fn a_webhook_failure_is_logged_with_its_status_but_never_its_url() {
         .await;
 
     assert_eq!(answer.status, 500);
-    let output = handler.output_with("400");
-    assert!(output.contains("400"), "{output}");
+    let output = handler.output_with("502");
+    assert!(output.contains("502"), "{output}");
     for secret in ["TEAMS-KEY", "SLACK-KEY"] {
         assert!(
             !output.contains(secret),
@@ -243,6 +243,37 @@ async fn a_webhook_failure_is_logged_with_its_status_but_never_its_url() {
             "{secret} leaked into the answer"
         );
     }
+}
+
+#[tokio::test]
+async fn a_webhook_refusing_for_good_is_reported_and_logged_but_not_retried_for_a_day() {
+    let example = Example::new();
+    example.teams.answer_with(404);
+    let handler = example.handler().await;
+    let event = event_grid("VaultAccessPolicyChanged", "prod-kv", None);
+
+    let first = handler.invoke(event.clone()).await;
+    let again = handler.invoke(event).await;
+
+    assert_eq!(
+        first.status, 200,
+        "a retry cannot help a 404: {}",
+        first.text
+    );
+    let statuses = first.statuses();
+    assert!(statuses.contains(&"failed".to_owned()), "{statuses:?}");
+    assert_eq!(again.status, 200);
+    assert_eq!(
+        example.teams.received().len(),
+        1,
+        "recorded, not posted again"
+    );
+    let output = handler.output_with("webhook_refused");
+    assert!(output.contains("ERROR"), "logged at error level: {output}");
+    assert!(
+        output.contains("webhook_refused"),
+        "a stable code: {output}"
+    );
 }
 
 #[tokio::test]

@@ -1,0 +1,182 @@
+//! What became of an action: one [`Outcome`] per target (a recipient, a webhook channel), and
+//! one per action once its targets are folded together for the report.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Why an action did not happen, and whether trying again later can change that.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// It may pass later (no answer, a timeout, a 4xx from SMTP, a 429 or 5xx from a webhook):
+    /// the invocation fails so that Event Grid redelivers.
+    Transient(String),
+    /// It will not pass (a 5xx from SMTP, a 4xx from a webhook, a message that cannot be
+    /// built): recorded, so that no redelivery tries again, and answered 200.
+    Permanent(String),
+}
+
+impl Failure {
+    /// What happened, for results and logs.
+    pub fn reason(&self) -> &str {
+        match self {
+            Self::Transient(reason) | Self::Permanent(reason) => reason,
+        }
+    }
+
+    /// Whether a redelivery can help.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Transient(_))
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.reason())
+    }
+}
+
+/// How an action (or one of its targets) ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done now.
+    Sent,
+    /// Written as an `.eml` file to the outbox (no SMTP server configured).
+    Written(PathBuf),
+    /// Already done by an earlier delivery of the same event.
+    Duplicate,
+    /// Deliberately not done (e.g. no recipients configured), and why.
+    Skipped(String),
+    /// Attempted and failed.
+    Failed(Failure),
+}
+
+impl Outcome {
+    /// The `status` of a result: `sent`, `written`, `duplicate`, `skipped` or `failed`.
+    pub fn status(&self) -> &'static str {
+        match self {
+            Self::Sent => "sent",
+            Self::Written(_) => "written",
+            Self::Duplicate => "duplicate",
+            Self::Skipped(_) => "skipped",
+            Self::Failed(_) => "failed",
+        }
+    }
+
+    /// Whether a redelivery of the event can make this action succeed.
+    pub fn needs_retry(&self) -> bool {
+        matches!(self, Self::Failed(failure) if failure.is_transient())
+    }
+}
+
+/// The outcome of one action over all its targets (`names[i]` had `outcomes[i]`), and why,
+/// naming the targets a reason concerns. A target that can still be served decides first, then
+/// one refused for good, then what was done now.
+pub fn fold(names: &[String], outcomes: &[Outcome]) -> (Outcome, Option<String>) {
+    let named = |pick: fn(&Outcome) -> bool| -> Vec<&str> {
+        let pairs = names.iter().zip(outcomes);
+        pairs
+            .filter(|(_, o)| pick(o))
+            .map(|(n, _)| n.as_str())
+            .collect()
+    };
+    let first = |pick: fn(&Outcome) -> bool| outcomes.iter().find(|o| pick(o)).cloned();
+    let earlier = named(|o| matches!(o, Outcome::Duplicate));
+    let earlier_note =
+        (!earlier.is_empty()).then(|| format!("already sent earlier to {}", earlier.join(", ")));
+    if let Some(Outcome::Failed(failure)) = first(Outcome::needs_retry) {
+        let who = named(Outcome::needs_retry).join(", ");
+        let reason = format!("{failure} (for {who}; a redelivery will retry)");
+        return (Outcome::Failed(failure), Some(reason));
+    }
+    if let Some(Outcome::Failed(failure)) = first(|o| matches!(o, Outcome::Failed(_))) {
+        let who = named(|o| matches!(o, Outcome::Failed(_))).join(", ");
+        let reason = format!("refused for good for {who}: {failure}");
+        return (Outcome::Failed(failure), Some(reason));
+    }
+    if let Some(Outcome::Written(path)) = first(|o| matches!(o, Outcome::Written(_))) {
+        let mut reason = format!("to {}", path.display());
+        if let Some(note) = earlier_note {
+            reason = format!("{reason}; {note}");
+        }
+        return (Outcome::Written(path), Some(reason));
+    }
+    if outcomes.contains(&Outcome::Sent) {
+        return (Outcome::Sent, earlier_note);
+    }
+    if let Some(Outcome::Skipped(reason)) = first(|o| matches!(o, Outcome::Skipped(_))) {
+        return (Outcome::Skipped(reason.clone()), Some(reason));
+    }
+    let reason = "already sent by an earlier delivery".to_owned();
+    (Outcome::Duplicate, Some(reason))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(n: usize) -> Vec<String> {
+        (1..=n).map(|i| format!("r{i}@contoso.com")).collect()
+    }
+
+    #[test]
+    fn a_target_that_can_still_be_served_fails_the_action_for_a_retry() {
+        let outcomes = [
+            Outcome::Sent,
+            Outcome::Failed(Failure::Transient("timed out".into())),
+            Outcome::Failed(Failure::Permanent("550".into())),
+        ];
+
+        let (outcome, reason) = fold(&names(3), &outcomes);
+
+        assert!(outcome.needs_retry());
+        assert_eq!(
+            reason.as_deref(),
+            Some("timed out (for r2@contoso.com; a redelivery will retry)")
+        );
+    }
+
+    #[test]
+    fn a_refusal_for_good_fails_the_action_without_a_retry() {
+        let outcomes = [
+            Outcome::Sent,
+            Outcome::Failed(Failure::Permanent("550 no such user".into())),
+        ];
+
+        let (outcome, reason) = fold(&names(2), &outcomes);
+
+        assert_eq!(outcome.status(), "failed");
+        assert!(!outcome.needs_retry());
+        assert_eq!(
+            reason.as_deref(),
+            Some("refused for good for r2@contoso.com: 550 no such user")
+        );
+    }
+
+    #[test]
+    fn sent_now_and_earlier_is_sent_and_says_who_had_it_already() {
+        let (outcome, reason) = fold(&names(2), &[Outcome::Duplicate, Outcome::Sent]);
+
+        assert_eq!(outcome, Outcome::Sent);
+        assert_eq!(
+            reason.as_deref(),
+            Some("already sent earlier to r1@contoso.com")
+        );
+    }
+
+    #[test]
+    fn all_done_earlier_is_a_duplicate() {
+        let (outcome, _) = fold(&names(2), &[Outcome::Duplicate, Outcome::Duplicate]);
+
+        assert_eq!(outcome, Outcome::Duplicate);
+    }
+
+    #[test]
+    fn a_written_mail_names_its_file() {
+        let file = PathBuf::from("outbox/x.eml");
+
+        let (outcome, reason) = fold(&names(1), &[Outcome::Written(file.clone())]);
+
+        assert_eq!(outcome, Outcome::Written(file));
+        assert_eq!(reason.as_deref(), Some("to outbox/x.eml"));
+    }
+}

@@ -1,0 +1,122 @@
+//! Mail over SMTP (lettre, rustls), with connections reused one send at a time.
+//!
+//! A send is bounded by `SMTP_TIMEOUT_SECS`: lettre's async transport bounds only the TCP
+//! connect, so a server that stops answering mid-transaction would otherwise hold a send
+//! forever. Cutting a send short leaves its connection out of step with the server (the late
+//! reply is still unread), and lettre's pool cannot be told a connection is bad. So each
+//! connection lives in a transport of its own (a lettre pool of one, which still does the
+//! reconnecting, the `NOOP` check before reuse and the idle timeout), and a transport whose send
+//! timed out is dropped with its connection instead of going back to the idle list.
+//!
+//! Error text never contains the connection URL, which may hold a password.
+
+use super::outcome::Failure;
+use super::transport::{Delivered, MailTransport, SendError};
+use async_trait::async_trait;
+use lettre::address::Envelope;
+use lettre::transport::smtp::AsyncSmtpTransportBuilder;
+use lettre::transport::smtp::{self, PoolConfig};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use secrecy::{ExposeSecret, SecretString};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+/// How many idle connections are kept for reuse at most.
+const POOL_MAX_IDLE: usize = 16;
+
+/// Longest server reply kept in a reason.
+const REPLY_EXCERPT: usize = 300;
+
+type Transport = AsyncSmtpTransport<Tokio1Executor>;
+
+/// SMTP connections, each reused by one send at a time.
+pub struct Smtp {
+    /// Builds a transport of one connection. It holds the credentials: no `Debug` here.
+    builder: AsyncSmtpTransportBuilder,
+    /// Bound on one whole send, the TCP connect included.
+    timeout: Duration,
+    /// How many idle connections to keep: 0 for a new connection per mail.
+    keep_idle: usize,
+    /// Transports whose last send finished, ready for the next one. A std mutex: it is held
+    /// only to push or pop, never across an await.
+    idle: Mutex<Vec<Transport>>,
+}
+
+impl Smtp {
+    /// Checks the URL (without connecting: the first send does). `pooled` keeps connections
+    /// for reuse.
+    pub fn new(url: &SecretString, timeout: Duration, pooled: bool) -> Result<Self, String> {
+        let builder = Transport::from_url(url.expose_secret())
+            .map_err(|_| "SMTP_URL is not a valid connection URL".to_owned())?
+            .timeout(Some(timeout))
+            .pool_config(PoolConfig::new().max_size(1));
+        Ok(Self {
+            builder,
+            timeout,
+            keep_idle: if pooled { POOL_MAX_IDLE } else { 0 },
+            idle: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// An idle transport, or a new one (which connects on its first send).
+    fn take(&self) -> Transport {
+        let idle = self.lock_idle().pop();
+        idle.unwrap_or_else(|| self.builder.clone().build())
+    }
+
+    fn put_back(&self, transport: Transport) {
+        let mut idle = self.lock_idle();
+        if idle.len() < self.keep_idle {
+            idle.push(transport);
+        }
+    }
+
+    fn lock_idle(&self) -> MutexGuard<'_, Vec<Transport>> {
+        // The list holds no invariant a panic could break half-way.
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[async_trait]
+impl MailTransport for Smtp {
+    async fn send(&self, envelope: &Envelope, raw: &[u8], _: &str) -> Result<Delivered, SendError> {
+        let transport = self.take();
+        match tokio::time::timeout(self.timeout, transport.send_raw(envelope, raw)).await {
+            Ok(answered) => {
+                // lettre itself drops a connection whose transaction failed.
+                self.put_back(transport);
+                answered.map(|_| Delivered::Sent).map_err(|e| classify(&e))
+            }
+            // The transport, and the connection it holds mid-transaction, are dropped here.
+            Err(_) => Err(SendError::Failed(Failure::Transient(format!(
+                "smtp server did not finish the send within {:.1} s (connection closed)",
+                self.timeout.as_secs_f64()
+            )))),
+        }
+    }
+}
+
+/// Sorts an SMTP error into retry or give up. Only a 5xx reply is final: everything else
+/// (timeouts, refused connections, TLS trouble, 4xx) may pass on a later attempt.
+fn classify(err: &smtp::Error) -> SendError {
+    let reason = match err.status() {
+        _ if err.is_timeout() => "smtp timed out".to_owned(),
+        Some(code) => format!("smtp server answered {code}: {}", first_line(err)),
+        None => format!("smtp: {}", first_line(err)),
+    };
+    let failure = if err.is_permanent() {
+        Failure::Permanent(reason)
+    } else {
+        Failure::Transient(reason)
+    };
+    match err.status() {
+        Some(_) => SendError::Refused(failure),
+        None => SendError::Failed(failure),
+    }
+}
+
+fn first_line(err: &smtp::Error) -> String {
+    let text = err.to_string();
+    let line = text.lines().next().unwrap_or_default();
+    line.chars().take(REPLY_EXCERPT).collect()
+}

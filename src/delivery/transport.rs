@@ -1,0 +1,61 @@
+//! The seams to the outside world that deliver what the pipeline decided: a mail transport
+//! (SMTP or the outbox) and a webhook transport. Traits, so that the deliverer's unit tests can
+//! put fakes in their place.
+
+use super::outcome::Failure;
+use crate::webhook::Webhook;
+use async_trait::async_trait;
+use lettre::address::Envelope;
+use serde_json::Value;
+use std::path::PathBuf;
+
+/// Where a delivered message went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivered {
+    /// The server accepted it.
+    Sent,
+    /// It was written to this outbox file.
+    Written(PathBuf),
+}
+
+/// Why a mail was not delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendError {
+    /// The server answered with a refusal (4xx: transient, 5xx: permanent). It may concern one
+    /// recipient only, so the mail is worth sending to each recipient alone.
+    Refused(Failure),
+    /// No usable answer (no connection, TLS trouble, a timeout), or the message could not be
+    /// handed over at all.
+    Failed(Failure),
+}
+
+impl SendError {
+    /// The failure, whatever its source.
+    pub fn failure(&self) -> &Failure {
+        match self {
+            Self::Refused(failure) | Self::Failed(failure) => failure,
+        }
+    }
+}
+
+/// Hands a formatted mail to whatever delivers it.
+#[async_trait]
+pub trait MailTransport: Send + Sync {
+    /// Delivers `raw` to the envelope's recipients. `name` says what the mail is about (for an
+    /// outbox file name). Implementations bound their own time; callers never cancel a send
+    /// (see [`crate::delivery`]).
+    async fn send(
+        &self,
+        envelope: &Envelope,
+        raw: &[u8],
+        name: &str,
+    ) -> Result<Delivered, SendError>;
+}
+
+/// Posts a payload to a webhook.
+#[async_trait]
+pub trait WebhookTransport: Send + Sync {
+    /// Posts `payload`. A refusal that no retry can fix (a 4xx other than 408 and 429) is
+    /// [`Failure::Permanent`].
+    async fn post(&self, webhook: &Webhook, payload: &Value) -> Result<(), Failure>;
+}
