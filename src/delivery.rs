@@ -1,6 +1,6 @@
 //! Exactly-once delivery: each recipient of an event's mail, and each webhook channel, is one
 //! ledger entry, claimed before acting and completed right after the answer. Mail and webhooks
-//! go through the same step, [`Deliverer::exactly_once`].
+//! go through the same exactly-once step.
 //!
 //! One mail goes to every recipient not yet served, all in `To`. If the server refuses it
 //! while answering (a 4xx/5xx, possibly for one bad address), the mail is sent again to each

@@ -4,13 +4,14 @@
 //! The host may pass the bound event as a nested object or as a JSON string holding the event
 //! (or an array of events): [`events_of_invocation`] accepts all of these, plus a bare array.
 
-use crate::event::{Event, RawEvent};
+use crate::event::{Event, Field, KeySeed, RawEvent, fields};
 use crate::report::EventReport;
 use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
-use serde::de::{self, Deserializer, IntoDeserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserializer, IgnoredAny, IntoDeserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::fmt;
+use std::marker::PhantomData;
 
 /// The binding name in `function-trigger/function.json`.
 pub const BINDING: &str = "event";
@@ -83,19 +84,61 @@ pub fn is_invocation(value: &Value) -> bool {
         && !event_keys.iter().any(|key| lookup(value, key).is_some())
 }
 
-/// The parts of an invocation request read here. `Metadata` repeats the event's data: it is
-/// skipped without being built.
-#[derive(Deserialize)]
-struct Invocation {
-    #[serde(rename = "Data", alias = "data")]
-    data: Option<Data>,
+fields! {
+    /// The member of an invocation read here. `Metadata` repeats the event's data: it is
+    /// skipped without being built.
+    InvocationField {
+        Data = "Data",
+    }
 }
 
-#[derive(Deserialize)]
-struct Data {
-    #[serde(rename = "event", alias = "Event")]
-    event: Option<Bound>,
+fields! {
+    /// The member of `Data` read here: the trigger's binding.
+    DataField {
+        Event = "event",
+    }
 }
+
+/// The one member `F` of a JSON object, its key matched ignoring case as the host reads its
+/// own keys (and as [`is_invocation`] looks them up): an exact key wins, else the first that
+/// matches. Every other member is skipped without being built.
+struct Member<F, T>(Option<T>, PhantomData<F>);
+
+impl<'de, F: Field, T: Deserialize<'de>> Deserialize<'de> for Member<F, T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MemberVisitor(PhantomData))
+    }
+}
+
+struct MemberVisitor<F, T>(PhantomData<(F, T)>);
+
+impl<'de, F: Field, T: Deserialize<'de>> Visitor<'de> for MemberVisitor<F, T> {
+    type Value = Member<F, T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut value: Option<T> = None;
+        let mut exact = false;
+        while let Some(found) = map.next_key_seed(KeySeed::<F>(PhantomData))? {
+            match found {
+                Some(found) if found.exact() || (value.is_none() && !exact) => {
+                    value = Some(map.next_value()?);
+                    exact = found.exact();
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Member(value, PhantomData))
+    }
+}
+
+/// An invocation request: `{"Data": {"event": ...}, ...}`.
+type Invocation = Member<InvocationField, Member<DataField, Bound>>;
 
 /// What the host bound to `event`: one event, a batch, or a JSON string holding either.
 enum Bound {
@@ -190,8 +233,8 @@ pub fn events_of_invocation(body: &[u8]) -> Result<Vec<RawEvent>, RequestError> 
     let request: Invocation =
         serde_json::from_str(body).map_err(|e| RequestError::NotJson(e.to_string()))?;
     request
-        .data
-        .and_then(|d| d.event)
+        .0
+        .and_then(|data| data.0)
         .ok_or(RequestError::NoEvent)?
         .into_events()
 }
@@ -226,6 +269,19 @@ pub fn parse_all(raw: Vec<RawEvent>) -> Result<Vec<Event>, RequestError> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn invocation_keys_in_any_case_are_read_as_the_host_reads_them() {
+        for body in [
+            json!({"DATA": {"event": {"id": "1"}}}),
+            json!({"data": {"Event": {"id": "1"}}}),
+            json!({"Data": {"event": {"id": "1"}}, "data": {"event": {"id": "2"}}}),
+        ] {
+            assert!(is_invocation(&body), "{body}");
+            let events = events_of_invocation(body.to_string().as_bytes());
+            assert_eq!(events.map(|e| e.len()), Ok(1), "{body}");
+        }
+    }
 
     #[test]
     fn a_nested_event_object_is_one_event() {

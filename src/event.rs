@@ -10,9 +10,10 @@
 mod raw;
 
 pub use raw::RawEvent;
+pub(crate) use raw::{Field, KeySeed, fields};
 
 use chrono::{DateTime, Utc};
-use raw::{Data, Scalar, Shape, Slots};
+use raw::{Data, DataField, EventField, Scalar, Shape, Slots};
 use serde_json::Value;
 use std::fmt;
 
@@ -242,8 +243,8 @@ impl RawEvent {
             Shape::NotAnObject(found) => return Err(EventError::NotAnObject(found)),
         };
         let mut text = |key| fields.take(key).and_then(as_text);
-        let id = text(ID);
-        let type_name = text(EVENT_TYPE).or_else(|| text(TYPE));
+        let id = text(EventField::Id);
+        let type_name = text(EventField::EventType).or_else(|| text(EventField::Type));
         let Some(event_type) = type_name
             .as_deref()
             .filter(|name| without_key_vault_prefix(name).is_some())
@@ -265,10 +266,13 @@ impl RawEvent {
             }
             Data::Other(found) => return Err(EventError::BadData { id, found }),
         };
-        let topic = text(TOPIC).or_else(|| text(SOURCE));
-        let subject = text(SUBJECT);
+        let topic = text(EventField::Topic).or_else(|| text(EventField::Source));
+        let subject = text(EventField::Subject);
         let mut warnings = Vec::new();
-        let event_time = event_time(text(EVENT_TIME).or_else(|| text(TIME)), &mut warnings);
+        let event_time = event_time(
+            text(EventField::EventTime).or_else(|| text(EventField::Time)),
+            &mut warnings,
+        );
         Ok(Event::KeyVault(key_vault_event(
             KeyVaultEvent {
                 id,
@@ -290,49 +294,31 @@ impl RawEvent {
     }
 }
 
-/// Slots of [`raw::EVENT_KEYS`].
-const ID: usize = 0;
-const EVENT_TYPE: usize = 1;
-const TYPE: usize = 2;
-const TOPIC: usize = 3;
-const SOURCE: usize = 4;
-const SUBJECT: usize = 5;
-const EVENT_TIME: usize = 6;
-const TIME: usize = 7;
-/// Slots of [`raw::DATA_KEYS`].
-const DATA_ID: usize = 0;
-const VAULT_NAME: usize = 1;
-const OBJECT_TYPE: usize = 2;
-const OBJECT_NAME: usize = 3;
-const VERSION: usize = 4;
-const NBF: usize = 5;
-const EXP: usize = 6;
-
 /// Fills in what `data` says, deriving missing names from the object URL, the topic and the
 /// subject.
 fn key_vault_event(
     mut event: KeyVaultEvent,
     subject: Option<String>,
-    mut data: Slots<{ raw::DATA_KEYS.len() }>,
+    mut data: Slots<DataField>,
 ) -> KeyVaultEvent {
     let event_type = event.event_type;
     let mut text = |key| data.take(key).and_then(as_text);
-    let object_url = text(DATA_ID);
+    let object_url = text(DataField::Id);
     // Parsed only for a part `data` leaves out: Key Vault sends them all.
     let url_parts = || object_url.as_deref().and_then(ObjectUrl::parse);
-    event.vault = text(VAULT_NAME)
+    event.vault = text(DataField::VaultName)
         .or_else(|| url_parts().map(|u| u.vault.to_owned()))
         .or_else(|| event.topic.as_deref().and_then(vault_from_topic));
-    event.object = text(OBJECT_NAME)
+    event.object = text(DataField::ObjectName)
         .or_else(|| url_parts().and_then(|u| u.name.map(str::to_owned)))
         .or_else(|| event_type.object_kind().and(subject));
-    event.object_type =
-        text(OBJECT_TYPE).or_else(|| event_type.object_kind().map(|k| k.as_str().to_owned()));
+    event.object_type = text(DataField::ObjectType)
+        .or_else(|| event_type.object_kind().map(|k| k.as_str().to_owned()));
     event.version =
-        text(VERSION).or_else(|| url_parts().and_then(|u| u.version.map(str::to_owned)));
+        text(DataField::Version).or_else(|| url_parts().and_then(|u| u.version.map(str::to_owned)));
     event.object_url = object_url;
-    event.not_before = timestamp(data.take(NBF), "NBF", &mut event.warnings);
-    event.expires = timestamp(data.take(EXP), "EXP", &mut event.warnings);
+    event.not_before = timestamp(data.take(DataField::Nbf), "NBF", &mut event.warnings);
+    event.expires = timestamp(data.take(DataField::Exp), "EXP", &mut event.warnings);
     event
 }
 

@@ -3,8 +3,8 @@
 //!
 //! The host POSTs each invocation to [`server`]; [`envelope`] unwraps it; [`event`] parses the
 //! Key Vault event; [`dispatch`] asks the [`rules`] what it calls for and performs it exactly
-//! once through the [`ledger`] ([`delivery`]: [`mail`] via [`mailer`], [`webhook`]); the
-//! outcome goes back to the host as a [`report`]. [`config`] validates settings, rules and
+//! once through the [`ledger`] ([`delivery`]: [`mail`] composes, SMTP or the outbox carries it;
+//! [`webhook`] posts); the outcome goes back to the host as a [`report`]. [`config`] validates settings, rules and
 //! templates together at start-up; [`cli`] holds the commands beside the server.
 
 pub mod alert;

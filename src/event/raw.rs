@@ -8,30 +8,72 @@ use serde_json::Number;
 use std::fmt;
 use std::marker::PhantomData;
 
-/// The event fields read, in slot order, then `data`, which is read on its own terms.
-pub(super) const EVENT_KEYS: [&str; 9] = [
-    "id",
-    "eventType",
-    "type",
-    "topic",
-    "source",
-    "subject",
-    "eventTime",
-    "time",
-    "data",
-];
-/// How many of [`EVENT_KEYS`] are slots: all but `data`.
-pub(super) const EVENT_SLOTS: usize = EVENT_KEYS.len() - 1;
-/// The `data` fields read, in slot order.
-pub(super) const DATA_KEYS: [&str; 7] = [
-    "Id",
-    "VaultName",
-    "ObjectType",
-    "ObjectName",
-    "Version",
-    "NBF",
-    "EXP",
-];
+/// Declares the fields read from one JSON object: an enum whose every variant names its key, so
+/// that a field and its key cannot fall out of step.
+macro_rules! fields {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $key:literal,)* }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub(crate) enum $name {
+            $($(#[$vdoc])* $variant,)*
+        }
+
+        impl $crate::event::Field for $name {
+            const ALL: &'static [Self] = &[$(Self::$variant,)*];
+
+            fn key(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $key,)*
+                }
+            }
+
+            fn index(self) -> usize {
+                self as usize
+            }
+        }
+    };
+}
+
+pub(crate) use fields;
+
+/// A field of a JSON object, matched by its key.
+pub(crate) trait Field: Copy + PartialEq + 'static {
+    /// Every field, in declaration order.
+    const ALL: &'static [Self];
+    /// The key as Key Vault sends it.
+    fn key(self) -> &'static str;
+    /// Its position in [`Field::ALL`].
+    fn index(self) -> usize;
+}
+
+fields! {
+    /// The event members read (either schema).
+    EventField {
+        Id = "id",
+        EventType = "eventType",
+        Type = "type",
+        Topic = "topic",
+        Source = "source",
+        Subject = "subject",
+        EventTime = "eventTime",
+        Time = "time",
+        /// Read on its own terms, into [`Data`].
+        Data = "data",
+    }
+}
+
+fields! {
+    /// The members of `data` read.
+    DataField {
+        Id = "Id",
+        VaultName = "VaultName",
+        ObjectType = "ObjectType",
+        ObjectName = "ObjectName",
+        Version = "Version",
+        Nbf = "NBF",
+        Exp = "EXP",
+    }
+}
 
 /// One event as read from JSON, before it is interpreted; [`RawEvent::into_event`] makes it
 /// an [`Event`](super::Event).
@@ -39,28 +81,20 @@ pub(super) const DATA_KEYS: [&str; 7] = [
 pub struct RawEvent(pub(super) Shape);
 
 #[derive(Debug, Clone, PartialEq)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "a raw event lives only until it is interpreted; a box would cost an allocation each"
-)]
 pub(super) enum Shape {
     /// The event is not a JSON object: the JSON type found.
     NotAnObject(&'static str),
     Object {
-        fields: Slots<EVENT_SLOTS>,
+        fields: Slots<EventField>,
         data: Data,
     },
 }
 
 /// The event's `data` member.
 #[derive(Debug, Clone, PartialEq)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "read once per event and taken apart at once; a box would cost an allocation"
-)]
 pub(super) enum Data {
     Absent,
-    Object(Slots<{ DATA_KEYS.len() }>),
+    Object(Slots<DataField>),
     /// Not an object: the JSON type found.
     Other(&'static str),
 }
@@ -75,78 +109,95 @@ pub(super) enum Scalar {
     Container(&'static str),
 }
 
-/// The values found for a fixed list of keys. An exact key wins over one matched ignoring case
-/// and spaces; among exact keys the last wins (as in a JSON object), among loose ones the first.
+/// The values found for the fields `F`. An exact key wins over one matched ignoring case and
+/// spaces; among exact keys the last wins (as in a JSON object), among loose ones the first.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) struct Slots<const N: usize>([Option<(Scalar, bool)>; N]);
+pub(super) struct Slots<F> {
+    values: Vec<Option<(Scalar, bool)>>,
+    fields: PhantomData<F>,
+}
 
-impl<const N: usize> Slots<N> {
-    /// Takes the value found for key number `index`.
-    pub(super) fn take(&mut self, index: usize) -> Option<Scalar> {
-        self.0[index].take().map(|(value, _)| value)
+impl<F: Field> Slots<F> {
+    /// Takes the value found for `field`.
+    pub(super) fn take(&mut self, field: F) -> Option<Scalar> {
+        self.values[field.index()].take().map(|(value, _)| value)
     }
 
-    /// Reads every member of a JSON object, keeping those named in `keys[..N]`. A member named
-    /// by a key after those is handed to `extra`, which must read its value.
+    /// Reads every member of a JSON object, keeping the scalar fields of `F`. A member named by
+    /// one of `nested` is handed to `extra`, which must read its value.
     fn read<'de, A: MapAccess<'de>>(
         mut map: A,
-        keys: &'static [&'static str],
-        mut extra: impl FnMut(Found, &mut A) -> Result<(), A::Error>,
+        nested: &[F],
+        mut extra: impl FnMut(Found<F>, &mut A) -> Result<(), A::Error>,
     ) -> Result<Self, A::Error> {
-        let mut slots: [Option<(Scalar, bool)>; N] = std::array::from_fn(|_| None);
-        while let Some(key) = map.next_key_seed(KeySeed(keys))? {
+        let mut values: Vec<Option<(Scalar, bool)>> = vec![None; F::ALL.len()];
+        while let Some(key) = map.next_key_seed(KeySeed::<F>(PhantomData))? {
             match key {
-                Some(found) if found.index >= N => extra(found, &mut map)?,
-                Some(found) if found.exact || slots[found.index].is_none() => {
-                    slots[found.index] = Some((map.next_value()?, found.exact));
+                Some(found) if nested.contains(&found.field) => extra(found, &mut map)?,
+                Some(found) if found.exact || values[found.field.index()].is_none() => {
+                    values[found.field.index()] = Some((map.next_value()?, found.exact));
                 }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
         }
-        Ok(Self(slots))
+        Ok(Self {
+            values,
+            fields: PhantomData,
+        })
     }
 }
 
-/// Where a key was found in a key list, and whether it matched exactly.
+/// Which field a key named, and whether it matched exactly.
 #[derive(Debug, Clone, Copy)]
-struct Found {
-    index: usize,
+pub(crate) struct Found<F> {
+    field: F,
     exact: bool,
 }
 
-/// Matches an object key against a key list without allocating.
-struct KeySeed(&'static [&'static str]);
+impl<F> Found<F> {
+    /// Whether the key was spelt exactly as declared.
+    pub(crate) fn exact(&self) -> bool {
+        self.exact
+    }
+}
 
-impl<'de> DeserializeSeed<'de> for KeySeed {
-    type Value = Option<Found>;
+/// Matches an object key against the fields `F` without allocating: exactly, else ignoring
+/// ASCII case and surrounding spaces.
+pub(crate) struct KeySeed<F>(pub(crate) PhantomData<F>);
+
+impl<'de, F: Field> DeserializeSeed<'de> for KeySeed<F> {
+    type Value = Option<Found<F>>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_str(self)
     }
 }
 
-impl Visitor<'_> for KeySeed {
-    type Value = Option<Found>;
+impl<F: Field> Visitor<'_> for KeySeed<F> {
+    type Value = Option<Found<F>>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an object key")
     }
 
     fn visit_str<E: de::Error>(self, key: &str) -> Result<Self::Value, E> {
-        if let Some(index) = self.0.iter().position(|k| *k == key) {
-            return Ok(Some(Found { index, exact: true }));
-        }
-        let key = key.trim();
-        Ok(self
-            .0
-            .iter()
-            .position(|k| k.eq_ignore_ascii_case(key))
-            .map(|index| Found {
-                index,
-                exact: false,
-            }))
+        let find = |exact: bool| {
+            let trimmed = key.trim();
+            F::ALL.iter().find_map(|field| {
+                let matched = if exact {
+                    field.key() == key
+                } else {
+                    field.key().eq_ignore_ascii_case(trimmed)
+                };
+                matched.then_some(Found {
+                    field: *field,
+                    exact,
+                })
+            })
+        };
+        Ok(find(true).or_else(|| find(false)))
     }
 }
 
@@ -172,7 +223,7 @@ trait FromJson: Sized {
 impl FromJson for RawEvent {
     fn from_object<'de, A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
         let mut data: Option<(Data, bool)> = None;
-        let fields = Slots::<EVENT_SLOTS>::read(map, &EVENT_KEYS, |found, map| {
+        let fields = Slots::read(map, &[EventField::Data], |found, map| {
             if found.exact || data.is_none() {
                 data = Some((map.next_value_seed(Reader::<Data>::new())?, found.exact));
             } else {
@@ -191,10 +242,7 @@ impl FromJson for RawEvent {
 
 impl FromJson for Data {
     fn from_object<'de, A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
-        Slots::read(map, &DATA_KEYS, |_, map| {
-            map.next_value::<IgnoredAny>().map(drop)
-        })
-        .map(Data::Object)
+        Slots::read(map, &[], |_, map| map.next_value::<IgnoredAny>().map(drop)).map(Data::Object)
     }
 
     fn from_other(json_type: &'static str) -> Self {
@@ -213,7 +261,7 @@ impl FromJson for Scalar {
     }
 
     fn from_text(text: &str) -> Self {
-        Scalar::Text(trimmed(text).to_owned())
+        Scalar::Text(text.trim().to_owned())
     }
 
     fn from_number(n: Number) -> Self {
@@ -226,18 +274,6 @@ impl FromJson for Scalar {
 
     fn from_null() -> Self {
         Scalar::Null
-    }
-}
-
-/// `text` without surrounding whitespace. Values almost never have any: when both ends are
-/// printable ASCII, that is all there is to check.
-fn trimmed(text: &str) -> &str {
-    let printable = |byte: Option<&u8>| byte.is_some_and(u8::is_ascii_graphic);
-    let bytes = text.as_bytes();
-    if printable(bytes.first()) && printable(bytes.last()) {
-        text
-    } else {
-        text.trim()
     }
 }
 
@@ -309,26 +345,5 @@ impl<'de> Deserialize<'de> for RawEvent {
 impl<'de> Deserialize<'de> for Scalar {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         Reader::new().deserialize(deserializer)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::trimmed;
-
-    #[test]
-    fn values_lose_surrounding_whitespace_of_any_kind_and_nothing_else() {
-        for (text, expected) in [
-            ("db-password", "db-password"),
-            ("", ""),
-            ("  ", ""),
-            (" prod-kv\t", "prod-kv"),
-            ("\u{a0}prod-kv\u{2003}", "prod-kv"),
-            ("a b", "a b"),
-            ("été", "été"),
-            ("x\n", "x"),
-        ] {
-            assert_eq!(trimmed(text), expected, "{text:?}");
-        }
     }
 }
