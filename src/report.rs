@@ -7,7 +7,6 @@ use crate::ledger::ActionKind;
 use chrono::SecondsFormat;
 use serde::Serialize;
 use std::borrow::Cow;
-use std::fmt::Write;
 
 /// The outcome of one event.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -139,28 +138,17 @@ impl EventReport {
         fn dash<T: AsRef<str>>(value: &Option<T>) -> &str {
             value.as_ref().map_or("-", AsRef::as_ref)
         }
-        // Built with push_str rather than write!: this runs for every event, and the
-        // formatting machinery cost more than the copying.
-        let mut line = String::with_capacity(160);
-        for part in ["event ", dash(&self.id), " ", dash(&self.event_type), " "] {
-            line.push_str(part);
-        }
-        match (&self.vault, &self.object) {
-            (None, None) => line.push_str("not a Key Vault event we act on"),
-            (vault, object) if vault == object => line.push_str(dash(vault)),
-            (vault, object) => {
-                for part in [dash(vault), "/", dash(object)] {
-                    line.push_str(part);
-                }
-            }
-        }
-        match self.actions.len() {
-            0 => line.push_str(": recorded, no action"),
-            n => {
-                let _ = write!(line, ": {n} action(s)");
-            }
-        }
-        line
+        let subject = match (&self.vault, &self.object) {
+            (None, None) => "not a Key Vault event we act on".to_owned(),
+            (vault, object) if vault == object => dash(vault).to_owned(),
+            (vault, object) => format!("{}/{}", dash(vault), dash(object)),
+        };
+        let done = match self.actions.len() {
+            0 => "recorded, no action".to_owned(),
+            n => format!("{n} action(s)"),
+        };
+        let (id, event_type) = (dash(&self.id), dash(&self.event_type));
+        format!("event {id} {event_type} {subject}: {done}")
     }
 }
 

@@ -13,7 +13,45 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Default SMTP connect/command timeout.
+/// The names of the settings, in one place.
+pub mod name {
+    /// A webhook added to the built-in `security` channel.
+    pub const ALERT_WEBHOOK_URL: &str = "ALERT_WEBHOOK_URL";
+    /// Bound on a whole invocation.
+    pub const DEADLINE_SECS: &str = "DEADLINE_SECS";
+    /// The app folder, set by the Functions host.
+    pub const FUNCTIONS_APP_ROOT_PATH: &str = "FUNCTIONS_APP_ROOT_PATH";
+    /// The persistent home of a function app.
+    pub const HOME: &str = "HOME";
+    /// The ledger file.
+    pub const LEDGER_PATH: &str = "LEDGER_PATH";
+    /// How long the ledger remembers an action.
+    pub const LEDGER_RETENTION_DAYS: &str = "LEDGER_RETENTION_DAYS";
+    /// The sender of every mail.
+    pub const MAIL_FROM: &str = "MAIL_FROM";
+    /// Where mail goes without SMTP.
+    pub const OUTBOX_DIR: &str = "OUTBOX_DIR";
+    /// Owners of every object no `[[owners]]` entry matches.
+    pub const OWNER_EMAILS: &str = "OWNER_EMAILS";
+    /// The routing rules file.
+    pub const RULES_FILE: &str = "RULES_FILE";
+    /// The security contacts.
+    pub const SECURITY_EMAILS: &str = "SECURITY_EMAILS";
+    /// Whether SMTP connections are reused.
+    pub const SMTP_POOL: &str = "SMTP_POOL";
+    /// Bound on one SMTP send.
+    pub const SMTP_TIMEOUT_SECS: &str = "SMTP_TIMEOUT_SECS";
+    /// The SMTP connection URL (it may hold a password).
+    pub const SMTP_URL: &str = "SMTP_URL";
+    /// Custom mail templates.
+    pub const TEMPLATES_DIR: &str = "TEMPLATES_DIR";
+    /// Bound on one webhook call.
+    pub const WEBHOOK_TIMEOUT_SECS: &str = "WEBHOOK_TIMEOUT_SECS";
+    /// Set by Azure App Service: the app runs in Azure.
+    pub const WEBSITE_INSTANCE_ID: &str = "WEBSITE_INSTANCE_ID";
+}
+
+/// Default bound on one SMTP send.
 const DEFAULT_SMTP_TIMEOUT_SECS: f64 = 10.0;
 
 /// Default bound on a whole invocation: well inside the 30 s Event Grid waits before it
@@ -22,6 +60,12 @@ const DEFAULT_DEADLINE_SECS: f64 = 20.0;
 
 /// Default bound on one webhook call.
 const DEFAULT_WEBHOOK_TIMEOUT_SECS: f64 = 10.0;
+
+/// Longest timeout or deadline accepted: beyond it a setting is a typo, not a wish.
+const MAX_TIMEOUT_SECS: f64 = 300.0;
+
+/// Longest ledger retention accepted (ten years).
+const MAX_RETENTION_DAYS: f64 = 3650.0;
 
 /// Default ledger retention: longer than Event Grid's 24 h retry window.
 const DEFAULT_RETENTION_DAYS: f64 = 7.0;
@@ -69,7 +113,7 @@ impl Settings {
                 .filter(|v| !v.is_empty())
         };
         let mut problems = Vec::new();
-        let smtp_url = get("SMTP_URL").map(SecretString::from);
+        let smtp_url = get(name::SMTP_URL).map(SecretString::from);
         if let Some(url) = &smtp_url
             && AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret()).is_err()
         {
@@ -79,39 +123,43 @@ impl Settings {
                     .to_owned(),
             );
         }
-        let mail_from = match get("MAIL_FROM") {
+        let mail_from = match get(name::MAIL_FROM) {
             None => default_sender(),
             Some(raw) => {
-                parse_mailbox("MAIL_FROM", &raw, &mut problems).unwrap_or_else(default_sender)
+                parse_mailbox(name::MAIL_FROM, &raw, &mut problems).unwrap_or_else(default_sender)
             }
         };
-        let owners = parse_mailboxes("OWNER_EMAILS", get("OWNER_EMAILS"), &mut problems);
-        let security = parse_mailboxes("SECURITY_EMAILS", get("SECURITY_EMAILS"), &mut problems);
+        let owners = parse_mailboxes(name::OWNER_EMAILS, get(name::OWNER_EMAILS), &mut problems);
+        let security = parse_mailboxes(
+            name::SECURITY_EMAILS,
+            get(name::SECURITY_EMAILS),
+            &mut problems,
+        );
         let smtp_timeout = parse_number(
-            "SMTP_TIMEOUT_SECS",
-            get("SMTP_TIMEOUT_SECS"),
-            (DEFAULT_SMTP_TIMEOUT_SECS, 300.0),
+            name::SMTP_TIMEOUT_SECS,
+            get(name::SMTP_TIMEOUT_SECS),
+            (DEFAULT_SMTP_TIMEOUT_SECS, MAX_TIMEOUT_SECS),
             &mut problems,
         );
         let deadline = parse_number(
-            "DEADLINE_SECS",
-            get("DEADLINE_SECS"),
-            (DEFAULT_DEADLINE_SECS, 300.0),
+            name::DEADLINE_SECS,
+            get(name::DEADLINE_SECS),
+            (DEFAULT_DEADLINE_SECS, MAX_TIMEOUT_SECS),
             &mut problems,
         );
         let retention_days = parse_number(
-            "LEDGER_RETENTION_DAYS",
-            get("LEDGER_RETENTION_DAYS"),
-            (DEFAULT_RETENTION_DAYS, 3650.0),
+            name::LEDGER_RETENTION_DAYS,
+            get(name::LEDGER_RETENTION_DAYS),
+            (DEFAULT_RETENTION_DAYS, MAX_RETENTION_DAYS),
             &mut problems,
         );
         let webhook_timeout = parse_number(
-            "WEBHOOK_TIMEOUT_SECS",
-            get("WEBHOOK_TIMEOUT_SECS"),
-            (DEFAULT_WEBHOOK_TIMEOUT_SECS, 300.0),
+            name::WEBHOOK_TIMEOUT_SECS,
+            get(name::WEBHOOK_TIMEOUT_SECS),
+            (DEFAULT_WEBHOOK_TIMEOUT_SECS, MAX_TIMEOUT_SECS),
             &mut problems,
         );
-        let alert_webhook = get("ALERT_WEBHOOK_URL").and_then(|url| {
+        let alert_webhook = get(name::ALERT_WEBHOOK_URL).and_then(|url| {
             Webhook::parse(&url, None)
                 .map_err(|e| {
                     problems.push(format!(
@@ -120,7 +168,10 @@ impl Settings {
                 })
                 .ok()
         });
-        let smtp_pool = match get("SMTP_POOL").map(|v| v.to_ascii_lowercase()).as_deref() {
+        let smtp_pool = match get(name::SMTP_POOL)
+            .map(|v| v.to_ascii_lowercase())
+            .as_deref()
+        {
             None | Some("true" | "1" | "yes" | "on") => true,
             Some("false" | "0" | "no" | "off") => false,
             Some(other) => {
@@ -129,25 +180,28 @@ impl Settings {
             }
         };
         let rules_file = rules_file(
-            get("RULES_FILE"),
-            get("FUNCTIONS_APP_ROOT_PATH"),
+            get(name::RULES_FILE),
+            get(name::FUNCTIONS_APP_ROOT_PATH),
             &mut problems,
         );
-        let templates_dir = get("TEMPLATES_DIR").map(PathBuf::from);
+        let templates_dir = get(name::TEMPLATES_DIR).map(PathBuf::from);
         if let Some(dir) = templates_dir.as_ref().filter(|d| !d.is_dir()) {
             problems.push(format!(
                 "TEMPLATES_DIR: {} is not a directory",
                 dir.display()
             ));
         }
-        let outbox_dir = PathBuf::from(get("OUTBOX_DIR").unwrap_or_else(|| "outbox".to_owned()));
-        let ledger_path = get("LEDGER_PATH").map(PathBuf::from).unwrap_or_else(|| {
-            default_ledger_path(
-                get("WEBSITE_INSTANCE_ID").is_some(),
-                get("HOME"),
-                get("FUNCTIONS_APP_ROOT_PATH"),
-            )
-        });
+        let outbox_dir =
+            PathBuf::from(get(name::OUTBOX_DIR).unwrap_or_else(|| "outbox".to_owned()));
+        let ledger_path = get(name::LEDGER_PATH)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                default_ledger_path(
+                    get(name::WEBSITE_INSTANCE_ID).is_some(),
+                    get(name::HOME),
+                    get(name::FUNCTIONS_APP_ROOT_PATH),
+                )
+            });
         let settings = Self {
             smtp_url,
             mail_from,

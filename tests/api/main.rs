@@ -6,6 +6,7 @@ mod cli;
 mod eventgrid;
 mod events;
 mod exactly_once;
+mod host_emulator;
 mod mail;
 mod protocol;
 mod rendering;

@@ -10,7 +10,8 @@ fn replaying_the_bundled_samples_writes_one_mail_per_alerting_event() {
     let output = Command::new(env!("CARGO_BIN_EXE_kv-notify"))
         .args(["replay", "examples/events/"])
         .current_dir(app_root())
-        .env_remove("SMTP_URL")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("OUTBOX_DIR", outbox.path())
         .output()
         .expect("run replay");
@@ -48,6 +49,8 @@ fn replay_reports_a_file_it_cannot_understand_and_exits_non_zero() {
         .arg("replay")
         .arg(&broken)
         .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("OUTBOX_DIR", dir.path().join("outbox"))
         .output()
         .expect("run replay");

@@ -1,4 +1,4 @@
-//! A stand-in for the Azure Functions host, doing what protocol.md §1–2 says the real one does:
+//! A stand-in for the Azure Functions host, doing what the real one does for a custom handler:
 //! read host.json and the function folders, start the handler with
 //! `FUNCTIONS_CUSTOMHANDLER_PORT` and the app settings as environment, poll `GET /` every 25 ms
 //! until any HTTP answer, POST invocations chunked, and expose the Event Grid webhook endpoint
