@@ -29,11 +29,12 @@ mod tests;
 pub use outbox::Outbox;
 pub use outcome::{Failure, Outcome, fold};
 pub use smtp::Smtp;
-pub use transport::{Delivered, MailTransport, SendError, WebhookTransport};
+pub use transport::{
+    Delivered, MailTransport, SendError, WebhookTransport, describe_mail, mail_transport,
+};
 
 use crate::ledger::{ActionKey, ActionKind, Claim, Ledger, Recorded};
 use crate::report::ActionReport;
-use crate::settings::Settings;
 use crate::webhook::Webhook;
 use chrono::Utc;
 use lettre::address::{Address, Envelope};
@@ -50,26 +51,6 @@ const BUSY_POLL: Duration = Duration::from_millis(25);
 /// Added to a claim's lease beyond the longest its action can take: a claim left by a crashed
 /// process frees itself after this long.
 const LEASE_MARGIN: Duration = Duration::from_secs(30);
-
-/// The mail transport the settings ask for: SMTP when `SMTP_URL` is set, else the outbox.
-pub fn mail_transport(settings: &Settings) -> anyhow::Result<Arc<dyn MailTransport>> {
-    Ok(match &settings.smtp_url {
-        Some(url) => Arc::new(
-            Smtp::new(url, settings.smtp_timeout, settings.smtp_pool)
-                .map_err(anyhow::Error::msg)?,
-        ),
-        None => Arc::new(Outbox::new(settings.outbox_dir.clone())),
-    })
-}
-
-/// Where the settings send mail, in words, without credentials (start-up log and `check`).
-pub fn describe_mail(settings: &Settings) -> String {
-    match &settings.smtp_url {
-        Some(_) if settings.smtp_pool => "SMTP (SMTP_URL), pooled connections".to_owned(),
-        Some(_) => "SMTP (SMTP_URL), a connection per mail".to_owned(),
-        None => format!(".eml files in {}", settings.outbox_dir.display()),
-    }
-}
 
 /// One mail to deliver, exactly once per recipient.
 pub struct MailJob<'a> {

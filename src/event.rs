@@ -8,121 +8,15 @@
 //! does both for a `serde_json::Value`); everything downstream works on typed values only.
 
 mod raw;
+mod types;
 
 pub use raw::RawEvent;
 pub(crate) use raw::{Field, KeySeed, fields};
+pub use types::{EventType, ObjectKind, without_key_vault_prefix};
 
 use chrono::{DateTime, Utc};
 use raw::{Data, DataField, EventField, Scalar, Shape, Slots};
 use serde_json::Value;
-use std::fmt;
-
-/// Prefix shared by every Key Vault event type name.
-const KEY_VAULT_PREFIX: &str = "Microsoft.KeyVault.";
-
-/// The kind of vault object an event is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ObjectKind {
-    /// A secret.
-    Secret,
-    /// A cryptographic key.
-    Key,
-    /// A certificate.
-    Certificate,
-}
-
-impl ObjectKind {
-    /// All object kinds, in display order.
-    pub const ALL: [ObjectKind; 3] = [Self::Secret, Self::Key, Self::Certificate];
-
-    /// The name Azure uses, e.g. `Secret`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Secret => "Secret",
-            Self::Key => "Key",
-            Self::Certificate => "Certificate",
-        }
-    }
-
-    /// The path segment of this kind in vault URLs and portal blades.
-    pub fn collection(self) -> &'static str {
-        match self {
-            Self::Secret => "secrets",
-            Self::Key => "keys",
-            Self::Certificate => "certificates",
-        }
-    }
-}
-
-/// One of the ten Key Vault event types.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum EventType {
-    /// `{Object}NearExpiry`: the object version expires soon (30 days by default).
-    NearExpiry(ObjectKind),
-    /// `{Object}Expired`: the object version has expired.
-    Expired(ObjectKind),
-    /// `{Object}NewVersionCreated`: a new version exists (a rotation happened).
-    NewVersionCreated(ObjectKind),
-    /// `VaultAccessPolicyChanged`: who may do what in the vault changed.
-    VaultAccessPolicyChanged,
-}
-
-impl EventType {
-    /// All ten types, in display order.
-    pub fn all() -> impl Iterator<Item = EventType> {
-        ObjectKind::ALL
-            .into_iter()
-            .flat_map(|kind| {
-                [
-                    Self::NearExpiry(kind),
-                    Self::Expired(kind),
-                    Self::NewVersionCreated(kind),
-                ]
-            })
-            .chain([Self::VaultAccessPolicyChanged])
-    }
-
-    /// Parses a short (`SecretNearExpiry`) or full (`Microsoft.KeyVault.SecretNearExpiry`)
-    /// name, ignoring ASCII case. Returns `None` for names Key Vault does not define.
-    pub fn from_name(name: &str) -> Option<Self> {
-        let name = name.trim();
-        let short = without_key_vault_prefix(name).unwrap_or(name);
-        Self::all().find(|t| t.short_name().eq_ignore_ascii_case(short))
-    }
-
-    /// The short name, e.g. `SecretNearExpiry`.
-    pub fn short_name(self) -> &'static str {
-        use ObjectKind::{Certificate, Key, Secret};
-        match self {
-            Self::NearExpiry(Secret) => "SecretNearExpiry",
-            Self::NearExpiry(Key) => "KeyNearExpiry",
-            Self::NearExpiry(Certificate) => "CertificateNearExpiry",
-            Self::Expired(Secret) => "SecretExpired",
-            Self::Expired(Key) => "KeyExpired",
-            Self::Expired(Certificate) => "CertificateExpired",
-            Self::NewVersionCreated(Secret) => "SecretNewVersionCreated",
-            Self::NewVersionCreated(Key) => "KeyNewVersionCreated",
-            Self::NewVersionCreated(Certificate) => "CertificateNewVersionCreated",
-            Self::VaultAccessPolicyChanged => "VaultAccessPolicyChanged",
-        }
-    }
-
-    /// The object kind the type name implies, if any.
-    pub fn object_kind(self) -> Option<ObjectKind> {
-        match self {
-            Self::NearExpiry(kind) | Self::Expired(kind) | Self::NewVersionCreated(kind) => {
-                Some(kind)
-            }
-            Self::VaultAccessPolicyChanged => None,
-        }
-    }
-}
-
-impl fmt::Display for EventType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.short_name())
-    }
-}
 
 /// A Key Vault event, parsed and normalised.
 #[derive(Debug, Clone, PartialEq)]
@@ -351,13 +245,6 @@ fn vault_from_topic(topic: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// The part after `Microsoft.KeyVault.` (in any case), when `name` starts with it.
-pub fn without_key_vault_prefix(name: &str) -> Option<&str> {
-    name.get(..KEY_VAULT_PREFIX.len())
-        .filter(|prefix| prefix.eq_ignore_ascii_case(KEY_VAULT_PREFIX))
-        .map(|_| &name[KEY_VAULT_PREFIX.len()..])
-}
-
 /// A scalar as (trimmed) text; `null`, empty strings, objects and arrays are `None`.
 fn as_text(value: Scalar) -> Option<String> {
     let text = match value {
@@ -400,117 +287,4 @@ fn event_time(text: Option<String>, warnings: &mut Vec<String>) -> Option<DateTi
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn key_vault(raw: Value) -> KeyVaultEvent {
-        match parse(&raw) {
-            Ok(Event::KeyVault(event)) => event,
-            other => panic!("expected a Key Vault event, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn every_type_parses_from_short_and_full_names() {
-        for t in EventType::all() {
-            assert_eq!(EventType::from_name(t.short_name()), Some(t));
-            let full = format!("Microsoft.KeyVault.{t}");
-            assert_eq!(EventType::from_name(&full), Some(t));
-        }
-        assert_eq!(EventType::all().count(), 10);
-    }
-
-    #[test]
-    fn numeric_strings_null_and_absent_dates_are_accepted() {
-        let event = key_vault(json!({
-            "id": "1", "eventType": "Microsoft.KeyVault.SecretNearExpiry",
-            "data": {"VaultName": "v", "ObjectName": "s", "NBF": "1559081980", "EXP": null}
-        }));
-        assert_eq!(event.not_before.map(|t| t.timestamp()), Some(1_559_081_980));
-        assert_eq!(event.expires, None);
-        assert!(event.warnings.is_empty());
-    }
-
-    #[test]
-    fn keys_match_case_insensitively_and_are_trimmed() {
-        let event = key_vault(json!({
-            "id": "1", "eventType": "Microsoft.KeyVault.KeyExpired",
-            "data": {"vaultName": "v", "ObjectName ": " k ", "Version": " ee059b ", "exp": 1690563970}
-        }));
-        assert_eq!(event.object.as_deref(), Some("k"));
-        assert_eq!(event.version.as_deref(), Some("ee059b"));
-        assert_eq!(event.vault.as_deref(), Some("v"));
-        assert_eq!(event.expires.map(|t| t.timestamp()), Some(1_690_563_970));
-    }
-
-    #[test]
-    fn an_exact_key_wins_over_one_in_another_case_wherever_it_comes() {
-        for body in [
-            r#"{"id": "1", "eventType": "Microsoft.KeyVault.KeyExpired", "data": {"vaultname": "loose", "VaultName": "exact"}}"#,
-            r#"{"id": "1", "eventType": "Microsoft.KeyVault.KeyExpired", "data": {"VaultName": "exact", " vaultname ": "loose"}}"#,
-        ] {
-            let value: Value = serde_json::from_str(body).expect("the test body is JSON");
-            assert_eq!(key_vault(value).vault.as_deref(), Some("exact"), "{body}");
-        }
-    }
-
-    #[test]
-    fn cloud_events_use_type_source_and_time() {
-        let event = key_vault(json!({
-            "specversion": "1.0", "id": "2", "type": "Microsoft.KeyVault.CertificateExpired",
-            "source": "/subscriptions/s/resourceGroups/r/providers/Microsoft.KeyVault/vaults/kv1",
-            "subject": "cert1", "time": "2024-01-02T03:04:05Z", "data": {}
-        }));
-        assert_eq!(event.vault.as_deref(), Some("kv1"));
-        assert_eq!(event.object.as_deref(), Some("cert1"));
-        assert_eq!(event.object_type.as_deref(), Some("Certificate"));
-        assert!(event.event_time.is_some());
-    }
-
-    #[test]
-    fn names_come_from_the_object_url_when_fields_are_missing() {
-        let event = key_vault(json!({
-            "id": "3", "eventType": "Microsoft.KeyVault.SecretNewVersionCreated",
-            "data": {"Id": "https://kv2.vault.azure.net/secrets/s1/abc"}
-        }));
-        assert_eq!(event.vault.as_deref(), Some("kv2"));
-        assert_eq!(event.object.as_deref(), Some("s1"));
-        assert_eq!(event.version.as_deref(), Some("abc"));
-    }
-
-    #[test]
-    fn unusable_dates_are_dropped_with_a_warning() {
-        let event = key_vault(json!({
-            "id": "4", "eventType": "Microsoft.KeyVault.SecretNearExpiry",
-            "data": {"EXP": "soon", "NBF": {"x": 1}}
-        }));
-        assert_eq!(event.expires, None);
-        assert_eq!(event.warnings.len(), 2);
-    }
-
-    #[test]
-    fn unknown_and_foreign_types_are_other_events() {
-        let unknown = parse(&json!({"id": "5", "eventType": "Microsoft.KeyVault.VaultDeleted"}));
-        assert!(matches!(unknown, Ok(Event::Other { .. })));
-        let foreign = parse(&json!({"id": "6", "eventType": "Microsoft.Storage.BlobCreated"}));
-        assert!(matches!(foreign, Ok(Event::Other { .. })));
-    }
-
-    #[test]
-    fn a_key_vault_event_without_a_data_object_is_an_error() {
-        let err =
-            parse(&json!({"id": "7", "eventType": "Microsoft.KeyVault.KeyExpired", "data": "x"}));
-        assert!(matches!(
-            err,
-            Err(EventError::BadData {
-                found: "a string",
-                ..
-            })
-        ));
-        assert!(matches!(
-            parse(&json!([1])),
-            Err(EventError::NotAnObject(_))
-        ));
-    }
-}
+mod tests;

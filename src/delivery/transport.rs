@@ -3,11 +3,14 @@
 //! put fakes in their place.
 
 use super::outcome::Failure;
+use super::{Outbox, Smtp};
+use crate::settings::Settings;
 use crate::webhook::Webhook;
 use async_trait::async_trait;
 use lettre::address::Envelope;
 use serde_json::Value;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Where a delivered message went.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,4 +61,24 @@ pub trait WebhookTransport: Send + Sync {
     /// Posts `payload`. A refusal that no retry can fix (a 4xx other than 408 and 429) is
     /// [`Failure::Permanent`].
     async fn post(&self, webhook: &Webhook, payload: &Value) -> Result<(), Failure>;
+}
+
+/// The mail transport the settings ask for: SMTP when `SMTP_URL` is set, else the outbox.
+pub fn mail_transport(settings: &Settings) -> anyhow::Result<Arc<dyn MailTransport>> {
+    Ok(match &settings.smtp_url {
+        Some(url) => Arc::new(
+            Smtp::new(url, settings.smtp_timeout, settings.smtp_pool)
+                .map_err(anyhow::Error::msg)?,
+        ),
+        None => Arc::new(Outbox::new(settings.outbox_dir.clone())),
+    })
+}
+
+/// Where the settings send mail, in words, without credentials (start-up log and `check`).
+pub fn describe_mail(settings: &Settings) -> String {
+    match &settings.smtp_url {
+        Some(_) if settings.smtp_pool => "SMTP (SMTP_URL), pooled connections".to_owned(),
+        Some(_) => "SMTP (SMTP_URL), a connection per mail".to_owned(),
+        None => format!(".eml files in {}", settings.outbox_dir.display()),
+    }
 }

@@ -1,0 +1,87 @@
+//! Settings: defaults, every problem at once, and where state lives.
+
+use super::*;
+
+fn load(pairs: &[(&str, &str)]) -> Result<Settings, Vec<String>> {
+    let map: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let (settings, problems) = Settings::parse(|name| map.get(name).cloned());
+    if problems.is_empty() {
+        Ok(settings)
+    } else {
+        Err(problems)
+    }
+}
+
+#[test]
+fn defaults_need_no_settings_at_all() {
+    let settings = load(&[]).expect("defaults are valid");
+    assert_eq!(settings.mail_from.email.to_string(), "kv-notify@localhost");
+    assert_eq!(settings.outbox_dir, PathBuf::from("outbox"));
+    assert_eq!(settings.ledger_path, PathBuf::from("data/ledger.redb"));
+    assert_eq!(settings.retention, Duration::from_secs(7 * 86_400));
+    assert!(settings.owners.is_empty());
+    assert_eq!(
+        settings.warnings().len(),
+        2,
+        "no SMTP, no security contacts"
+    );
+}
+
+#[test]
+fn outside_azure_the_ledger_lives_in_the_app_folder() {
+    let settings = load(&[
+        ("HOME", "/home/me"),
+        ("FUNCTIONS_APP_ROOT_PATH", "/src/app"),
+    ])
+    .expect("valid");
+    assert_eq!(
+        settings.ledger_path,
+        PathBuf::from("/src/app/data/ledger.redb")
+    );
+}
+
+#[test]
+fn in_azure_the_ledger_lives_in_the_persistent_home() {
+    let settings = load(&[
+        ("HOME", "/home"),
+        ("WEBSITE_INSTANCE_ID", "abc123"),
+        ("FUNCTIONS_APP_ROOT_PATH", "/home/site/wwwroot"),
+    ])
+    .expect("valid");
+    assert_eq!(
+        settings.ledger_path,
+        PathBuf::from("/home/data/kv-notify/ledger.redb")
+    );
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let err = load(&[
+        ("MAIL_FROM", "not an address"),
+        ("OWNER_EMAILS", "a@contoso.com, nope"),
+        ("SECURITY_EMAILS", "@@"),
+        ("SMTP_URL", "ftp://secret-password@x"),
+        ("SMTP_TIMEOUT_SECS", "-1"),
+    ])
+    .expect_err("five bad settings");
+    assert_eq!(err.len(), 5, "{err:?}");
+    assert!(!format!("{err:?}").contains("secret-password"));
+}
+
+#[test]
+fn recipient_lists_accept_commas_semicolons_and_display_names() {
+    let settings = load(&[(
+        "OWNER_EMAILS",
+        "Ann <a@contoso.com>; b@contoso.com,,a@contoso.com",
+    )])
+    .expect("valid list");
+    let emails: Vec<String> = settings
+        .owners
+        .iter()
+        .map(|m| m.email.to_string())
+        .collect();
+    assert_eq!(emails, ["a@contoso.com", "b@contoso.com"]);
+}
