@@ -316,6 +316,5 @@ fn format_time(time: DateTime<Utc>) -> String {
     time.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
-
 #[cfg(test)]
 pub(crate) mod tests;

@@ -288,7 +288,7 @@ mod tests {
         let body = json!({"Data": {"event": {"id": "1"}}, "Metadata": {}}).to_string();
         assert_eq!(
             events_of_invocation(body.as_bytes()),
-            Ok(vec![RawEvent::from_value(&json!({"id": "1"}))])
+            events_of_value(&json!({"id": "1"}))
         );
     }
 

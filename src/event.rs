@@ -16,7 +16,6 @@ pub use types::{EventType, ObjectKind, without_key_vault_prefix};
 
 use chrono::{DateTime, Utc};
 use raw::{Data, DataField, EventField, Scalar, Shape, Slots};
-use serde_json::Value;
 
 /// A Key Vault event, parsed and normalised.
 #[derive(Debug, Clone, PartialEq)]
@@ -117,19 +116,18 @@ pub enum EventError {
     },
 }
 
-/// Parses one event in either schema from an already parsed JSON value.
-pub fn parse(raw: &Value) -> Result<Event, EventError> {
-    RawEvent::from_value(raw).into_event()
+/// Parses one event in either schema from an already parsed JSON value (for the tests:
+/// requests and files are read through [`RawEvent`]'s `Deserialize`).
+#[cfg(test)]
+pub fn parse(raw: &serde_json::Value) -> Result<Event, EventError> {
+    use serde::Deserialize;
+    // Reading a `Value` cannot fail: every JSON value is some RawEvent.
+    RawEvent::deserialize(raw)
+        .unwrap_or(RawEvent(Shape::NotAnObject("an unreadable value")))
+        .into_event()
 }
 
 impl RawEvent {
-    /// Reads an event from an already parsed JSON value.
-    pub fn from_value(value: &Value) -> Self {
-        use serde::Deserialize;
-        // Reading a `Value` cannot fail: every JSON value is some RawEvent.
-        Self::deserialize(value).unwrap_or(Self(Shape::NotAnObject("an unreadable value")))
-    }
-
     /// Interprets the event in either schema.
     pub fn into_event(self) -> Result<Event, EventError> {
         let (mut fields, data) = match self.0 {
@@ -286,5 +284,7 @@ fn event_time(text: Option<String>, warnings: &mut Vec<String>) -> Option<DateTi
     parsed.map(|t| t.with_timezone(&Utc))
 }
 
+#[cfg(test)]
+mod properties;
 #[cfg(test)]
 mod tests;

@@ -12,9 +12,6 @@ use lettre::message::{Mailbox, Mailboxes, MultiPart};
 use minijinja::{Environment, UndefinedBehavior};
 use std::path::Path;
 
-/// The template names, also the file names looked up in `TEMPLATES_DIR`.
-pub const TEMPLATE_NAMES: [&str; 2] = ["mail.html", "mail.txt"];
-
 /// A rendered mail, before addressing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rendered {

@@ -1,7 +1,7 @@
 //! Reading events in either schema, with every quirk Key Vault is known to send.
 
 use super::*;
-use serde_json::json;
+use serde_json::{Value, json};
 
 fn key_vault(raw: Value) -> KeyVaultEvent {
     match parse(&raw) {

@@ -1,12 +1,12 @@
 //! Property tests: no input, however hostile, makes the event parser, the envelope reader, the
 //! mail composer or a webhook format panic. Bounded by a fixed number of generated cases.
 
+use crate::alert::Alert;
+use crate::envelope;
+use crate::event::{self, Event};
+use crate::mail::Composer;
+use crate::webhook::Format;
 use chrono::Utc;
-use kv_notify::alert::Alert;
-use kv_notify::envelope;
-use kv_notify::event::{self, Event};
-use kv_notify::mail::Composer;
-use kv_notify::webhook::Format;
 use proptest::prelude::*;
 use serde_json::{Map, Value};
 
