@@ -118,7 +118,9 @@ impl Dispatcher {
             tracing::debug!(id = %event.id, event_type = %event.event_type, "recorded event");
             return EventReport::key_vault(event, Vec::new());
         }
-        let actions = self.act(&event, &plan, deadline).await;
+        // Boxed: acting is rare next to recording, and its future is large (it would more than
+        // double the size of every invocation's future, which is moved as it is polled).
+        let actions = Box::pin(self.act(&event, &plan, deadline)).await;
         for action in &actions {
             log_action(&event.id, action);
         }

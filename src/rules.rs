@@ -8,7 +8,7 @@
 //! error there, not a silent miss later.
 
 use crate::event::{EventType, KeyVaultEvent, ObjectKind};
-use crate::settings::{Settings, same_address};
+use crate::settings::{Settings, add_recipient};
 use crate::webhook::Webhook;
 use globset::{GlobBuilder, GlobMatcher};
 use lettre::message::Mailbox;
@@ -171,9 +171,7 @@ impl Routing {
                 plan.email_channels.push(name.to_owned());
             }
             for mailbox in emails {
-                if !plan.emails.iter().any(|m| same_address(m, &mailbox)) {
-                    plan.emails.push(mailbox);
-                }
+                add_recipient(&mut plan.emails, mailbox);
             }
             if let Some(webhook) = webhook {
                 plan.webhooks.push((name.to_owned(), webhook));

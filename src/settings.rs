@@ -260,11 +260,15 @@ pub fn local_settings(path: &Path) -> anyhow::Result<HashMap<String, String>> {
     Ok(values)
 }
 
-/// Whether two mailboxes are the same address. Domains are case-insensitive, and in practice
-/// so are local parts: one person must not get two mails for a difference in case.
-pub fn same_address(a: &Mailbox, b: &Mailbox) -> bool {
-    let (a, b): (&str, &str) = (a.email.as_ref(), b.email.as_ref());
-    a.eq_ignore_ascii_case(b)
+/// Adds `mailbox` to a recipient list unless its address is there already. Domains are
+/// case-insensitive, and in practice so are local parts: one person must not get two mails for
+/// a difference in case.
+pub fn add_recipient(list: &mut Vec<Mailbox>, mailbox: Mailbox) {
+    let address: &str = mailbox.email.as_ref();
+    let known = |m: &Mailbox| AsRef::<str>::as_ref(&m.email).eq_ignore_ascii_case(address);
+    if !list.iter().any(known) {
+        list.push(mailbox);
+    }
 }
 
 fn default_sender() -> Mailbox {
@@ -296,10 +300,8 @@ fn parse_mailboxes(setting: &str, raw: Option<String>, problems: &mut Vec<String
         .map(str::trim)
         .filter(|e| !e.is_empty())
     {
-        if let Some(mailbox) = parse_mailbox(setting, entry, problems)
-            && !mailboxes.iter().any(|m| same_address(m, &mailbox))
-        {
-            mailboxes.push(mailbox);
+        if let Some(mailbox) = parse_mailbox(setting, entry, problems) {
+            add_recipient(&mut mailboxes, mailbox);
         }
     }
     mailboxes

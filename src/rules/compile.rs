@@ -3,7 +3,7 @@
 
 use super::{Channel, OWNERS, OwnerEntry, Pattern, Routing, Rule, SECURITY, builtin_channels};
 use crate::event::{EventType, ObjectKind, without_key_vault_prefix};
-use crate::settings::{Settings, same_address};
+use crate::settings::{Settings, add_recipient};
 use crate::webhook::Webhook;
 use lettre::message::Mailbox;
 use serde::Deserialize;
@@ -79,8 +79,7 @@ impl Problems<'_> {
         let mut out: Vec<Mailbox> = Vec::new();
         for entry in raw {
             match entry.get_ref().trim().parse::<Mailbox>() {
-                Ok(mailbox) if !out.iter().any(|m| same_address(m, &mailbox)) => out.push(mailbox),
-                Ok(_) => {}
+                Ok(mailbox) => add_recipient(&mut out, mailbox),
                 Err(_) => self.at(
                     entry,
                     format!("{:?} is not an email address", entry.get_ref()),
