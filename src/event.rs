@@ -263,17 +263,41 @@ fn timestamp(
 ) -> Option<DateTime<Utc>> {
     let seconds = match value? {
         Scalar::Null => return None,
-        Scalar::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+        Scalar::Number(n) => n.as_f64(),
         Scalar::Text(s) if s.is_empty() => return None,
-        Scalar::Text(s) => s.parse::<f64>().ok().map(|f| f as i64),
+        Scalar::Text(s) => s.parse::<f64>().ok(),
         Scalar::Bool(_) | Scalar::Container(_) => None,
     };
-    let parsed = seconds.and_then(|s| DateTime::from_timestamp(s, 0));
-    if parsed.is_none() {
+    let Some(seconds) = seconds.filter(|s| s.is_finite()) else {
         warnings.push(format!("ignored {key}: not a Unix timestamp"));
+        return None;
+    };
+    // Whole seconds: the cast saturates, and the range check below rejects what it clipped.
+    let parsed = DateTime::from_timestamp(seconds as i64, 0).filter(|t| SANE_DATES.contains(t));
+    if parsed.is_none() {
+        warnings.push(format!(
+            "ignored {key}: {seconds} is not a date between {} and {}",
+            SANE_DATES.start().format("%Y"),
+            SANE_DATES.end().format("%Y")
+        ));
     }
     parsed
 }
+
+/// The dates an `NBF` or `EXP` can sensibly hold; anything outside is a broken value (`NaN`
+/// read as 0, milliseconds sent as seconds), dropped with a warning rather than mailed as
+/// "expired 20,000 days ago".
+const SANE_DATES: std::ops::RangeInclusive<DateTime<Utc>> = {
+    const FROM: i64 = 631_152_000; // 1990-01-01
+    const TO: i64 = 7_258_118_400; // 2200-01-01
+    match (
+        DateTime::from_timestamp(FROM, 0),
+        DateTime::from_timestamp(TO, 0),
+    ) {
+        (Some(from), Some(to)) => from..=to,
+        _ => panic!("valid bounds"),
+    }
+};
 
 fn event_time(text: Option<String>, warnings: &mut Vec<String>) -> Option<DateTime<Utc>> {
     let text = text?;

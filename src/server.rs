@@ -61,7 +61,10 @@ pub async fn run(
 pub fn routes(
     dispatcher: Arc<Dispatcher>,
 ) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
+    // The host polls with GET; HEAD answers too, as probes often use it.
     let ready = warp::get()
+        .or(warp::head())
+        .unify()
         .and(warp::path::end())
         .map(|| json(StatusCode::OK, &serde_json::json!({"status": "ready"})));
     let invoke = warp::post()

@@ -148,3 +148,33 @@ async fn announce_body_of(handler: &Handler, length: usize) -> String {
     let n = stream.read(&mut answer).await.expect("read answer");
     String::from_utf8_lossy(&answer[..n]).into_owned()
 }
+
+#[tokio::test]
+async fn absurd_dates_are_dropped_with_a_warning_instead_of_being_mailed() {
+    let outbox = tempfile::tempdir().expect("temp dir");
+    let settings = [
+        ("OUTBOX_DIR", outbox.path().to_str().expect("utf-8")),
+        ("OWNER_EMAILS", "a@contoso.com"),
+    ];
+    let handler = Handler::start(&settings).await;
+
+    for absurd in [json!("NaN"), json!(8.2e12), json!(-1), json!("1e400")] {
+        let mut event = event_grid("SecretNearExpiry", "odd", Some(3));
+        event["data"]["EXP"] = absurd.clone();
+
+        let answer = handler.invoke(event).await;
+
+        assert_eq!(answer.status, 200, "{absurd}: {}", answer.text);
+        let report = &answer.events()[0];
+        assert!(
+            report["expires"].is_null(),
+            "{absurd} was taken as {}",
+            report["expires"]
+        );
+    }
+    let output = handler.output_with("ignored EXP");
+    assert!(
+        output.contains("is not a date between 1990 and 2200"),
+        "{output}"
+    );
+}

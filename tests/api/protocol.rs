@@ -203,3 +203,16 @@ async fn start_up_says_where_mail_goes_without_smtp_and_warns_about_missing_reci
     assert!(output.contains("SMTP_URL is not set"), "{output}");
     assert!(output.contains("OWNER_EMAILS is empty"), "{output}");
 }
+
+#[tokio::test]
+async fn a_head_probe_of_the_root_answers_200() {
+    let handler = Handler::start(&[]).await;
+
+    let answer = reqwest::Client::new()
+        .head(handler.url("/"))
+        .send()
+        .await
+        .expect("HEAD /");
+
+    assert_eq!(answer.status(), 200);
+}
