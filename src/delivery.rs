@@ -180,11 +180,12 @@ impl Deliverer {
         let (webhook, payload) = (job.webhook.clone(), job.payload);
         let mut outcomes = self
             .exactly_once(&keys, lease, job.deadline, |claimed, ledger| async move {
-                let result = transport.post(&webhook, &payload).await;
-                let mut outcomes = Vec::with_capacity(claimed.len());
-                for (index, key) in claimed {
-                    let outcome = record(&ledger, &key, result.clone().map(|()| Delivered::Sent));
-                    outcomes.push((index, outcome.await));
+                // One key: claimed at most once.
+                let mut outcomes = Vec::with_capacity(1);
+                if let Some((index, key)) = claimed.into_iter().next() {
+                    let result = transport.post(&webhook, &payload).await;
+                    let outcome = record(&ledger, &key, result.map(|()| Delivered::Sent)).await;
+                    outcomes.push((index, outcome));
                 }
                 outcomes
             })

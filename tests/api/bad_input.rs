@@ -56,12 +56,7 @@ async fn fields_of_the_wrong_type_are_tolerated_not_fatal() {
 
 #[tokio::test]
 async fn huge_names_are_handled_and_the_subject_stays_short() {
-    let outbox = tempfile::tempdir().expect("temp dir");
-    let settings = [
-        ("OUTBOX_DIR", outbox.path().to_str().expect("utf-8")),
-        ("OWNER_EMAILS", "a@contoso.com"),
-    ];
-    let handler = Handler::start(&settings).await;
+    let (outbox, handler) = Handler::start_with_outbox().await;
     let mut event = event_grid("SecretNearExpiry", "x", Some(3));
     event["data"]["ObjectName"] = json!("n".repeat(1_000_000));
 
@@ -151,12 +146,7 @@ async fn announce_body_of(handler: &Handler, length: usize) -> String {
 
 #[tokio::test]
 async fn absurd_dates_are_dropped_with_a_warning_instead_of_being_mailed() {
-    let outbox = tempfile::tempdir().expect("temp dir");
-    let settings = [
-        ("OUTBOX_DIR", outbox.path().to_str().expect("utf-8")),
-        ("OWNER_EMAILS", "a@contoso.com"),
-    ];
-    let handler = Handler::start(&settings).await;
+    let (_outbox, handler) = Handler::start_with_outbox().await;
 
     for absurd in [json!("NaN"), json!(8.2e12), json!(-1), json!("1e400")] {
         let mut event = event_grid("SecretNearExpiry", "odd", Some(3));

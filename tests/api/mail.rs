@@ -185,12 +185,7 @@ async fn without_recipients_the_action_is_skipped_with_a_reason() {
 
 #[tokio::test]
 async fn without_smtp_the_mail_is_written_to_the_outbox() {
-    let outbox = tempfile::tempdir().expect("temp dir");
-    let settings = [
-        ("OUTBOX_DIR", outbox.path().to_str().expect("utf-8")),
-        ("OWNER_EMAILS", "a@contoso.com"),
-    ];
-    let handler = Handler::start(&settings).await;
+    let (outbox, handler) = Handler::start_with_outbox().await;
 
     let answer = handler
         .invoke(event_grid("SecretExpired", "old", Some(-2)))

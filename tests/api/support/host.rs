@@ -134,6 +134,14 @@ pub struct Handler {
 
 impl Handler {
     /// Starts the handler with these app settings, on the custom-handler port variable.
+    /// A handler without SMTP, mailing owner `a@contoso.com` into a fresh outbox folder.
+    pub async fn start_with_outbox() -> (tempfile::TempDir, Self) {
+        let outbox = tempfile::tempdir().expect("temp dir");
+        let dir = outbox.path().to_str().expect("utf-8").to_owned();
+        let handler = Self::start(&[("OUTBOX_DIR", &dir), ("OWNER_EMAILS", "a@contoso.com")]).await;
+        (outbox, handler)
+    }
+
     pub async fn start(settings: &[(&str, &str)]) -> Self {
         Self::start_with_port_var(settings, "FUNCTIONS_CUSTOMHANDLER_PORT").await
     }
