@@ -118,7 +118,10 @@ impl Alert {
             next_steps: next_steps(kind, &names),
             portal_url: portal_url(event),
             event_type: event.event_type.short_name().to_owned(),
-            event_id: clean(&event.id),
+            event_id: match clean(&event.id) {
+                id if id.is_empty() => "none".to_owned(),
+                id => id,
+            },
             headline,
             vault: names.vault,
             object_type: names.object_type,

@@ -33,6 +33,7 @@ pub use transport::{
     Delivered, MailTransport, SendError, WebhookTransport, describe_mail, mail_transport,
 };
 
+use crate::event::EventKey;
 use crate::ledger::{ActionKey, ActionKind, Claim, Ledger, Recorded};
 use crate::report::ActionReport;
 use crate::webhook::Webhook;
@@ -54,8 +55,8 @@ const LEASE_MARGIN: Duration = Duration::from_secs(30);
 
 /// One mail to deliver, exactly once per recipient.
 pub struct MailJob<'a> {
-    /// The event id the ledger keys on.
-    pub event_id: &'a str,
+    /// The event, as the ledger knows it.
+    pub event: &'a EventKey,
     /// Everyone the mail is for (shown in `To`).
     pub to: &'a [Mailbox],
     /// The envelope sender.
@@ -71,8 +72,8 @@ pub struct MailJob<'a> {
 
 /// One webhook post to make, exactly once per event and channel.
 pub struct WebhookJob<'a> {
-    /// The event id the ledger keys on.
-    pub event_id: &'a str,
+    /// The event, as the ledger knows it.
+    pub event: &'a EventKey,
     /// The channel name (the ledger target and the report's `to`).
     pub channel: &'a str,
     /// Where to post.
@@ -140,7 +141,7 @@ impl Deliverer {
             .iter()
             .map(|m| {
                 key(
-                    job.event_id,
+                    job.event,
                     ActionKind::Email,
                     m.email.to_string().to_lowercase(),
                 )
@@ -170,11 +171,7 @@ impl Deliverer {
 
     /// Posts to the webhook once, and reports the action.
     pub async fn webhook(&self, job: WebhookJob<'_>) -> ActionReport {
-        let keys = [key(
-            job.event_id,
-            ActionKind::Webhook,
-            job.channel.to_owned(),
-        )];
+        let keys = [key(job.event, ActionKind::Webhook, job.channel.to_owned())];
         let lease = self.webhook_timeout * 2 + LEASE_MARGIN;
         let transport = self.webhooks.clone();
         let (webhook, payload) = (job.webhook.clone(), job.payload);
@@ -296,9 +293,9 @@ impl Deliverer {
     }
 }
 
-fn key(event_id: &str, action: ActionKind, target: String) -> ActionKey {
+fn key(event: &EventKey, action: ActionKind, target: String) -> ActionKey {
     ActionKey {
-        event_id: event_id.to_owned(),
+        event: event.clone(),
         action,
         target,
     }

@@ -143,7 +143,7 @@ impl Dispatcher {
         };
         let posts = join_all(plan.webhooks.iter().map(|(channel, webhook)| {
             self.deliverer.webhook(WebhookJob {
-                event_id: &event.id,
+                event: &event.key,
                 channel,
                 webhook,
                 payload: webhook.format.payload(&alert),
@@ -173,7 +173,7 @@ impl Dispatcher {
             }
         };
         let job = MailJob {
-            event_id: &event.id,
+            event: &event.key,
             to: &plan.emails,
             from: self.config.settings.mail_from.email.clone(),
             raw,

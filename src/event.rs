@@ -7,21 +7,30 @@
 //! [`RawEvent::into_event`] accepts every one of those quirks and returns an [`Event`] ([`parse`]
 //! does both for a `serde_json::Value`); everything downstream works on typed values only.
 
+mod key;
 mod raw;
 mod types;
 
+pub use key::{EventKey, MAX_ID};
 pub use raw::RawEvent;
 pub(crate) use raw::{Field, KeySeed, fields};
 pub use types::{EventType, ObjectKind, without_key_vault_prefix};
 
+use crate::text::bounded;
 use chrono::{DateTime, Utc};
 use raw::{Data, DataField, EventField, Scalar, Shape, Slots};
+
+/// Longest text kept from an event (names, URLs, times); Key Vault's own names are far shorter
+/// (127 characters for an object, 24 for a vault), so only a hostile or broken event is cut.
+const MAX_TEXT: usize = 512;
 
 /// A Key Vault event, parsed and normalised.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KeyVaultEvent {
-    /// The event id Event Grid de-duplicates on.
+    /// The event id as sent (shortened past [`MAX_ID`] characters; empty when it had none).
     pub id: String,
+    /// What the ledger knows the event by.
+    pub key: EventKey,
     /// What happened.
     pub event_type: EventType,
     /// The vault name (from `VaultName`, else the `Id` URL's host, else the topic).
@@ -61,8 +70,10 @@ impl KeyVaultEvent {
     pub fn example(event_type: EventType, now: DateTime<Utc>) -> Self {
         let kind = event_type.object_kind();
         let object = kind.map(|_| "db-password".to_owned());
+        let id = "00000000-0000-4000-8000-000000000000";
         Self {
-            id: "00000000-0000-4000-8000-000000000000".to_owned(),
+            id: id.to_owned(),
+            key: EventKey::Id(id.to_owned()),
             event_type,
             vault: Some("contoso-kv".to_owned()),
             object_type: kind.map(|k| k.as_str().to_owned()),
@@ -134,8 +145,12 @@ impl RawEvent {
             Shape::Object { fields, data } => (fields, data),
             Shape::NotAnObject(found) => return Err(EventError::NotAnObject(found)),
         };
+        let id_value = fields.take(EventField::Id);
+        let id = id_value
+            .clone()
+            .and_then(as_text)
+            .map(|id| bounded(id, MAX_ID));
         let mut text = |key| fields.take(key).and_then(as_text);
-        let id = text(EventField::Id);
         let type_name = text(EventField::EventType).or_else(|| text(EventField::Type));
         let Some(event_type) = type_name
             .as_deref()
@@ -165,9 +180,10 @@ impl RawEvent {
             text(EventField::EventTime).or_else(|| text(EventField::Time)),
             &mut warnings,
         );
-        Ok(Event::KeyVault(key_vault_event(
+        let mut event = key_vault_event(
             KeyVaultEvent {
                 id,
+                key: EventKey::Id(String::new()),
                 event_type,
                 vault: None,
                 object_type: None,
@@ -182,7 +198,17 @@ impl RawEvent {
             },
             subject,
             data,
-        )))
+        );
+        let event_time = event.event_time.map(|t| t.to_rfc3339());
+        let content = [
+            Some(event.event_type.short_name()),
+            event.vault.as_deref(),
+            event.object.as_deref(),
+            event.version.as_deref(),
+            event_time.as_deref(),
+        ];
+        event.key = EventKey::new(id_value.as_ref(), &content);
+        Ok(Event::KeyVault(event))
     }
 }
 
@@ -243,7 +269,8 @@ fn vault_from_topic(topic: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// A scalar as (trimmed) text; `null`, empty strings, objects and arrays are `None`.
+/// A scalar as (trimmed) text, at most [`MAX_TEXT`] characters; `null`, empty strings,
+/// objects and arrays are `None`.
 fn as_text(value: Scalar) -> Option<String> {
     let text = match value {
         Scalar::Text(s) => s,
@@ -251,7 +278,7 @@ fn as_text(value: Scalar) -> Option<String> {
         Scalar::Bool(b) => b.to_string(),
         Scalar::Null | Scalar::Container(_) => return None,
     };
-    (!text.is_empty()).then_some(text)
+    (!text.is_empty()).then(|| bounded(text, MAX_TEXT))
 }
 
 /// Reads `NBF`/`EXP`: seconds since the epoch as a number or numeric string; `null` or absent

@@ -13,6 +13,7 @@ mod redb_store;
 
 pub use redb_store::RedbLedger;
 
+use crate::event::EventKey;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -47,8 +48,8 @@ impl fmt::Display for ActionKind {
 /// Identifies one action on one target for one event.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ActionKey {
-    /// The Event Grid event id.
-    pub event_id: String,
+    /// The event.
+    pub event: EventKey,
     /// The kind of action.
     pub action: ActionKind,
     /// The target, e.g. one recipient address.
@@ -58,11 +59,7 @@ pub struct ActionKey {
 impl fmt::Display for ActionKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // A JSON array keeps the three parts apart whatever characters an event id holds.
-        let parts = [
-            self.event_id.as_str(),
-            self.action.as_str(),
-            self.target.as_str(),
-        ];
+        let parts = (&self.event, self.action.as_str(), &self.target);
         f.write_str(&serde_json::to_string(&parts).map_err(|_| fmt::Error)?)
     }
 }

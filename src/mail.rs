@@ -111,7 +111,7 @@ pub fn message(
     Message::builder()
         .from(from.clone())
         .mailbox(lettre::message::header::To::from(to))
-        .subject(rendered.subject)
+        .subject(literal_subject(&rendered.subject))
         .raw_header(HeaderValue::new(
             HeaderName::new_from_ascii_str("Auto-Submitted"),
             "auto-generated".to_owned(),
@@ -120,6 +120,15 @@ pub fn message(
             rendered.text,
             rendered.html,
         ))
+}
+
+/// The subject as it must show. Mail clients decode RFC 2047 encoded-words (`=?utf-8?q?…?=`)
+/// wherever they appear, and lettre passes ASCII through as it is, so a name holding a literal
+/// encoded-word would show as other text (`Bcc: evil@x`). A zero-width space after each `=`
+/// that opens one makes the word non-ASCII: lettre then encodes it, and clients show it as
+/// it was written.
+fn literal_subject(subject: &str) -> String {
+    subject.replace("=?", "=\u{200B}?")
 }
 
 #[cfg(test)]
@@ -141,6 +150,23 @@ mod tests {
         assert!(!mail.html.contains("<b>x</b>"));
         assert!(mail.html.contains("&lt;b&gt;x&lt;&#x2f;b&gt;"));
         assert!(mail.text.contains("<b>x</b>"));
+    }
+
+    #[test]
+    fn an_encoded_word_in_a_name_shows_literally_in_the_subject() {
+        let from: Mailbox = "kv-notify <kv@contoso.com>".parse().expect("mailbox");
+        let mut rendered = render("=?utf-8?q?Bcc:_evil@x?=");
+        rendered.subject = format!("Secret {} expires", "=?utf-8?q?Bcc:_evil@x?=");
+        let raw = message(&from, std::slice::from_ref(&from), rendered)
+            .expect("builds")
+            .formatted();
+
+        let parsed = mailparse::parse_mail(&raw).expect("parses");
+        let subject = parsed.headers.iter().find(|h| h.get_key() == "Subject");
+        let shown = subject.expect("a Subject").get_value();
+
+        assert_eq!(shown, "Secret =\u{200B}?utf-8?q?Bcc:_evil@x?= expires");
+        assert!(!shown.contains("Bcc: evil"));
     }
 
     #[test]

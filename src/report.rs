@@ -111,7 +111,7 @@ impl EventReport {
     /// The report of a Key Vault event and what was done for it.
     pub fn key_vault(event: KeyVaultEvent, actions: Vec<ActionReport>) -> Self {
         Self {
-            id: Some(event.id),
+            id: (!event.id.is_empty()).then_some(event.id),
             event_type: Some(Cow::Borrowed(event.event_type.short_name())),
             vault: event.vault,
             object_type: event.object_type,

@@ -1,21 +1,45 @@
-//! Text taken from events and answers, made fit to show a person: control characters turned
-//! into spaces, and long values shortened.
+//! Text taken from events and answers, made fit to show a person: control characters and
+//! characters that reorder or break lines turned into spaces, and long values shortened.
 
-/// `text` with every control character (CR, LF, tab, ...) turned into a space, trimmed.
+/// `text` with every control character (CR, LF, tab, ...) and every character that could make
+/// it display other than it reads (bidirectional overrides, line and paragraph separators)
+/// turned into a space, trimmed.
 pub fn clean(text: &str) -> String {
     let cleaned: String = text
         .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
+        .map(|c| if misleads(c) { ' ' } else { c })
         .collect();
     cleaned.trim().to_owned()
 }
 
+/// Control characters, and the invisible characters that change how the text around them
+/// shows: an RTL override (U+202E) can make `exe.pdf` read as `fdp.exe`, and U+2028/U+2029
+/// break a line where a mail client or a log viewer would not expect one.
+fn misleads(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061C}' // Arabic letter mark
+                | '\u{200E}' | '\u{200F}' // left-to-right and right-to-left marks
+                | '\u{2028}' | '\u{2029}' // line and paragraph separators
+                | '\u{202A}'..='\u{202E}' // embeddings and overrides
+                | '\u{2066}'..='\u{2069}' // isolates
+        )
+}
+
 /// `text` cut to at most `limit` characters, with `…` where it was cut.
 pub fn truncate(text: &str, limit: usize) -> String {
-    match text.char_indices().nth(limit) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_owned(),
+    bounded(text.to_owned(), limit)
+}
+
+/// `text`, cut to at most `limit` characters with `…` where it was cut; not copied when it
+/// is short enough.
+pub fn bounded(mut text: String, limit: usize) -> String {
+    if let Some((cut, _)) = text.char_indices().nth(limit) {
+        text.truncate(cut);
+        text.push('…');
     }
+    text
 }
 
 #[cfg(test)]
@@ -28,8 +52,17 @@ mod tests {
     }
 
     #[test]
+    fn bidirectional_overrides_and_line_separators_become_spaces() {
+        assert_eq!(
+            clean("invoice\u{202E}fdp.exe\u{2028}x\u{2029}y\u{2066}z"),
+            "invoice fdp.exe x y z"
+        );
+    }
+
+    #[test]
     fn long_text_is_cut_on_a_character_boundary() {
         assert_eq!(truncate("ééééé", 3), "ééé…");
         assert_eq!(truncate("abc", 3), "abc");
+        assert_eq!(bounded("abcd".to_owned(), 4), "abcd");
     }
 }

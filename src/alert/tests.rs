@@ -14,6 +14,7 @@ pub(crate) fn sample(
     let now = DateTime::from_timestamp(1_700_000_000, 0).expect("valid");
     let event = KeyVaultEvent {
         id: "e1".into(),
+        key: crate::event::EventKey::Id("e1".into()),
         event_type,
         vault: Some("prod-kv".into()),
         object_type: event_type.object_kind().map(|k| k.as_str().to_owned()),

@@ -2,8 +2,10 @@
 
 use super::*;
 use crate::ledger::RedbLedger;
-use std::sync::Mutex;
+
+static EVENT: LazyLock<EventKey> = LazyLock::new(|| EventKey::Id("event-1".to_owned()));
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{LazyLock, Mutex};
 
 type Answer = Box<dyn Fn(&[String]) -> Result<Delivered, SendError> + Send + Sync>;
 
@@ -88,7 +90,7 @@ fn mailboxes(addresses: &[&str]) -> Vec<Mailbox> {
 
 fn job<'a>(to: &'a [Mailbox], deadline: Duration) -> MailJob<'a> {
     MailJob {
-        event_id: "event-1",
+        event: &EVENT,
         to,
         from: "kv-notify@contoso.com".parse().expect("an address"),
         raw: b"Subject: test\r\n\r\nbody\r\n".to_vec(),
@@ -238,7 +240,7 @@ async fn post_twice(answer: Result<(), Failure>) -> (ActionReport, ActionReport,
     let deliverer = deliverer(FakeMail::new(|_| Ok(Delivered::Sent)), webhook.clone());
     let target = Webhook::parse("https://hooks.example.com/x", Some("json")).expect("a URL");
     let job = || WebhookJob {
-        event_id: "event-1",
+        event: &EVENT,
         channel: "audit",
         webhook: &target,
         payload: serde_json::json!({}),

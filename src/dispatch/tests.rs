@@ -59,6 +59,7 @@ fn dispatcher(settings: &[(&str, &str)]) -> (Dispatcher, Arc<Recording>) {
 fn event(event_type: EventType, id: &str) -> Event {
     let mut event = KeyVaultEvent::example(event_type, Utc::now());
     event.id = id.to_owned();
+    event.key = crate::event::EventKey::Id(id.to_owned());
     Event::KeyVault(event)
 }
 

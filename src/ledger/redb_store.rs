@@ -190,7 +190,7 @@ mod tests {
 
     fn key(target: &str) -> ActionKey {
         ActionKey {
-            event_id: "e1".into(),
+            event: crate::event::EventKey::Id("e1".into()),
             action: super::super::ActionKind::Email,
             target: target.into(),
         }

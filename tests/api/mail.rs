@@ -164,6 +164,36 @@ async fn line_breaks_in_names_add_no_header_and_no_recipient() {
 }
 
 #[tokio::test]
+async fn an_encoded_word_in_a_name_cannot_make_the_subject_show_other_text() {
+    let event = event_grid("SecretNearExpiry", "=?utf-8?q?Bcc:_evil@x?=", Some(9));
+
+    let (smtp, answer) = deliver(event).await;
+
+    assert_eq!(answer.statuses(), ["sent"]);
+    let subject = smtp.messages()[0].subject();
+    assert!(!subject.contains("Bcc: evil"), "shown as {subject:?}");
+    assert!(
+        subject.contains("?utf-8?q?Bcc:_evil@x?="),
+        "shown as {subject:?}"
+    );
+}
+
+#[tokio::test]
+async fn direction_overrides_and_line_separators_never_reach_the_mail() {
+    let mut event = event_grid("SecretNearExpiry", "x", Some(9));
+    event["data"]["ObjectName"] = json!("invoice\u{202E}fdp.exe\u{2028}Bcc: x");
+
+    let (smtp, answer) = deliver(event).await;
+
+    assert_eq!(answer.statuses(), ["sent"]);
+    let mail = &smtp.messages()[0];
+    for part in [mail.subject(), mail.text(), mail.html()] {
+        assert!(!part.contains(['\u{202E}', '\u{2028}']), "{part}");
+    }
+    assert!(mail.subject().contains("invoice fdp.exe Bcc: x"));
+}
+
+#[tokio::test]
 async fn without_recipients_the_action_is_skipped_with_a_reason() {
     let smtp = SmtpServer::start();
     let handler = Handler::start(&[("SMTP_URL", &smtp.url())]).await;

@@ -7,6 +7,7 @@ mod eventgrid;
 mod events;
 mod exactly_once;
 mod host_emulator;
+mod identity;
 mod mail;
 mod protocol;
 mod rendering;
