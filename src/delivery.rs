@@ -328,12 +328,24 @@ async fn record(
         }
         Err(failure) => (ledger.release(key).await, Outcome::Failed(failure)),
     };
-    if let Err(err) = recorded {
-        // The outcome is known, but the ledger could not keep it: a redelivery may repeat the
-        // action. Say so loudly; the result still tells the truth.
-        tracing::error!(error = %err, target = %key.target, "ledger write failed after acting");
+    match recorded {
+        Ok(()) => outcome,
+        // A release that failed leaves the claim to its lease; the outcome already asks for a
+        // redelivery.
+        Err(err) if outcome.needs_retry() => {
+            tracing::error!(error = %err, target = %key.target, "ledger release failed");
+            outcome
+        }
+        // Done, but not kept: a redelivery may repeat it. Say so, and fail the invocation rather
+        // than answer that all is done.
+        Err(err) => {
+            tracing::error!(error = %err, target = %key.target, "ledger write failed after acting");
+            Outcome::Unrecorded {
+                done: Box::new(outcome),
+                error: err.to_string(),
+            }
+        }
     }
-    outcome
 }
 
 /// A mail on its way: what a send task owns.

@@ -48,6 +48,14 @@ pub enum Outcome {
     Skipped(String),
     /// Attempted and failed.
     Failed(Failure),
+    /// Done (`done` says how), but the ledger could not record it, so a redelivery may do it
+    /// again: the invocation fails rather than claim a completion that is not kept.
+    Unrecorded {
+        /// What was done.
+        done: Box<Outcome>,
+        /// Why the ledger could not record it.
+        error: String,
+    },
 }
 
 impl Outcome {
@@ -59,12 +67,26 @@ impl Outcome {
             Self::Duplicate => "duplicate",
             Self::Skipped(_) => "skipped",
             Self::Failed(_) => "failed",
+            Self::Unrecorded { done, .. } => done.status(),
         }
     }
 
     /// Whether a redelivery of the event can make this action succeed.
     pub fn needs_retry(&self) -> bool {
-        matches!(self, Self::Failed(failure) if failure.is_transient())
+        match self {
+            Self::Failed(failure) => failure.is_transient(),
+            Self::Unrecorded { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// Why an unrecorded outcome fails the invocation.
+    pub(crate) fn unrecorded_reason(done: &Outcome, error: &str) -> String {
+        format!(
+            "{}, but the ledger could not record it ({error}); a redelivery may {} it again",
+            done.status(),
+            if *done == Outcome::Sent { "send" } else { "do" }
+        )
     }
 }
 
@@ -87,6 +109,14 @@ pub fn fold(names: &[String], outcomes: &[Outcome]) -> (Outcome, Option<String>)
         let who = named(Outcome::needs_retry).join(", ");
         let reason = format!("{failure} (for {who}; a redelivery will retry)");
         return (Outcome::Failed(failure), Some(reason));
+    }
+    if let Some(unrecorded) = first(|o| matches!(o, Outcome::Unrecorded { .. })) {
+        let Outcome::Unrecorded { done, error } = &unrecorded else {
+            unreachable!("matched above")
+        };
+        let who = named(|o| matches!(o, Outcome::Unrecorded { .. })).join(", ");
+        let reason = format!("{} (for {who})", Outcome::unrecorded_reason(done, error));
+        return (unrecorded, Some(reason));
     }
     if let Some(Outcome::Failed(failure)) = first(|o| matches!(o, Outcome::Failed(_))) {
         let who = named(|o| matches!(o, Outcome::Failed(_))).join(", ");
@@ -168,6 +198,26 @@ mod tests {
         let (outcome, _) = fold(&names(2), &[Outcome::Duplicate, Outcome::Duplicate]);
 
         assert_eq!(outcome, Outcome::Duplicate);
+    }
+
+    #[test]
+    fn a_send_the_ledger_could_not_record_is_sent_and_fails_the_invocation() {
+        let unrecorded = Outcome::Unrecorded {
+            done: Box::new(Outcome::Sent),
+            error: "No space left on device".into(),
+        };
+
+        let (outcome, reason) = fold(&names(2), &[Outcome::Sent, unrecorded]);
+
+        assert_eq!(outcome.status(), "sent");
+        assert!(outcome.needs_retry());
+        assert_eq!(
+            reason.as_deref(),
+            Some(
+                "sent, but the ledger could not record it (No space left on device); a \
+                 redelivery may send it again (for r2@contoso.com)"
+            )
+        );
     }
 
     #[test]

@@ -1,11 +1,11 @@
 //! The exactly-once step with an in-memory ledger and fake transports.
 
 use super::*;
-use crate::ledger::RedbLedger;
-
-static EVENT: LazyLock<EventKey> = LazyLock::new(|| EventKey::Id("event-1".to_owned()));
+use crate::ledger::{LedgerError, RedbLedger};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{LazyLock, Mutex};
+
+static EVENT: LazyLock<EventKey> = LazyLock::new(|| EventKey::Id("event-1".to_owned()));
 
 type Answer = Box<dyn Fn(&[String]) -> Result<Delivered, SendError> + Send + Sync>;
 
@@ -72,6 +72,58 @@ fn deliverer(mail: Arc<FakeMail>, webhook: Arc<FakeWebhook>) -> Deliverer {
         Duration::from_secs(1),
         Duration::from_secs(1),
     )
+}
+
+/// A ledger on a full disk: claims pass (they need no sync), completions fail.
+struct FullDisk(RedbLedger);
+
+#[async_trait::async_trait]
+impl Ledger for FullDisk {
+    async fn claim(
+        &self,
+        key: &ActionKey,
+        now: chrono::DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<Claim, LedgerError> {
+        self.0.claim(key, now, lease).await
+    }
+
+    async fn complete(
+        &self,
+        _: &ActionKey,
+        _: Recorded,
+        _: chrono::DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        Err(LedgerError("No space left on device".into()))
+    }
+
+    async fn release(&self, key: &ActionKey) -> Result<(), LedgerError> {
+        self.0.release(key).await
+    }
+
+    async fn purge(&self, cutoff: chrono::DateTime<Utc>) -> Result<usize, LedgerError> {
+        self.0.purge(cutoff).await
+    }
+}
+
+#[tokio::test]
+async fn a_send_the_ledger_cannot_record_is_reported_sent_and_asks_for_a_redelivery() {
+    let mail = FakeMail::new(|_| Ok(Delivered::Sent));
+    let ledger: Arc<dyn Ledger> = Arc::new(FullDisk(RedbLedger::in_memory()));
+    let deliverer = Deliverer::new(ledger, mail.clone(), no_webhook(), SECOND, SECOND);
+    let to = mailboxes(&["a@contoso.com"]);
+
+    let report = deliverer.email(job(&to, SECOND)).await;
+
+    assert_eq!(report.outcome.status(), "sent");
+    assert!(report.outcome.needs_retry(), "{report:?}");
+    assert!(
+        report
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("No space left") && r.contains("may send it again")),
+        "{report:?}"
+    );
 }
 
 fn no_webhook() -> Arc<FakeWebhook> {

@@ -8,9 +8,13 @@
 use super::{ActionKey, Claim, Entry, Ledger, LedgerError, Recorded, State};
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
-use std::path::Path;
-use std::sync::Arc;
+use redb::{
+    Database, DatabaseError, Durability, ReadableDatabase, ReadableTable, StorageError,
+    TableDefinition,
+};
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const ACTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("actions");
@@ -19,23 +23,35 @@ const ACTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("actions");
 const CACHE_BYTES: usize = 4 * 1024 * 1024;
 
 /// A ledger in a redb database.
+///
+/// After an I/O error (a full disk) redb refuses every later transaction until the database is
+/// reopened, and a panic inside redb leaves it in an unknown state. So either closes the
+/// database: calls fail fast until the next one reopens it, which succeeds once the fault has
+/// cleared. No restart is needed, and nothing is answered as done that was not recorded.
 #[derive(Clone)]
 pub struct RedbLedger {
-    db: Arc<Database>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// The file; `None` for a ledger in memory, which is never reopened.
+    path: Option<PathBuf>,
+    /// The open database; `None` once a fault closed it, until a call reopens it.
+    db: Mutex<Option<Arc<Database>>>,
 }
 
 impl RedbLedger {
-    /// Opens (or creates) the ledger file at `path`, creating its directory.
+    /// Opens (or creates) the ledger file at `path`, creating its directory, and checks its
+    /// integrity. A file damaged beyond repair is moved aside (`<name>.corrupt-<time>`) and a
+    /// fresh ledger started, with an error in the log: a lost history can repeat a mail that a
+    /// redelivery brings back, but a handler that cannot start loses every alert.
     pub fn open(path: &Path) -> Result<Self, LedgerError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .map_err(|e| LedgerError(format!("cannot create {}: {e}", dir.display())))?;
         }
-        let db = Database::builder()
-            .set_cache_size(CACHE_BYTES)
-            .create(path)
-            .map_err(|e| LedgerError(format!("cannot open {}: {e}", path.display())))?;
-        Self::init(db)
+        let db = open_checked(path)?;
+        Self::init(db, Some(path.to_owned()))
     }
 
     /// A ledger in memory: for one-off runs (the replay CLI) and tests.
@@ -43,24 +59,58 @@ impl RedbLedger {
         let db = Database::builder()
             .create_with_backend(redb::backends::InMemoryBackend::new())
             .expect("an in-memory database opens");
-        Self::init(db).expect("an in-memory table is created")
+        Self::init(db, None).expect("an in-memory table is created")
     }
 
-    fn init(db: Database) -> Result<Self, LedgerError> {
-        let ledger = Self { db: Arc::new(db) };
+    fn init(db: Database, path: Option<PathBuf>) -> Result<Self, LedgerError> {
+        let ledger = Self {
+            inner: Arc::new(Inner {
+                path,
+                db: Mutex::new(Some(Arc::new(db))),
+            }),
+        };
         // Creating the table needs no fsync: it is made durable by the first completion.
         // This keeps start-up, which the host waits on, free of disk syncs.
         ledger.write(Durability::None, |table| table.get("").map(|_| ()))?;
         Ok(ledger)
     }
 
+    /// The open database, reopening it if a fault closed it.
+    fn database(&self) -> Result<Arc<Database>, LedgerError> {
+        let mut db = self.inner.db.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(open) = db.as_ref() {
+            return Ok(open.clone());
+        }
+        let path = self
+            .inner
+            .path
+            .as_deref()
+            .expect("only a file ledger is ever closed");
+        let reopened = Arc::new(open_checked(path)?);
+        tracing::info!(path = %path.display(), "ledger reopened");
+        *db = Some(reopened.clone());
+        Ok(reopened)
+    }
+
+    /// Closes the database after a fault, so that the next call reopens it.
+    fn close(&self) {
+        if self.inner.path.is_some() {
+            self.inner
+                .db
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+        }
+    }
+
     /// Runs `f` in one write transaction and commits it.
     fn write<T>(
         &self,
         durability: Durability,
-        f: impl FnOnce(&mut redb::Table<&str, &[u8]>) -> Result<T, redb::StorageError>,
+        f: impl FnOnce(&mut redb::Table<&str, &[u8]>) -> Result<T, StorageError>,
     ) -> Result<T, LedgerError> {
-        let mut txn = self.db.begin_write().map_err(store_error)?;
+        let db = self.database()?;
+        let mut txn = db.begin_write().map_err(store_error)?;
         txn.set_durability(durability)
             .map_err(|e| LedgerError(e.to_string()))?;
         let result = {
@@ -71,23 +121,72 @@ impl RedbLedger {
         Ok(result)
     }
 
-    /// Runs blocking ledger work off the async reactor.
+    /// Runs blocking ledger work off the async reactor. A storage fault or a panic closes the
+    /// database (see the type's documentation).
     async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Self) -> Result<T, LedgerError> + Send + 'static,
     ) -> Result<T, LedgerError> {
         let ledger = self.clone();
-        tokio::task::spawn_blocking(move || f(&ledger))
-            .await
-            .map_err(|e| LedgerError(format!("ledger task failed: {e}")))?
+        tokio::task::spawn_blocking(move || {
+            let result = std::panic::catch_unwind(AssertUnwindSafe(|| f(&ledger)))
+                .unwrap_or_else(|_| Err(LedgerError("the ledger store panicked".to_owned())));
+            if result.is_err() {
+                ledger.close();
+            }
+            result
+        })
+        .await
+        .map_err(|e| LedgerError(format!("ledger task failed: {e}")))?
     }
 
     fn read(&self, key: &str) -> Result<Option<Entry>, LedgerError> {
-        let txn = self.db.begin_read().map_err(store_error)?;
+        let db = self.database()?;
+        let txn = db.begin_read().map_err(store_error)?;
         let table = txn.open_table(ACTIONS).map_err(store_error)?;
         let value = table.get(key).map_err(store_error)?;
         Ok(value.and_then(|v| decode(v.value())))
     }
+}
+
+/// Opens the file and checks every page; a file that cannot be repaired is set aside for a
+/// fresh one.
+fn open_checked(path: &Path) -> Result<Database, LedgerError> {
+    let cannot_open =
+        |e: &dyn std::fmt::Display| LedgerError(format!("cannot open {}: {e}", path.display()));
+    let opened =
+        std::panic::catch_unwind(|| Database::builder().set_cache_size(CACHE_BYTES).create(path));
+    let damage = match opened {
+        Ok(Ok(mut db)) => match db.check_integrity() {
+            Ok(true) => return Ok(db),
+            Ok(false) => {
+                tracing::warn!(path = %path.display(), "the ledger was damaged and has been repaired");
+                return Ok(db);
+            }
+            Err(DatabaseError::Storage(StorageError::Corrupted(why))) => why,
+            Err(e) => return Err(cannot_open(&e)),
+        },
+        Ok(Err(DatabaseError::Storage(StorageError::Corrupted(why)))) => why,
+        Ok(Err(e)) => return Err(cannot_open(&e)),
+        Err(_) => "redb panicked while opening it".to_owned(),
+    };
+    let aside = path.with_extension(format!(
+        "redb.corrupt-{}",
+        Utc::now().format("%Y%m%dT%H%M%SZ")
+    ));
+    std::fs::rename(path, &aside)
+        .map_err(|e| cannot_open(&format!("{damage}; moving it aside failed: {e}")))?;
+    tracing::error!(
+        path = %path.display(),
+        moved_to = %aside.display(),
+        damage = %damage,
+        "the ledger was damaged beyond repair: moved aside, starting a fresh one; redeliveries of \
+         events handled before now may be mailed again"
+    );
+    Database::builder()
+        .set_cache_size(CACHE_BYTES)
+        .create(path)
+        .map_err(|e| cannot_open(&e))
 }
 
 #[async_trait]

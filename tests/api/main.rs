@@ -8,6 +8,7 @@ mod events;
 mod exactly_once;
 mod host_emulator;
 mod identity;
+mod ledger_faults;
 mod mail;
 mod protocol;
 mod rendering;
