@@ -120,3 +120,64 @@ async fn a_full_ledger_disk_fails_invocations_until_space_returns_then_recovers_
     let redelivered = handler.invoke(failed.clone()).await;
     assert_eq!(redelivered.status, 200, "{}", redelivered.text);
 }
+
+/// Overwrites part of the page after the header with garbage, as a failing disk would: redb
+/// still opens such a file, and used to fail (or panic) only when a transaction reached it.
+fn damage(path: &Path) {
+    let mut bytes = std::fs::read(path).expect("read the ledger");
+    for (i, byte) in bytes[4096 + 64..4096 + 600].iter_mut().enumerate() {
+        *byte = (i as u8).wrapping_mul(151).wrapping_add(7);
+    }
+    std::fs::write(path, bytes).expect("write the ledger");
+}
+
+#[tokio::test]
+async fn a_damaged_ledger_is_set_aside_at_start_up_and_alerts_keep_flowing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ledger = dir.path().join("ledger.redb");
+    let smtp = SmtpServer::start();
+    let mut settings = mail_settings(&smtp.url());
+    set(
+        &mut settings,
+        "LEDGER_PATH",
+        ledger.to_str().expect("utf-8"),
+    );
+    let mut handler = Handler::start(&pairs(&settings)).await;
+    for n in 0..30 {
+        let event = event_grid("SecretNearExpiry", &format!("s{n}"), Some(5));
+        assert_eq!(handler.invoke(event).await.status, 200);
+    }
+    handler.terminate();
+    assert!(
+        handler
+            .wait_exit(std::time::Duration::from_secs(10))
+            .is_some()
+    );
+    damage(&ledger);
+
+    let handler = Handler::start(&pairs(&settings)).await;
+    let answers = [
+        handler
+            .invoke(event_grid("KeyExpired", "k", Some(-1)))
+            .await,
+        handler
+            .invoke(event_grid("SecretNearExpiry", "s", Some(3)))
+            .await,
+    ];
+
+    for answer in &answers {
+        assert_eq!(
+            (answer.status, answer.statuses()),
+            (200, vec!["sent".to_owned()]),
+            "{}",
+            answer.text
+        );
+    }
+    let log = handler.output_with("moved aside");
+    assert!(log.contains("damaged beyond repair"), "{log}");
+    let aside = std::fs::read_dir(dir.path())
+        .expect("the ledger folder")
+        .flatten()
+        .any(|f| f.file_name().to_string_lossy().contains(".corrupt-"));
+    assert!(aside, "the damaged file is kept for a post-mortem");
+}
