@@ -8,10 +8,15 @@ use crate::dispatch::Dispatcher;
 use crate::envelope::{self, InvocationResponse, RequestError};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use serde::Serialize;
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 use warp::http::StatusCode;
 use warp::http::header::{CONTENT_TYPE, HeaderValue};
@@ -43,18 +48,49 @@ pub fn port_from_host(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<Op
     Ok(None)
 }
 
+/// How long a client may take to send a request's headers, and then its body. The host sends
+/// both at once; a client that stalls half-way must not hold a connection (and a file
+/// descriptor) for ever.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// See [`HEADER_READ_TIMEOUT`].
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Serves the handler on `listener` until `shutdown` completes, then finishes in-flight
-/// invocations.
+/// invocations. HTTP/1.1 only: it is all the host speaks to a custom handler.
 pub async fn run(
     listener: TcpListener,
     dispatcher: Arc<Dispatcher>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    warp::serve(routes(dispatcher))
-        .incoming(listener)
-        .graceful(shutdown)
-        .run()
-        .await;
+    let service = TowerToHyperService::new(warp::service(routes(dispatcher)));
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let connections = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(err) => {
+                    // Out of file descriptors, most likely: wait rather than spin.
+                    tracing::warn!(error = %err, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let connection = http.serve_connection(TokioIo::new(stream), service.clone());
+        let connection = connections.watch(connection);
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(error = %err, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    connections.shutdown().await;
 }
 
 /// All routes, with errors recovered into JSON answers.
@@ -89,6 +125,8 @@ enum ApiError {
     TooLarge,
     #[error("the request body could not be read: {0}")]
     Body(String),
+    #[error("the request body did not arrive within {} s", BODY_READ_TIMEOUT.as_secs())]
+    BodyTimeout,
     #[error(transparent)]
     BadRequest(#[from] RequestError),
 }
@@ -100,6 +138,7 @@ impl ApiError {
         match self {
             Self::UnknownFunction(_) => StatusCode::NOT_FOUND,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Body(_) | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
         }
     }
@@ -116,7 +155,9 @@ async fn invoke(
         return Err(warp::reject::custom(ApiError::UnknownFunction(function)));
     }
     crate::logging::in_invocation(invocation_id.as_deref(), async move {
-        let body = read_limited(body, content_length).await?;
+        let body = tokio::time::timeout(BODY_READ_TIMEOUT, read_limited(body, content_length))
+            .await
+            .map_err(|_| ApiError::BodyTimeout)??;
         let raw = envelope::events_of_invocation(&body).map_err(ApiError::from)?;
         let events = envelope::parse_all(raw).map_err(ApiError::from)?;
         let count = events.len();

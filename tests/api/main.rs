@@ -15,5 +15,6 @@ mod rendering;
 mod replay;
 mod resilience;
 mod routing;
+mod slow_clients;
 mod smtp_failures;
 mod support;
