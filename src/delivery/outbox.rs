@@ -18,9 +18,21 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    /// Writes into `dir`, created on the first mail.
-    pub fn new(dir: PathBuf) -> Self {
-        Self { dir }
+    /// Writes into `dir` (created if missing), after making sure (at start-up) that it can be created and written:
+    /// a read-only folder would otherwise fail every alert, one redelivery at a time.
+    pub fn writable(dir: PathBuf) -> anyhow::Result<Self> {
+        let probe = dir.join(format!(".kv-notify-write-check-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .and_then(|()| std::fs::write(&probe, b""))
+            .and_then(|()| std::fs::remove_file(&probe))
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "OUTBOX_DIR: cannot write mail files to {}: {e} (set OUTBOX_DIR to a writable \
+                     folder, or SMTP_URL to send mail)",
+                    dir.display()
+                )
+            })?;
+        Ok(Self { dir })
     }
 }
 

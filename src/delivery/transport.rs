@@ -70,7 +70,7 @@ pub fn mail_transport(settings: &Settings) -> anyhow::Result<Arc<dyn MailTranspo
             Smtp::new(url, settings.smtp_timeout, settings.smtp_pool)
                 .map_err(anyhow::Error::msg)?,
         ),
-        None => Arc::new(Outbox::new(settings.outbox_dir.clone())),
+        None => Arc::new(Outbox::writable(settings.outbox_dir.clone())?),
     })
 }
 

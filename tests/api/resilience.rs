@@ -1,4 +1,5 @@
-//! Secrets stay out of every log and answer; SIGTERM lets in-flight work finish.
+//! Secrets stay out of every log and answer; SIGTERM lets in-flight work finish; an outbox that
+//! cannot be written stops start-up.
 
 use crate::support::*;
 use std::time::{Duration, Instant};
@@ -67,4 +68,27 @@ async fn sigterm_lets_the_in_flight_invocation_answer_and_exits_promptly() {
         reqwest::get(handler.url("/")).await.is_err(),
         "no longer accepting"
     );
+}
+
+#[tokio::test]
+async fn an_outbox_that_cannot_be_written_stops_start_up_with_the_reason() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let blocker = dir.path().join("not-a-folder");
+    std::fs::write(&blocker, b"").expect("write");
+    let outbox = blocker.join("outbox");
+    let (mut handler, _) = Handler::spawn(
+        &[
+            ("OUTBOX_DIR", outbox.to_str().expect("utf-8")),
+            ("OWNER_EMAILS", "a@contoso.com"),
+        ],
+        "FUNCTIONS_CUSTOMHANDLER_PORT",
+    );
+
+    let status = handler
+        .wait_exit(Duration::from_secs(10))
+        .expect("start-up refused");
+
+    assert!(!status.success());
+    let output = handler.output_with("OUTBOX_DIR");
+    assert!(output.contains("cannot write mail files to"), "{output}");
 }
