@@ -27,7 +27,7 @@ mod transport;
 mod tests;
 
 pub use outbox::Outbox;
-pub use outcome::{Failure, Outcome, fold};
+pub use outcome::{Failure, Outcome, PENDING, fold};
 pub use smtp::Smtp;
 pub use transport::{
     Delivered, MailTransport, SendError, WebhookTransport, describe_mail, mail_transport,
@@ -36,6 +36,7 @@ pub use transport::{
 use crate::event::EventKey;
 use crate::ledger::{ActionKey, ActionKind, Claim, Ledger, Recorded};
 use crate::report::ActionReport;
+use crate::settings::LEDGER_WRITE_ALLOWANCE;
 use crate::webhook::Webhook;
 use chrono::Utc;
 use lettre::address::{Address, Envelope};
@@ -160,9 +161,13 @@ impl Deliverer {
             to: job.to.to_vec(),
         };
         let outcomes = self
-            .exactly_once(&keys, lease, job.deadline, |claimed, ledger| {
-                mail.send_and_record(claimed, ledger)
-            })
+            .exactly_once(
+                &keys,
+                lease,
+                self.mail_timeout,
+                job.deadline,
+                |claimed, ledger| mail.send_and_record(claimed, ledger),
+            )
             .await;
         let to = job.to.iter().map(ToString::to_string).collect();
         let names: Vec<String> = job.to.iter().map(|m| m.email.to_string()).collect();
@@ -176,16 +181,22 @@ impl Deliverer {
         let transport = self.webhooks.clone();
         let (webhook, payload) = (job.webhook.clone(), job.payload);
         let mut outcomes = self
-            .exactly_once(&keys, lease, job.deadline, |claimed, ledger| async move {
-                // One key: claimed at most once.
-                let mut outcomes = Vec::with_capacity(1);
-                if let Some((index, key)) = claimed.into_iter().next() {
-                    let result = transport.post(&webhook, &payload).await;
-                    let outcome = record(&ledger, &key, result.map(|()| Delivered::Sent)).await;
-                    outcomes.push((index, outcome));
-                }
-                outcomes
-            })
+            .exactly_once(
+                &keys,
+                lease,
+                self.webhook_timeout,
+                job.deadline,
+                |claimed, ledger| async move {
+                    // One key: claimed at most once.
+                    let mut outcomes = Vec::with_capacity(1);
+                    if let Some((index, key)) = claimed.into_iter().next() {
+                        let result = transport.post(&webhook, &payload).await;
+                        let outcome = record(&ledger, &key, result.map(|()| Delivered::Sent)).await;
+                        outcomes.push((index, outcome));
+                    }
+                    outcomes
+                },
+            )
             .await;
         let outcome = outcomes.pop().expect("one outcome per key");
         ActionReport::new(ActionKind::Webhook, vec![job.channel.to_owned()], outcome)
@@ -195,10 +206,15 @@ impl Deliverer {
     /// then runs `act` on the claimed ones in a task of its own and waits for it until
     /// `deadline`. `act` records each target's outcome in the ledger as soon as it is known
     /// and returns them by index. Returns one outcome per key.
+    ///
+    /// `act` starts only while the time left covers `send_timeout` (one send) plus a ledger
+    /// write: an action started later could not report its outcome in this invocation, and a
+    /// redelivery meanwhile would find it held.
     async fn exactly_once<F, Fut>(
         &self,
         keys: &[ActionKey],
         lease: Duration,
+        send_timeout: Duration,
         deadline: Instant,
         act: F,
     ) -> Vec<Outcome>
@@ -206,26 +222,32 @@ impl Deliverer {
         F: FnOnce(Claimed, Arc<dyn Ledger>) -> Fut,
         Fut: Future<Output = Vec<(usize, Outcome)>> + Send + 'static,
     {
+        // The last moment an action may start.
+        let start_by = deadline
+            .checked_sub(send_timeout + LEDGER_WRITE_ALLOWANCE)
+            .unwrap_or_else(Instant::now);
         let mut outcomes = vec![Outcome::Duplicate; keys.len()];
         let mut claimed = Claimed::new();
         for (index, key) in keys.iter().enumerate() {
-            match self.claim(key, lease, deadline).await {
+            match self.claim(key, lease, start_by).await {
                 Ok(()) => claimed.push((index, key.clone())),
                 Err(outcome) => outcomes[index] = outcome,
             }
         }
         if !claimed.is_empty() {
-            for (index, outcome) in self.attempt(claimed, deadline, act).await {
+            for (index, outcome) in self.attempt(claimed, start_by, deadline, act).await {
                 outcomes[index] = outcome;
             }
         }
         outcomes
     }
 
-    /// Runs `act` in a task of its own, waiting for it until `deadline`.
+    /// Runs `act` in a task of its own if it can still start (`start_by`), waiting for it
+    /// until `deadline`.
     async fn attempt<F, Fut>(
         &self,
         claimed: Claimed,
+        start_by: Instant,
         deadline: Instant,
         act: F,
     ) -> Vec<(usize, Outcome)>
@@ -233,8 +255,11 @@ impl Deliverer {
         F: FnOnce(Claimed, Arc<dyn Ledger>) -> Fut,
         Fut: Future<Output = Vec<(usize, Outcome)>> + Send + 'static,
     {
-        if Instant::now() >= deadline {
-            let failure = Failure::Transient("the invocation deadline passed before acting".into());
+        if Instant::now() >= start_by {
+            let failure = Failure::Transient(
+                "too little time was left before the invocation deadline to act and record it"
+                    .into(),
+            );
             let mut outcomes = Vec::with_capacity(claimed.len());
             for (index, key) in claimed {
                 outcomes.push((
@@ -246,29 +271,29 @@ impl Deliverer {
         }
         let indices: Vec<usize> = claimed.iter().map(|(index, _)| *index).collect();
         let attempt = self.attempts.spawn(act(claimed, self.ledger.clone()));
-        let failure = match tokio::time::timeout_at(deadline, attempt).await {
+        let unfinished = match tokio::time::timeout_at(deadline, attempt).await {
             Ok(Ok(outcomes)) => return outcomes,
-            Ok(Err(stopped)) => format!("the attempt stopped unexpectedly: {stopped}"),
+            Ok(Err(stopped)) => Outcome::Failed(Failure::Transient(format!(
+                "the attempt stopped unexpectedly: {stopped}"
+            ))),
             Err(_) => {
                 tracing::warn!("no answer by the invocation deadline; the attempt goes on");
-                "no answer by the invocation deadline (the attempt goes on and records its outcome)"
-                    .to_owned()
+                Outcome::Pending
             }
         };
-        let failed = Outcome::Failed(Failure::Transient(failure));
         indices
             .into_iter()
-            .map(|index| (index, failed.clone()))
+            .map(|index| (index, unfinished.clone()))
             .collect()
     }
 
-    /// Claims one ledger entry, waiting while a concurrent delivery holds it. `Err` carries
-    /// the outcome when there is nothing to do.
+    /// Claims one ledger entry, waiting (until `start_by`) while a concurrent delivery holds
+    /// it. `Err` carries the outcome when there is nothing to do.
     async fn claim(
         &self,
         key: &ActionKey,
         lease: Duration,
-        deadline: Instant,
+        start_by: Instant,
     ) -> Result<(), Outcome> {
         loop {
             match self.ledger.claim(key, Utc::now(), lease).await {
@@ -277,7 +302,7 @@ impl Deliverer {
                 Ok(Claim::Done(Recorded::Refused { reason })) => {
                     return Err(Outcome::Failed(Failure::Permanent(reason)));
                 }
-                Ok(Claim::Busy) if Instant::now() + BUSY_POLL < deadline => {
+                Ok(Claim::Busy) if Instant::now() + BUSY_POLL < start_by => {
                     tokio::time::sleep(BUSY_POLL).await;
                 }
                 Ok(Claim::Busy) => {

@@ -67,6 +67,7 @@ impl ActionReport {
                 Some(format!("{failure} (a redelivery will retry)"))
             }
             Outcome::Failed(failure) => Some(failure.to_string()),
+            Outcome::Pending => Some(crate::delivery::PENDING.to_owned()),
             Outcome::Unrecorded { done, error } => Some(Outcome::unrecorded_reason(done, error)),
         };
         Self {

@@ -58,6 +58,10 @@ const DEFAULT_SMTP_TIMEOUT_SECS: f64 = 10.0;
 /// counts a delivery as failed and sends it again.
 const DEFAULT_DEADLINE_SECS: f64 = 20.0;
 
+/// Time kept, beyond a send's own timeout, for recording its outcome in the ledger: an action
+/// starts only when this much is left before the invocation deadline.
+pub const LEDGER_WRITE_ALLOWANCE: Duration = Duration::from_secs(1);
+
 /// Default bound on one webhook call.
 const DEFAULT_WEBHOOK_TIMEOUT_SECS: f64 = 10.0;
 
@@ -159,6 +163,27 @@ impl Settings {
             (DEFAULT_WEBHOOK_TIMEOUT_SECS, MAX_TIMEOUT_SECS),
             &mut problems,
         );
+        // An action starts only when its timeout and a ledger write fit before the deadline.
+        // A timeout left at its default shrinks to fit a short deadline; one set too long for
+        // the deadline is a mistake, since no action would ever start.
+        let room = deadline - LEDGER_WRITE_ALLOWANCE.as_secs_f64();
+        let mut fit = |setting: &str, timeout: f64| {
+            if timeout <= room {
+                timeout
+            } else if get(setting).is_none() {
+                room.max(0.1)
+            } else {
+                problems.push(format!(
+                    "{}: {deadline} s leaves no time for a send bounded by {setting} ({timeout} \
+                     s) and its ledger write, so none would start; make it at least {} s",
+                    name::DEADLINE_SECS,
+                    timeout + LEDGER_WRITE_ALLOWANCE.as_secs_f64()
+                ));
+                timeout
+            }
+        };
+        let smtp_timeout = fit(name::SMTP_TIMEOUT_SECS, smtp_timeout);
+        let webhook_timeout = fit(name::WEBHOOK_TIMEOUT_SECS, webhook_timeout);
         let alert_webhook = get(name::ALERT_WEBHOOK_URL).and_then(|url| {
             Webhook::parse(&url, None)
                 .map_err(|e| {

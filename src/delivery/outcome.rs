@@ -48,6 +48,9 @@ pub enum Outcome {
     Skipped(String),
     /// Attempted and failed.
     Failed(Failure),
+    /// Still waiting for an answer at the invocation deadline: the attempt goes on and records
+    /// its outcome, which a redelivery then reports (as `duplicate` if it was sent).
+    Pending,
     /// Done (`done` says how), but the ledger could not record it, so a redelivery may do it
     /// again: the invocation fails rather than claim a completion that is not kept.
     Unrecorded {
@@ -67,6 +70,7 @@ impl Outcome {
             Self::Duplicate => "duplicate",
             Self::Skipped(_) => "skipped",
             Self::Failed(_) => "failed",
+            Self::Pending => "pending",
             Self::Unrecorded { done, .. } => done.status(),
         }
     }
@@ -75,7 +79,7 @@ impl Outcome {
     pub fn needs_retry(&self) -> bool {
         match self {
             Self::Failed(failure) => failure.is_transient(),
-            Self::Unrecorded { .. } => true,
+            Self::Unrecorded { .. } | Self::Pending => true,
             _ => false,
         }
     }
@@ -89,6 +93,10 @@ impl Outcome {
         )
     }
 }
+
+/// Why an action is pending.
+pub const PENDING: &str = "no answer by the invocation deadline: the attempt goes on and \
+     records its outcome, which a redelivery reports";
 
 /// The outcome of one action over all its targets (`names[i]` had `outcomes[i]`), and why,
 /// naming the targets a reason concerns. A target that can still be served decides first, then
@@ -105,10 +113,15 @@ pub fn fold(names: &[String], outcomes: &[Outcome]) -> (Outcome, Option<String>)
     let earlier = named(|o| matches!(o, Outcome::Duplicate));
     let earlier_note =
         (!earlier.is_empty()).then(|| format!("already sent earlier to {}", earlier.join(", ")));
-    if let Some(Outcome::Failed(failure)) = first(Outcome::needs_retry) {
-        let who = named(Outcome::needs_retry).join(", ");
+    let retryable = |o: &Outcome| matches!(o, Outcome::Failed(f) if f.is_transient());
+    if let Some(Outcome::Failed(failure)) = first(retryable) {
+        let who = named(retryable).join(", ");
         let reason = format!("{failure} (for {who}; a redelivery will retry)");
         return (Outcome::Failed(failure), Some(reason));
+    }
+    if outcomes.contains(&Outcome::Pending) {
+        let who = named(|o| *o == Outcome::Pending).join(", ");
+        return (Outcome::Pending, Some(format!("{PENDING} (for {who})")));
     }
     if let Some(unrecorded) = first(|o| matches!(o, Outcome::Unrecorded { .. })) {
         let Outcome::Unrecorded { done, error } = &unrecorded else {

@@ -65,13 +65,7 @@ impl WebhookTransport for FakeWebhook {
 
 fn deliverer(mail: Arc<FakeMail>, webhook: Arc<FakeWebhook>) -> Deliverer {
     let ledger: Arc<dyn Ledger> = Arc::new(RedbLedger::in_memory());
-    Deliverer::new(
-        ledger,
-        mail,
-        webhook,
-        Duration::from_secs(1),
-        Duration::from_secs(1),
-    )
+    Deliverer::new(ledger, mail, webhook, SEND_TIMEOUT, SEND_TIMEOUT)
 }
 
 /// A ledger on a full disk: claims pass (they need no sync), completions fail.
@@ -110,7 +104,13 @@ impl Ledger for FullDisk {
 async fn a_send_the_ledger_cannot_record_is_reported_sent_and_asks_for_a_redelivery() {
     let mail = FakeMail::new(|_| Ok(Delivered::Sent));
     let ledger: Arc<dyn Ledger> = Arc::new(FullDisk(RedbLedger::in_memory()));
-    let deliverer = Deliverer::new(ledger, mail.clone(), no_webhook(), SECOND, SECOND);
+    let deliverer = Deliverer::new(
+        ledger,
+        mail.clone(),
+        no_webhook(),
+        SEND_TIMEOUT,
+        SEND_TIMEOUT,
+    );
     let to = mailboxes(&["a@contoso.com"]);
 
     let report = deliverer.email(job(&to, SECOND)).await;
@@ -164,7 +164,11 @@ fn refused_for(
     }
 }
 
-const SECOND: Duration = Duration::from_secs(1);
+/// The transports' timeout the deliverer plans with (the fakes answer on their own time).
+const SEND_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// An invocation deadline that leaves time to act.
+const SECOND: Duration = Duration::from_secs(2);
 
 #[tokio::test]
 async fn a_mail_goes_once_to_all_recipients_and_a_redelivery_is_a_duplicate() {
@@ -251,22 +255,44 @@ async fn concurrent_deliveries_of_one_event_send_one_mail() {
 }
 
 #[tokio::test]
-async fn a_send_past_the_deadline_fails_the_invocation_but_records_its_real_outcome() {
-    let mail = FakeMail::slow(Duration::from_millis(300), |_| Ok(Delivered::Sent));
+async fn a_send_past_the_deadline_is_pending_and_records_its_real_outcome() {
+    let mail = FakeMail::slow(Duration::from_millis(1500), |_| Ok(Delivered::Sent));
     let deliverer = deliverer(mail.clone(), no_webhook());
     let to = mailboxes(&["a@contoso.com"]);
 
-    let first = deliverer.email(job(&to, Duration::from_millis(50))).await;
+    let first = deliverer.email(job(&to, Duration::from_millis(1200))).await;
     let finished = deliverer.finish(Instant::now() + SECOND).await;
     let again = deliverer.email(job(&to, SECOND)).await;
 
-    assert!(first.outcome.needs_retry(), "{first:?}");
+    assert_eq!(first.outcome, Outcome::Pending, "{first:?}");
+    assert!(first.outcome.needs_retry());
     assert!(finished, "the send went on after the deadline");
     assert_eq!(
         again.outcome,
         Outcome::Duplicate,
         "the late answer was recorded"
     );
+    assert_eq!(mail.sends().len(), 1);
+}
+
+#[tokio::test]
+async fn no_send_starts_without_time_to_finish_and_record_it() {
+    let mail = FakeMail::new(|_| Ok(Delivered::Sent));
+    let deliverer = deliverer(mail.clone(), no_webhook());
+    let to = mailboxes(&["a@contoso.com"]);
+
+    // Less than the send timeout plus the ledger allowance.
+    let late = deliverer.email(job(&to, Duration::from_millis(900))).await;
+    let in_time = deliverer.email(job(&to, SECOND)).await;
+
+    assert!(late.outcome.needs_retry(), "{late:?}");
+    assert!(
+        late.reason
+            .as_deref()
+            .is_some_and(|r| r.contains("too little time")),
+        "{late:?}"
+    );
+    assert_eq!(in_time.outcome, Outcome::Sent, "the claim was given back");
     assert_eq!(mail.sends().len(), 1);
 }
 

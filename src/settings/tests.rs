@@ -85,3 +85,19 @@ fn recipient_lists_accept_commas_semicolons_and_display_names() {
         .collect();
     assert_eq!(emails, ["a@contoso.com", "b@contoso.com"]);
 }
+
+#[test]
+fn default_timeouts_shrink_to_fit_a_short_deadline_but_a_chosen_one_must_fit() {
+    let settings = load(&[("DEADLINE_SECS", "5")]).expect("valid");
+    assert_eq!(settings.smtp_timeout, Duration::from_secs(4));
+    assert_eq!(settings.webhook_timeout, Duration::from_secs(4));
+
+    let problems = load(&[("DEADLINE_SECS", "5"), ("WEBHOOK_TIMEOUT_SECS", "8")])
+        .err()
+        .expect("refused");
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].contains("WEBHOOK_TIMEOUT_SECS (8 s)"),
+        "{problems:?}"
+    );
+}

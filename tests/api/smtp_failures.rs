@@ -94,15 +94,22 @@ async fn a_send_that_timed_out_never_makes_the_next_mail_look_sent() {
 }
 
 #[tokio::test]
-async fn a_send_still_running_at_the_deadline_records_its_real_outcome() {
+async fn a_send_still_running_at_the_deadline_is_pending_and_records_its_real_outcome() {
+    // The mail to all is refused (one bad address), so it goes to each recipient alone: two
+    // slow sends in a row outlast the deadline, though each fits its own timeout.
     let smtp = SmtpServer::start_with(SmtpOptions {
-        slow_first_data: Some(Duration::from_secs(3)),
+        reject_rcpt: vec!["gone@contoso.com".to_owned()],
+        slow_data: Some(Duration::from_millis(2500)),
         ..SmtpOptions::default()
     });
     let mut settings = mail_settings(&smtp.url());
-    set(&mut settings, "SMTP_TIMEOUT_SECS", "10");
-    set(&mut settings, "DEADLINE_SECS", "2");
-    set(&mut settings, "OWNER_EMAILS", "owner1@contoso.com");
+    set(&mut settings, "SMTP_TIMEOUT_SECS", "3");
+    set(&mut settings, "DEADLINE_SECS", "4.5");
+    set(
+        &mut settings,
+        "OWNER_EMAILS",
+        "owner1@contoso.com, owner2@contoso.com, gone@contoso.com",
+    );
     let handler = Handler::start(&pairs(&settings)).await;
     let event = event_grid("KeyExpired", "k", Some(-1));
 
@@ -110,21 +117,46 @@ async fn a_send_still_running_at_the_deadline_records_its_real_outcome() {
     let first = handler.invoke(event.clone()).await;
     let answered_after = started.elapsed();
     assert!(
-        wait_until(Duration::from_secs(10), || smtp.messages().len() == 1),
-        "the send went on after the invocation answered"
+        wait_until(Duration::from_secs(10), || smtp.messages().len() == 2),
+        "the sends went on after the invocation answered"
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
     let redelivered = handler.invoke(event).await;
 
-    assert_eq!(
-        first.status, 500,
-        "not yet answered by the server: {first:?}"
-    );
+    assert_eq!(first.status, 500, "{first:?}");
+    assert_eq!(first.statuses(), ["pending"], "not yet answered: {first:?}");
     assert!(
-        answered_after < Duration::from_millis(2900),
+        answered_after < Duration::from_millis(5400),
         "the invocation kept its deadline: {answered_after:?}"
     );
     assert_eq!(redelivered.status, 200, "{redelivered:?}");
-    assert_eq!(redelivered.statuses(), ["duplicate"]);
-    assert_eq!(smtp.messages().len(), 1, "one mail, not two");
+    assert_eq!(
+        redelivered.statuses(),
+        ["failed"],
+        "done earlier, refused for good for one: {redelivered:?}"
+    );
+    assert_eq!(smtp.messages().len(), 2, "one mail each, not two");
+}
+
+#[tokio::test]
+async fn a_deadline_too_short_for_the_smtp_timeout_is_refused_at_start_up() {
+    let (mut handler, _) = Handler::spawn(
+        &[
+            ("OWNER_EMAILS", "a@contoso.com"),
+            ("SMTP_TIMEOUT_SECS", "10"),
+            ("DEADLINE_SECS", "5"),
+        ],
+        "FUNCTIONS_CUSTOMHANDLER_PORT",
+    );
+
+    let status = handler
+        .wait_exit(Duration::from_secs(10))
+        .expect("start-up refused");
+
+    assert!(!status.success());
+    let output = handler.output_with("DEADLINE_SECS");
+    assert!(
+        output.contains("leaves no time for a send bounded by SMTP_TIMEOUT_SECS"),
+        "{output}"
+    );
 }

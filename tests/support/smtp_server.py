@@ -24,13 +24,15 @@ from aiosmtpd.handlers import Mailbox
 
 
 class Handler(Mailbox):
-    def __init__(self, maildir, reject_rcpt, tempfail_rcpt, data_code, slow_first_data, refuse_reused):
+    def __init__(self, maildir, reject_rcpt, tempfail_rcpt, data_code, slow_first_data, refuse_reused, slow_data):
         super().__init__(maildir)
         self.reject_rcpt = {a.lower() for a in reject_rcpt}
         self.tempfail_rcpt = {a.lower() for a in tempfail_rcpt}
         self.data_code = data_code
         self.slow_first_data = slow_first_data
         self.refuse_reused = refuse_reused
+        # Every message: store it, answer its end of data this late.
+        self.slow_data = slow_data
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address.lower() in self.reject_rcpt:
@@ -50,6 +52,8 @@ class Handler(Mailbox):
         answer = await super().handle_DATA(server, session, envelope)
         if session.messages == 1 and self.slow_first_data:
             await asyncio.sleep(self.slow_first_data)
+        if self.slow_data:
+            await asyncio.sleep(self.slow_data)
         return answer
 
 
@@ -63,13 +67,15 @@ def main():
     parser.add_argument("--fail-data-code", type=int, default=0)
     parser.add_argument("--slow-first-data", type=float, default=0)
     parser.add_argument("--refuse-reused", action="store_true")
+    parser.add_argument("--slow-data", type=float, default=0)
     args = parser.parse_args()
     for sub in ("tmp", "new", "cur"):
         os.makedirs(os.path.join(args.maildir, sub), exist_ok=True)
     code = 451 if args.tempfail_data else args.fail_data_code
     controller = Controller(
         Handler(
-            args.maildir, args.reject_rcpt, args.tempfail_rcpt, code, args.slow_first_data, args.refuse_reused
+            args.maildir, args.reject_rcpt, args.tempfail_rcpt, code, args.slow_first_data, args.refuse_reused,
+            args.slow_data,
         ), hostname="127.0.0.1", port=args.port
     )
     controller.start()

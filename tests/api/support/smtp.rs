@@ -27,6 +27,8 @@ pub struct SmtpOptions {
     pub slow_first_data: Option<Duration>,
     /// Per connection: refuse every message after the first with 550, storing nothing.
     pub refuse_reused: bool,
+    /// Every message: store it, answer its end of data this late.
+    pub slow_data: Option<Duration>,
 }
 
 impl SmtpServer {
@@ -59,6 +61,11 @@ impl SmtpServer {
         if let Some(delay) = options.slow_first_data {
             command
                 .arg("--slow-first-data")
+                .arg(delay.as_secs_f64().to_string());
+        }
+        if let Some(delay) = options.slow_data {
+            command
+                .arg("--slow-data")
                 .arg(delay.as_secs_f64().to_string());
         }
         if options.refuse_reused {
