@@ -16,8 +16,13 @@ use crate::rules::{OWNERS, Plan, SECURITY};
 use crate::webhook::WebhookClient;
 use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
+use futures_util::{StreamExt, stream};
 use std::sync::Arc;
 use tokio::time::Instant;
+
+/// Events of one invocation handled at once: enough to keep an SMTP server busy, few enough
+/// that a large batch holds only this many rendered mails in memory.
+const EVENTS_AT_ONCE: usize = 16;
 
 /// Everything needed to handle events, built once at start-up.
 pub struct Dispatcher {
@@ -93,10 +98,15 @@ impl Dispatcher {
         }
     }
 
-    /// Handles parsed events concurrently, within the invocation deadline.
+    /// Handles parsed events, [`EVENTS_AT_ONCE`] at a time, within the invocation deadline:
+    /// an event reached too late to act fails at once, for a redelivery.
     pub async fn handle_all(&self, events: Vec<Event>) -> Vec<EventReport> {
         let deadline = Instant::now() + self.config.settings.deadline;
-        join_all(events.into_iter().map(|event| self.handle(event, deadline))).await
+        stream::iter(events)
+            .map(|event| self.handle(event, deadline))
+            .buffered(EVENTS_AT_ONCE)
+            .collect()
+            .await
     }
 
     /// Handles one parsed event.

@@ -30,6 +30,12 @@ pub const FUNCTION_NAME: &str = "function-trigger";
 /// envelope repeats the data, so this leaves room and still bounds memory.
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
+/// Most events one invocation takes. The host sends one event per invocation; a batch is a
+/// convenience for hand-made requests, and a bound keeps a batch within the deadline, and its
+/// answer and memory small. A larger batch is refused whole (413) rather than cut: a cut batch
+/// redelivered as it was would be cut at the same place for ever.
+pub const MAX_EVENTS: usize = 1000;
+
 /// The port to listen on when neither the host nor the command line gives one.
 pub const DEFAULT_PORT: u16 = 3000;
 
@@ -127,6 +133,11 @@ enum ApiError {
     Body(String),
     #[error("the request body did not arrive within {} s", BODY_READ_TIMEOUT.as_secs())]
     BodyTimeout,
+    #[error(
+        "an invocation takes at most {MAX_EVENTS} events and this one has {0}: send them in \
+         smaller batches (the Functions host sends one event per invocation)"
+    )]
+    TooManyEvents(usize),
     #[error(transparent)]
     BadRequest(#[from] RequestError),
 }
@@ -137,7 +148,7 @@ impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
             Self::UnknownFunction(_) => StatusCode::NOT_FOUND,
-            Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooLarge | Self::TooManyEvents(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Body(_) | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
         }
@@ -159,6 +170,9 @@ async fn invoke(
             .await
             .map_err(|_| ApiError::BodyTimeout)??;
         let raw = envelope::events_of_invocation(&body).map_err(ApiError::from)?;
+        if raw.len() > MAX_EVENTS {
+            return Err(ApiError::TooManyEvents(raw.len()));
+        }
         let events = envelope::parse_all(raw).map_err(ApiError::from)?;
         let count = events.len();
         let reports = dispatcher.handle_all(events).await;

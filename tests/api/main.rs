@@ -2,6 +2,7 @@
 //! starts it, with a real SMTP server receiving its mail.
 
 mod bad_input;
+mod batches;
 mod cli;
 mod eventgrid;
 mod events;
