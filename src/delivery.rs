@@ -52,7 +52,7 @@ const BUSY_POLL: Duration = Duration::from_millis(25);
 
 /// Added to a claim's lease beyond the longest its action can take: a claim left by a crashed
 /// process frees itself after this long.
-const LEASE_MARGIN: Duration = Duration::from_secs(30);
+const LEASE_MARGIN: Duration = Duration::from_secs(10);
 
 /// One mail to deliver, exactly once per recipient.
 pub struct MailJob<'a> {

@@ -89,7 +89,7 @@ pub enum Claim {
 }
 
 /// The store failed; the action's fate is unknown, so the invocation must be retried.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("ledger: {0}")]
 pub struct LedgerError(pub String);
 

@@ -4,6 +4,7 @@
 mod bad_input;
 mod batches;
 mod cli;
+mod crash;
 mod eventgrid;
 mod events;
 mod exactly_once;

@@ -12,12 +12,18 @@ misbehave on purpose:
                        only after S seconds (a server that stalls mid-transaction)
   --refuse-reused      on each connection, answer 550 to every message after the first without
                        storing it (so a client that reads a stale reply is caught)
+  --slow-data S        store every message but answer its end of data only after S seconds
+
+Every accepted message also gets a line in DIR/accepted.log: the Unix time at which its 250
+was sent, and its Subject (to tell how long before a crash a mail was accepted).
 """
 
 import argparse
 import asyncio
+import email
 import os
 import signal
+import time
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Mailbox
@@ -26,6 +32,7 @@ from aiosmtpd.handlers import Mailbox
 class Handler(Mailbox):
     def __init__(self, maildir, reject_rcpt, tempfail_rcpt, data_code, slow_first_data, refuse_reused, slow_data):
         super().__init__(maildir)
+        self.maildir_path = maildir
         self.reject_rcpt = {a.lower() for a in reject_rcpt}
         self.tempfail_rcpt = {a.lower() for a in tempfail_rcpt}
         self.data_code = data_code
@@ -54,6 +61,10 @@ class Handler(Mailbox):
             await asyncio.sleep(self.slow_first_data)
         if self.slow_data:
             await asyncio.sleep(self.slow_data)
+        if answer.startswith("250"):
+            subject = email.message_from_bytes(envelope.original_content or b"").get("Subject", "")
+            with open(os.path.join(self.maildir_path, "accepted.log"), "a") as log:
+                log.write(f"{time.time():.6f} {' '.join(str(subject).split())}\n")
         return answer
 
 

@@ -252,6 +252,11 @@ impl Handler {
 
     /// Invokes the function with one bound event value, as the host does.
     pub async fn invoke(&self, event: Value) -> Answer {
+        self.try_invoke(event).await.expect("the handler answers")
+    }
+
+    /// Invokes the function; `Err` when the handler did not answer (e.g. it was killed).
+    pub async fn try_invoke(&self, event: Value) -> Result<Answer, reqwest::Error> {
         let data = if event.is_object() {
             event["data"].clone()
         } else {
@@ -264,12 +269,18 @@ impl Handler {
                 "sys": { "MethodName": "function-trigger", "UtcNow": "2026-11-21T08:00:00Z", "RandGuid": "0f8fad5b-d9cb-469f-a165-70867728950e" }
             }
         });
-        self.post_chunked("/function-trigger", envelope.to_string().into_bytes())
+        self.try_post_chunked("/function-trigger", envelope.to_string().into_bytes())
             .await
     }
 
     /// POSTs a raw body in three chunks (`Transfer-Encoding: chunked`, no `Content-Length`).
     pub async fn post_chunked(&self, path: &str, body: Vec<u8>) -> Answer {
+        self.try_post_chunked(path, body)
+            .await
+            .expect("the handler answers")
+    }
+
+    async fn try_post_chunked(&self, path: &str, body: Vec<u8>) -> Result<Answer, reqwest::Error> {
         self.invocations.fetch_add(1, Ordering::SeqCst);
         let third = body.len().div_ceil(3).max(1);
         let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
@@ -285,7 +296,7 @@ impl Handler {
             .header("X-Azure-Functions-HostVersion", "4.1037.0.0")
             .header("User-Agent", "Azure-Functions-Host/4.1037.0.0")
             .body(reqwest::Body::wrap_stream(stream::iter(chunks)));
-        answer(request.send().await.expect("the handler answers")).await
+        Ok(answer(request.send().await?).await)
     }
 
     /// POSTs with a `Content-Length` (a sized body).
@@ -338,6 +349,15 @@ impl Handler {
     pub fn terminate(&self) {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+    }
+
+    /// Sends SIGKILL (a crash) without waiting for the process to go.
+    pub fn sigkill(&self) {
+        let status = Command::new("kill")
+            .args(["-KILL", &self.child.id().to_string()])
             .status()
             .expect("run kill");
         assert!(status.success());

@@ -124,6 +124,19 @@ impl SmtpServer {
             .collect()
     }
 
+    /// When each accepted message was answered 250 (Unix seconds), with its subject, oldest
+    /// first.
+    pub fn accepted(&self) -> Vec<(f64, String)> {
+        let log =
+            std::fs::read_to_string(self.maildir.path().join("accepted.log")).unwrap_or_default();
+        log.lines()
+            .filter_map(|line| {
+                let (time, subject) = line.split_once(' ')?;
+                Some((time.parse().ok()?, subject.to_owned()))
+            })
+            .collect()
+    }
+
     /// Stops the server, as an outage would, and returns its port.
     pub fn stop(mut self) -> u16 {
         self.kill();

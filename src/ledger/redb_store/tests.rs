@@ -1,0 +1,135 @@
+//! The redb ledger's state machine, on a file and in memory.
+
+use super::*;
+
+fn key(target: &str) -> ActionKey {
+    ActionKey {
+        event: crate::event::EventKey::Id("e1".into()),
+        action: super::super::ActionKind::Email,
+        target: target.into(),
+    }
+}
+
+fn at(seconds: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_700_000_000 + seconds, 0).expect("valid time")
+}
+
+const LEASE: Duration = Duration::from_secs(60);
+
+#[tokio::test]
+async fn a_completed_action_is_done_for_every_later_claim() {
+    let ledger = RedbLedger::in_memory();
+    assert_eq!(
+        ledger.claim(&key("a"), at(0), LEASE).await.ok(),
+        Some(Claim::Acquired)
+    );
+    ledger
+        .complete(&key("a"), Recorded::Sent, at(1))
+        .await
+        .expect("complete");
+
+    let again = ledger
+        .claim(&key("a"), at(3600), LEASE)
+        .await
+        .expect("claim");
+
+    assert_eq!(again, Claim::Done(Recorded::Sent));
+}
+
+#[tokio::test]
+async fn a_held_claim_is_busy_until_its_lease_runs_out() {
+    let ledger = RedbLedger::in_memory();
+    ledger.claim(&key("a"), at(0), LEASE).await.expect("claim");
+
+    let during = ledger.claim(&key("a"), at(59), LEASE).await.expect("claim");
+    let after = ledger.claim(&key("a"), at(61), LEASE).await.expect("claim");
+
+    assert_eq!((during, after), (Claim::Busy, Claim::Acquired));
+}
+
+#[tokio::test]
+async fn a_released_action_can_be_claimed_again_at_once() {
+    let ledger = RedbLedger::in_memory();
+    ledger.claim(&key("a"), at(0), LEASE).await.expect("claim");
+    ledger.release(&key("a")).await.expect("release");
+
+    assert_eq!(
+        ledger.claim(&key("a"), at(1), LEASE).await.ok(),
+        Some(Claim::Acquired)
+    );
+}
+
+#[tokio::test]
+async fn targets_of_one_event_are_independent() {
+    let ledger = RedbLedger::in_memory();
+    ledger.claim(&key("a"), at(0), LEASE).await.expect("claim");
+    ledger
+        .complete(&key("a"), Recorded::Sent, at(0))
+        .await
+        .expect("complete");
+
+    assert_eq!(
+        ledger.claim(&key("b"), at(0), LEASE).await.ok(),
+        Some(Claim::Acquired)
+    );
+}
+
+#[tokio::test]
+async fn purge_removes_only_entries_older_than_the_cutoff() {
+    let ledger = RedbLedger::in_memory();
+    for (target, time) in [("old", at(0)), ("new", at(100))] {
+        ledger
+            .claim(&key(target), time, LEASE)
+            .await
+            .expect("claim");
+        ledger
+            .complete(&key(target), Recorded::Sent, time)
+            .await
+            .expect("complete");
+    }
+
+    let removed = ledger.purge(at(50)).await.expect("purge");
+
+    assert_eq!(removed, 1);
+    assert_eq!(
+        ledger.claim(&key("old"), at(200), LEASE).await.ok(),
+        Some(Claim::Acquired)
+    );
+    assert_eq!(
+        ledger.claim(&key("new"), at(200), LEASE).await.ok(),
+        Some(Claim::Done(Recorded::Sent))
+    );
+}
+
+#[tokio::test]
+async fn completed_entries_survive_reopening_the_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("ledger.redb");
+    {
+        let ledger = RedbLedger::open(&path).expect("open");
+        ledger.claim(&key("a"), at(0), LEASE).await.expect("claim");
+        ledger
+            .complete(
+                &key("a"),
+                Recorded::Refused {
+                    reason: "550".into(),
+                },
+                at(0),
+            )
+            .await
+            .expect("complete");
+    }
+    let reopened = RedbLedger::open(&path).expect("reopen");
+
+    let claim = reopened
+        .claim(&key("a"), at(10), LEASE)
+        .await
+        .expect("claim");
+
+    assert_eq!(
+        claim,
+        Claim::Done(Recorded::Refused {
+            reason: "550".into()
+        })
+    );
+}

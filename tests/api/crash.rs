@@ -1,0 +1,113 @@
+//! kill -9 in the middle of a burst: after a restart and Event Grid's redeliveries, every event
+//! is mailed, and the only mails sent twice are those the server accepted in the last moments
+//! before the kill, when their completion could not yet be on disk.
+
+use crate::support::*;
+use futures_util::StreamExt;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+const EVENTS: usize = 200;
+const PARALLEL: usize = 64;
+
+/// The longest a doubled mail may have been accepted before the kill. What remains is the time
+/// from the server's 250 to the fsync of its completion, measured in milliseconds (README,
+/// "Delivery guarantees"); this bound leaves room for a slow CI disk.
+const WINDOW: f64 = 0.100;
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs_f64()
+}
+
+async fn deliver_all(handler: &Handler, events: &[Value]) -> Vec<Option<u16>> {
+    futures_util::stream::iter(events.iter().cloned())
+        .map(|event| async move { handler.try_invoke(event).await.ok().map(|a| a.status) })
+        .buffered(PARALLEL)
+        .collect()
+        .await
+}
+
+#[tokio::test]
+async fn a_kill_9_during_a_burst_doubles_only_mails_accepted_just_before_it() {
+    let smtp = SmtpServer::start();
+    let ledger = tempfile::tempdir().expect("temp dir");
+    let mut settings = mail_settings(&smtp.url());
+    set(&mut settings, "SMTP_TIMEOUT_SECS", "1");
+    let path = ledger.path().join("ledger.redb");
+    set(&mut settings, "LEDGER_PATH", path.to_str().expect("utf-8"));
+    let events: Vec<Value> = (0..EVENTS)
+        .map(|n| event_grid("SecretNearExpiry", &format!("burst-{n:03}"), Some(5)))
+        .collect();
+
+    let handler = Handler::start(&pairs(&settings)).await;
+    let (_, killed_at) = tokio::join!(deliver_all(&handler, &events), async {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let at = now();
+        handler.sigkill();
+        at
+    });
+    drop(handler);
+    let accepted_before_restart = smtp.accepted().len();
+
+    let handler = Handler::start(&pairs(&settings)).await;
+    let mut rounds = 0;
+    while rounds < 5 {
+        rounds += 1;
+        let statuses = deliver_all(&handler, &events).await;
+        if statuses.iter().all(|s| *s == Some(200)) {
+            break;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let mut first_accepted: HashMap<String, f64> = HashMap::new();
+    let mut copies: HashMap<String, usize> = HashMap::new();
+    for (time, subject) in smtp.accepted() {
+        let Some(name) = subject.split_whitespace().find(|w| w.starts_with("burst-")) else {
+            continue;
+        };
+        first_accepted.entry(name.to_owned()).or_insert(time);
+        *copies.entry(name.to_owned()).or_default() += 1;
+    }
+    let doubled: Vec<(&String, f64)> = copies
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(name, _)| (name, killed_at - first_accepted[name]))
+        .collect();
+    let before: Vec<f64> = doubled
+        .iter()
+        .map(|(_, age)| *age)
+        .filter(|a| *a > 0.0)
+        .collect();
+    eprintln!(
+        "accepted by the kill: {accepted_before_restart}; doubled: {} ({} answered 250 before the \
+         kill, at most {:.1} ms before it; the rest after it); rounds after the restart: {rounds}",
+        doubled.len(),
+        before.len(),
+        before.iter().fold(0.0f64, |a, b| a.max(*b)) * 1000.0,
+    );
+
+    assert!(
+        accepted_before_restart > 0,
+        "the kill came after some mails went out"
+    );
+    assert_eq!(
+        copies.len(),
+        EVENTS,
+        "every event mailed after the redeliveries"
+    );
+    assert!(
+        copies.values().all(|&n| n <= 2),
+        "no mail three times: {copies:?}"
+    );
+    for (name, age) in &doubled {
+        assert!(
+            *age < WINDOW,
+            "{name} was accepted {age:.3} s before the kill and still mailed again"
+        );
+    }
+}
