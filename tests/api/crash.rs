@@ -12,9 +12,10 @@ const EVENTS: usize = 200;
 const PARALLEL: usize = 64;
 
 /// The longest a doubled mail may have been accepted before the kill. What remains is the time
-/// from the server's 250 to the fsync of its completion, measured in milliseconds (README,
-/// "Delivery guarantees"); this bound leaves room for a slow CI disk.
-const WINDOW: f64 = 0.100;
+/// from the server's 250 to the fsync of its completion: at most 6.8 ms here over ten runs
+/// (README, "Delivery guarantees"); this bound leaves room for a slow CI disk. Completions
+/// that queued for an fsync each were accepted up to 70 ms before the kill.
+const WINDOW: f64 = 0.025;
 
 fn now() -> f64 {
     SystemTime::now()
@@ -33,10 +34,24 @@ async fn deliver_all(handler: &Handler, events: &[Value]) -> Vec<Option<u16>> {
 
 #[tokio::test]
 async fn a_kill_9_during_a_burst_doubles_only_mails_accepted_just_before_it() {
-    let smtp = SmtpServer::start();
+    kill_during_a_burst(SmtpServer::start(), "1").await;
+}
+
+#[tokio::test]
+async fn a_kill_9_during_a_burst_to_a_slow_server_sends_no_mail_three_times() {
+    // Each mail takes the server a second: claims left by the killed process hold up the
+    // redeliveries, which must neither start a send they cannot finish nor send a third copy.
+    let smtp = SmtpServer::start_with(SmtpOptions {
+        slow_data: Some(Duration::from_secs(1)),
+        ..SmtpOptions::default()
+    });
+    kill_during_a_burst(smtp, "3").await;
+}
+
+async fn kill_during_a_burst(smtp: SmtpServer, smtp_timeout: &str) {
     let ledger = tempfile::tempdir().expect("temp dir");
     let mut settings = mail_settings(&smtp.url());
-    set(&mut settings, "SMTP_TIMEOUT_SECS", "1");
+    set(&mut settings, "SMTP_TIMEOUT_SECS", smtp_timeout);
     let path = ledger.path().join("ledger.redb");
     set(&mut settings, "LEDGER_PATH", path.to_str().expect("utf-8"));
     let events: Vec<Value> = (0..EVENTS)
@@ -45,7 +60,13 @@ async fn a_kill_9_during_a_burst_doubles_only_mails_accepted_just_before_it() {
 
     let handler = Handler::start(&pairs(&settings)).await;
     let (_, killed_at) = tokio::join!(deliver_all(&handler, &events), async {
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        // Mid-burst: once the server has accepted a few mails, whatever the machine's speed.
+        for _ in 0..500 {
+            if smtp.accepted().len() >= 20 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         let at = now();
         handler.sigkill();
         at
@@ -55,7 +76,7 @@ async fn a_kill_9_during_a_burst_doubles_only_mails_accepted_just_before_it() {
 
     let handler = Handler::start(&pairs(&settings)).await;
     let mut rounds = 0;
-    while rounds < 5 {
+    while rounds < 8 {
         rounds += 1;
         let statuses = deliver_all(&handler, &events).await;
         if statuses.iter().all(|s| *s == Some(200)) {
@@ -85,10 +106,12 @@ async fn a_kill_9_during_a_burst_doubles_only_mails_accepted_just_before_it() {
         .collect();
     eprintln!(
         "accepted by the kill: {accepted_before_restart}; doubled: {} ({} answered 250 before the \
-         kill, at most {:.1} ms before it; the rest after it); rounds after the restart: {rounds}",
+         kill, at most {:.1} ms and a median {:.1} ms before it; the rest after it); rounds after \
+         the restart: {rounds}",
         doubled.len(),
         before.len(),
-        before.iter().fold(0.0f64, |a, b| a.max(*b)) * 1000.0,
+        before.last().copied().unwrap_or_default() * 1000.0,
+        before.get(before.len() / 2).copied().unwrap_or_default() * 1000.0,
     );
 
     assert!(

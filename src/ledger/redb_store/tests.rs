@@ -133,3 +133,26 @@ async fn completed_entries_survive_reopening_the_file() {
         })
     );
 }
+
+#[tokio::test]
+async fn many_concurrent_completions_are_all_on_disk_when_they_return() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("ledger.redb");
+    let keys: Vec<ActionKey> = (0..64).map(|n| key(&format!("r{n}"))).collect();
+    {
+        let ledger = RedbLedger::open(&path).expect("open");
+        let completions = keys.iter().map(|k| {
+            let ledger = ledger.clone();
+            async move { ledger.complete(k, Recorded::Sent, at(0)).await }
+        });
+        for result in futures_util::future::join_all(completions).await {
+            result.expect("complete");
+        }
+    }
+    let reopened = RedbLedger::open(&path).expect("reopen");
+
+    for k in &keys {
+        let claim = reopened.claim(k, at(1), LEASE).await.expect("claim");
+        assert_eq!(claim, Claim::Done(Recorded::Sent), "{k}");
+    }
+}
