@@ -112,7 +112,7 @@ impl Dispatcher {
     /// Handles one parsed event.
     async fn handle(&self, event: Event, deadline: Instant) -> EventReport {
         let event = match event {
-            Event::KeyVault(event) => event,
+            Event::KeyVault(event) => *event,
             Event::Other { id, event_type } => {
                 // The host logs the invocation and its `Logs`; stderr stays for what needs
                 // attention.

@@ -99,8 +99,8 @@ impl KeyVaultEvent {
 /// Any event we were given: a Key Vault event we act on, or anything else, acknowledged only.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
-    /// One of the ten Key Vault types.
-    KeyVault(KeyVaultEvent),
+    /// One of the ten Key Vault types (boxed: it is much larger than the other variant).
+    KeyVault(Box<KeyVaultEvent>),
     /// Another event type (a new Key Vault type, or not a Key Vault event at all).
     Other {
         /// The event id, if it had one.
@@ -208,7 +208,7 @@ impl RawEvent {
             event_time.as_deref(),
         ];
         event.key = EventKey::new(id_value.as_ref(), &content);
-        Ok(Event::KeyVault(event))
+        Ok(Event::KeyVault(Box::new(event)))
     }
 }
 

@@ -60,7 +60,7 @@ fn event(event_type: EventType, id: &str) -> Event {
     let mut event = KeyVaultEvent::example(event_type, Utc::now());
     event.id = id.to_owned();
     event.key = crate::event::EventKey::Id(id.to_owned());
-    Event::KeyVault(event)
+    Event::KeyVault(Box::new(event))
 }
 
 const OWNERS_SET: (&str, &str) = ("OWNER_EMAILS", "a@contoso.com, b@contoso.com");

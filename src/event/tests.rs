@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 fn key_vault(raw: Value) -> KeyVaultEvent {
     match parse(&raw) {
-        Ok(Event::KeyVault(event)) => event,
+        Ok(Event::KeyVault(event)) => *event,
         other => panic!("expected a Key Vault event, got {other:?}"),
     }
 }
