@@ -92,8 +92,8 @@ fn default_timeouts_shrink_to_fit_a_short_deadline_but_a_chosen_one_must_fit() {
     assert_eq!(settings.smtp_timeout, Duration::from_secs(4));
     assert_eq!(settings.webhook_timeout, Duration::from_secs(4));
 
-    let problems = load(&[("DEADLINE_SECS", "5"), ("WEBHOOK_TIMEOUT_SECS", "8")])
-        .expect_err("refused");
+    let problems =
+        load(&[("DEADLINE_SECS", "5"), ("WEBHOOK_TIMEOUT_SECS", "8")]).expect_err("refused");
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert!(
         problems[0].contains("WEBHOOK_TIMEOUT_SECS (8 s)"),
