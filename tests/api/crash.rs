@@ -99,11 +99,12 @@ async fn kill_during_a_burst(smtp: SmtpServer, smtp_timeout: &str) {
         .filter(|(_, n)| **n > 1)
         .map(|(name, _)| (name, killed_at - first_accepted[name]))
         .collect();
-    let before: Vec<f64> = doubled
+    let mut before: Vec<f64> = doubled
         .iter()
         .map(|(_, age)| *age)
         .filter(|a| *a > 0.0)
         .collect();
+    before.sort_by(f64::total_cmp);
     eprintln!(
         "accepted by the kill: {accepted_before_restart}; doubled: {} ({} answered 250 before the \
          kill, at most {:.1} ms and a median {:.1} ms before it; the rest after it); rounds after \
