@@ -50,10 +50,8 @@ async fn a_kill_9_during_a_burst_to_a_slow_server_sends_no_mail_three_times() {
 
 async fn kill_during_a_burst(smtp: SmtpServer, smtp_timeout: &str) {
     let ledger = tempfile::tempdir().expect("temp dir");
-    let mut settings = mail_settings(&smtp.url());
+    let mut settings = mail_settings_with_ledger(&smtp.url(), &ledger.path().join("ledger.redb"));
     set(&mut settings, "SMTP_TIMEOUT_SECS", smtp_timeout);
-    let path = ledger.path().join("ledger.redb");
-    set(&mut settings, "LEDGER_PATH", path.to_str().expect("utf-8"));
     let events: Vec<Value> = (0..EVENTS)
         .map(|n| event_grid("SecretNearExpiry", &format!("burst-{n:03}"), Some(5)))
         .collect();

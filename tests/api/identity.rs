@@ -64,12 +64,7 @@ async fn huge_ids_and_names_are_bounded_in_the_answer_the_mail_and_the_ledger() 
     let smtp = SmtpServer::start();
     let ledger = tempfile::tempdir().expect("temp dir");
     let ledger_path = ledger.path().join("ledger.redb");
-    let mut settings = mail_settings(&smtp.url());
-    set(
-        &mut settings,
-        "LEDGER_PATH",
-        ledger_path.to_str().expect("utf-8"),
-    );
+    let settings = mail_settings_with_ledger(&smtp.url(), &ledger_path);
     let handler = Handler::start(&pairs(&settings)).await;
     let id = "i".repeat(1_000_000);
     let name = "n".repeat(200_000);

@@ -58,12 +58,7 @@ async fn a_full_ledger_disk_fails_invocations_until_space_returns_then_recovers_
     let disk = SmallDisk::mount("2m");
     let ledger = disk.path().join("ledger.redb");
     let smtp = SmtpServer::start();
-    let mut settings = mail_settings(&smtp.url());
-    set(
-        &mut settings,
-        "LEDGER_PATH",
-        ledger.to_str().expect("utf-8"),
-    );
+    let settings = mail_settings_with_ledger(&smtp.url(), &ledger);
     let handler = Handler::start(&pairs(&settings)).await;
     let before = event_grid("SecretNearExpiry", "before", Some(5));
     assert_eq!(handler.invoke(before.clone()).await.status, 200);
@@ -136,12 +131,7 @@ async fn a_damaged_ledger_is_set_aside_at_start_up_and_alerts_keep_flowing() {
     let dir = tempfile::tempdir().expect("temp dir");
     let ledger = dir.path().join("ledger.redb");
     let smtp = SmtpServer::start();
-    let mut settings = mail_settings(&smtp.url());
-    set(
-        &mut settings,
-        "LEDGER_PATH",
-        ledger.to_str().expect("utf-8"),
-    );
+    let settings = mail_settings_with_ledger(&smtp.url(), &ledger);
     let mut handler = Handler::start(&pairs(&settings)).await;
     for n in 0..30 {
         let event = event_grid("SecretNearExpiry", &format!("s{n}"), Some(5));

@@ -95,6 +95,17 @@ pub fn set(settings: &mut Vec<(&'static str, String)>, name: &'static str, value
     settings.push((name, value.to_owned()));
 }
 
+/// [`mail_settings`] with the ledger at `ledger` (a file the test looks at or reuses).
+pub fn mail_settings_with_ledger(
+    smtp_url: &str,
+    ledger: &std::path::Path,
+) -> Vec<(&'static str, String)> {
+    let mut settings = mail_settings(smtp_url);
+    let path = ledger.to_str().expect("a UTF-8 path");
+    set(&mut settings, "LEDGER_PATH", path);
+    settings
+}
+
 /// Borrows owned settings as the `&[(&str, &str)]` the host takes.
 pub fn pairs<'a>(settings: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
     settings.iter().map(|(k, v)| (*k, v.as_str())).collect()

@@ -347,17 +347,17 @@ impl Handler {
 
     /// Sends SIGTERM, as a scale-in or a deployment does.
     pub fn terminate(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success());
+        self.signal("-TERM");
     }
 
     /// Sends SIGKILL (a crash) without waiting for the process to go.
     pub fn sigkill(&self) {
+        self.signal("-KILL");
+    }
+
+    fn signal(&self, signal: &str) {
         let status = Command::new("kill")
-            .args(["-KILL", &self.child.id().to_string()])
+            .args([signal, &self.child.id().to_string()])
             .status()
             .expect("run kill");
         assert!(status.success());
