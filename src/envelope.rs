@@ -138,15 +138,15 @@ impl<'de, F: Field, T: Deserialize<'de>> Visitor<'de> for MemberVisitor<F, T> {
 }
 
 /// An invocation request: `{"Data": {"event": ...}, ...}`.
-type Invocation = Member<InvocationField, Member<DataField, Bound>>;
+type Invocation = Member<InvocationField, Member<DataField, Binding>>;
 
 /// What the host bound to `event`: one event, a batch, or a JSON string holding either.
-enum Bound {
+enum Binding {
     Events(Vec<RawEvent>),
     Invalid(RequestError),
 }
 
-impl Bound {
+impl Binding {
     fn into_events(self) -> Result<Vec<RawEvent>, RequestError> {
         match self {
             Self::Events(events) => Ok(events),
@@ -155,73 +155,73 @@ impl Bound {
     }
 }
 
-impl<'de> Deserialize<'de> for Bound {
+impl<'de> Deserialize<'de> for Binding {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(BoundVisitor { text_allowed: true })
+        deserializer.deserialize_any(BindingVisitor { text_allowed: true })
     }
 }
 
 /// Reads the bound value in one pass; a string is decoded once (the host double-encodes
 /// strings), but a string inside that string is refused.
-struct BoundVisitor {
+struct BindingVisitor {
     text_allowed: bool,
 }
 
-impl BoundVisitor {
+impl BindingVisitor {
     /// A value that is not an array or a string: one event (or what [`RawEvent`] makes of it).
-    fn one<'de, D: Deserializer<'de>>(value: D) -> Result<Bound, D::Error> {
-        RawEvent::deserialize(value).map(|event| Bound::Events(vec![event]))
+    fn one<'de, D: Deserializer<'de>>(value: D) -> Result<Binding, D::Error> {
+        RawEvent::deserialize(value).map(|event| Binding::Events(vec![event]))
     }
 }
 
-impl<'de> Visitor<'de> for BoundVisitor {
-    type Value = Bound;
+impl<'de> Visitor<'de> for BindingVisitor {
+    type Value = Binding;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an event, an array of events, or a JSON string holding either")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Bound, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Binding, A::Error> {
         Self::one(MapAccessDeserializer::new(map))
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Bound, A::Error> {
-        Vec::deserialize(SeqAccessDeserializer::new(seq)).map(Bound::Events)
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Binding, A::Error> {
+        Vec::deserialize(SeqAccessDeserializer::new(seq)).map(Binding::Events)
     }
 
-    fn visit_str<E: de::Error>(self, text: &str) -> Result<Bound, E> {
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Binding, E> {
         if !self.text_allowed {
-            return Ok(Bound::Invalid(RequestError::EventNotJson(
+            return Ok(Binding::Invalid(RequestError::EventNotJson(
                 "a string inside a string".into(),
             )));
         }
         let mut inner = serde_json::Deserializer::from_str(text);
         let bound = inner
-            .deserialize_any(BoundVisitor {
+            .deserialize_any(BindingVisitor {
                 text_allowed: false,
             })
             .and_then(|bound| inner.end().map(|()| bound));
-        Ok(bound.unwrap_or_else(|e| Bound::Invalid(RequestError::EventNotJson(e.to_string()))))
+        Ok(bound.unwrap_or_else(|e| Binding::Invalid(RequestError::EventNotJson(e.to_string()))))
     }
 
-    fn visit_bool<E: de::Error>(self, b: bool) -> Result<Bound, E> {
+    fn visit_bool<E: de::Error>(self, b: bool) -> Result<Binding, E> {
         Self::one(b.into_deserializer())
     }
 
-    fn visit_i64<E: de::Error>(self, n: i64) -> Result<Bound, E> {
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<Binding, E> {
         Self::one(n.into_deserializer())
     }
 
-    fn visit_u64<E: de::Error>(self, n: u64) -> Result<Bound, E> {
+    fn visit_u64<E: de::Error>(self, n: u64) -> Result<Binding, E> {
         Self::one(n.into_deserializer())
     }
 
-    fn visit_f64<E: de::Error>(self, n: f64) -> Result<Bound, E> {
+    fn visit_f64<E: de::Error>(self, n: f64) -> Result<Binding, E> {
         Self::one(n.into_deserializer())
     }
 
-    fn visit_unit<E: de::Error>(self) -> Result<Bound, E> {
-        Ok(Bound::Invalid(RequestError::NoEvent))
+    fn visit_unit<E: de::Error>(self) -> Result<Binding, E> {
+        Ok(Binding::Invalid(RequestError::NoEvent))
     }
 }
 
@@ -242,7 +242,7 @@ pub fn events_of_invocation(body: &[u8]) -> Result<Vec<RawEvent>, RequestError> 
 /// Normalises one bound value to a list of events: an object is one event, an array is a
 /// batch, and a string holding JSON is decoded first.
 pub fn events_of_value(value: &Value) -> Result<Vec<RawEvent>, RequestError> {
-    Bound::deserialize(value)
+    Binding::deserialize(value)
         .map_err(|e| RequestError::NotJson(e.to_string()))?
         .into_events()
 }

@@ -18,7 +18,7 @@ pub use types::{EventType, ObjectKind, without_key_vault_prefix};
 
 use crate::text::bounded;
 use chrono::{DateTime, Utc};
-use raw::{Data, DataField, EventField, Scalar, Shape, Slots};
+use raw::{Data, DataField, EventField, FieldValues, Scalar};
 
 /// Longest text kept from an event (names, URLs, times); Key Vault's own names are far shorter
 /// (127 characters for an object, 24 for a vault), so only a hostile or broken event is cut.
@@ -134,16 +134,16 @@ pub fn parse(raw: &serde_json::Value) -> Result<Event, EventError> {
     use serde::Deserialize;
     // Reading a `Value` cannot fail: every JSON value is some RawEvent.
     RawEvent::deserialize(raw)
-        .unwrap_or(RawEvent(Shape::NotAnObject("an unreadable value")))
+        .unwrap_or(RawEvent::NotAnObject("an unreadable value"))
         .into_event()
 }
 
 impl RawEvent {
     /// Interprets the event in either schema.
     pub fn into_event(self) -> Result<Event, EventError> {
-        let (mut fields, data) = match self.0 {
-            Shape::Object { fields, data } => (fields, data),
-            Shape::NotAnObject(found) => return Err(EventError::NotAnObject(found)),
+        let (mut fields, data) = match self {
+            RawEvent::Object { fields, data } => (fields, data),
+            RawEvent::NotAnObject(found) => return Err(EventError::NotAnObject(found)),
         };
         let id_value = fields.take(EventField::Id);
         let id = id_value
@@ -217,7 +217,7 @@ impl RawEvent {
 fn key_vault_event(
     mut event: KeyVaultEvent,
     subject: Option<String>,
-    mut data: Slots<DataField>,
+    mut data: FieldValues<DataField>,
 ) -> KeyVaultEvent {
     let event_type = event.event_type;
     let mut text = |key| data.take(key).and_then(as_text);
@@ -276,7 +276,7 @@ fn as_text(value: Scalar) -> Option<String> {
         Scalar::Text(s) => s,
         Scalar::Number(n) => n.to_string(),
         Scalar::Bool(b) => b.to_string(),
-        Scalar::Null | Scalar::Container(_) => return None,
+        Scalar::Null | Scalar::ObjectOrArray(_) => return None,
     };
     (!text.is_empty()).then(|| bounded(text, MAX_TEXT))
 }
@@ -293,7 +293,7 @@ fn timestamp(
         Scalar::Number(n) => n.as_f64(),
         Scalar::Text(s) if s.is_empty() => return None,
         Scalar::Text(s) => s.parse::<f64>().ok(),
-        Scalar::Bool(_) | Scalar::Container(_) => None,
+        Scalar::Bool(_) | Scalar::ObjectOrArray(_) => None,
     };
     let Some(seconds) = seconds.filter(|s| s.is_finite()) else {
         warnings.push(format!("ignored {key}: not a Unix timestamp"));

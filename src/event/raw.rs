@@ -78,23 +78,23 @@ fields! {
 /// One event as read from JSON, before it is interpreted; [`RawEvent::into_event`] makes it
 /// an [`Event`](super::Event).
 #[derive(Debug, Clone, PartialEq)]
-pub struct RawEvent(pub(super) Shape);
-
-#[derive(Debug, Clone, PartialEq)]
-pub(super) enum Shape {
+pub enum RawEvent {
     /// The event is not a JSON object: the JSON type found.
     NotAnObject(&'static str),
+    /// An object: the fields read, and its `data`.
     Object {
-        fields: Slots<EventField>,
+        /// The event members read.
+        fields: FieldValues<EventField>,
+        /// Its `data` member.
         data: Data,
     },
 }
 
 /// The event's `data` member.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) enum Data {
+pub(crate) enum Data {
     Absent,
-    Object(Slots<DataField>),
+    Object(FieldValues<DataField>),
     /// Not an object: the JSON type found.
     Other(&'static str),
 }
@@ -106,18 +106,18 @@ pub(super) enum Scalar {
     Bool(bool),
     Number(Number),
     Text(String),
-    Container(&'static str),
+    ObjectOrArray(&'static str),
 }
 
 /// The values found for the fields `F`. An exact key wins over one matched ignoring case and
 /// spaces; among exact keys the last wins (as in a JSON object), among loose ones the first.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) struct Slots<F> {
+pub(crate) struct FieldValues<F> {
     values: Vec<Option<(Scalar, bool)>>,
     fields: PhantomData<F>,
 }
 
-impl<F: Field> Slots<F> {
+impl<F: Field> FieldValues<F> {
     /// Takes the value found for `field`.
     pub(super) fn take(&mut self, field: F) -> Option<Scalar> {
         self.values[field.index()].take().map(|(value, _)| value)
@@ -223,7 +223,7 @@ trait FromJson: Sized {
 impl FromJson for RawEvent {
     fn from_object<'de, A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
         let mut data: Option<(Data, bool)> = None;
-        let fields = Slots::read(map, &[EventField::Data], |found, map| {
+        let fields = FieldValues::read(map, &[EventField::Data], |found, map| {
             if found.exact || data.is_none() {
                 data = Some((map.next_value_seed(Reader::<Data>::new())?, found.exact));
             } else {
@@ -232,17 +232,18 @@ impl FromJson for RawEvent {
             Ok(())
         })?;
         let data = data.map_or(Data::Absent, |(data, _)| data);
-        Ok(RawEvent(Shape::Object { fields, data }))
+        Ok(RawEvent::Object { fields, data })
     }
 
     fn from_other(json_type: &'static str) -> Self {
-        RawEvent(Shape::NotAnObject(json_type))
+        RawEvent::NotAnObject(json_type)
     }
 }
 
 impl FromJson for Data {
     fn from_object<'de, A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
-        Slots::read(map, &[], |_, map| map.next_value::<IgnoredAny>().map(drop)).map(Data::Object)
+        FieldValues::read(map, &[], |_, map| map.next_value::<IgnoredAny>().map(drop))
+            .map(Data::Object)
     }
 
     fn from_other(json_type: &'static str) -> Self {
@@ -253,11 +254,11 @@ impl FromJson for Data {
 impl FromJson for Scalar {
     fn from_object<'de, A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
         while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(Scalar::Container("an object"))
+        Ok(Scalar::ObjectOrArray("an object"))
     }
 
     fn from_other(json_type: &'static str) -> Self {
-        Scalar::Container(json_type)
+        Scalar::ObjectOrArray(json_type)
     }
 
     fn from_text(text: &str) -> Self {

@@ -3,9 +3,11 @@
 pub mod events;
 pub mod host;
 pub mod smtp;
+pub mod wait;
 pub mod webhook;
 
 pub use events::*;
 pub use host::*;
 pub use smtp::*;
+pub use wait::*;
 pub use webhook::*;

@@ -1,6 +1,7 @@
 //! A real SMTP server process (aiosmtpd, via tests/support/smtp_server.py) whose received
 //! messages the tests read back from its Maildir.
 
+use super::free_port;
 use mailparse::{MailHeaderMap, ParsedMail};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -222,24 +223,4 @@ pub fn silent_server() -> (TcpListener, String) {
         listener.local_addr().expect("addr").port()
     );
     (listener, url)
-}
-
-/// A port nothing listens on right now.
-pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
-    listener.local_addr().expect("local addr").port()
-}
-
-/// Polls `check` until it holds or `timeout` passes.
-pub fn wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if check() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
