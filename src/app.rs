@@ -4,7 +4,7 @@
 use crate::cli::{self, inspect, replay};
 use crate::config::Config;
 use crate::dispatch::{Clock, Dispatcher};
-use crate::ledger::{Ledger, RedbLedger};
+use crate::ledger::{Ledger, RedbLedger, TableLedger};
 use crate::settings;
 use crate::{logging, server};
 use anyhow::Context;
@@ -118,9 +118,8 @@ async fn serve(default_port: u16) -> anyhow::Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
-    let ledger = RedbLedger::open(&config.settings.ledger_path)?;
-    tracing::info!(path = %config.settings.ledger_path.display(), "ledger open");
-    let dispatcher = Arc::new(start(config, Arc::new(ledger))?);
+    let ledger = open_ledger(&config.settings).await?;
+    let dispatcher = Arc::new(start(config, ledger)?);
     tokio::spawn(purge_periodically(dispatcher.clone()));
     tracing::info!(port, "listening");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -139,6 +138,19 @@ async fn serve(default_port: u16) -> anyhow::Result<ExitCode> {
         tracing::warn!("some mails or posts were still waiting for an answer at exit");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The ledger the settings choose: the storage-account table (`LEDGER=table`), checked at
+/// start-up, or the file.
+async fn open_ledger(settings: &settings::Settings) -> anyhow::Result<Arc<dyn Ledger>> {
+    if let Some((account, table)) = &settings.table_ledger {
+        let ledger = TableLedger::connect(account.clone(), table).await?;
+        tracing::info!(account = %account.name, %table, "ledger: storage-account table");
+        return Ok(Arc::new(ledger));
+    }
+    let ledger = RedbLedger::open(&settings.ledger_path)?;
+    tracing::info!(path = %settings.ledger_path.display(), "ledger open");
+    Ok(Arc::new(ledger))
 }
 
 async fn run_cli(command: Command) -> anyhow::Result<ExitCode> {

@@ -10,8 +10,10 @@
 //! shared store (e.g. Azure Table Storage) implements the same four calls for many.
 
 mod redb_store;
+mod table;
 
 pub use redb_store::RedbLedger;
+pub use table::{Account, TableLedger};
 
 use crate::event::EventKey;
 use async_trait::async_trait;

@@ -4,7 +4,11 @@
 //! Problems are collected, not raised one by one: [`crate::config::Config`] reports them
 //! together with those of the rules and templates.
 
+mod ledger;
+
+use crate::ledger::Account;
 use crate::webhook::Webhook;
+use ledger::{default_ledger_path, table_ledger};
 use lettre::Tokio1Executor;
 use lettre::message::Mailbox;
 use lettre::transport::smtp::AsyncSmtpTransport;
@@ -23,8 +27,14 @@ pub mod name {
     pub const FUNCTIONS_APP_ROOT_PATH: &str = "FUNCTIONS_APP_ROOT_PATH";
     /// The persistent home of a function app.
     pub const HOME: &str = "HOME";
+    /// The app's storage account (a connection string), set by the Functions host.
+    pub const AZURE_WEB_JOBS_STORAGE: &str = "AzureWebJobsStorage";
+    /// Which ledger: `file` or `table`.
+    pub const LEDGER: &str = "LEDGER";
     /// The ledger file.
     pub const LEDGER_PATH: &str = "LEDGER_PATH";
+    /// The ledger's table in the storage account.
+    pub const LEDGER_TABLE: &str = "LEDGER_TABLE";
     /// How long the ledger remembers an action.
     pub const LEDGER_RETENTION_DAYS: &str = "LEDGER_RETENTION_DAYS";
     /// The sender of every mail.
@@ -95,6 +105,8 @@ pub struct Settings {
     pub deadline: Duration,
     /// The ledger file.
     pub ledger_path: PathBuf,
+    /// The shared ledger's account and table, when `LEDGER=table`.
+    pub table_ledger: Option<(Account, String)>,
     /// How long ledger entries are kept.
     pub retention: Duration,
     /// An optional webhook that joins the built-in `security` channel (`ALERT_WEBHOOK_URL`).
@@ -237,6 +249,7 @@ impl Settings {
             smtp_pool,
             deadline: Duration::from_secs_f64(deadline),
             ledger_path,
+            table_ledger: table_ledger(&get, &mut problems),
             retention: Duration::from_secs_f64(retention_days * 86_400.0),
             alert_webhook,
             webhook_timeout: Duration::from_secs_f64(webhook_timeout),
@@ -347,21 +360,6 @@ fn rules_file(
     }
     let root = app_root.map_or_else(PathBuf::new, PathBuf::from);
     Some(root.join("rules.toml")).filter(|p| p.is_file())
-}
-
-/// The ledger's home. In Azure (`WEBSITE_INSTANCE_ID` set) the app folder is read-only (the
-/// app runs from its package), so `$HOME/data/kv-notify`, the function app's persistent
-/// storage. Elsewhere `data/` in the app folder, so that two checkouts on one machine do not
-/// share a ledger.
-fn default_ledger_path(in_azure: bool, home: Option<String>, app_root: Option<String>) -> PathBuf {
-    const FILE: &str = "ledger.redb";
-    match (in_azure, home) {
-        (true, Some(home)) => Path::new(&home).join("data/kv-notify").join(FILE),
-        _ => app_root
-            .map_or_else(PathBuf::new, PathBuf::from)
-            .join("data")
-            .join(FILE),
-    }
 }
 
 /// Parses a positive number up to `max`, or returns `default` when unset.

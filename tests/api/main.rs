@@ -17,6 +17,7 @@ mod rendering;
 mod replay;
 mod resilience;
 mod routing;
+mod shared_ledger;
 mod slow_clients;
 mod smtp_failures;
 mod support;

@@ -1,11 +1,13 @@
 //! The test harness: a Functions host emulation, a real SMTP server, and event builders.
 
+pub mod azurite;
 pub mod events;
 pub mod host;
 pub mod smtp;
 pub mod wait;
 pub mod webhook;
 
+pub use azurite::*;
 pub use events::*;
 pub use host::*;
 pub use smtp::*;

@@ -1,0 +1,95 @@
+//! Several instances of the app on one storage-account table (Azurite): exactly one mail per
+//! event and recipient, whichever instance each delivery lands on.
+
+use crate::support::*;
+use futures_util::future::join_all;
+
+fn shared(smtp: &SmtpServer, azurite: &Azurite) -> Vec<(&'static str, String)> {
+    let mut settings = mail_settings(&smtp.url());
+    set(&mut settings, "LEDGER", "table");
+    set(
+        &mut settings,
+        "AzureWebJobsStorage",
+        &azurite.connection_string(),
+    );
+    settings
+}
+
+#[tokio::test]
+async fn one_event_delivered_to_three_instances_at_once_is_one_mail() {
+    let (smtp, azurite) = (SmtpServer::start(), Azurite::start());
+    let settings = shared(&smtp, &azurite);
+    let settings = pairs(&settings);
+    let instances = join_all((0..3).map(|_| Handler::start(&settings))).await;
+    let event = event_grid("SecretNearExpiry", "shared", Some(5));
+
+    let answers = join_all(instances.iter().map(|h| h.invoke(event.clone()))).await;
+
+    let mut statuses: Vec<String> = answers.iter().flat_map(Answer::statuses).collect();
+    statuses.sort();
+    assert!(answers.iter().all(|a| a.status == 200), "{answers:?}");
+    assert_eq!(statuses, ["duplicate", "duplicate", "sent"]);
+    assert_eq!(smtp.messages().len(), 1);
+}
+
+#[tokio::test]
+async fn forty_events_each_delivered_to_two_instances_are_forty_mails() {
+    let (smtp, azurite) = (SmtpServer::start(), Azurite::start());
+    let settings = shared(&smtp, &azurite);
+    let settings = pairs(&settings);
+    let (a, b) = tokio::join!(Handler::start(&settings), Handler::start(&settings));
+    let events: Vec<_> = (0..40)
+        .map(|n| event_grid("KeyNearExpiry", &format!("k{n}"), Some(5)))
+        .collect();
+
+    let answers = join_all(
+        events
+            .iter()
+            .flat_map(|e| [a.invoke(e.clone()), b.invoke(e.clone())]),
+    )
+    .await;
+
+    assert!(answers.iter().all(|a| a.status == 200));
+    assert_eq!(smtp.messages().len(), 40);
+}
+
+#[tokio::test]
+async fn a_fresh_instance_on_a_new_disk_finds_what_another_sent() {
+    let (smtp, azurite) = (SmtpServer::start(), Azurite::start());
+    let settings = shared(&smtp, &azurite);
+    let event = event_grid("CertificateNearExpiry", "tls", Some(5));
+    let first = Handler::start(&pairs(&settings)).await;
+    assert_eq!(first.invoke(event.clone()).await.statuses(), ["sent"]);
+    drop(first);
+
+    let fresh = Handler::start(&pairs(&settings)).await;
+    let again = fresh.invoke(event).await;
+
+    assert_eq!(again.statuses(), ["duplicate"]);
+    assert_eq!(smtp.messages().len(), 1);
+}
+
+#[tokio::test]
+async fn a_wrong_account_key_stops_start_up_and_is_never_printed() {
+    let (smtp, azurite) = (SmtpServer::start(), Azurite::start());
+    let mut settings = shared(&smtp, &azurite);
+    let wrong_key = "d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXk=";
+    let connection = azurite.connection_string();
+    let (before, rest) = connection.split_once("AccountKey=").expect("a key");
+    let after = rest.split_once(';').map_or("", |(_, tail)| tail);
+    set(
+        &mut settings,
+        "AzureWebJobsStorage",
+        &format!("{before}AccountKey={wrong_key};{after}"),
+    );
+    let (mut handler, _) = Handler::spawn(&pairs(&settings), "FUNCTIONS_CUSTOMHANDLER_PORT");
+
+    let status = handler
+        .wait_exit(std::time::Duration::from_secs(20))
+        .expect("start-up refused");
+
+    assert!(!status.success());
+    let output = handler.output_with("AzureWebJobsStorage");
+    assert!(output.contains("refused the key"), "{output}");
+    assert!(!output.contains(wrong_key));
+}

@@ -1,0 +1,68 @@
+//! Azurite's Table service: the storage account a function app's shared ledger lives in,
+//! started per test on a free port with a folder of its own, stopped (by PID) when dropped.
+
+use super::{free_port, wait_until};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const INSTALL_HINT: &str = "the shared-ledger tests need Azurite: run \
+     `npm install --prefix target/tools azurite@3.35.0` (scripts/test does it for you)";
+
+/// Azurite's well-known development key (public, documented).
+const DEV_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+/// A running Azurite Table service.
+pub struct Azurite {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Azurite {
+    pub fn start() -> Self {
+        let binary = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("target/tools/node_modules/.bin/azurite-table");
+        assert!(binary.exists(), "{INSTALL_HINT}");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let child = Command::new(&binary)
+            .args(["--tableHost", "127.0.0.1", "--tablePort", &port.to_string()])
+            .arg("--location")
+            .arg(dir.path())
+            .args(["--silent", "--skipApiVersionCheck"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}; {INSTALL_HINT}", binary.display()));
+        let listening = wait_until(Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        assert!(
+            listening,
+            "Azurite did not listen on port {port} within 20 s"
+        );
+        Self {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+
+    /// The connection string a function app would have in `AzureWebJobsStorage`.
+    pub fn connection_string(&self) -> String {
+        format!(
+            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={DEV_KEY};\
+             TableEndpoint=http://127.0.0.1:{}/devstoreaccount1;",
+            self.port
+        )
+    }
+}
+
+impl Drop for Azurite {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
