@@ -47,9 +47,6 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 
-/// How often a delivery waiting on a concurrent one looks again.
-const BUSY_POLL: Duration = Duration::from_millis(25);
-
 /// Added to a claim's lease beyond the longest its action can take: a claim left by a crashed
 /// process frees itself after this long.
 const LEASE_MARGIN: Duration = Duration::from_secs(10);
@@ -302,8 +299,8 @@ impl Deliverer {
                 Ok(Claim::Done(Recorded::Refused { reason })) => {
                     return Err(Outcome::Failed(Failure::Permanent(reason)));
                 }
-                Ok(Claim::Busy) if Instant::now() + BUSY_POLL < start_by => {
-                    tokio::time::sleep(BUSY_POLL).await;
+                Ok(Claim::Busy) if Instant::now() + self.ledger.busy_poll() < start_by => {
+                    tokio::time::sleep(self.ledger.busy_poll()).await;
                 }
                 Ok(Claim::Busy) => {
                     let reason = "another delivery of this event is still running";

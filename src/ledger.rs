@@ -120,6 +120,12 @@ pub trait Ledger: Send + Sync {
 
     /// Deletes entries recorded before `cutoff`; returns how many.
     async fn purge(&self, cutoff: DateTime<Utc>) -> Result<usize, LedgerError>;
+
+    /// How often a delivery waiting on a claim held elsewhere asks again: cheap on a local
+    /// file, a request (and a cost) on a shared store.
+    fn busy_poll(&self) -> Duration {
+        Duration::from_millis(25)
+    }
 }
 
 /// One stored entry.

@@ -178,6 +178,12 @@ fn open_checked(path: &Path) -> Result<Database, LedgerError> {
             Err(e) => return Err(cannot_open(&e)),
         },
         Ok(Err(DatabaseError::Storage(StorageError::Corrupted(why)))) => why,
+        Ok(Err(DatabaseError::DatabaseAlreadyOpen)) => {
+            return Err(cannot_open(
+                &"another process has it open; instances that share a ledger need the \
+                  storage-account table (LEDGER=table)",
+            ));
+        }
         Ok(Err(e)) => return Err(cannot_open(&e)),
         Err(_) => "redb panicked while opening it".to_owned(),
     };

@@ -85,19 +85,25 @@ impl TableLedger {
             table: table.to_owned(),
             held: Mutex::new(HashMap::new()),
         };
-        let url = format!("{}/Tables", ledger.account.table_endpoint);
-        let body = serde_json::json!({ "TableName": table });
-        let response = ledger.send(Method::POST, &url, None, Some(&body)).await?;
+        ledger.create_table().await?;
+        Ok(ledger)
+    }
+
+    /// Creates the table unless it exists.
+    async fn create_table(&self) -> Result<(), LedgerError> {
+        let url = format!("{}/Tables", self.account.table_endpoint);
+        let body = serde_json::json!({ "TableName": self.table });
+        let response = self.send(Method::POST, &url, None, Some(&body)).await?;
         match response.status() {
-            StatusCode::CREATED | StatusCode::NO_CONTENT | StatusCode::CONFLICT => Ok(ledger),
+            StatusCode::CREATED | StatusCode::NO_CONTENT | StatusCode::CONFLICT => Ok(()),
             StatusCode::FORBIDDEN => Err(LedgerError(format!(
                 "AzureWebJobsStorage: the storage account {} refused the key (403); check the \
                  connection string",
-                ledger.account.name
+                self.account.name
             ))),
             status => Err(LedgerError(format!(
-                "cannot create table {table} in storage account {}: {status}",
-                ledger.account.name
+                "cannot create table {} in storage account {}: {status}",
+                self.table, self.account.name
             ))),
         }
     }
@@ -112,7 +118,10 @@ impl TableLedger {
         )
     }
 
-    /// Sends one signed request. Only a failure to get an answer is an error here.
+    /// Sends one signed request, trying again (after 100, then 400 ms) when the service is
+    /// throttling (429), unavailable (500, 503) or unreachable. Only a failure to get any other
+    /// answer is an error here. A claim tried again after an insert whose answer was lost finds
+    /// its own entry and waits for its lease: a delay, never a second mail.
     async fn send(
         &self,
         method: Method,
@@ -120,25 +129,43 @@ impl TableLedger {
         if_match: Option<&str>,
         body: Option<&serde_json::Value>,
     ) -> Result<reqwest::Response, LedgerError> {
-        let date = Utc::now().format("%a, %d %b %Y %H:%M:%S GMT").to_string();
-        let mut request = self
-            .http
-            .request(method, url)
-            .header("x-ms-date", &date)
-            .header("x-ms-version", API_VERSION)
-            .header("Accept", "application/json;odata=nometadata")
-            .header("DataServiceVersion", "3.0;NetFx")
-            .header("Authorization", self.account.authorization(url, &date));
-        if let Some(etag) = if_match {
-            request = request.header("If-Match", etag);
+        let mut pause = Duration::from_millis(100);
+        let mut attempt = 1;
+        loop {
+            let date = Utc::now().format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+            let mut request = self
+                .http
+                .request(method.clone(), url)
+                .header("x-ms-date", &date)
+                .header("x-ms-version", API_VERSION)
+                .header("Accept", "application/json;odata=nometadata")
+                .header("DataServiceVersion", "3.0;NetFx")
+                .header("Authorization", self.account.authorization(url, &date));
+            if let Some(etag) = if_match {
+                request = request.header("If-Match", etag);
+            }
+            if let Some(body) = body {
+                request = request.json(body).header("Prefer", "return-no-content");
+            }
+            let retry = match request.send().await {
+                Ok(response) if !is_transient(response.status()) || attempt == 3 => {
+                    return Ok(response);
+                }
+                Ok(response) => response.status().to_string(),
+                Err(err) if attempt == 3 => {
+                    return Err(LedgerError(format!(
+                        "table {}: {}",
+                        self.table,
+                        err.without_url()
+                    )));
+                }
+                Err(err) => err.without_url().to_string(),
+            };
+            tracing::debug!(attempt, reason = %retry, "storage request failed; trying again");
+            tokio::time::sleep(pause).await;
+            pause *= 4;
+            attempt += 1;
         }
-        if let Some(body) = body {
-            request = request.json(body).header("Prefer", "return-no-content");
-        }
-        request
-            .send()
-            .await
-            .map_err(|e| LedgerError(format!("table {}: {}", self.table, e.without_url())))
     }
 
     fn hold(&self, url: &str, response: &reqwest::Response) {
@@ -186,6 +213,11 @@ impl Ledger for TableLedger {
                     return Ok(Claim::Acquired);
                 }
                 StatusCode::CONFLICT => {}
+                // The table was deleted since start-up: make it again and insert again.
+                StatusCode::NOT_FOUND => {
+                    self.create_table().await?;
+                    continue;
+                }
                 status => return Err(self.unexpected("a claim", status)),
             }
             let found = self.send(Method::GET, &url, None, None).await?;
@@ -284,6 +316,10 @@ impl Ledger for TableLedger {
         }
     }
 
+    fn busy_poll(&self) -> Duration {
+        Duration::from_millis(250)
+    }
+
     async fn purge(&self, cutoff: DateTime<Utc>) -> Result<usize, LedgerError> {
         // A filter on a property scans the table; entries laid out by day so that old ones go
         // whole are the next step. Until then one page of old entries goes per purge.
@@ -337,6 +373,16 @@ fn entity_json(url: &str, entity: &Entity) -> serde_json::Value {
         }
     }
     body
+}
+
+/// Answers that a moment later may not repeat.
+fn is_transient(status: StatusCode) -> bool {
+    matches!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS
+            | StatusCode::INTERNAL_SERVER_ERROR
+            | StatusCode::SERVICE_UNAVAILABLE
+    )
 }
 
 fn hex_digest(text: &str) -> String {

@@ -4,8 +4,10 @@ use super::name;
 use crate::ledger::Account;
 use std::path::{Path, PathBuf};
 
-/// The shared ledger, when `LEDGER=table` asks for it: the account of `AzureWebJobsStorage`
-/// and the table `LEDGER_TABLE` (default `kvnotifyledger`).
+/// The shared ledger, when chosen: by `LEDGER=table`, or by default when `AzureWebJobsStorage`
+/// holds a connection string (as it always does in Azure) and `LEDGER_PATH` does not name a
+/// file. It is the account of `AzureWebJobsStorage` and the table `LEDGER_TABLE` (default
+/// `kvnotifyledger`). `LEDGER=file`, or a `LEDGER_PATH`, keeps the file ledger.
 pub(super) fn table_ledger(
     get: &impl Fn(&str) -> Option<String>,
     problems: &mut Vec<String>,
@@ -14,7 +16,14 @@ pub(super) fn table_ledger(
         .map(|v| v.trim().to_ascii_lowercase())
         .as_deref()
     {
-        None | Some("" | "file") => return None,
+        None | Some("") => {
+            let by_default =
+                get(name::LEDGER_PATH).is_none() && get(name::AZURE_WEB_JOBS_STORAGE).is_some();
+            if !by_default {
+                return None;
+            }
+        }
+        Some("file") => return None,
         Some("table") => {}
         Some(other) => {
             problems.push(format!("LEDGER: {other:?} is not `file` or `table`"));

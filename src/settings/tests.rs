@@ -100,3 +100,44 @@ fn default_timeouts_shrink_to_fit_a_short_deadline_but_a_chosen_one_must_fit() {
         "{problems:?}"
     );
 }
+
+#[test]
+fn the_storage_account_ledger_is_the_default_when_the_app_has_a_storage_account() {
+    let dev = ("AzureWebJobsStorage", "UseDevelopmentStorage=true");
+    let chosen = |pairs: &[(&str, &str)]| load(pairs).map(|s| s.table_ledger.map(|(_, t)| t));
+
+    assert_eq!(chosen(&[dev]), Ok(Some("kvnotifyledger".to_owned())));
+    assert_eq!(
+        chosen(&[dev, ("LEDGER_PATH", "x.redb")]),
+        Ok(None),
+        "a file was named"
+    );
+    assert_eq!(chosen(&[dev, ("LEDGER", "file")]), Ok(None));
+    assert_eq!(chosen(&[]), Ok(None));
+    assert_eq!(
+        chosen(&[
+            dev,
+            ("LEDGER", "TABLE"),
+            ("LEDGER_PATH", "x.redb"),
+            ("LEDGER_TABLE", "alerts2")
+        ]),
+        Ok(Some("alerts2".to_owned()))
+    );
+}
+
+#[test]
+fn a_table_ledger_without_an_account_or_with_a_bad_name_is_refused() {
+    let problems = load(&[("LEDGER", "table")]).expect_err("no account");
+    assert!(
+        problems[0].contains("needs AzureWebJobsStorage"),
+        "{problems:?}"
+    );
+    let problems = load(&[
+        ("AzureWebJobsStorage", "UseDevelopmentStorage=true"),
+        ("LEDGER_TABLE", "kv-ledger"),
+    ])
+    .expect_err("a bad name");
+    assert!(problems[0].starts_with("LEDGER_TABLE"), "{problems:?}");
+    let problems = load(&[("LEDGER", "sql")]).expect_err("an unknown ledger");
+    assert!(problems[0].starts_with("LEDGER:"), "{problems:?}");
+}

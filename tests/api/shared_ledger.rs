@@ -93,3 +93,32 @@ async fn a_wrong_account_key_stops_start_up_and_is_never_printed() {
     assert!(output.contains("refused the key"), "{output}");
     assert!(!output.contains(wrong_key));
 }
+
+#[tokio::test]
+async fn with_the_storage_account_down_no_mail_goes_out_and_the_redelivery_sends_once() {
+    let (smtp, mut azurite) = (SmtpServer::start(), Azurite::start());
+    let settings = shared(&smtp, &azurite);
+    let handler = Handler::start(&pairs(&settings)).await;
+    let event = event_grid("SecretExpired", "down", Some(-1));
+
+    azurite.stop();
+    let started = std::time::Instant::now();
+    let during = handler.invoke(event.clone()).await;
+    let took = started.elapsed();
+    azurite.restart();
+    let after = handler.invoke(event.clone()).await;
+    let again = handler.invoke(event).await;
+
+    assert_eq!(during.status, 500, "{}", during.text);
+    assert!(
+        took < std::time::Duration::from_secs(20),
+        "answered after {took:?}"
+    );
+    assert_eq!(after.statuses(), ["sent"], "{}", after.text);
+    assert_eq!(again.statuses(), ["duplicate"]);
+    assert_eq!(
+        smtp.messages().len(),
+        1,
+        "no mail while the ledger was down"
+    );
+}

@@ -2,7 +2,7 @@
 //! started per test on a free port with a folder of its own, stopped (by PID) when dropped.
 
 use super::{free_port, wait_until};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -17,37 +17,27 @@ const DEV_KEY: &str =
 pub struct Azurite {
     child: Child,
     port: u16,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Azurite {
     pub fn start() -> Self {
-        let binary = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("target/tools/node_modules/.bin/azurite-table");
-        assert!(binary.exists(), "{INSTALL_HINT}");
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
-        let child = Command::new(&binary)
-            .args(["--tableHost", "127.0.0.1", "--tablePort", &port.to_string()])
-            .arg("--location")
-            .arg(dir.path())
-            .args(["--silent", "--skipApiVersionCheck"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}; {INSTALL_HINT}", binary.display()));
-        let listening = wait_until(Duration::from_secs(20), || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
-        assert!(
-            listening,
-            "Azurite did not listen on port {port} within 20 s"
-        );
-        Self {
-            child,
-            port,
-            _dir: dir,
-        }
+        let child = spawn(port, dir.path());
+        Self { child, port, dir }
+    }
+
+    /// Stops the service, as an outage would; its data stays.
+    pub fn stop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+
+    /// Starts it again on the same port, with the same data.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.child = spawn(self.port, self.dir.path());
     }
 
     /// The connection string a function app would have in `AzureWebJobsStorage`.
@@ -62,7 +52,29 @@ impl Azurite {
 
 impl Drop for Azurite {
     fn drop(&mut self) {
-        self.child.kill().ok();
-        self.child.wait().ok();
+        self.stop();
     }
+}
+
+fn spawn(port: u16, dir: &Path) -> Child {
+    let binary = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("target/tools/node_modules/.bin/azurite-table");
+    assert!(binary.exists(), "{INSTALL_HINT}");
+    let child = Command::new(&binary)
+        .args(["--tableHost", "127.0.0.1", "--tablePort", &port.to_string()])
+        .arg("--location")
+        .arg(dir)
+        .args(["--silent", "--skipApiVersionCheck"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}; {INSTALL_HINT}", binary.display()));
+    let listening = wait_until(Duration::from_secs(20), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    assert!(
+        listening,
+        "Azurite did not listen on port {port} within 20 s"
+    );
+    child
 }
