@@ -122,3 +122,35 @@ async fn with_the_storage_account_down_no_mail_goes_out_and_the_redelivery_sends
         "no mail while the ledger was down"
     );
 }
+
+#[tokio::test]
+async fn a_claim_left_by_a_killed_instance_is_taken_over_after_its_lease_and_sent_once() {
+    let (smtp, azurite) = (SmtpServer::start(), Azurite::start());
+    // The first instance's mail server never answers: it claims the mail and hangs.
+    let (_silent, silent_url) = silent_server();
+    let mut hung = shared(&smtp, &azurite);
+    set(&mut hung, "SMTP_URL", &silent_url);
+    set(&mut hung, "SMTP_TIMEOUT_SECS", "1");
+    let mut healthy = shared(&smtp, &azurite);
+    set(&mut healthy, "SMTP_TIMEOUT_SECS", "1");
+    set(&mut healthy, "DEADLINE_SECS", "30");
+    let first = Handler::start(&pairs(&hung)).await;
+    let second = Handler::start(&pairs(&healthy)).await;
+    let event = event_grid("KeyExpired", "orphan", Some(-1));
+
+    let (_, answer) = tokio::join!(first.try_invoke(event.clone()), async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        first.sigkill();
+        second.invoke(event.clone()).await
+    });
+    let again = second.invoke(event).await;
+
+    assert_eq!(
+        (answer.status, answer.statuses()),
+        (200, vec!["sent".to_owned()]),
+        "{}",
+        answer.text
+    );
+    assert_eq!(again.statuses(), ["duplicate"]);
+    assert_eq!(smtp.messages().len(), 1);
+}
