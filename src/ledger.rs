@@ -128,6 +128,11 @@ pub trait Ledger: Send + Sync {
     }
 }
 
+/// When a claim taken at `now` for `lease` runs out.
+fn lease_end(now: DateTime<Utc>, lease: Duration) -> DateTime<Utc> {
+    now + chrono::TimeDelta::from_std(lease).unwrap_or(chrono::TimeDelta::MAX)
+}
+
 /// One stored entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Entry {

@@ -13,7 +13,7 @@ mod commits;
 
 use super::{ActionKey, Claim, Entry, Ledger, LedgerError, Recorded, State};
 use async_trait::async_trait;
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use redb::{
     Database, DatabaseError, Durability, ReadableDatabase, ReadableTable, StorageError,
     TableDefinition,
@@ -215,7 +215,7 @@ impl Ledger for RedbLedger {
         lease: Duration,
     ) -> Result<Claim, LedgerError> {
         let key = key.to_string();
-        let until = now + TimeDelta::from_std(lease).unwrap_or(TimeDelta::MAX);
+        let until = super::lease_end(now, lease);
         self.blocking(move |store| {
             // A read first: a redelivery of a finished action costs no disk write.
             if let Some(claim) = store.read(&key)?.and_then(|entry| entry.claim_at(now)) {

@@ -192,7 +192,7 @@ impl Ledger for TableLedger {
         lease: Duration,
     ) -> Result<Claim, LedgerError> {
         let url = self.entity_url(key);
-        let until = now + TimeDelta::from_std(lease).unwrap_or(TimeDelta::MAX);
+        let until = super::lease_end(now, lease);
         let claimed = Entity {
             at: rfc3339(now),
             state: "claimed".to_owned(),
