@@ -64,7 +64,7 @@ fn spawn(port: u16, dir: &Path) -> Child {
         .args(["--tableHost", "127.0.0.1", "--tablePort", &port.to_string()])
         .arg("--location")
         .arg(dir)
-        .args(["--silent", "--skipApiVersionCheck"])
+        .args(["--silent", "--skipApiVersionCheck", "--disableTelemetry"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
