@@ -4,14 +4,21 @@ use crate::support::*;
 use serde_json::json;
 use std::time::Duration;
 
-fn owners_to(smtp: &SmtpServer) -> Vec<(&'static str, String)> {
-    mail_settings(&smtp.url())
-}
+on_both_ledgers!(
+    a_redelivered_event_is_reported_duplicate_and_sends_nothing,
+    concurrent_deliveries_of_one_event_send_exactly_one_mail,
+    a_batch_redelivered_after_a_partial_failure_sends_only_what_did_not_go_out,
+    smtp_down_then_up_delivers_once_on_redelivery,
+    after_kill_9_and_a_restart_a_redelivery_sends_nothing,
+    a_redelivery_after_a_partial_failure_serves_only_the_recipients_not_yet_served,
+    a_recipient_refused_for_good_neither_blocks_the_others_nor_causes_retries,
+    a_temporary_refusal_of_the_message_fails_the_invocation_for_a_retry,
+    a_slow_smtp_server_cannot_hold_an_invocation_past_the_deadline,
+);
 
-#[tokio::test]
-async fn a_redelivered_event_is_reported_duplicate_and_sends_nothing() {
+async fn a_redelivered_event_is_reported_duplicate_and_sends_nothing(ledger: TestLedger) {
     let smtp = SmtpServer::start();
-    let settings = owners_to(&smtp);
+    let settings = ledger.settings(&smtp.url());
     let handler = Handler::start(&pairs(&settings)).await;
     let event = event_grid("SecretNearExpiry", "db-password", Some(20));
 
@@ -26,10 +33,9 @@ async fn a_redelivered_event_is_reported_duplicate_and_sends_nothing() {
     assert_eq!(smtp.messages().len(), 1);
 }
 
-#[tokio::test]
-async fn concurrent_deliveries_of_one_event_send_exactly_one_mail() {
+async fn concurrent_deliveries_of_one_event_send_exactly_one_mail(ledger: TestLedger) {
     let smtp = SmtpServer::start();
-    let settings = owners_to(&smtp);
+    let settings = ledger.settings(&smtp.url());
     let handler = Handler::start(&pairs(&settings)).await;
     let event = event_grid("KeyExpired", "signing", Some(-1));
 
@@ -52,10 +58,11 @@ async fn concurrent_deliveries_of_one_event_send_exactly_one_mail() {
     assert_eq!(smtp.messages().len(), 1);
 }
 
-#[tokio::test]
-async fn a_batch_redelivered_after_a_partial_failure_sends_only_what_did_not_go_out() {
+async fn a_batch_redelivered_after_a_partial_failure_sends_only_what_did_not_go_out(
+    ledger: TestLedger,
+) {
     let smtp = SmtpServer::start();
-    let mut settings = owners_to(&smtp);
+    let mut settings = ledger.settings(&smtp.url());
     settings.push(("SECURITY_EMAILS", "secops@contoso.com".to_owned()));
     let handler = Handler::start(&pairs(&settings)).await;
     let sent_first = event_grid("SecretNearExpiry", "a", Some(20));
@@ -69,10 +76,9 @@ async fn a_batch_redelivered_after_a_partial_failure_sends_only_what_did_not_go_
     assert_eq!(subjects.len(), 2, "{subjects:?}");
 }
 
-#[tokio::test]
-async fn smtp_down_then_up_delivers_once_on_redelivery() {
+async fn smtp_down_then_up_delivers_once_on_redelivery(ledger: TestLedger) {
     let smtp = SmtpServer::start();
-    let settings = owners_to(&smtp);
+    let settings = ledger.settings(&smtp.url());
     let port = smtp.stop();
     let handler = Handler::start(&pairs(&settings)).await;
     let event = event_grid("CertificateNearExpiry", "www", Some(9));
@@ -94,19 +100,12 @@ async fn smtp_down_then_up_delivers_once_on_redelivery() {
     assert_eq!(smtp.messages().len(), 1);
 }
 
-#[tokio::test]
-async fn after_kill_9_and_a_restart_a_redelivery_sends_nothing() {
+async fn after_kill_9_and_a_restart_a_redelivery_sends_nothing(ledger: TestLedger) {
     let smtp = SmtpServer::start();
-    let ledger = tempfile::tempdir().expect("temp dir");
-    let mut settings = owners_to(&smtp);
-    settings.push((
-        "LEDGER_PATH",
-        ledger
-            .path()
-            .join("ledger.redb")
-            .to_string_lossy()
-            .into_owned(),
-    ));
+    let folder = tempfile::tempdir().expect("temp dir");
+    let mut settings = ledger.settings(&smtp.url());
+    let file = folder.path().join("ledger.redb");
+    set(&mut settings, "LEDGER_PATH", &file.to_string_lossy());
     let event = event_grid("SecretExpired", "old", Some(-2));
     let mut first = Handler::start(&pairs(&settings)).await;
     assert_eq!(first.invoke(event.clone()).await.statuses(), ["sent"]);
@@ -122,14 +121,15 @@ async fn after_kill_9_and_a_restart_a_redelivery_sends_nothing() {
     assert_eq!(smtp.messages().len(), 1);
 }
 
-#[tokio::test]
-async fn a_redelivery_after_a_partial_failure_serves_only_the_recipients_not_yet_served() {
+async fn a_redelivery_after_a_partial_failure_serves_only_the_recipients_not_yet_served(
+    ledger: TestLedger,
+) {
     let options = SmtpOptions {
         tempfail_rcpt: vec!["owner2@contoso.com".into()],
         ..Default::default()
     };
     let flaky = SmtpServer::start_with(options);
-    let settings = owners_to(&flaky);
+    let settings = ledger.settings(&flaky.url());
     let handler = Handler::start(&pairs(&settings)).await;
     let event = event_grid("SecretNearExpiry", "db-password", Some(20));
 
@@ -152,14 +152,15 @@ async fn a_redelivery_after_a_partial_failure_serves_only_the_recipients_not_yet
     );
 }
 
-#[tokio::test]
-async fn a_recipient_refused_for_good_neither_blocks_the_others_nor_causes_retries() {
+async fn a_recipient_refused_for_good_neither_blocks_the_others_nor_causes_retries(
+    ledger: TestLedger,
+) {
     let options = SmtpOptions {
         reject_rcpt: vec!["owner2@contoso.com".into()],
         ..Default::default()
     };
     let smtp = SmtpServer::start_with(options);
-    let settings = owners_to(&smtp);
+    let settings = ledger.settings(&smtp.url());
     let handler = Handler::start(&pairs(&settings)).await;
     let event = event_grid("KeyNearExpiry", "k", Some(6));
 
@@ -184,13 +185,12 @@ async fn a_recipient_refused_for_good_neither_blocks_the_others_nor_causes_retri
     assert_eq!(smtp.messages().len(), 1, "nothing is sent again");
 }
 
-#[tokio::test]
-async fn a_temporary_refusal_of_the_message_fails_the_invocation_for_a_retry() {
+async fn a_temporary_refusal_of_the_message_fails_the_invocation_for_a_retry(ledger: TestLedger) {
     let smtp = SmtpServer::start_with(SmtpOptions {
         tempfail_data: true,
         ..Default::default()
     });
-    let settings = owners_to(&smtp);
+    let settings = ledger.settings(&smtp.url());
     let handler = Handler::start(&pairs(&settings)).await;
 
     let answer = handler
@@ -206,10 +206,9 @@ async fn a_temporary_refusal_of_the_message_fails_the_invocation_for_a_retry() {
     assert!(smtp.messages().is_empty());
 }
 
-#[tokio::test]
-async fn a_slow_smtp_server_cannot_hold_an_invocation_past_the_deadline() {
+async fn a_slow_smtp_server_cannot_hold_an_invocation_past_the_deadline(ledger: TestLedger) {
     let (_silent, url) = silent_server();
-    let mut settings = mail_settings(&url);
+    let mut settings = ledger.settings(&url);
     set(&mut settings, "SMTP_TIMEOUT_SECS", "3");
     set(&mut settings, "DEADLINE_SECS", "5");
     let handler = Handler::start(&pairs(&settings)).await;

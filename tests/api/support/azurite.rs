@@ -78,3 +78,56 @@ fn spawn(port: u16, dir: &Path) -> Child {
     );
     child
 }
+
+/// The ledger a test runs on. A table's Azurite lives as long as the value.
+pub enum TestLedger {
+    /// The redb file (each handler gets its own unless the test names one).
+    File,
+    /// The storage-account table, in an Azurite of its own.
+    Table(Azurite),
+}
+
+impl TestLedger {
+    pub fn table() -> Self {
+        Self::Table(Azurite::start())
+    }
+
+    /// [`mail_settings`](super::mail_settings) for this ledger.
+    pub fn settings(&self, smtp_url: &str) -> Vec<(&'static str, String)> {
+        let mut settings = super::mail_settings(smtp_url);
+        if let Self::Table(azurite) = self {
+            super::set(&mut settings, "LEDGER", "table");
+            super::set(
+                &mut settings,
+                "AzureWebJobsStorage",
+                &azurite.connection_string(),
+            );
+        }
+        settings
+    }
+}
+
+/// Runs each named `async fn(TestLedger)` of the calling module twice: `on_file::NAME` and
+/// `on_table::NAME`.
+macro_rules! on_both_ledgers {
+    ($($name:ident),* $(,)?) => {
+        mod on_file {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::support::TestLedger::File).await
+                }
+            )*
+        }
+        mod on_table {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::support::TestLedger::table()).await
+                }
+            )*
+        }
+    };
+}
+
+pub(crate) use on_both_ledgers;
