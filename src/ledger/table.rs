@@ -321,6 +321,25 @@ impl Ledger for TableLedger {
     }
 
     async fn purge(&self, cutoff: DateTime<Utc>) -> Result<usize, LedgerError> {
+        // One instance purges each hour: the first to insert the hour's marker entry (itself
+        // purged later, like any entry).
+        let now = Utc::now();
+        let marker = serde_json::json!({
+            "PartitionKey": "purge",
+            "RowKey": now.format("%Y%m%d%H").to_string(),
+            "At": rfc3339(now),
+            "State": "done",
+            "Key": "purge",
+        });
+        let insert_url = format!("{}/{}", self.account.table_endpoint, self.table);
+        let inserted = self
+            .send(Method::POST, &insert_url, None, Some(&marker))
+            .await?;
+        match inserted.status() {
+            StatusCode::CREATED | StatusCode::NO_CONTENT => {}
+            StatusCode::CONFLICT => return Ok(0),
+            status => return Err(self.unexpected("a purge marker", status)),
+        }
         // A filter on a property scans the table; entries laid out by day so that old ones go
         // whole are the next step. Until then one page of old entries goes per purge.
         let filter = format!("At lt '{}'", rfc3339(cutoff));
