@@ -111,17 +111,7 @@ async fn the_handler_refuses_to_start_on_what_check_rejects() {
     let dir = tempfile::tempdir().expect("temp dir");
     let rules = dir.path().join("rules.toml");
     std::fs::write(&rules, BROKEN).expect("write");
-    let (mut handler, _) = Handler::spawn(
-        &[("RULES_FILE", rules.to_str().expect("utf-8"))],
-        "FUNCTIONS_CUSTOMHANDLER_PORT",
-    );
-
-    let status = handler
-        .wait_exit(std::time::Duration::from_secs(10))
-        .expect("start-up refused");
-
-    assert!(!status.success());
-    let output = handler.output_with("pager");
+    let output = Handler::refused_start(&[("RULES_FILE", rules.to_str().expect("utf-8"))], "pager");
     assert!(output.contains("unknown channel \"pager\""), "{output}");
 }
 

@@ -152,6 +152,17 @@ impl Handler {
         handler
     }
 
+    /// Starts the handler with settings it must refuse: waits (up to 20 s) for it to exit with
+    /// a failure, and returns its output once it mentions `needle`.
+    pub fn refused_start(settings: &[(&str, &str)], needle: &str) -> String {
+        let (mut handler, _) = Self::spawn(settings, "FUNCTIONS_CUSTOMHANDLER_PORT");
+        let status = handler
+            .wait_exit(Duration::from_secs(20))
+            .expect("start-up refused");
+        assert!(!status.success(), "exited with {status}");
+        handler.output_with(needle)
+    }
+
     /// Starts the process without waiting (for tests of start-up failures).
     pub fn spawn(settings: &[(&str, &str)], port_var: &str) -> (Self, Instant) {
         let app = FunctionApp::load();
