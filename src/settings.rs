@@ -29,6 +29,18 @@ pub mod name {
     pub const HOME: &str = "HOME";
     /// The app's storage account (a connection string), set by the Functions host.
     pub const AZURE_WEB_JOBS_STORAGE: &str = "AzureWebJobsStorage";
+    /// The storage account's name, for an identity-based `AzureWebJobsStorage`.
+    pub const STORAGE_ACCOUNT_NAME: &str = "AzureWebJobsStorage__accountName";
+    /// The Table service URI, for an identity-based `AzureWebJobsStorage`.
+    pub const STORAGE_TABLE_URI: &str = "AzureWebJobsStorage__tableServiceUri";
+    /// How an identity-based `AzureWebJobsStorage` authenticates (`managedidentity`).
+    pub const STORAGE_CREDENTIAL: &str = "AzureWebJobsStorage__credential";
+    /// The user-assigned identity of an identity-based `AzureWebJobsStorage`.
+    pub const STORAGE_CLIENT_ID: &str = "AzureWebJobsStorage__clientId";
+    /// The managed-identity endpoint, set by the platform.
+    pub const IDENTITY_ENDPOINT: &str = "IDENTITY_ENDPOINT";
+    /// The managed-identity endpoint's secret header, set by the platform.
+    pub const IDENTITY_HEADER: &str = "IDENTITY_HEADER";
     /// Which ledger: `file` or `table`.
     pub const LEDGER: &str = "LEDGER";
     /// The ledger file.

@@ -96,6 +96,14 @@ impl TableLedger {
         let response = self.send(Method::POST, &url, None, Some(&body)).await?;
         match response.status() {
             StatusCode::CREATED | StatusCode::NO_CONTENT | StatusCode::CONFLICT => Ok(()),
+            StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED if self.account.uses_identity() => {
+                Err(LedgerError(format!(
+                    "AzureWebJobsStorage: the storage account {} refused the app's identity \
+                     ({}): grant it the Storage Table Data Contributor role on the account",
+                    self.account.name,
+                    response.status()
+                )))
+            }
             StatusCode::FORBIDDEN => Err(LedgerError(format!(
                 "AzureWebJobsStorage: the storage account {} refused the key (403); check the \
                  connection string",
@@ -140,7 +148,13 @@ impl TableLedger {
                 .header("x-ms-version", API_VERSION)
                 .header("Accept", "application/json;odata=nometadata")
                 .header("DataServiceVersion", "3.0;NetFx")
-                .header("Authorization", self.account.authorization(url, &date));
+                .header(
+                    "Authorization",
+                    self.account
+                        .authorization(url, &date)
+                        .await
+                        .map_err(LedgerError)?,
+                );
             if let Some(etag) = if_match {
                 request = request.header("If-Match", etag);
             }

@@ -1,12 +1,14 @@
 //! Where the ledger lives: a file on this machine, or a table in the app's storage account.
 
 use super::name;
+use crate::identity::ManagedIdentity;
 use crate::ledger::Account;
+use secrecy::SecretString;
 use std::path::{Path, PathBuf};
 
-/// The shared ledger, when chosen: by `LEDGER=table`, or by default when `AzureWebJobsStorage`
-/// holds a connection string (as it always does in Azure) and `LEDGER_PATH` does not name a
-/// file. It is the account of `AzureWebJobsStorage` and the table `LEDGER_TABLE` (default
+/// The shared ledger, when chosen: by `LEDGER=table`, or by default when the app has a storage
+/// account (`AzureWebJobsStorage`, in either form, as it always has in Azure) and `LEDGER_PATH`
+/// does not name a file. It is that account and the table `LEDGER_TABLE` (default
 /// `kvnotifyledger`). `LEDGER=file`, or a `LEDGER_PATH`, keeps the file ledger.
 pub(super) fn table_ledger(
     get: &impl Fn(&str) -> Option<String>,
@@ -17,8 +19,10 @@ pub(super) fn table_ledger(
         .as_deref()
     {
         None | Some("") => {
-            let by_default =
-                get(name::LEDGER_PATH).is_none() && get(name::AZURE_WEB_JOBS_STORAGE).is_some();
+            let has_account = get(name::AZURE_WEB_JOBS_STORAGE).is_some()
+                || get(name::STORAGE_ACCOUNT_NAME).is_some()
+                || get(name::STORAGE_TABLE_URI).is_some();
+            let by_default = get(name::LEDGER_PATH).is_none() && has_account;
             if !by_default {
                 return None;
             }
@@ -39,25 +43,83 @@ pub(super) fn table_ledger(
             "LEDGER_TABLE: {table:?} is not a table name (3 to 63 letters and digits, a letter first)"
         ));
     }
-    let Some(connection) = get(name::AZURE_WEB_JOBS_STORAGE) else {
-        problems.push(
-            "LEDGER=table needs AzureWebJobsStorage: the storage account's connection string, or \
-             UseDevelopmentStorage=true with Azurite"
-                .to_owned(),
-        );
-        return None;
+    let account = match get(name::AZURE_WEB_JOBS_STORAGE) {
+        Some(connection) => Account::from_connection_string(&connection).map_err(|e| {
+            format!("AzureWebJobsStorage: {e} (the value is not shown: it holds a key)")
+        }),
+        None => identity_account(get).unwrap_or_else(|| {
+            Err(
+                "LEDGER=table needs the app's storage account: AzureWebJobsStorage (a connection \
+                 string, or UseDevelopmentStorage=true with Azurite) or \
+                 AzureWebJobsStorage__accountName with the managed identity"
+                    .to_owned(),
+            )
+        }),
     };
-    match Account::from_connection_string(&connection) {
+    match account {
         Ok(account) if valid => Some((account, table)),
         Ok(_) => None,
-        Err(e) => {
-            problems.push(format!(
-                "AzureWebJobsStorage: {e} (the value is not shown: it holds a key)"
-            ));
+        Err(problem) => {
+            problems.push(problem);
             None
         }
     }
 }
+
+/// The identity-based form of `AzureWebJobsStorage`: `__accountName` (or `__tableServiceUri`),
+/// `__credential` (`managedidentity`, the default) and `__clientId` for a user-assigned
+/// identity, reached with a token from `IDENTITY_ENDPOINT`. `None` when the form is not used.
+fn identity_account(get: &impl Fn(&str) -> Option<String>) -> Option<Result<Account, String>> {
+    let account_name = get(name::STORAGE_ACCOUNT_NAME);
+    let table_uri = get(name::STORAGE_TABLE_URI);
+    if account_name.is_none() && table_uri.is_none() {
+        return None;
+    }
+    Some((|| {
+        let credential = get(name::STORAGE_CREDENTIAL).unwrap_or_else(|| "managedidentity".into());
+        if !credential.eq_ignore_ascii_case("managedidentity") {
+            return Err(format!(
+                "{}: {credential:?} is not supported; use managedidentity",
+                name::STORAGE_CREDENTIAL
+            ));
+        }
+        let endpoint = table_uri.unwrap_or_else(|| {
+            format!(
+                "https://{}.table.core.windows.net",
+                account_name.as_deref().unwrap_or_default()
+            )
+        });
+        let account = account_name.unwrap_or_else(|| {
+            let host = endpoint
+                .split_once("://")
+                .map_or(endpoint.as_str(), |(_, h)| h);
+            host.split(['.', '/', ':'])
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        });
+        let (Some(identity_endpoint), Some(header)) =
+            (get(name::IDENTITY_ENDPOINT), get(name::IDENTITY_HEADER))
+        else {
+            return Err(format!(
+                "{}: an identity-based connection needs the app's managed identity \
+                 (IDENTITY_ENDPOINT and IDENTITY_HEADER, set by the platform once the identity is \
+                 on); elsewhere, set AzureWebJobsStorage to a connection string",
+                name::STORAGE_ACCOUNT_NAME
+            ));
+        };
+        let identity = ManagedIdentity::new(
+            identity_endpoint,
+            SecretString::from(header),
+            get(name::STORAGE_CLIENT_ID),
+            STORAGE_RESOURCE,
+        )?;
+        Ok(Account::with_identity(account, &endpoint, identity))
+    })())
+}
+
+/// The resource a storage token is for.
+const STORAGE_RESOURCE: &str = "https://storage.azure.com/";
 
 /// The ledger's home. In Azure (`WEBSITE_INSTANCE_ID` set) the app folder is read-only (the
 /// app runs from its package), so `$HOME/data/kv-notify`, the function app's persistent

@@ -147,3 +147,75 @@ async fn a_claim_left_by_a_killed_instance_is_taken_over_after_its_lease_and_sen
     assert_eq!(again.statuses(), ["duplicate"]);
     assert_eq!(smtp.messages().len(), 1);
 }
+
+/// The identity-based form of `AzureWebJobsStorage`, against Azurite over HTTPS checking tokens.
+fn identity_based(
+    smtp: &SmtpServer,
+    azurite: &Azurite,
+    identity: &IdentityEndpoint,
+    header: &str,
+) -> Vec<(&'static str, String)> {
+    let mut settings = mail_settings(&smtp.url());
+    set(&mut settings, "LEDGER", "table");
+    set(
+        &mut settings,
+        "AzureWebJobsStorage__accountName",
+        "devstoreaccount1",
+    );
+    set(
+        &mut settings,
+        "AzureWebJobsStorage__tableServiceUri",
+        &azurite.table_uri(),
+    );
+    set(
+        &mut settings,
+        "AzureWebJobsStorage__credential",
+        "managedidentity",
+    );
+    set(&mut settings, "IDENTITY_ENDPOINT", &identity.url());
+    set(&mut settings, "IDENTITY_HEADER", header);
+    let certificate = azurite.certificate().expect("HTTPS");
+    set(
+        &mut settings,
+        "SSL_CERT_FILE",
+        &certificate.to_string_lossy(),
+    );
+    settings
+}
+
+#[tokio::test]
+async fn the_managed_identity_reaches_the_table_without_a_key_and_its_token_is_reused() {
+    let (smtp, azurite) = (SmtpServer::start(), Azurite::start_with_oauth());
+    let identity = IdentityEndpoint::start();
+    let settings = identity_based(&smtp, &azurite, &identity, IDENTITY_SECRET);
+    let handler = Handler::start(&pairs(&settings)).await;
+    let event = event_grid("SecretNearExpiry", "keyless", Some(5));
+
+    let first = handler.invoke(event.clone()).await;
+    let again = handler.invoke(event).await;
+
+    assert_eq!(first.statuses(), ["sent"], "{}", first.text);
+    assert_eq!(again.statuses(), ["duplicate"]);
+    assert_eq!(smtp.messages().len(), 1);
+    assert_eq!(
+        identity.requests(),
+        1,
+        "one token, cached for every request"
+    );
+    assert!(!handler.output().contains("eyJ"), "a token reached the log");
+}
+
+#[tokio::test]
+async fn an_identity_the_endpoint_refuses_stops_start_up_naming_the_identity() {
+    let (smtp, azurite) = (SmtpServer::start(), Azurite::start_with_oauth());
+    let identity = IdentityEndpoint::start();
+    let settings = identity_based(&smtp, &azurite, &identity, "wrong-secret");
+
+    let output = Handler::refused_start(&pairs(&settings), "managed identity");
+
+    assert!(
+        output.contains("no token for https://storage.azure.com/"),
+        "{output}"
+    );
+    assert!(!output.contains("wrong-secret"));
+}

@@ -3,6 +3,7 @@
 pub mod azurite;
 pub mod events;
 pub mod host;
+pub mod identity;
 pub mod smtp;
 pub mod wait;
 pub mod webhook;
@@ -10,6 +11,7 @@ pub mod webhook;
 pub use azurite::*;
 pub use events::*;
 pub use host::*;
+pub use identity::*;
 pub use smtp::*;
 pub use wait::*;
 pub use webhook::*;

@@ -6,6 +6,9 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
+use std::sync::Arc;
+
+use crate::identity::ManagedIdentity;
 
 /// Azurite's well-known development account (`UseDevelopmentStorage=true`).
 const DEV_ACCOUNT: &str = "devstoreaccount1";
@@ -13,7 +16,7 @@ const DEV_KEY: &str =
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 const DEV_TABLE_ENDPOINT: &str = "http://127.0.0.1:10002/devstoreaccount1";
 
-/// A storage account's Table service, reached with its account key.
+/// A storage account's Table service, reached with its account key or the app's identity.
 #[derive(Clone)]
 pub struct Account {
     /// The account name.
@@ -21,7 +24,16 @@ pub struct Account {
     /// The Table service endpoint, without a trailing slash (path-style for Azurite:
     /// `http://127.0.0.1:10002/devstoreaccount1`).
     pub table_endpoint: String,
-    key: SecretString,
+    auth: Auth,
+}
+
+/// How requests are authorised.
+#[derive(Clone)]
+enum Auth {
+    /// Shared Key Lite with the account key.
+    SharedKey(SecretString),
+    /// A bearer token from the managed identity (role: Storage Table Data Contributor).
+    Identity(Arc<ManagedIdentity>),
 }
 
 impl std::fmt::Debug for Account {
@@ -52,7 +64,7 @@ impl Account {
             return Ok(Self {
                 name: DEV_ACCOUNT.to_owned(),
                 table_endpoint: DEV_TABLE_ENDPOINT.to_owned(),
-                key: SecretString::from(DEV_KEY),
+                auth: Auth::SharedKey(SecretString::from(DEV_KEY)),
             });
         }
         let name = parts
@@ -77,18 +89,38 @@ impl Account {
         Ok(Self {
             name,
             table_endpoint,
-            key: SecretString::from(key),
+            auth: Auth::SharedKey(SecretString::from(key)),
         })
     }
 
+    /// The account `name` at `table_endpoint` (a trailing slash is dropped), reached with the
+    /// app's managed identity.
+    pub fn with_identity(name: String, table_endpoint: &str, identity: ManagedIdentity) -> Self {
+        Self {
+            name,
+            table_endpoint: table_endpoint.trim_end_matches('/').to_owned(),
+            auth: Auth::Identity(Arc::new(identity)),
+        }
+    }
+
+    /// Whether requests carry a token from the managed identity (rather than a key).
+    pub fn uses_identity(&self) -> bool {
+        matches!(self.auth, Auth::Identity(_))
+    }
+
     /// The `Authorization` header value for a request to `url` dated `date` (RFC 1123, as
-    /// sent in `x-ms-date`): Shared Key Lite for the Table service.
-    pub fn authorization(&self, url: &str, date: &str) -> String {
-        let signature = sign(
-            self.key.expose_secret(),
-            &string_to_sign(&self.name, url, date),
-        );
-        format!("SharedKeyLite {}:{signature}", self.name)
+    /// sent in `x-ms-date`): Shared Key Lite, or a bearer token.
+    pub async fn authorization(&self, url: &str, date: &str) -> Result<String, String> {
+        match &self.auth {
+            Auth::SharedKey(key) => {
+                let signature = sign(key.expose_secret(), &string_to_sign(&self.name, url, date));
+                Ok(format!("SharedKeyLite {}:{signature}", self.name))
+            }
+            Auth::Identity(identity) => {
+                let token = identity.token().await?;
+                Ok(format!("Bearer {}", token.expose_secret()))
+            }
+        }
     }
 }
 

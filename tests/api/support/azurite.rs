@@ -18,14 +18,109 @@ pub struct Azurite {
     child: Child,
     port: u16,
     dir: tempfile::TempDir,
+    /// With TLS and Entra ID tokens checked (`--oauth basic`): the certificate to trust.
+    tls: Option<PathBuf>,
 }
 
 impl Azurite {
     pub fn start() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
-        let child = spawn(port, dir.path());
-        Self { child, port, dir }
+        let child = spawn(port, dir.path(), false);
+        Self {
+            child,
+            port,
+            dir,
+            tls: None,
+        }
+    }
+
+    /// Over HTTPS with a self-signed certificate for 127.0.0.1, checking bearer tokens' issuer,
+    /// audience and times (`--oauth basic`), as Azure Storage does for a managed identity.
+    pub fn start_with_oauth() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // A test CA and a server certificate it signs (a self-signed server certificate is
+        // a CA used as an end entity, which rustls rightly refuses).
+        let path = |name: &str| dir.path().join(name);
+        std::fs::write(
+            path("server.ext"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        )
+        .expect("write");
+        let openssl = |args: &[&str]| {
+            let status = Command::new("openssl")
+                .args(args)
+                .current_dir(dir.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .expect("the TLS test needs openssl: apt-get install -y openssl");
+            assert!(status.success(), "openssl {args:?} failed");
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=kv-notify test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "server.csr",
+        ]);
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "cert.pem",
+        ]);
+        let port = free_port();
+        let child = spawn(port, dir.path(), true);
+        let tls = Some(dir.path().join("ca.pem"));
+        Self {
+            child,
+            port,
+            dir,
+            tls,
+        }
+    }
+
+    /// The CA certificate a client must trust (HTTPS only).
+    pub fn certificate(&self) -> Option<&Path> {
+        self.tls.as_deref()
+    }
+
+    /// The Table service URI (`AzureWebJobsStorage__tableServiceUri`).
+    pub fn table_uri(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}/devstoreaccount1", self.port)
     }
 
     /// Stops the service, as an outage would; its data stays.
@@ -37,7 +132,7 @@ impl Azurite {
     /// Starts it again on the same port, with the same data.
     pub fn restart(&mut self) {
         self.stop();
-        self.child = spawn(self.port, self.dir.path());
+        self.child = spawn(self.port, self.dir.path(), self.tls.is_some());
     }
 
     /// The connection string a function app would have in `AzureWebJobsStorage`.
@@ -56,11 +151,19 @@ impl Drop for Azurite {
     }
 }
 
-fn spawn(port: u16, dir: &Path) -> Child {
+fn spawn(port: u16, dir: &Path, oauth: bool) -> Child {
     let binary = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("target/tools/node_modules/.bin/azurite-table");
     assert!(binary.exists(), "{INSTALL_HINT}");
-    let child = Command::new(&binary)
+    let mut command = Command::new(&binary);
+    if oauth {
+        command
+            .args(["--oauth", "basic", "--cert"])
+            .arg(dir.join("cert.pem"))
+            .arg("--key")
+            .arg(dir.join("key.pem"));
+    }
+    let child = command
         .args(["--tableHost", "127.0.0.1", "--tablePort", &port.to_string()])
         .arg("--location")
         .arg(dir)

@@ -1,0 +1,56 @@
+//! A stand-in for the platform's managed-identity endpoint (tests/support/identity_server.py).
+
+use super::free_port;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+/// The secret the platform puts in `IDENTITY_HEADER`.
+pub const IDENTITY_SECRET: &str = "identity-header-secret";
+
+pub struct IdentityEndpoint {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl IdentityEndpoint {
+    pub fn start() -> Self {
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/support/identity_server.py"
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let mut child = Command::new("python3")
+            .arg(script)
+            .arg(port.to_string())
+            .arg(IDENTITY_SECRET)
+            .arg(dir.path().join("count"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the identity endpoint needs python3");
+        let mut ready = String::new();
+        let stdout = child.stdout.take().expect("stdout");
+        BufReader::new(stdout).read_line(&mut ready).expect("read");
+        assert_eq!(ready.trim(), "ready", "the identity endpoint did not start");
+        Self { child, port, dir }
+    }
+
+    /// `IDENTITY_ENDPOINT`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/token", self.port)
+    }
+
+    /// How many token requests it has answered (or refused).
+    pub fn requests(&self) -> usize {
+        std::fs::read_to_string(self.dir.path().join("count")).map_or(0, |c| c.len())
+    }
+}
+
+impl Drop for IdentityEndpoint {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
