@@ -129,7 +129,7 @@ fn the_storage_account_ledger_is_the_default_when_the_app_has_a_storage_account(
 fn a_table_ledger_without_an_account_or_with_a_bad_name_is_refused() {
     let problems = load(&[("LEDGER", "table")]).expect_err("no account");
     assert!(
-        problems[0].contains("needs AzureWebJobsStorage"),
+        problems[0].contains("needs the app's storage account: AzureWebJobsStorage"),
         "{problems:?}"
     );
     let problems = load(&[
