@@ -219,3 +219,21 @@ async fn an_identity_the_endpoint_refuses_stops_start_up_naming_the_identity() {
     );
     assert!(!output.contains("wrong-secret"));
 }
+
+#[tokio::test]
+async fn a_second_process_on_one_ledger_file_is_refused_naming_the_shared_ledger() {
+    let folder = tempfile::tempdir().expect("temp dir");
+    let (file, outbox) = (
+        folder.path().join("ledger.redb"),
+        folder.path().join("outbox"),
+    );
+    let settings = [
+        ("LEDGER_PATH", file.to_str().expect("utf-8")),
+        ("OUTBOX_DIR", outbox.to_str().expect("utf-8")),
+    ];
+    let _first = Handler::start(&settings).await;
+
+    let output = Handler::refused_start(&settings, "LEDGER=table");
+
+    assert!(output.contains("another process has it open"), "{output}");
+}
