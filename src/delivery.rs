@@ -18,6 +18,7 @@
 //! and the ledger write that follows it: the write is the next thing done, and only for the
 //! recipients of that one message.
 
+mod mail;
 mod outbox;
 mod outcome;
 mod smtp;
@@ -39,8 +40,9 @@ use crate::report::ActionReport;
 use crate::settings::LEDGER_WRITE_ALLOWANCE;
 use crate::webhook::Webhook;
 use chrono::Utc;
-use lettre::address::{Address, Envelope};
+use lettre::address::Address;
 use lettre::message::Mailbox;
+use mail::Mail;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -367,54 +369,5 @@ async fn record(
                 error: err.to_string(),
             }
         }
-    }
-}
-
-/// A mail on its way: what a send task owns.
-struct Mail {
-    transport: Arc<dyn MailTransport>,
-    from: Address,
-    raw: Vec<u8>,
-    name: String,
-    /// Every recipient, in key order.
-    to: Vec<Mailbox>,
-}
-
-impl Mail {
-    /// Sends one mail to all claimed recipients; if the server refuses it while answering,
-    /// one to each. Each outcome is recorded as soon as the server has answered it.
-    async fn send_and_record(
-        self,
-        claimed: Claimed,
-        ledger: Arc<dyn Ledger>,
-    ) -> Vec<(usize, Outcome)> {
-        let all: Vec<usize> = claimed.iter().map(|(index, _)| *index).collect();
-        let mut outcomes = Vec::with_capacity(claimed.len());
-        match self.send(&all).await {
-            Err(SendError::Refused(failure)) if claimed.len() > 1 => {
-                tracing::warn!(reason = %failure, "mail refused; sending to each recipient alone");
-                for (index, key) in claimed {
-                    let result = self.send(&[index]).await.map_err(|e| e.failure().clone());
-                    outcomes.push((index, record(&ledger, &key, result).await));
-                }
-            }
-            result => {
-                let result = result.map_err(|e| e.failure().clone());
-                for (index, key) in claimed {
-                    outcomes.push((index, record(&ledger, &key, result.clone()).await));
-                }
-            }
-        }
-        outcomes
-    }
-
-    async fn send(&self, recipients: &[usize]) -> Result<Delivered, SendError> {
-        let to = recipients
-            .iter()
-            .map(|&i| self.to[i].email.clone())
-            .collect();
-        let envelope = Envelope::new(Some(self.from.clone()), to)
-            .map_err(|e| SendError::Failed(Failure::Permanent(e.to_string())))?;
-        self.transport.send(&envelope, &self.raw, &self.name).await
     }
 }

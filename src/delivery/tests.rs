@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::ledger::{LedgerError, RedbLedger};
+use lettre::address::Envelope;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{LazyLock, Mutex};
 

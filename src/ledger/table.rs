@@ -19,6 +19,7 @@
 //! ledger that did not answer.
 
 mod connection;
+mod requests;
 
 pub use connection::Account;
 
@@ -89,33 +90,6 @@ impl TableLedger {
         Ok(ledger)
     }
 
-    /// Creates the table unless it exists.
-    async fn create_table(&self) -> Result<(), LedgerError> {
-        let url = format!("{}/Tables", self.account.table_endpoint);
-        let body = serde_json::json!({ "TableName": self.table });
-        let response = self.send(Method::POST, &url, None, Some(&body)).await?;
-        match response.status() {
-            StatusCode::CREATED | StatusCode::NO_CONTENT | StatusCode::CONFLICT => Ok(()),
-            StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED if self.account.uses_identity() => {
-                Err(LedgerError(format!(
-                    "AzureWebJobsStorage: the storage account {} refused the app's identity \
-                     ({}): grant it the Storage Table Data Contributor role on the account",
-                    self.account.name,
-                    response.status()
-                )))
-            }
-            StatusCode::FORBIDDEN => Err(LedgerError(format!(
-                "AzureWebJobsStorage: the storage account {} refused the key (403); check the \
-                 connection string",
-                self.account.name
-            ))),
-            status => Err(LedgerError(format!(
-                "cannot create table {} in storage account {}: {status}",
-                self.table, self.account.name
-            ))),
-        }
-    }
-
     fn entity_url(&self, key: &ActionKey) -> String {
         let event = serde_json::to_string(&key.event).expect("a key serialises");
         let partition = hex_digest(&event);
@@ -124,76 +98,6 @@ impl TableLedger {
             "{}/{}(PartitionKey='{partition}',RowKey='{row}')",
             self.account.table_endpoint, self.table
         )
-    }
-
-    /// Sends one signed request, trying again (after 100, then 400 ms) when the service is
-    /// throttling (429), unavailable (500, 503) or unreachable. Only a failure to get any other
-    /// answer is an error here. A claim tried again after an insert whose answer was lost finds
-    /// its own entry and waits for its lease: a delay, never a second mail.
-    async fn send(
-        &self,
-        method: Method,
-        url: &str,
-        if_match: Option<&str>,
-        body: Option<&serde_json::Value>,
-    ) -> Result<reqwest::Response, LedgerError> {
-        let mut pause = Duration::from_millis(100);
-        let mut attempt = 1;
-        loop {
-            let date = Utc::now().format("%a, %d %b %Y %H:%M:%S GMT").to_string();
-            let mut request = self
-                .http
-                .request(method.clone(), url)
-                .header("x-ms-date", &date)
-                .header("x-ms-version", API_VERSION)
-                .header("Accept", "application/json;odata=nometadata")
-                .header("DataServiceVersion", "3.0;NetFx")
-                .header(
-                    "Authorization",
-                    self.account
-                        .authorization(url, &date)
-                        .await
-                        .map_err(LedgerError)?,
-                );
-            if let Some(etag) = if_match {
-                request = request.header("If-Match", etag);
-            }
-            if let Some(body) = body {
-                request = request.json(body).header("Prefer", "return-no-content");
-            }
-            let retry = match request.send().await {
-                Ok(response) if !is_transient(response.status()) || attempt == 3 => {
-                    return Ok(response);
-                }
-                Ok(response) => response.status().to_string(),
-                Err(err) if attempt == 3 => {
-                    return Err(LedgerError(format!(
-                        "table {}: {}",
-                        self.table,
-                        err.without_url()
-                    )));
-                }
-                Err(err) => err.without_url().to_string(),
-            };
-            tracing::debug!(attempt, reason = %retry, "storage request failed; trying again");
-            tokio::time::sleep(pause).await;
-            pause *= 4;
-            attempt += 1;
-        }
-    }
-
-    fn hold(&self, url: &str, response: &reqwest::Response) {
-        if let Some(etag) = response.headers().get("etag").and_then(|v| v.to_str().ok()) {
-            self.held_entries().insert(url.to_owned(), etag.to_owned());
-        }
-    }
-
-    fn held_entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
-        self.held.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn unexpected(&self, what: &str, status: StatusCode) -> LedgerError {
-        LedgerError(format!("table {}: {what} answered {status}", self.table))
     }
 }
 
@@ -406,16 +310,6 @@ fn entity_json(url: &str, entity: &Entity) -> serde_json::Value {
         }
     }
     body
-}
-
-/// Answers that a moment later may not repeat.
-fn is_transient(status: StatusCode) -> bool {
-    matches!(
-        status,
-        StatusCode::TOO_MANY_REQUESTS
-            | StatusCode::INTERNAL_SERVER_ERROR
-            | StatusCode::SERVICE_UNAVAILABLE
-    )
 }
 
 fn hex_digest(text: &str) -> String {
