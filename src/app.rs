@@ -60,6 +60,9 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Delete what the ledger keeps beyond LEDGER_RETENTION_DAYS now, as the server does each
+    /// hour, and print how much went.
+    Purge,
     /// Write the HTML mail of each event in the files, for a look in a browser. Days left
     /// count from each event's eventTime.
     Preview {
@@ -144,8 +147,8 @@ async fn serve(default_port: u16) -> anyhow::Result<ExitCode> {
 /// start-up, or the file.
 async fn open_ledger(settings: &settings::Settings) -> anyhow::Result<Arc<dyn Ledger>> {
     if let Some((account, table)) = &settings.table_ledger {
-        let ledger = TableLedger::connect(account.clone(), table).await?;
-        tracing::info!(account = %account.name, %table, "ledger: storage-account table");
+        let ledger = TableLedger::connect(account.clone(), table, settings.retention).await?;
+        tracing::info!(account = %account.name, %table, "ledger: storage-account tables");
         return Ok(Arc::new(ledger));
     }
     let ledger = RedbLedger::open(&settings.ledger_path)?;
@@ -175,6 +178,14 @@ async fn run_cli(command: Command) -> anyhow::Result<ExitCode> {
             true
         }
         Command::Explain { files } => inspect::explain(&config, &files)?,
+        Command::Purge => {
+            let ledger = open_ledger(&config.settings).await?;
+            let cutoff = chrono::Utc::now() - config.settings.retention;
+            let removed = ledger.purge(cutoff).await?;
+            let summary = purge_summary(&config.settings, removed);
+            cli::emit(format_args!("ledger purged: {summary}"));
+            true
+        }
         Command::Preview { files, out } => {
             inspect::preview(&config, &files, &out, Clock::EventTime)?
         }
@@ -184,6 +195,17 @@ async fn run_cli(command: Command) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// What a purge removed and kept, in words.
+fn purge_summary(settings: &settings::Settings, removed: usize) -> String {
+    let days = settings.retention.as_secs_f64() / 86_400.0;
+    match &settings.table_ledger {
+        Some(_) => format!(
+            "{removed} monthly tables dropped; kept: the months of events from the last {days} days"
+        ),
+        None => format!("{removed} entries removed; kept: entries written in the last {days} days"),
+    }
 }
 
 /// Logs the start-up warnings and builds the dispatcher.

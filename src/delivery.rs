@@ -39,7 +39,7 @@ use crate::ledger::{ActionKey, ActionKind, Claim, Ledger, Recorded};
 use crate::report::ActionReport;
 use crate::settings::LEDGER_WRITE_ALLOWANCE;
 use crate::webhook::Webhook;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use lettre::address::Address;
 use lettre::message::Mailbox;
 use mail::Mail;
@@ -57,6 +57,8 @@ const LEASE_MARGIN: Duration = Duration::from_secs(10);
 pub struct MailJob<'a> {
     /// The event, as the ledger knows it.
     pub event: &'a EventKey,
+    /// When the event happened, by its own account.
+    pub event_time: Option<DateTime<Utc>>,
     /// Everyone the mail is for (shown in `To`).
     pub to: &'a [Mailbox],
     /// The envelope sender.
@@ -74,6 +76,8 @@ pub struct MailJob<'a> {
 pub struct WebhookJob<'a> {
     /// The event, as the ledger knows it.
     pub event: &'a EventKey,
+    /// When the event happened, by its own account.
+    pub event_time: Option<DateTime<Utc>>,
     /// The channel name (the ledger target and the report's `to`).
     pub channel: &'a str,
     /// Where to post.
@@ -142,6 +146,7 @@ impl Deliverer {
             .map(|m| {
                 key(
                     job.event,
+                    job.event_time,
                     ActionKind::Email,
                     m.email.to_string().to_lowercase(),
                 )
@@ -175,7 +180,12 @@ impl Deliverer {
 
     /// Posts to the webhook once, and reports the action.
     pub async fn webhook(&self, job: WebhookJob<'_>) -> ActionReport {
-        let keys = [key(job.event, ActionKind::Webhook, job.channel.to_owned())];
+        let keys = [key(
+            job.event,
+            job.event_time,
+            ActionKind::Webhook,
+            job.channel.to_owned(),
+        )];
         let lease = self.webhook_timeout * 2 + LEASE_MARGIN;
         let transport = self.webhooks.clone();
         let (webhook, payload) = (job.webhook.clone(), job.payload);
@@ -317,11 +327,17 @@ impl Deliverer {
     }
 }
 
-fn key(event: &EventKey, action: ActionKind, target: String) -> ActionKey {
+fn key(
+    event: &EventKey,
+    event_time: Option<DateTime<Utc>>,
+    action: ActionKind,
+    target: String,
+) -> ActionKey {
     ActionKey {
         event: event.clone(),
         action,
         target,
+        event_time,
     }
 }
 

@@ -89,10 +89,17 @@ impl Dispatcher {
         self.deliverer.finish(deadline).await
     }
 
-    /// Deletes ledger entries older than the retention period.
+    /// Deletes ledger entries older than the retention period, when it is this instance's
+    /// turn (on a shared ledger, one instance's each hour).
     pub async fn purge_ledger(&self) {
-        let cutoff = Utc::now() - self.config.settings.retention;
-        match self.deliverer.ledger().purge(cutoff).await {
+        let ledger = self.deliverer.ledger();
+        let now = Utc::now();
+        match ledger.purge_turn(now).await {
+            Ok(true) => {}
+            Ok(false) => return tracing::debug!("ledger purge: another instance's turn"),
+            Err(err) => return tracing::error!(error = %err, "ledger purge failed"),
+        }
+        match ledger.purge(now - self.config.settings.retention).await {
             Ok(removed) => tracing::info!(removed, "ledger purged"),
             Err(err) => tracing::error!(error = %err, "ledger purge failed"),
         }
@@ -154,6 +161,7 @@ impl Dispatcher {
         let posts = join_all(plan.webhooks.iter().map(|(channel, webhook)| {
             self.deliverer.webhook(WebhookJob {
                 event: &event.key,
+                event_time: event.event_time,
                 channel,
                 webhook,
                 payload: webhook.format.payload(&alert),
@@ -184,6 +192,7 @@ impl Dispatcher {
         };
         let job = MailJob {
             event: &event.key,
+            event_time: event.event_time,
             to: &plan.emails,
             from: self.config.settings.mail_from.email.clone(),
             raw,

@@ -56,6 +56,10 @@ pub struct ActionKey {
     pub action: ActionKind,
     /// The target, e.g. one recipient address.
     pub target: String,
+    /// When the event happened, by its own account: the shared ledger files the entry by it,
+    /// so that every redelivery, on whichever instance, looks in the same place. Not part of
+    /// the key's identity (an event's redeliveries all carry the same time).
+    pub event_time: Option<DateTime<Utc>>,
 }
 
 impl fmt::Display for ActionKey {
@@ -118,8 +122,15 @@ pub trait Ledger: Send + Sync {
     /// Gives a claimed action back, so that a redelivery performs it.
     async fn release(&self, key: &ActionKey) -> Result<(), LedgerError>;
 
-    /// Deletes entries recorded before `cutoff`; returns how many.
+    /// Deletes entries recorded before `cutoff`; returns how many entries (or, on the shared
+    /// ledger, whole tables of them) went.
     async fn purge(&self, cutoff: DateTime<Utc>) -> Result<usize, LedgerError>;
+
+    /// Whether this instance is the one to purge at `now`: every time on a file of its own; on
+    /// a shared store, one instance each hour, never all of them at once.
+    async fn purge_turn(&self, _now: DateTime<Utc>) -> Result<bool, LedgerError> {
+        Ok(true)
+    }
 
     /// How often a delivery waiting on a claim held elsewhere asks again: cheap on a local
     /// file, a request (and a cost) on a shared store.

@@ -144,6 +144,7 @@ fn mailboxes(addresses: &[&str]) -> Vec<Mailbox> {
 fn job<'a>(to: &'a [Mailbox], deadline: Duration) -> MailJob<'a> {
     MailJob {
         event: &EVENT,
+        event_time: None,
         to,
         from: "kv-notify@contoso.com".parse().expect("an address"),
         raw: b"Subject: test\r\n\r\nbody\r\n".to_vec(),
@@ -320,6 +321,7 @@ async fn post_twice(answer: Result<(), Failure>) -> (ActionReport, ActionReport,
     let target = Webhook::parse("https://hooks.example.com/x", Some("json")).expect("a URL");
     let job = || WebhookJob {
         event: &EVENT,
+        event_time: None,
         channel: "audit",
         webhook: &target,
         payload: serde_json::json!({}),

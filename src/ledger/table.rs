@@ -2,10 +2,13 @@
 //! or Azurite locally), so that every instance of a scaled-out app, and every restart on a new
 //! disk, sees the same claims and completions.
 //!
-//! Each entry is one entity. Its keys are digests (Table keys forbid `/ \ # ?` and control
-//! characters, which event ids and addresses may hold): the partition is the event, so all of an
-//! event's entries sit together, and the row is the action and target; the originals are kept as
-//! a property. The state machine is the file ledger's, made of conditional writes:
+//! Each entry is one entity, in a table per month (`kvnotifyledger202611`): the month of the
+//! event's own time, so that every redelivery finds it, and so that a month past its retention
+//! goes whole, with one request, never a scan (see `retention`). Its keys are digests (Table keys
+//! forbid `/ \ # ?` and control characters, which event ids and addresses may hold): the
+//! partition is the event, so all of an event's entries sit together, and the row is the action
+//! and target; the originals are kept as a property. The state machine is the file ledger's, made
+//! of conditional writes:
 //! - a claim is an insert, which fails with 409 when the entry exists; an entry whose lease has
 //!   run out (plus a margin for clock skew between instances) is taken over with an update
 //!   conditional on its ETag, and a 412 means another instance won;
@@ -20,6 +23,7 @@
 
 mod connection;
 mod requests;
+mod retention;
 
 pub use connection::Account;
 
@@ -42,13 +46,22 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 /// Added to a lease before another instance may take it over: the instances' clocks differ.
 const CLOCK_SKEW: TimeDelta = TimeDelta::seconds(5);
 
-/// A ledger in a storage-account table.
+/// A ledger in a storage account's tables, one per month.
 pub struct TableLedger {
     http: reqwest::Client,
     account: Account,
-    table: String,
-    /// The ETag of each entry this instance holds a claim on, by entity URL.
-    held: Mutex<HashMap<String, String>>,
+    /// The tables' common name (`LEDGER_TABLE`); each month's adds `YYYYMM`.
+    prefix: String,
+    /// How long an event's entries are kept.
+    retention: TimeDelta,
+    /// Each entry this instance holds a claim on: its URL and ETag, by ledger key.
+    held: Mutex<HashMap<String, Held>>,
+}
+
+/// An entry this instance claimed.
+struct Held {
+    url: String,
+    etag: String,
 }
 
 /// One entity as stored.
@@ -70,9 +83,14 @@ struct Entity {
 }
 
 impl TableLedger {
-    /// Connects to the account, and creates the table if it is missing: a wrong key or a
-    /// missing permission fails here, at start-up, rather than at every invocation.
-    pub async fn connect(account: Account, table: &str) -> Result<Self, LedgerError> {
+    /// Connects to the account, and creates this month's table if it is missing: a wrong key or
+    /// a missing permission fails here, at start-up, rather than at every invocation. Entries
+    /// are kept for `retention`.
+    pub async fn connect(
+        account: Account,
+        prefix: &str,
+        retention: Duration,
+    ) -> Result<Self, LedgerError> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .connect_timeout(TIMEOUT)
@@ -83,21 +101,35 @@ impl TableLedger {
         let ledger = Self {
             http,
             account,
-            table: table.to_owned(),
+            prefix: prefix.to_owned(),
+            retention: TimeDelta::from_std(retention).unwrap_or(TimeDelta::MAX),
             held: Mutex::new(HashMap::new()),
         };
-        ledger.create_table().await?;
+        ledger.create_table(&ledger.table_at(Utc::now())).await?;
         Ok(ledger)
     }
 
-    fn entity_url(&self, key: &ActionKey) -> String {
+    /// Where `key`'s entity lives when claimed at `now`: the URL of the entity, and that of its
+    /// table.
+    fn locate(&self, key: &ActionKey, now: DateTime<Utc>) -> (String, String) {
+        let table = self.table_for(key, now);
         let event = serde_json::to_string(&key.event).expect("a key serialises");
         let partition = hex_digest(&event);
         let row = hex_digest(&format!("{}\n{}", key.action, key.target));
-        format!(
-            "{}/{}(PartitionKey='{partition}',RowKey='{row}')",
-            self.account.table_endpoint, self.table
-        )
+        let table_url = format!("{}/{table}", self.account.table_endpoint);
+        let entity_url = format!("{table_url}(PartitionKey='{partition}',RowKey='{row}')");
+        (entity_url, table_url)
+    }
+
+    /// The entity URL and ETag of an entry this instance claimed; for one it did not (which
+    /// the delivery path never asks for), where a claim now would be, and any ETag.
+    fn take_held(&self, key: &ActionKey) -> Held {
+        self.held_entries()
+            .remove(&key.to_string())
+            .unwrap_or_else(|| Held {
+                url: self.locate(key, Utc::now()).0,
+                etag: "*".to_owned(),
+            })
     }
 }
 
@@ -109,7 +141,7 @@ impl Ledger for TableLedger {
         now: DateTime<Utc>,
         lease: Duration,
     ) -> Result<Claim, LedgerError> {
-        let url = self.entity_url(key);
+        let (url, table_url) = self.locate(key, now);
         let until = super::lease_end(now, lease);
         let claimed = Entity {
             at: rfc3339(now),
@@ -119,21 +151,20 @@ impl Ledger for TableLedger {
             key: key.to_string(),
         };
         let body = entity_json(&url, &claimed);
-        let insert_url = format!("{}/{}", self.account.table_endpoint, self.table);
         // Each turn: insert, or read what is there and take it over if its lease ran out.
         for _ in 0..3 {
             let inserted = self
-                .send(Method::POST, &insert_url, None, Some(&body))
+                .send(Method::POST, &table_url, None, Some(&body))
                 .await?;
             match inserted.status() {
                 StatusCode::CREATED | StatusCode::NO_CONTENT => {
-                    self.hold(&url, &inserted);
+                    self.hold(key, &url, &inserted);
                     return Ok(Claim::Acquired);
                 }
                 StatusCode::CONFLICT => {}
-                // The table was deleted since start-up: make it again and insert again.
+                // A new month's table, or one deleted since: make it and insert again.
                 StatusCode::NOT_FOUND => {
-                    self.create_table().await?;
+                    self.create_table(table_name(&table_url)).await?;
                     continue;
                 }
                 status => return Err(self.unexpected("a claim", status)),
@@ -150,13 +181,15 @@ impl Ledger for TableLedger {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
                 .unwrap_or_default();
-            let entity: Entity = found
-                .json()
-                .await
-                .map_err(|e| LedgerError(format!("table {}: unreadable entry: {e}", self.table)))?;
+            let entity: Entity = found.json().await.map_err(|e| {
+                LedgerError(format!("{}: unreadable entry: {e}", table_name(&table_url)))
+            })?;
             if let Some(outcome) = entity.outcome.as_deref() {
                 let recorded = serde_json::from_str(outcome).map_err(|e| {
-                    LedgerError(format!("table {}: unreadable outcome: {e}", self.table))
+                    LedgerError(format!(
+                        "{}: unreadable outcome: {e}",
+                        table_name(&table_url)
+                    ))
                 })?;
                 return Ok(Claim::Done(recorded));
             }
@@ -169,7 +202,7 @@ impl Ledger for TableLedger {
                 .await?;
             match taken.status() {
                 StatusCode::NO_CONTENT | StatusCode::OK => {
-                    self.hold(&url, &taken);
+                    self.hold(key, &url, &taken);
                     return Ok(Claim::Acquired);
                 }
                 StatusCode::PRECONDITION_FAILED | StatusCode::NOT_FOUND => continue,
@@ -185,7 +218,7 @@ impl Ledger for TableLedger {
         outcome: Recorded,
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
-        let url = self.entity_url(key);
+        let held = self.take_held(key);
         let done = Entity {
             at: rfc3339(now),
             state: "done".to_owned(),
@@ -193,15 +226,9 @@ impl Ledger for TableLedger {
             outcome: Some(serde_json::to_string(&outcome).expect("an outcome serialises")),
             key: key.to_string(),
         };
-        let etag = self.held_entries().remove(&url);
-        let body = entity_json(&url, &done);
+        let body = entity_json(&held.url, &done);
         let response = self
-            .send(
-                Method::PUT,
-                &url,
-                Some(etag.as_deref().unwrap_or("*")),
-                Some(&body),
-            )
+            .send(Method::PUT, &held.url, Some(&held.etag), Some(&body))
             .await?;
         match response.status() {
             StatusCode::NO_CONTENT | StatusCode::OK => Ok(()),
@@ -214,15 +241,9 @@ impl Ledger for TableLedger {
     }
 
     async fn release(&self, key: &ActionKey) -> Result<(), LedgerError> {
-        let url = self.entity_url(key);
-        let etag = self.held_entries().remove(&url);
+        let held = self.take_held(key);
         let response = self
-            .send(
-                Method::DELETE,
-                &url,
-                Some(etag.as_deref().unwrap_or("*")),
-                None,
-            )
+            .send(Method::DELETE, &held.url, Some(&held.etag), None)
             .await?;
         match response.status() {
             // Gone, or taken over by another instance: either way not ours to give back.
@@ -238,63 +259,12 @@ impl Ledger for TableLedger {
         Duration::from_millis(250)
     }
 
+    async fn purge_turn(&self, now: DateTime<Utc>) -> Result<bool, LedgerError> {
+        self.take_purge_turn(now).await
+    }
+
     async fn purge(&self, cutoff: DateTime<Utc>) -> Result<usize, LedgerError> {
-        // One instance purges each hour: the first to insert the hour's marker entry (itself
-        // purged later, like any entry).
-        let now = Utc::now();
-        let marker = serde_json::json!({
-            "PartitionKey": "purge",
-            "RowKey": now.format("%Y%m%d%H").to_string(),
-            "At": rfc3339(now),
-            "State": "done",
-            "Key": "purge",
-        });
-        let insert_url = format!("{}/{}", self.account.table_endpoint, self.table);
-        let inserted = self
-            .send(Method::POST, &insert_url, None, Some(&marker))
-            .await?;
-        match inserted.status() {
-            StatusCode::CREATED | StatusCode::NO_CONTENT => {}
-            StatusCode::CONFLICT => return Ok(0),
-            status => return Err(self.unexpected("a purge marker", status)),
-        }
-        // A filter on a property scans the table; entries laid out by day so that old ones go
-        // whole are the next step. Until then one page of old entries goes per purge.
-        let filter = format!("At lt '{}'", rfc3339(cutoff));
-        let url = format!(
-            "{}/{}()?$filter={}&$select=PartitionKey,RowKey",
-            self.account.table_endpoint,
-            self.table,
-            filter.replace(' ', "%20").replace('\'', "%27")
-        );
-        let response = self.send(Method::GET, &url, None, None).await?;
-        if response.status() != StatusCode::OK {
-            return Err(self.unexpected("a purge query", response.status()));
-        }
-        #[derive(Deserialize)]
-        struct Page {
-            value: Vec<Keys>,
-        }
-        #[derive(Deserialize)]
-        #[serde(rename_all = "PascalCase")]
-        struct Keys {
-            partition_key: String,
-            row_key: String,
-        }
-        let page: Page = response
-            .json()
-            .await
-            .map_err(|e| LedgerError(format!("table {}: unreadable page: {e}", self.table)))?;
-        let mut removed = 0;
-        for keys in page.value {
-            let url = format!(
-                "{}/{}(PartitionKey='{}',RowKey='{}')",
-                self.account.table_endpoint, self.table, keys.partition_key, keys.row_key
-            );
-            let response = self.send(Method::DELETE, &url, Some("*"), None).await?;
-            removed += usize::from(response.status() == StatusCode::NO_CONTENT);
-        }
-        Ok(removed)
+        self.drop_tables_before(cutoff).await
     }
 }
 
@@ -310,6 +280,11 @@ fn entity_json(url: &str, entity: &Entity) -> serde_json::Value {
         }
     }
     body
+}
+
+/// The table's name, from its URL.
+fn table_name(table_url: &str) -> &str {
+    table_url.rsplit('/').next().unwrap_or(table_url)
 }
 
 fn hex_digest(text: &str) -> String {

@@ -35,12 +35,13 @@ pub(super) fn table_ledger(
         }
     }
     let table = get(name::LEDGER_TABLE).unwrap_or_else(|| "kvnotifyledger".to_owned());
-    let valid = (3..=63).contains(&table.len())
+    // Each month's table adds six digits, within the service's 63 characters.
+    let valid = (3..=57).contains(&table.len())
         && table.starts_with(|c: char| c.is_ascii_alphabetic())
         && table.chars().all(|c| c.is_ascii_alphanumeric());
     if !valid {
         problems.push(format!(
-            "LEDGER_TABLE: {table:?} is not a table name (3 to 63 letters and digits, a letter first)"
+            "LEDGER_TABLE: {table:?} is not a table name (3 to 57 letters and digits, a letter first; each month's table adds six digits)"
         ));
     }
     let account = match get(name::AZURE_WEB_JOBS_STORAGE) {

@@ -237,3 +237,49 @@ async fn a_second_process_on_one_ledger_file_is_refused_naming_the_shared_ledger
 
     assert!(output.contains("another process has it open"), "{output}");
 }
+
+/// Runs `kv-notify purge` with `settings` as its environment; its standard output.
+fn purge(settings: &[(&'static str, String)]) -> String {
+    let folder = tempfile::tempdir().expect("temp dir");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_kv-notify"))
+        .arg("purge")
+        .current_dir(folder.path())
+        .env_clear()
+        .envs(settings.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .expect("run kv-notify purge");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+#[tokio::test]
+async fn a_month_past_retention_goes_whole_and_the_current_month_stays() {
+    let (smtp, azurite) = (SmtpServer::start(), Azurite::start());
+    // A ten-year memory, so that an event of March 2025 is filed by its own month.
+    let mut long = shared(&smtp, &azurite);
+    set(&mut long, "LEDGER_RETENTION_DAYS", "3650");
+    let mut old = event_grid("SecretNearExpiry", "old", Some(5));
+    old["eventTime"] = "2025-03-10T08:00:00Z".into();
+    let recent = event_grid("SecretNearExpiry", "recent", Some(5));
+    let handler = Handler::start(&pairs(&long)).await;
+    assert_eq!(handler.invoke(old.clone()).await.statuses(), ["sent"]);
+    assert_eq!(handler.invoke(recent.clone()).await.statuses(), ["sent"]);
+
+    let kept = purge(&long);
+    let mut short = long.clone();
+    set(&mut short, "LEDGER_RETENTION_DAYS", "30");
+    let dropped = purge(&short);
+    let old_again = handler.invoke(old).await;
+    let recent_again = handler.invoke(recent).await;
+
+    assert!(kept.contains("0 monthly tables dropped"), "{kept}");
+    assert!(dropped.contains("1 monthly tables dropped"), "{dropped}");
+    assert_eq!(old_again.statuses(), ["sent"], "its month went whole");
+    assert_eq!(recent_again.statuses(), ["duplicate"], "this month stays");
+    assert_eq!(smtp.messages().len(), 3);
+}

@@ -7,6 +7,7 @@ fn key(target: &str) -> ActionKey {
         event: crate::event::EventKey::Id("e1".into()),
         action: super::super::ActionKind::Email,
         target: target.into(),
+        event_time: None,
     }
 }
 

@@ -1,8 +1,8 @@
 //! The Table service's requests: signed, tried again when the service is briefly unavailable,
 //! and the table made when it is missing.
 
-use super::{API_VERSION, TableLedger};
-use crate::ledger::LedgerError;
+use super::{API_VERSION, Held, TableLedger};
+use crate::ledger::{ActionKey, LedgerError};
 use chrono::Utc;
 use reqwest::{Method, StatusCode};
 use std::collections::HashMap;
@@ -10,9 +10,9 @@ use std::time::Duration;
 
 impl TableLedger {
     /// Creates the table unless it exists.
-    pub(super) async fn create_table(&self) -> Result<(), LedgerError> {
+    pub(super) async fn create_table(&self, table: &str) -> Result<(), LedgerError> {
         let url = format!("{}/Tables", self.account.table_endpoint);
-        let body = serde_json::json!({ "TableName": self.table });
+        let body = serde_json::json!({ "TableName": table });
         let response = self.send(Method::POST, &url, None, Some(&body)).await?;
         match response.status() {
             StatusCode::CREATED | StatusCode::NO_CONTENT | StatusCode::CONFLICT => Ok(()),
@@ -30,8 +30,8 @@ impl TableLedger {
                 self.account.name
             ))),
             status => Err(LedgerError(format!(
-                "cannot create table {} in storage account {}: {status}",
-                self.table, self.account.name
+                "cannot create table {table} in storage account {}: {status}",
+                self.account.name
             ))),
         }
     }
@@ -78,8 +78,8 @@ impl TableLedger {
                 Ok(response) => response.status().to_string(),
                 Err(err) if attempt == 3 => {
                     return Err(LedgerError(format!(
-                        "table {}: {}",
-                        self.table,
+                        "storage account {}: {}",
+                        self.account.name,
                         err.without_url()
                     )));
                 }
@@ -92,18 +92,26 @@ impl TableLedger {
         }
     }
 
-    pub(super) fn hold(&self, url: &str, response: &reqwest::Response) {
+    /// Remembers the entity URL and ETag of an entry this instance just claimed.
+    pub(super) fn hold(&self, key: &ActionKey, url: &str, response: &reqwest::Response) {
         if let Some(etag) = response.headers().get("etag").and_then(|v| v.to_str().ok()) {
-            self.held_entries().insert(url.to_owned(), etag.to_owned());
+            let held = Held {
+                url: url.to_owned(),
+                etag: etag.to_owned(),
+            };
+            self.held_entries().insert(key.to_string(), held);
         }
     }
 
-    pub(super) fn held_entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+    pub(super) fn held_entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, Held>> {
         self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub(super) fn unexpected(&self, what: &str, status: StatusCode) -> LedgerError {
-        LedgerError(format!("table {}: {what} answered {status}", self.table))
+        let account = &self.account.name;
+        LedgerError(format!(
+            "storage account {account}: {what} answered {status}"
+        ))
     }
 }
 
