@@ -180,11 +180,8 @@ mod tests {
         assert_eq!(filing_time(ahead, now, WEEK), now);
         let old = Some(time("2024-01-15T00:00:00Z"));
         assert_eq!(filing_time(old, now, WEEK), now);
-        let slightly_ahead = Some(time("2026-11-23T12:00:00Z"));
-        assert_eq!(
-            filing_time(slightly_ahead, now, WEEK),
-            slightly_ahead.unwrap()
-        );
+        let slightly_ahead = time("2026-11-23T12:00:00Z");
+        assert_eq!(filing_time(Some(slightly_ahead), now, WEEK), slightly_ahead);
     }
 
     #[test]
