@@ -20,7 +20,7 @@ use redb::{
 };
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 const ACTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("actions");
@@ -46,20 +46,38 @@ struct Store {
     path: Option<PathBuf>,
     /// The open database; `None` once a fault closed it, until a call reopens it.
     db: Mutex<Option<Arc<Database>>>,
+    /// Set once the database opened at start-up has been checked; calls wait for it.
+    checked: OnceLock<()>,
 }
 
 impl RedbLedger {
-    /// Opens (or creates) the ledger file at `path`, creating its directory, and checks its
-    /// integrity. A file damaged beyond repair is moved aside (`<name>.corrupt-<time>`) and a
-    /// fresh ledger started, with an error in the log: a lost history can repeat a mail that a
-    /// redelivery brings back, but a handler that cannot start loses every alert.
+    /// Opens (or creates) the ledger file at `path`, creating its directory; a file another
+    /// process holds is an error here. Its integrity is then checked on a thread of its own,
+    /// while the host waits for the handler to answer, and the first calls wait for the check
+    /// (a few milliseconds). A file damaged beyond repair is moved aside
+    /// (`<name>.corrupt-<time>`) and a fresh ledger started, with an error in the log: a lost
+    /// history can repeat a mail that a redelivery brings back, but a handler that cannot start
+    /// loses every alert.
     pub fn open(path: &Path) -> Result<Self, LedgerError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .map_err(|e| LedgerError(format!("cannot create {}: {e}", dir.display())))?;
         }
-        let db = open_checked(path)?;
-        Self::init(db, Some(path.to_owned()))
+        let db = open_file(path)?;
+        let ledger = Self::init(None, Some(path.to_owned()));
+        let (store, path) = (ledger.store.clone(), path.to_owned());
+        std::thread::Builder::new()
+            .name("ledger-check".to_owned())
+            .spawn(move || {
+                let checked = check(&path, db).and_then(|db| store.install(db));
+                if let Err(err) = checked {
+                    // The next call tries again, opening and checking the file itself.
+                    tracing::error!(error = %err, "ledger check failed");
+                }
+                store.checked.set(()).ok();
+            })
+            .map_err(|e| LedgerError(format!("cannot start the ledger check: {e}")))?;
+        Ok(ledger)
     }
 
     /// A ledger in memory: for one-off runs (the replay CLI) and tests.
@@ -67,21 +85,25 @@ impl RedbLedger {
         let db = Database::builder()
             .create_with_backend(redb::backends::InMemoryBackend::new())
             .expect("an in-memory database opens");
-        Self::init(db, None).expect("an in-memory table is created")
+        let ledger = Self::init(None, None);
+        ledger
+            .store
+            .install(db)
+            .expect("an in-memory table is created");
+        ledger.store.checked.set(()).ok();
+        ledger
     }
 
-    fn init(db: Database, path: Option<PathBuf>) -> Result<Self, LedgerError> {
+    fn init(db: Option<Database>, path: Option<PathBuf>) -> Self {
         let store = Arc::new(Store {
             path,
-            db: Mutex::new(Some(Arc::new(db))),
+            db: Mutex::new(db.map(Arc::new)),
+            checked: OnceLock::new(),
         });
-        // Creating the table needs no fsync: it is made durable by the first completion.
-        // This keeps start-up, which the host waits on, free of disk syncs.
-        store.write(Durability::None, |table| table.get("").map(|_| ()))?;
-        Ok(Self {
+        Self {
             commits: commits::Committer::start(store.clone()),
             store,
-        })
+        }
     }
 
     /// Runs blocking ledger work off the async reactor.
@@ -97,8 +119,21 @@ impl RedbLedger {
 }
 
 impl Store {
-    /// The open database, reopening it if a fault closed it.
+    /// Makes `db` the open database, with the ledger's table in it. Creating the table needs
+    /// no fsync: the first completion makes it durable.
+    fn install(&self, db: Database) -> Result<(), LedgerError> {
+        let mut txn = db.begin_write().map_err(store_error)?;
+        txn.set_durability(Durability::None)
+            .map_err(|e| LedgerError(e.to_string()))?;
+        txn.open_table(ACTIONS).map_err(store_error)?;
+        txn.commit().map_err(store_error)?;
+        *self.db.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(db));
+        Ok(())
+    }
+
+    /// The open database, once checked; reopened if a fault closed it.
     fn database(&self) -> Result<Arc<Database>, LedgerError> {
+        self.checked.wait();
         let mut db = self.db.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(open) = db.as_ref() {
             return Ok(open.clone());
@@ -163,36 +198,53 @@ impl Store {
 /// Opens the file and checks every page; a file that cannot be repaired is set aside for a
 /// fresh one.
 fn open_checked(path: &Path) -> Result<Database, LedgerError> {
-    let cannot_open =
-        |e: &dyn std::fmt::Display| LedgerError(format!("cannot open {}: {e}", path.display()));
+    check(path, open_file(path)?)
+}
+
+/// Opens (or creates) the file; one too damaged to open is set aside for a fresh one.
+fn open_file(path: &Path) -> Result<Database, LedgerError> {
     let opened =
         std::panic::catch_unwind(|| Database::builder().set_cache_size(CACHE_BYTES).create(path));
     let damage = match opened {
-        Ok(Ok(mut db)) => match db.check_integrity() {
-            Ok(true) => return Ok(db),
-            Ok(false) => {
-                tracing::warn!(path = %path.display(), "the ledger was damaged and has been repaired");
-                return Ok(db);
-            }
-            Err(DatabaseError::Storage(StorageError::Corrupted(why))) => why,
-            Err(e) => return Err(cannot_open(&e)),
-        },
+        Ok(Ok(db)) => return Ok(db),
         Ok(Err(DatabaseError::Storage(StorageError::Corrupted(why)))) => why,
         Ok(Err(DatabaseError::DatabaseAlreadyOpen)) => {
             return Err(cannot_open(
+                path,
                 &"another process has it open; instances that share a ledger need the \
                   storage-account table (LEDGER=table)",
             ));
         }
-        Ok(Err(e)) => return Err(cannot_open(&e)),
+        Ok(Err(e)) => return Err(cannot_open(path, &e)),
         Err(_) => "redb panicked while opening it".to_owned(),
     };
+    start_afresh(path, &damage)
+}
+
+/// Checks every page of the open `db`, repairing what redb can; a file that cannot be repaired
+/// is set aside for a fresh one.
+fn check(path: &Path, mut db: Database) -> Result<Database, LedgerError> {
+    let damage = match db.check_integrity() {
+        Ok(true) => return Ok(db),
+        Ok(false) => {
+            tracing::warn!(path = %path.display(), "the ledger was damaged and has been repaired");
+            return Ok(db);
+        }
+        Err(DatabaseError::Storage(StorageError::Corrupted(why))) => why,
+        Err(e) => return Err(cannot_open(path, &e)),
+    };
+    drop(db);
+    start_afresh(path, &damage)
+}
+
+/// Moves the damaged file aside, kept for a post-mortem, and starts a fresh one.
+fn start_afresh(path: &Path, damage: &str) -> Result<Database, LedgerError> {
     let aside = path.with_extension(format!(
         "redb.corrupt-{}",
         Utc::now().format("%Y%m%dT%H%M%SZ")
     ));
     std::fs::rename(path, &aside)
-        .map_err(|e| cannot_open(&format!("{damage}; moving it aside failed: {e}")))?;
+        .map_err(|e| cannot_open(path, &format!("{damage}; moving it aside failed: {e}")))?;
     tracing::error!(
         path = %path.display(),
         moved_to = %aside.display(),
@@ -203,7 +255,11 @@ fn open_checked(path: &Path) -> Result<Database, LedgerError> {
     Database::builder()
         .set_cache_size(CACHE_BYTES)
         .create(path)
-        .map_err(|e| cannot_open(&e))
+        .map_err(|e| cannot_open(path, &e))
+}
+
+fn cannot_open(path: &Path, e: &dyn std::fmt::Display) -> LedgerError {
+    LedgerError(format!("cannot open {}: {e}", path.display()))
 }
 
 #[async_trait]
