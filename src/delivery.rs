@@ -18,6 +18,7 @@
 //! and the ledger write that follows it: the write is the next thing done, and only for the
 //! recipients of that one message.
 
+mod graph;
 mod mail;
 mod outbox;
 mod outcome;

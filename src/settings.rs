@@ -5,6 +5,7 @@
 //! together with those of the rules and templates.
 
 mod ledger;
+mod mail;
 
 use crate::ledger::Account;
 use crate::webhook::Webhook;
@@ -12,6 +13,7 @@ use ledger::{default_ledger_path, table_ledger};
 use lettre::Tokio1Executor;
 use lettre::message::Mailbox;
 use lettre::transport::smtp::AsyncSmtpTransport;
+pub use mail::GraphSettings;
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -21,6 +23,14 @@ use std::time::Duration;
 pub mod name {
     /// A webhook added to the built-in `security` channel.
     pub const ALERT_WEBHOOK_URL: &str = "ALERT_WEBHOOK_URL";
+    /// A user-assigned managed identity's client id.
+    pub const AZURE_CLIENT_ID: &str = "AZURE_CLIENT_ID";
+    /// Microsoft Graph's endpoint (a national cloud's).
+    pub const GRAPH_ENDPOINT: &str = "GRAPH_ENDPOINT";
+    /// The mailbox Graph sends as.
+    pub const GRAPH_SENDER: &str = "GRAPH_SENDER";
+    /// Which way mail leaves: `smtp`, `graph` or `outbox`.
+    pub const MAIL_TRANSPORT: &str = "MAIL_TRANSPORT";
     /// Bound on a whole invocation.
     pub const DEADLINE_SECS: &str = "DEADLINE_SECS";
     /// The app folder, set by the Functions host.
@@ -99,8 +109,11 @@ const DEFAULT_RETENTION_DAYS: f64 = 7.0;
 /// Validated app settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// The lettre SMTP connection URL. It may hold a password: never log it.
+    /// The lettre SMTP connection URL, when mail goes by SMTP. It may hold a password: never
+    /// log it.
     pub smtp_url: Option<SecretString>,
+    /// Microsoft Graph, when mail goes through it.
+    pub graph: Option<GraphSettings>,
     /// The sender of every mail.
     pub mail_from: Mailbox,
     /// Default owners of every vault object (`OWNER_EMAILS`).
@@ -157,6 +170,7 @@ impl Settings {
                 parse_mailbox(name::MAIL_FROM, &raw, &mut problems).unwrap_or_else(default_sender)
             }
         };
+        let (smtp_url, graph) = mail::transport(&get, smtp_url, &mail_from, &mut problems);
         let owners = parse_mailboxes(name::OWNER_EMAILS, get(name::OWNER_EMAILS), &mut problems);
         let security = parse_mailboxes(
             name::SECURITY_EMAILS,
@@ -253,6 +267,7 @@ impl Settings {
             });
         let settings = Self {
             smtp_url,
+            graph,
             mail_from,
             owners,
             security,
@@ -274,7 +289,7 @@ impl Settings {
     /// Things worth a warning at start-up: they work, but probably not as the user wants.
     pub fn warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
-        if self.smtp_url.is_none() {
+        if self.smtp_url.is_none() && self.graph.is_none() {
             warnings.push(format!(
                 "SMTP_URL is not set: mail is written as .eml files to {}",
                 self.outbox_dir.display()

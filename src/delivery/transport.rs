@@ -2,8 +2,10 @@
 //! (SMTP or the outbox) and a webhook transport. Traits, so that the deliverer's unit tests can
 //! put fakes in their place.
 
+use super::graph::Graph;
 use super::outcome::Failure;
 use super::{Outbox, Smtp};
+use crate::identity::ManagedIdentity;
 use crate::settings::Settings;
 use crate::webhook::Webhook;
 use async_trait::async_trait;
@@ -63,8 +65,24 @@ pub trait WebhookTransport: Send + Sync {
     async fn post(&self, webhook: &Webhook, payload: &Value) -> Result<(), Failure>;
 }
 
-/// The mail transport the settings ask for: SMTP when `SMTP_URL` is set, else the outbox.
+/// The mail transport the settings ask for: SMTP, Microsoft Graph, else the outbox.
 pub fn mail_transport(settings: &Settings) -> anyhow::Result<Arc<dyn MailTransport>> {
+    if let Some(graph) = &settings.graph {
+        let identity = ManagedIdentity::new(
+            graph.identity_endpoint.clone(),
+            graph.identity_header.clone(),
+            graph.client_id.clone(),
+            &graph.endpoint,
+        )
+        .map_err(anyhow::Error::msg)?;
+        let transport = Graph::new(
+            &graph.endpoint,
+            &graph.sender,
+            identity,
+            settings.smtp_timeout,
+        );
+        return Ok(Arc::new(transport.map_err(anyhow::Error::msg)?));
+    }
     Ok(match &settings.smtp_url {
         Some(url) => Arc::new(
             Smtp::new(url, settings.smtp_timeout, settings.smtp_pool)
@@ -76,6 +94,9 @@ pub fn mail_transport(settings: &Settings) -> anyhow::Result<Arc<dyn MailTranspo
 
 /// Where the settings send mail, in words, without credentials (start-up log and `check`).
 pub fn describe_mail(settings: &Settings) -> String {
+    if let Some(graph) = &settings.graph {
+        return format!("Microsoft Graph, as {} (managed identity)", graph.sender);
+    }
     match &settings.smtp_url {
         Some(_) if settings.smtp_pool => "SMTP (SMTP_URL), pooled connections".to_owned(),
         Some(_) => "SMTP (SMTP_URL), a connection per mail".to_owned(),

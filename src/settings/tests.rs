@@ -141,3 +141,59 @@ fn a_table_ledger_without_an_account_or_with_a_bad_name_is_refused() {
     let problems = load(&[("LEDGER", "sql")]).expect_err("an unknown ledger");
     assert!(problems[0].starts_with("LEDGER:"), "{problems:?}");
 }
+
+#[test]
+fn the_mail_transport_is_the_one_configured_or_the_one_chosen() {
+    let identity = [
+        ("IDENTITY_ENDPOINT", "http://127.0.0.1:1/token"),
+        ("IDENTITY_HEADER", "secret"),
+    ];
+    let with = |extra: &[(&str, &str)]| load(&[&identity[..], extra].concat());
+    let graph = with(&[
+        ("GRAPH_SENDER", "alerts@contoso.com"),
+        ("AZURE_CLIENT_ID", "c1"),
+    ])
+    .expect("graph alone is valid")
+    .graph
+    .expect("graph is chosen");
+    assert_eq!(graph.sender, "alerts@contoso.com");
+    assert_eq!(graph.endpoint, "https://graph.microsoft.com");
+    assert_eq!(graph.client_id.as_deref(), Some("c1"));
+
+    let smtp = with(&[("SMTP_URL", "smtp://mail.contoso.com:25")]).expect("smtp alone is valid");
+    assert!(smtp.smtp_url.is_some() && smtp.graph.is_none());
+
+    let chosen = with(&[
+        ("MAIL_TRANSPORT", "graph"),
+        ("SMTP_URL", "smtp://mail.contoso.com:25"),
+        ("MAIL_FROM", "kv@contoso.com"),
+    ])
+    .expect("graph chosen over a configured SMTP");
+    assert!(chosen.smtp_url.is_none());
+    assert_eq!(chosen.graph.expect("graph").sender, "kv@contoso.com");
+}
+
+#[test]
+fn an_ambiguous_or_incomplete_mail_transport_is_a_problem() {
+    let both = load(&[
+        ("SMTP_URL", "smtp://mail.contoso.com:25"),
+        ("GRAPH_SENDER", "alerts@contoso.com"),
+    ])
+    .expect_err("ambiguous");
+    assert!(both[0].contains("MAIL_TRANSPORT"), "{both:?}");
+    let no_identity = load(&[("GRAPH_SENDER", "alerts@contoso.com")]).expect_err("no identity");
+    assert!(
+        no_identity[0].contains("IDENTITY_ENDPOINT"),
+        "{no_identity:?}"
+    );
+    let unknown = load(&[("MAIL_TRANSPORT", "pigeon")]).expect_err("unknown");
+    assert!(unknown[0].contains("pigeon"), "{unknown:?}");
+    let plain = load(&[
+        ("GRAPH_SENDER", "alerts@contoso.com"),
+        ("GRAPH_ENDPOINT", "http://graph.example"),
+        ("IDENTITY_ENDPOINT", "http://127.0.0.1:1/token"),
+        ("IDENTITY_HEADER", "secret"),
+    ])
+    .expect_err("plain http");
+    assert!(plain[0].contains("https://"), "{plain:?}");
+}
