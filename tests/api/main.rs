@@ -8,6 +8,7 @@ mod crash;
 mod eventgrid;
 mod events;
 mod exactly_once;
+mod graph_mail;
 mod host_emulator;
 mod identity;
 mod ledger_faults;

@@ -2,14 +2,17 @@
 
 pub mod azurite;
 pub mod events;
+pub mod graph;
 pub mod host;
 pub mod identity;
 pub mod smtp;
+pub mod tls;
 pub mod wait;
 pub mod webhook;
 
 pub use azurite::*;
 pub use events::*;
+pub use graph::*;
 pub use host::*;
 pub use identity::*;
 pub use smtp::*;

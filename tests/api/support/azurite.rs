@@ -1,6 +1,7 @@
 //! Azurite's Table service: the storage account a function app's shared ledger lives in,
 //! started per test on a free port with a folder of its own, stopped (by PID) when dropped.
 
+use super::tls::test_certificates;
 use super::{free_port, wait_until};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -39,68 +40,7 @@ impl Azurite {
     /// audience and times (`--oauth basic`), as Azure Storage does for a managed identity.
     pub fn start_with_oauth() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        // A test CA and a server certificate it signs (a self-signed server certificate is
-        // a CA used as an end entity, which rustls rightly refuses).
-        let path = |name: &str| dir.path().join(name);
-        std::fs::write(
-            path("server.ext"),
-            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-        )
-        .expect("write");
-        let openssl = |args: &[&str]| {
-            let status = Command::new("openssl")
-                .args(args)
-                .current_dir(dir.path())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .expect("the TLS test needs openssl: apt-get install -y openssl");
-            assert!(status.success(), "openssl {args:?} failed");
-        };
-        openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=kv-notify test CA",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-        ]);
-        openssl(&[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-keyout",
-            "key.pem",
-            "-out",
-            "server.csr",
-        ]);
-        openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "1",
-            "-extfile",
-            "server.ext",
-            "-out",
-            "cert.pem",
-        ]);
+        test_certificates(dir.path());
         let port = free_port();
         let child = spawn(port, dir.path(), true);
         let tls = Some(dir.path().join("ca.pem"));

@@ -1,0 +1,91 @@
+"""A stand-in for Microsoft Graph's sendMail, for the test suite, over HTTPS.
+
+POST /v1.0/users/{sender}/sendMail with `Authorization: Bearer <token>` and a base64 MIME body
+(`Content-Type: text/plain`). A token whose audience is not this service's own URL (as a token
+for https://graph.microsoft.com is for the real one) gets 401. The answer is the first line of ANSWER_FILE when it exists (`403`, `429`, `500`, `hang`),
+else 202. Every accepted request's decoded MIME is written to OUT_DIR/<n>.eml with the sender
+path segment in OUT_DIR/<n>.sender; every request, accepted or not, adds a line to
+OUT_DIR/requests.log.
+
+usage: graph_server.py PORT CERT KEY OUT_DIR ANSWER_FILE
+"""
+
+import base64
+import json
+import os
+import ssl
+import sys
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote
+
+
+
+def audience(header):
+    try:
+        payload = header.split(" ", 1)[1].split(".")[1]
+        payload += "=" * (-len(payload) % 4)
+        return json.loads(base64.urlsafe_b64decode(payload))["aud"]
+    except (IndexError, KeyError, ValueError):
+        return None
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        with open(os.path.join(OUT_DIR, "requests.log"), "a") as log:
+            log.write(self.path + "\n")
+        parts = self.path.split("/")
+        if len(parts) != 5 or parts[1:3] != ["v1.0", "users"] or parts[4] != "sendMail":
+            return self.answer(404, {"error": {"code": "NotFound"}})
+        if audience(self.headers.get("Authorization", "")) != f"https://127.0.0.1:{PORT}":
+            return self.answer(401, {"error": {"code": "InvalidAuthenticationToken"}})
+        if self.headers.get("Content-Type") != "text/plain":
+            return self.answer(400, {"error": {"code": "ErrorMimeContentInvalid"}})
+        answer = "202"
+        if os.path.exists(ANSWER_FILE):
+            with open(ANSWER_FILE) as f:
+                answer = f.readline().strip() or "202"
+        if answer == "hang":
+            time.sleep(3600)
+        if answer != "202":
+            code = int(answer)
+            headers = {"Retry-After": "2"} if code == 429 else {}
+            return self.answer(code, {"error": {"code": f"Status{code}", "message": "refused"}}, headers)
+        try:
+            mime = base64.b64decode(body, validate=True)
+        except ValueError:
+            return self.answer(400, {"error": {"code": "ErrorMimeContentInvalidBase64String"}})
+        n = len([f for f in os.listdir(OUT_DIR) if f.endswith(".eml")])
+        with open(os.path.join(OUT_DIR, f"{n}.eml"), "wb") as f:
+            f.write(mime)
+        with open(os.path.join(OUT_DIR, f"{n}.sender"), "w") as f:
+            f.write(unquote(parts[3]))
+        self.answer(202, None)
+
+    def answer(self, code, body, headers=None):
+        data = json.dumps(body).encode() if body is not None else b""
+        self.send_response(code)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        if data:
+            self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+if __name__ == "__main__":
+    port, cert, key, OUT_DIR, ANSWER_FILE = sys.argv[1:6]
+    PORT = int(port)
+    server = ThreadingHTTPServer(("127.0.0.1", PORT), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    print("ready", flush=True)
+    server.serve_forever()
