@@ -68,13 +68,16 @@ pub trait WebhookTransport: Send + Sync {
 /// The mail transport the settings ask for: SMTP, Microsoft Graph, else the outbox.
 pub fn mail_transport(settings: &Settings) -> anyhow::Result<Arc<dyn MailTransport>> {
     if let Some(graph) = &settings.graph {
-        let identity = ManagedIdentity::new(
-            graph.identity_endpoint.clone(),
-            graph.identity_header.clone(),
-            graph.client_id.clone(),
-            &graph.endpoint,
-        )
-        .map_err(anyhow::Error::msg)?;
+        let identity = match &graph.identity {
+            Some((endpoint, header)) => ManagedIdentity::new(
+                endpoint.clone(),
+                header.clone(),
+                graph.client_id.clone(),
+                &graph.endpoint,
+            )
+            .map_err(anyhow::Error::msg)?,
+            None => ManagedIdentity::azure_cli(&graph.endpoint),
+        };
         let transport = Graph::new(
             &graph.endpoint,
             &graph.sender,
@@ -95,7 +98,11 @@ pub fn mail_transport(settings: &Settings) -> anyhow::Result<Arc<dyn MailTranspo
 /// Where the settings send mail, in words, without credentials (start-up log and `check`).
 pub fn describe_mail(settings: &Settings) -> String {
     if let Some(graph) = &settings.graph {
-        return format!("Microsoft Graph, as {} (managed identity)", graph.sender);
+        let identity = match graph.identity {
+            Some(_) => "the app's managed identity",
+            None => "the Azure CLI's login",
+        };
+        return format!("Microsoft Graph, as {} ({identity})", graph.sender);
     }
     match &settings.smtp_url {
         Some(_) if settings.smtp_pool => "SMTP (SMTP_URL), pooled connections".to_owned(),

@@ -15,10 +15,9 @@ pub struct GraphSettings {
     pub endpoint: String,
     /// `GRAPH_SENDER`: the mailbox to send as (address or user principal name).
     pub sender: String,
-    /// `IDENTITY_ENDPOINT`, set by the platform.
-    pub identity_endpoint: String,
-    /// `IDENTITY_HEADER`, set by the platform; a secret.
-    pub identity_header: SecretString,
+    /// `IDENTITY_ENDPOINT` and `IDENTITY_HEADER` (a secret), set by the platform; without them
+    /// (on a developer's machine), tokens come from the Azure CLI's login.
+    pub identity: Option<(String, SecretString)>,
     /// `AZURE_CLIENT_ID`: a user-assigned identity; unset for the system-assigned one.
     pub client_id: Option<String>,
 }
@@ -64,21 +63,23 @@ pub(super) fn transport(
             "GRAPH_ENDPOINT: {endpoint:?} is not an https:// URL"
         ));
     }
-    let (Some(identity_endpoint), Some(header)) =
-        (get(name::IDENTITY_ENDPOINT), get(name::IDENTITY_HEADER))
-    else {
-        problems.push(
-            "mail through Microsoft Graph needs the app's managed identity (IDENTITY_ENDPOINT \
-             and IDENTITY_HEADER, set by the platform once the identity is enabled)"
-                .to_owned(),
-        );
-        return (None, None);
+    let identity = match (get(name::IDENTITY_ENDPOINT), get(name::IDENTITY_HEADER)) {
+        (Some(endpoint), Some(header)) => Some((endpoint, SecretString::from(header))),
+        // In Azure there is no Azure CLI to fall back on.
+        _ if get(name::WEBSITE_INSTANCE_ID).is_some() => {
+            problems.push(
+                "mail through Microsoft Graph needs the app's managed identity (IDENTITY_ENDPOINT \
+                 and IDENTITY_HEADER, set by the platform once the identity is enabled)"
+                    .to_owned(),
+            );
+            return (None, None);
+        }
+        _ => None,
     };
     let graph = GraphSettings {
         endpoint: endpoint.trim_end_matches('/').to_owned(),
         sender: sender.unwrap_or_else(|| mail_from.email.to_string()),
-        identity_endpoint,
-        identity_header: SecretString::from(header),
+        identity,
         client_id: get(name::AZURE_CLIENT_ID),
     };
     (None, Some(graph))

@@ -181,11 +181,17 @@ fn an_ambiguous_or_incomplete_mail_transport_is_a_problem() {
     ])
     .expect_err("ambiguous");
     assert!(both[0].contains("MAIL_TRANSPORT"), "{both:?}");
-    let no_identity = load(&[("GRAPH_SENDER", "alerts@contoso.com")]).expect_err("no identity");
+    let in_azure = [
+        ("GRAPH_SENDER", "alerts@contoso.com"),
+        ("WEBSITE_INSTANCE_ID", "1"),
+    ];
+    let no_identity = load(&in_azure).expect_err("no identity in Azure");
     assert!(
         no_identity[0].contains("IDENTITY_ENDPOINT"),
         "{no_identity:?}"
     );
+    let local = load(&[("GRAPH_SENDER", "alerts@contoso.com")]).expect("the Azure CLI locally");
+    assert!(local.graph.expect("graph").identity.is_none());
     let unknown = load(&[("MAIL_TRANSPORT", "pigeon")]).expect_err("unknown");
     assert!(unknown[0].contains("pigeon"), "{unknown:?}");
     let plain = load(&[

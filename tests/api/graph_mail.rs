@@ -87,3 +87,52 @@ async fn a_missing_permission_is_final_and_throttling_asks_for_a_redelivery() {
     assert_eq!(graph.accepted().len(), 1);
     assert_eq!(graph.requests(), 3, "403 once, 429 once, 202 once");
 }
+
+/// A folder holding an `az` that answers like the Azure CLI (tests/support/fake_az.py).
+fn fake_azure_cli() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/fake_az.py");
+    let az = dir.path().join("az");
+    std::fs::write(
+        &az,
+        format!("#!/bin/sh\nexec python3 {script} \"$(dirname \"$0\")\" \"$@\"\n"),
+    )
+    .expect("write");
+    let mut permissions = std::fs::metadata(&az).expect("az").permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    std::fs::set_permissions(&az, permissions).expect("chmod");
+    dir
+}
+
+#[tokio::test]
+async fn on_a_developers_machine_graph_tokens_come_from_the_azure_cli_login() {
+    let (graph, identity) = (FakeGraph::start(), IdentityEndpoint::start());
+    let az = fake_azure_cli();
+    let mut settings = through_graph(&graph, &identity);
+    settings.retain(|(name, _)| !name.starts_with("IDENTITY_"));
+    let path = format!(
+        "{}:{}",
+        az.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    set(&mut settings, "PATH", &path);
+    let handler = Handler::start(&pairs(&settings)).await;
+
+    let first = handler
+        .invoke(event_grid("CertificateNearExpiry", "tls", Some(9)))
+        .await;
+    let second = handler
+        .invoke(event_grid("KeyNearExpiry", "signing", Some(9)))
+        .await;
+
+    assert_eq!(first.statuses(), ["sent"], "{}", first.text);
+    assert_eq!(second.statuses(), ["sent"], "{}", second.text);
+    assert_eq!(graph.accepted().len(), 2);
+    let calls = std::fs::read_to_string(az.path().join("calls")).expect("az was called");
+    assert_eq!(calls.lines().count(), 1, "the token is reused: {calls}");
+    assert!(
+        calls.contains(&format!("--resource {}", graph.url())),
+        "{calls}"
+    );
+    assert_eq!(identity.requests(), 0);
+}
