@@ -15,6 +15,7 @@ import json
 import os
 import ssl
 import sys
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote
@@ -28,6 +29,9 @@ def audience(header):
         return json.loads(base64.urlsafe_b64decode(payload))["aud"]
     except (IndexError, KeyError, ValueError):
         return None
+
+
+LOCK = threading.Lock()
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -58,11 +62,12 @@ class Handler(BaseHTTPRequestHandler):
             mime = base64.b64decode(body, validate=True)
         except ValueError:
             return self.answer(400, {"error": {"code": "ErrorMimeContentInvalidBase64String"}})
-        n = len([f for f in os.listdir(OUT_DIR) if f.endswith(".eml")])
-        with open(os.path.join(OUT_DIR, f"{n}.eml"), "wb") as f:
-            f.write(mime)
-        with open(os.path.join(OUT_DIR, f"{n}.sender"), "w") as f:
-            f.write(unquote(parts[3]))
+        with LOCK:  # requests run on threads of their own: number the mails one at a time
+            n = len([f for f in os.listdir(OUT_DIR) if f.endswith(".eml")])
+            with open(os.path.join(OUT_DIR, f"{n}.sender"), "w") as f:
+                f.write(unquote(parts[3]))
+            with open(os.path.join(OUT_DIR, f"{n}.eml"), "wb") as f:
+                f.write(mime)
         self.answer(202, None)
 
     def answer(self, code, body, headers=None):
