@@ -13,75 +13,13 @@ use ledger::{default_ledger_path, table_ledger};
 use lettre::Tokio1Executor;
 use lettre::message::Mailbox;
 use lettre::transport::smtp::AsyncSmtpTransport;
-pub use mail::GraphSettings;
+pub use mail::{GraphSettings, Identity, SmtpOAuth};
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// The names of the settings, in one place.
-pub mod name {
-    /// A webhook added to the built-in `security` channel.
-    pub const ALERT_WEBHOOK_URL: &str = "ALERT_WEBHOOK_URL";
-    /// A user-assigned managed identity's client id.
-    pub const AZURE_CLIENT_ID: &str = "AZURE_CLIENT_ID";
-    /// Microsoft Graph's endpoint (a national cloud's).
-    pub const GRAPH_ENDPOINT: &str = "GRAPH_ENDPOINT";
-    /// The mailbox Graph sends as.
-    pub const GRAPH_SENDER: &str = "GRAPH_SENDER";
-    /// Which way mail leaves: `smtp`, `graph` or `outbox`.
-    pub const MAIL_TRANSPORT: &str = "MAIL_TRANSPORT";
-    /// Bound on a whole invocation.
-    pub const DEADLINE_SECS: &str = "DEADLINE_SECS";
-    /// The app folder, set by the Functions host.
-    pub const FUNCTIONS_APP_ROOT_PATH: &str = "FUNCTIONS_APP_ROOT_PATH";
-    /// The persistent home of a function app.
-    pub const HOME: &str = "HOME";
-    /// The app's storage account (a connection string), set by the Functions host.
-    pub const AZURE_WEB_JOBS_STORAGE: &str = "AzureWebJobsStorage";
-    /// The storage account's name, for an identity-based `AzureWebJobsStorage`.
-    pub const STORAGE_ACCOUNT_NAME: &str = "AzureWebJobsStorage__accountName";
-    /// The Table service URI, for an identity-based `AzureWebJobsStorage`.
-    pub const STORAGE_TABLE_URI: &str = "AzureWebJobsStorage__tableServiceUri";
-    /// How an identity-based `AzureWebJobsStorage` authenticates (`managedidentity`).
-    pub const STORAGE_CREDENTIAL: &str = "AzureWebJobsStorage__credential";
-    /// The user-assigned identity of an identity-based `AzureWebJobsStorage`.
-    pub const STORAGE_CLIENT_ID: &str = "AzureWebJobsStorage__clientId";
-    /// The managed-identity endpoint, set by the platform.
-    pub const IDENTITY_ENDPOINT: &str = "IDENTITY_ENDPOINT";
-    /// The managed-identity endpoint's secret header, set by the platform.
-    pub const IDENTITY_HEADER: &str = "IDENTITY_HEADER";
-    /// Which ledger: `file` or `table`.
-    pub const LEDGER: &str = "LEDGER";
-    /// The ledger file.
-    pub const LEDGER_PATH: &str = "LEDGER_PATH";
-    /// The ledger's table in the storage account.
-    pub const LEDGER_TABLE: &str = "LEDGER_TABLE";
-    /// How long the ledger remembers an action.
-    pub const LEDGER_RETENTION_DAYS: &str = "LEDGER_RETENTION_DAYS";
-    /// The sender of every mail.
-    pub const MAIL_FROM: &str = "MAIL_FROM";
-    /// Where mail goes without SMTP.
-    pub const OUTBOX_DIR: &str = "OUTBOX_DIR";
-    /// Owners of every object no `[[owners]]` entry matches.
-    pub const OWNER_EMAILS: &str = "OWNER_EMAILS";
-    /// The routing rules file.
-    pub const RULES_FILE: &str = "RULES_FILE";
-    /// The security contacts.
-    pub const SECURITY_EMAILS: &str = "SECURITY_EMAILS";
-    /// Whether SMTP connections are reused.
-    pub const SMTP_POOL: &str = "SMTP_POOL";
-    /// Bound on one SMTP send.
-    pub const SMTP_TIMEOUT_SECS: &str = "SMTP_TIMEOUT_SECS";
-    /// The SMTP connection URL (it may hold a password).
-    pub const SMTP_URL: &str = "SMTP_URL";
-    /// Custom mail templates.
-    pub const TEMPLATES_DIR: &str = "TEMPLATES_DIR";
-    /// Bound on one webhook call.
-    pub const WEBHOOK_TIMEOUT_SECS: &str = "WEBHOOK_TIMEOUT_SECS";
-    /// Set by Azure App Service: the app runs in Azure.
-    pub const WEBSITE_INSTANCE_ID: &str = "WEBSITE_INSTANCE_ID";
-}
+pub mod name;
 
 /// Default bound on one SMTP send.
 const DEFAULT_SMTP_TIMEOUT_SECS: f64 = 10.0;
@@ -112,6 +50,8 @@ pub struct Settings {
     /// The lettre SMTP connection URL, when mail goes by SMTP. It may hold a password: never
     /// log it.
     pub smtp_url: Option<SecretString>,
+    /// SMTP's XOAUTH2 login, when `SMTP_AUTH=xoauth2`.
+    pub smtp_oauth: Option<SmtpOAuth>,
     /// Microsoft Graph, when mail goes through it.
     pub graph: Option<GraphSettings>,
     /// The sender of every mail.
@@ -171,6 +111,7 @@ impl Settings {
             }
         };
         let (smtp_url, graph) = mail::transport(&get, smtp_url, &mail_from, &mut problems);
+        let smtp_oauth = mail::smtp_oauth(&get, smtp_url.as_ref(), &mut problems);
         let owners = parse_mailboxes(name::OWNER_EMAILS, get(name::OWNER_EMAILS), &mut problems);
         let security = parse_mailboxes(
             name::SECURITY_EMAILS,
@@ -267,6 +208,7 @@ impl Settings {
             });
         let settings = Self {
             smtp_url,
+            smtp_oauth,
             graph,
             mail_from,
             owners,

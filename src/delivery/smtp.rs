@@ -8,24 +8,33 @@
 //! reconnecting, the `NOOP` check before reuse and the idle timeout), and a transport whose send
 //! timed out is dropped with its connection instead of going back to the idle list.
 //!
+//! With XOAUTH2 (Exchange Online without passwords), each new connection logs in with a token
+//! from the app's identity; an idle connection is reused only while its token is surely still
+//! valid (tokens are renewed five minutes before they expire, so for four minutes).
+//!
 //! Error text never contains the connection URL, which may hold a password.
 
 use super::outcome::Failure;
 use super::transport::{Delivered, MailTransport, SendError};
+use crate::identity::ManagedIdentity;
 use async_trait::async_trait;
 use lettre::address::Envelope;
 use lettre::transport::smtp::AsyncSmtpTransportBuilder;
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::{self, PoolConfig};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use secrecy::{ExposeSecret, SecretString};
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How many idle connections are kept for reuse at most.
 const POOL_MAX_IDLE: usize = 16;
 
 /// Longest server reply kept in a reason.
 const REPLY_EXCERPT: usize = 300;
+
+/// How long a connection that logged in with a token is reused.
+const TOKEN_REUSE: Duration = Duration::from_secs(4 * 60);
 
 type Transport = AsyncSmtpTransport<Tokio1Executor>;
 
@@ -37,9 +46,11 @@ pub struct Smtp {
     timeout: Duration,
     /// How many idle connections to keep: 0 for a new connection per mail.
     keep_idle: usize,
-    /// Transports whose last send finished, ready for the next one. A std mutex: it is held
-    /// only to push or pop, never across an await.
-    idle: Mutex<Vec<Transport>>,
+    /// Transports whose last send finished, ready for the next one, with when each was made.
+    /// A std mutex: it is held only to push or pop, never across an await.
+    idle: Mutex<Vec<(Transport, Instant)>>,
+    /// XOAUTH2: the mailbox that logs in, and where its tokens come from.
+    oauth: Option<(String, ManagedIdentity)>,
 }
 
 impl Smtp {
@@ -55,23 +66,54 @@ impl Smtp {
             timeout,
             keep_idle: if pooled { POOL_MAX_IDLE } else { 0 },
             idle: Mutex::new(Vec::new()),
+            oauth: None,
         })
     }
 
-    /// An idle transport, or a new one (which connects on its first send).
-    fn take(&self) -> Transport {
-        let idle = self.lock_idle().pop();
-        idle.unwrap_or_else(|| self.builder.clone().build())
+    /// Logs in with XOAUTH2 as `user`, with tokens from `identity`, instead of a password.
+    pub fn with_xoauth2(self, user: String, identity: ManagedIdentity) -> Self {
+        Self {
+            oauth: Some((user, identity)),
+            ..self
+        }
     }
 
-    fn put_back(&self, transport: Transport) {
+    /// An idle transport, or a new one (which connects on its first send).
+    async fn take(&self) -> Result<(Transport, Instant), SendError> {
+        let fresh = |made: &Instant| self.oauth.is_none() || made.elapsed() < TOKEN_REUSE;
+        let idle = {
+            let mut idle = self.lock_idle();
+            idle.retain(|(_, made)| fresh(made));
+            idle.pop()
+        };
+        if let Some(idle) = idle {
+            return Ok(idle);
+        }
+        let builder = match &self.oauth {
+            None => self.builder.clone(),
+            Some((user, identity)) => {
+                let token = identity.token().await.map_err(|e| {
+                    tracing::error!(error = %e, "no token for the SMTP login");
+                    SendError::Failed(Failure::Transient(e))
+                })?;
+                let credentials = Credentials::new(user.clone(), token.expose_secret().to_owned());
+                self.builder
+                    .clone()
+                    .credentials(credentials)
+                    .authentication(vec![Mechanism::Xoauth2])
+            }
+        };
+        Ok((builder.build(), Instant::now()))
+    }
+
+    fn put_back(&self, transport: (Transport, Instant)) {
         let mut idle = self.lock_idle();
         if idle.len() < self.keep_idle {
             idle.push(transport);
         }
     }
 
-    fn lock_idle(&self) -> MutexGuard<'_, Vec<Transport>> {
+    fn lock_idle(&self) -> MutexGuard<'_, Vec<(Transport, Instant)>> {
         // The list holds no invariant a panic could break half-way.
         self.idle.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -80,13 +122,19 @@ impl Smtp {
 #[async_trait]
 impl MailTransport for Smtp {
     async fn send(&self, envelope: &Envelope, raw: &[u8], _: &str) -> Result<Delivered, SendError> {
-        let transport = self.take();
-        match tokio::time::timeout(self.timeout, transport.send_raw(envelope, raw)).await {
-            Ok(answered) => {
+        // The whole send, a token for a new connection included, is bounded.
+        let attempt = async {
+            let transport = self.take().await?;
+            let answered = transport.0.send_raw(envelope, raw).await;
+            Ok((transport, answered))
+        };
+        match tokio::time::timeout(self.timeout, attempt).await {
+            Ok(Ok((transport, answered))) => {
                 // lettre itself drops a connection whose transaction failed.
                 self.put_back(transport);
                 answered.map(|_| Delivered::Sent).map_err(|e| classify(&e))
             }
+            Ok(Err(no_token)) => Err(no_token),
             // The transport, and the connection it holds mid-transaction, are dropped here.
             Err(_) => Err(SendError::Failed(Failure::Transient(format!(
                 "smtp server did not finish the send within {:.1} s (connection closed)",

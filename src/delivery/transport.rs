@@ -6,7 +6,7 @@ use super::graph::Graph;
 use super::outcome::Failure;
 use super::{Outbox, Smtp};
 use crate::identity::ManagedIdentity;
-use crate::settings::Settings;
+use crate::settings::{Identity, Settings};
 use crate::webhook::Webhook;
 use async_trait::async_trait;
 use lettre::address::Envelope;
@@ -68,16 +68,7 @@ pub trait WebhookTransport: Send + Sync {
 /// The mail transport the settings ask for: SMTP, Microsoft Graph, else the outbox.
 pub fn mail_transport(settings: &Settings) -> anyhow::Result<Arc<dyn MailTransport>> {
     if let Some(graph) = &settings.graph {
-        let identity = match &graph.identity {
-            Some((endpoint, header)) => ManagedIdentity::new(
-                endpoint.clone(),
-                header.clone(),
-                graph.client_id.clone(),
-                &graph.endpoint,
-            )
-            .map_err(anyhow::Error::msg)?,
-            None => ManagedIdentity::azure_cli(&graph.endpoint),
-        };
+        let identity = credential(&graph.identity, &graph.client_id, &graph.endpoint)?;
         let transport = Graph::new(
             &graph.endpoint,
             &graph.sender,
@@ -86,12 +77,33 @@ pub fn mail_transport(settings: &Settings) -> anyhow::Result<Arc<dyn MailTranspo
         );
         return Ok(Arc::new(transport.map_err(anyhow::Error::msg)?));
     }
-    Ok(match &settings.smtp_url {
-        Some(url) => Arc::new(
-            Smtp::new(url, settings.smtp_timeout, settings.smtp_pool)
-                .map_err(anyhow::Error::msg)?,
-        ),
-        None => Arc::new(Outbox::writable(settings.outbox_dir.clone())?),
+    let Some(url) = &settings.smtp_url else {
+        return Ok(Arc::new(Outbox::writable(settings.outbox_dir.clone())?));
+    };
+    let mut smtp =
+        Smtp::new(url, settings.smtp_timeout, settings.smtp_pool).map_err(anyhow::Error::msg)?;
+    if let Some(oauth) = &settings.smtp_oauth {
+        let identity = credential(&oauth.identity, &oauth.client_id, &oauth.resource)?;
+        smtp = smtp.with_xoauth2(oauth.user.clone(), identity);
+    }
+    Ok(Arc::new(smtp))
+}
+
+/// Tokens for `resource`: from the platform's identity, or the Azure CLI's login without one.
+fn credential(
+    identity: &Identity,
+    client_id: &Option<String>,
+    resource: &str,
+) -> anyhow::Result<ManagedIdentity> {
+    Ok(match identity {
+        Some((endpoint, header)) => ManagedIdentity::new(
+            endpoint.clone(),
+            header.clone(),
+            client_id.clone(),
+            resource,
+        )
+        .map_err(anyhow::Error::msg)?,
+        None => ManagedIdentity::azure_cli(resource),
     })
 }
 
@@ -103,6 +115,9 @@ pub fn describe_mail(settings: &Settings) -> String {
             None => "the Azure CLI's login",
         };
         return format!("Microsoft Graph, as {} ({identity})", graph.sender);
+    }
+    if settings.smtp_oauth.is_some() {
+        return "SMTP (SMTP_URL), XOAUTH2 with the app's identity".to_owned();
     }
     match &settings.smtp_url {
         Some(_) if settings.smtp_pool => "SMTP (SMTP_URL), pooled connections".to_owned(),

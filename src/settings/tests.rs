@@ -203,3 +203,29 @@ fn an_ambiguous_or_incomplete_mail_transport_is_a_problem() {
     .expect_err("plain http");
     assert!(plain[0].contains("https://"), "{plain:?}");
 }
+
+#[test]
+fn an_xoauth2_login_takes_the_mailbox_from_the_smtp_url_and_no_password() {
+    let oauth = load(&[
+        (
+            "SMTP_URL",
+            "smtp://alerts%40contoso.com@smtp.office365.com:587?tls=required",
+        ),
+        ("SMTP_AUTH", "xoauth2"),
+    ])
+    .expect("valid")
+    .smtp_oauth
+    .expect("xoauth2");
+    assert_eq!(oauth.user, "alerts@contoso.com");
+    assert_eq!(oauth.resource, "https://outlook.office365.com");
+    let with_password = load(&[
+        ("SMTP_URL", "smtp://alerts:secret@smtp.office365.com:587"),
+        ("SMTP_AUTH", "xoauth2"),
+    ])
+    .expect_err("a password with xoauth2");
+    assert!(
+        with_password[0].contains("no password"),
+        "{with_password:?}"
+    );
+    assert!(!with_password[0].contains("secret"));
+}

@@ -21,4 +21,5 @@ mod routing;
 mod shared_ledger;
 mod slow_clients;
 mod smtp_failures;
+mod smtp_oauth;
 mod support;

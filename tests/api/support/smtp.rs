@@ -30,9 +30,18 @@ pub struct SmtpOptions {
     pub refuse_reused: bool,
     /// Every message: store it, answer its end of data this late.
     pub slow_data: Option<Duration>,
+    /// Require an XOAUTH2 login with a token for this audience.
+    pub xoauth2: Option<String>,
 }
 
 impl SmtpServer {
+    /// The XOAUTH2 logins it accepted or refused: "<user> <token audience>".
+    pub fn logins(&self) -> Vec<String> {
+        std::fs::read_to_string(self.maildir.path().join("logins.log"))
+            .map(|log| log.lines().map(str::to_owned).collect())
+            .unwrap_or_default()
+    }
+
     pub fn start() -> Self {
         Self::start_with(SmtpOptions::default())
     }
@@ -71,6 +80,9 @@ impl SmtpServer {
         }
         if options.refuse_reused {
             command.arg("--refuse-reused");
+        }
+        if let Some(audience) = &options.xoauth2 {
+            command.arg("--xoauth2").arg(audience);
         }
         let child = command
             .stdout(Stdio::null())
