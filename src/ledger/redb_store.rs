@@ -69,11 +69,15 @@ impl RedbLedger {
         std::thread::Builder::new()
             .name("ledger-check".to_owned())
             .spawn(move || {
-                let checked = check(&path, db).and_then(|db| store.install(db));
+                let checked = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    check(&path, db).and_then(|db| store.install(db))
+                }))
+                .unwrap_or_else(|_| Err(LedgerError("redb panicked checking it".to_owned())));
                 if let Err(err) = checked {
                     // The next call tries again, opening and checking the file itself.
                     tracing::error!(error = %err, "ledger check failed");
                 }
+                // Set whatever happened: calls wait for it.
                 store.checked.set(()).ok();
             })
             .map_err(|e| LedgerError(format!("cannot start the ledger check: {e}")))?;
