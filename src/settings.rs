@@ -104,13 +104,20 @@ impl Settings {
                     .to_owned(),
             );
         }
-        let mail_from = match get(name::MAIL_FROM) {
+        let mut mail_from = match get(name::MAIL_FROM) {
             None => default_sender(),
             Some(raw) => {
                 parse_mailbox(name::MAIL_FROM, &raw, &mut problems).unwrap_or_else(default_sender)
             }
         };
         let (smtp_url, graph) = mail::transport(&get, smtp_url, &mail_from, &mut problems);
+        // Graph sends as its mailbox: without a MAIL_FROM, the mail is from that mailbox too.
+        if let Some(graph) = &graph
+            && get(name::MAIL_FROM).is_none()
+            && let Ok(sender) = graph.sender.parse()
+        {
+            mail_from = sender;
+        }
         let smtp_oauth = mail::smtp_oauth(&get, smtp_url.as_ref(), &mut problems);
         let owners = parse_mailboxes(name::OWNER_EMAILS, get(name::OWNER_EMAILS), &mut problems);
         let security = parse_mailboxes(

@@ -158,6 +158,12 @@ fn the_mail_transport_is_the_one_configured_or_the_one_chosen() {
     .expect("graph is chosen");
     assert_eq!(graph.sender, "alerts@contoso.com");
     assert_eq!(graph.endpoint, "https://graph.microsoft.com");
+    let from = with(&[("GRAPH_SENDER", "alerts@contoso.com")]).expect("valid");
+    assert_eq!(
+        from.mail_from.email.to_string(),
+        "alerts@contoso.com",
+        "from the mailbox"
+    );
     assert_eq!(graph.client_id.as_deref(), Some("c1"));
 
     let smtp = with(&[("SMTP_URL", "smtp://mail.contoso.com:25")]).expect("smtp alone is valid");
