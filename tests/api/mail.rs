@@ -1,23 +1,39 @@
-//! The mails, as a real SMTP server receives them.
+//! The mails, as a real SMTP server receives them, and as Microsoft Graph (its stand-in) does:
+//! the content tests run over both transports.
 
 use crate::support::*;
 use serde_json::json;
 
-async fn deliver(event: serde_json::Value) -> (SmtpServer, Answer) {
-    let smtp = SmtpServer::start();
-    let settings = mail_settings(&smtp.url());
+over_every_transport!(
+    near_expiry_is_one_mail_to_all_owners_with_days_left_in_the_subject,
+    the_mail_has_text_and_html_parts_with_every_fact_and_the_next_steps,
+    the_html_part_is_self_contained_and_styled_inline,
+    expired_mail_is_marked_as_expired_and_counts_days_since,
+    access_policy_change_alerts_only_the_security_contacts,
+    a_new_version_is_recorded_and_sends_no_mail,
+    markup_in_names_is_escaped_in_the_html,
+    line_breaks_in_names_add_no_header_and_no_recipient,
+    an_encoded_word_in_a_name_cannot_make_the_subject_show_other_text,
+    direction_overrides_and_line_separators_never_reach_the_mail
+);
+
+async fn deliver(event: serde_json::Value, sink: MailSink) -> (MailSink, Answer) {
+    let settings = sink.settings();
     let handler = Handler::start(&pairs(&settings)).await;
     let answer = handler.invoke(event).await;
-    (smtp, answer)
+    (sink, answer)
 }
 
-#[tokio::test]
-async fn near_expiry_is_one_mail_to_all_owners_with_days_left_in_the_subject() {
-    let (smtp, answer) = deliver(event_grid("SecretNearExpiry", "db-password", Some(29))).await;
+async fn near_expiry_is_one_mail_to_all_owners_with_days_left_in_the_subject(sink: MailSink) {
+    let (sink, answer) = deliver(
+        event_grid("SecretNearExpiry", "db-password", Some(29)),
+        sink,
+    )
+    .await;
 
     assert_eq!(answer.status, 200);
     assert_eq!(answer.statuses(), ["sent"]);
-    let mails = smtp.messages();
+    let mails = sink.messages();
     assert_eq!(mails.len(), 1);
     let mail = &mails[0];
     assert_eq!(
@@ -36,11 +52,10 @@ async fn near_expiry_is_one_mail_to_all_owners_with_days_left_in_the_subject() {
     );
 }
 
-#[tokio::test]
-async fn the_mail_has_text_and_html_parts_with_every_fact_and_the_next_steps() {
-    let (smtp, _) = deliver(event_grid("KeyNearExpiry", "token-signing", Some(12))).await;
+async fn the_mail_has_text_and_html_parts_with_every_fact_and_the_next_steps(sink: MailSink) {
+    let (sink, _) = deliver(event_grid("KeyNearExpiry", "token-signing", Some(12)), sink).await;
 
-    let mail = &smtp.messages()[0];
+    let mail = &sink.messages()[0];
     assert!(
         mail.text()
             .lines()
@@ -75,23 +90,22 @@ async fn the_mail_has_text_and_html_parts_with_every_fact_and_the_next_steps() {
     }
 }
 
-#[tokio::test]
-async fn the_html_part_is_self_contained_and_styled_inline() {
-    let (smtp, _) = deliver(event_grid("CertificateNearExpiry", "www", Some(5))).await;
+async fn the_html_part_is_self_contained_and_styled_inline(sink: MailSink) {
+    let (sink, _) = deliver(event_grid("CertificateNearExpiry", "www", Some(5)), sink).await;
 
-    let html = smtp.messages()[0].html();
+    let html = sink.messages()[0].html();
     assert!(html.contains("style=\""));
     for forbidden in ["<script", "<img", "<link", "<style"] {
         assert!(!html.contains(forbidden), "{forbidden} in the HTML");
     }
 }
 
-#[tokio::test]
-async fn expired_mail_is_marked_as_expired_and_counts_days_since() {
-    let (smtp, answer) = deliver(event_grid("CertificateExpired", "api-cert", Some(-4))).await;
+async fn expired_mail_is_marked_as_expired_and_counts_days_since(sink: MailSink) {
+    let (sink, answer) =
+        deliver(event_grid("CertificateExpired", "api-cert", Some(-4)), sink).await;
 
     assert_eq!(answer.statuses(), ["sent"]);
-    let mail = &smtp.messages()[0];
+    let mail = &sink.messages()[0];
     assert_eq!(
         mail.subject(),
         "EXPIRED: Certificate api-cert in prod-kv expired 3 days ago"
@@ -99,12 +113,15 @@ async fn expired_mail_is_marked_as_expired_and_counts_days_since() {
     assert!(mail.html().contains("Expired"));
 }
 
-#[tokio::test]
-async fn access_policy_change_alerts_only_the_security_contacts() {
-    let (smtp, answer) = deliver(event_grid("VaultAccessPolicyChanged", "prod-kv", None)).await;
+async fn access_policy_change_alerts_only_the_security_contacts(sink: MailSink) {
+    let (sink, answer) = deliver(
+        event_grid("VaultAccessPolicyChanged", "prod-kv", None),
+        sink,
+    )
+    .await;
 
     assert_eq!(answer.statuses(), ["sent"]);
-    let mail = &smtp.messages()[0];
+    let mail = &sink.messages()[0];
     assert_eq!(mail.rcpt_to(), ["secops@contoso.com"]);
     assert_eq!(
         mail.subject(),
@@ -112,9 +129,9 @@ async fn access_policy_change_alerts_only_the_security_contacts() {
     );
 }
 
-#[tokio::test]
-async fn a_new_version_is_recorded_and_sends_no_mail() {
-    let (smtp, answer) = deliver(event_grid("SecretNewVersionCreated", "rotated", None)).await;
+async fn a_new_version_is_recorded_and_sends_no_mail(sink: MailSink) {
+    let (sink, answer) =
+        deliver(event_grid("SecretNewVersionCreated", "rotated", None), sink).await;
 
     assert_eq!(answer.status, 200);
     assert_eq!(answer.events()[0]["type"], "SecretNewVersionCreated");
@@ -124,34 +141,32 @@ async fn a_new_version_is_recorded_and_sends_no_mail() {
             .as_str()
             .is_some_and(|l| l.contains("recorded"))
     );
-    assert!(smtp.messages().is_empty());
+    assert!(sink.messages().is_empty());
 }
 
-#[tokio::test]
-async fn markup_in_names_is_escaped_in_the_html() {
+async fn markup_in_names_is_escaped_in_the_html(sink: MailSink) {
     let mut event = event_grid("SecretNearExpiry", "x", Some(9));
     event["data"]["ObjectName"] = json!("<script>alert(1)</script>");
     event["data"]["VaultName"] = json!("kv\"><img src=x>");
 
-    let (smtp, answer) = deliver(event).await;
+    let (sink, answer) = deliver(event, sink).await;
 
     assert_eq!(answer.statuses(), ["sent"]);
-    let html = smtp.messages()[0].html();
+    let html = sink.messages()[0].html();
     assert!(!html.contains("<script>alert(1)</script>"));
     assert!(!html.contains("<img src=x>"));
     assert!(html.contains("&lt;script&gt;"));
 }
 
-#[tokio::test]
-async fn line_breaks_in_names_add_no_header_and_no_recipient() {
+async fn line_breaks_in_names_add_no_header_and_no_recipient(sink: MailSink) {
     let mut event = event_grid("SecretNearExpiry", "x", Some(9));
     event["data"]["ObjectName"] = json!("db\r\nBcc: attacker@evil.example\r\nX-Injected: yes");
     event["data"]["VaultName"] = json!("kv\nTo: attacker@evil.example");
 
-    let (smtp, answer) = deliver(event).await;
+    let (sink, answer) = deliver(event, sink).await;
 
     assert_eq!(answer.statuses(), ["sent"]);
-    let mail = &smtp.messages()[0];
+    let mail = &sink.messages()[0];
     assert_eq!(mail.rcpt_to(), ["owner1@contoso.com", "owner2@contoso.com"]);
     assert!(mail.headers_named("X-Injected").is_empty());
     assert!(mail.headers_named("Bcc").is_empty());
@@ -163,14 +178,13 @@ async fn line_breaks_in_names_add_no_header_and_no_recipient() {
     );
 }
 
-#[tokio::test]
-async fn an_encoded_word_in_a_name_cannot_make_the_subject_show_other_text() {
+async fn an_encoded_word_in_a_name_cannot_make_the_subject_show_other_text(sink: MailSink) {
     let event = event_grid("SecretNearExpiry", "=?utf-8?q?Bcc:_evil@x?=", Some(9));
 
-    let (smtp, answer) = deliver(event).await;
+    let (sink, answer) = deliver(event, sink).await;
 
     assert_eq!(answer.statuses(), ["sent"]);
-    let subject = smtp.messages()[0].subject();
+    let subject = sink.messages()[0].subject();
     assert!(!subject.contains("Bcc: evil"), "shown as {subject:?}");
     assert!(
         subject.contains("?utf-8?q?Bcc:_evil@x?="),
@@ -178,15 +192,14 @@ async fn an_encoded_word_in_a_name_cannot_make_the_subject_show_other_text() {
     );
 }
 
-#[tokio::test]
-async fn direction_overrides_and_line_separators_never_reach_the_mail() {
+async fn direction_overrides_and_line_separators_never_reach_the_mail(sink: MailSink) {
     let mut event = event_grid("SecretNearExpiry", "x", Some(9));
     event["data"]["ObjectName"] = json!("invoice\u{202E}fdp.exe\u{2028}Bcc: x");
 
-    let (smtp, answer) = deliver(event).await;
+    let (sink, answer) = deliver(event, sink).await;
 
     assert_eq!(answer.statuses(), ["sent"]);
-    let mail = &smtp.messages()[0];
+    let mail = &sink.messages()[0];
     for part in [mail.subject(), mail.text(), mail.html()] {
         assert!(!part.contains(['\u{202E}', '\u{2028}']), "{part}");
     }

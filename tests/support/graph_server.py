@@ -3,14 +3,17 @@
 POST /v1.0/users/{sender}/sendMail with `Authorization: Bearer <token>` and a base64 MIME body
 (`Content-Type: text/plain`). A token whose audience is not this service's own URL (as a token
 for https://graph.microsoft.com is for the real one) gets 401. The answer is the first line of ANSWER_FILE when it exists (`403`, `429`, `500`, `hang`),
-else 202. Every accepted request's decoded MIME is written to OUT_DIR/<n>.eml with the sender
-path segment in OUT_DIR/<n>.sender; every request, accepted or not, adds a line to
+else 202. Every accepted request's decoded MIME is written to OUT_DIR/<n>.eml, with an X-RcptTo header
+naming whom Graph would deliver it to (the addresses in its To, Cc and Bcc headers, as for the
+SMTP server's envelope), and the sender path segment in OUT_DIR/<n>.sender; every request, accepted or not, adds a line to
 OUT_DIR/requests.log.
 
 usage: graph_server.py PORT CERT KEY OUT_DIR ANSWER_FILE
 """
 
 import base64
+import email
+import email.utils
 import json
 import os
 import ssl
@@ -62,6 +65,10 @@ class Handler(BaseHTTPRequestHandler):
             mime = base64.b64decode(body, validate=True)
         except ValueError:
             return self.answer(400, {"error": {"code": "ErrorMimeContentInvalidBase64String"}})
+        message = email.message_from_bytes(mime)
+        headers = [v for h in ("To", "Cc", "Bcc") for v in message.get_all(h, [])]
+        recipients = ", ".join(address for _, address in email.utils.getaddresses(headers))
+        mime = f"X-RcptTo: {recipients}\r\n".encode() + mime
         with LOCK:  # requests run on threads of their own: number the mails one at a time
             n = len([f for f in os.listdir(OUT_DIR) if f.endswith(".eml")])
             with open(os.path.join(OUT_DIR, f"{n}.sender"), "w") as f:

@@ -1,7 +1,9 @@
 //! A stand-in for Microsoft Graph's `sendMail` over HTTPS (tests/support/graph_server.py).
 
 use super::tls::test_certificates;
-use super::{Received, free_port};
+use super::{
+    IDENTITY_SECRET, IdentityEndpoint, Received, SmtpServer, free_port, mail_settings, set,
+};
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -78,3 +80,74 @@ impl Drop for FakeGraph {
         let _ = self.child.wait();
     }
 }
+
+/// Where a test's mail goes: a real SMTP server, or the Graph stand-in with tokens from the
+/// managed-identity stand-in. The same mail tests run over both.
+pub enum MailSink {
+    Smtp(SmtpServer),
+    Graph(FakeGraph, IdentityEndpoint),
+}
+
+impl MailSink {
+    pub fn smtp() -> Self {
+        Self::Smtp(SmtpServer::start())
+    }
+
+    pub fn graph() -> Self {
+        Self::Graph(FakeGraph::start(), IdentityEndpoint::start())
+    }
+
+    /// [`mail_settings`], sending through this sink.
+    pub fn settings(&self) -> Vec<(&'static str, String)> {
+        match self {
+            Self::Smtp(smtp) => mail_settings(&smtp.url()),
+            Self::Graph(graph, identity) => {
+                let mut settings = mail_settings("unused");
+                settings.retain(|(name, _)| *name != "SMTP_URL");
+                set(&mut settings, "GRAPH_SENDER", "alerts@contoso.com");
+                set(&mut settings, "GRAPH_ENDPOINT", &graph.url());
+                set(&mut settings, "IDENTITY_ENDPOINT", &identity.url());
+                set(&mut settings, "IDENTITY_HEADER", IDENTITY_SECRET);
+                let certificate = graph.certificate();
+                set(
+                    &mut settings,
+                    "SSL_CERT_FILE",
+                    &certificate.to_string_lossy(),
+                );
+                settings
+            }
+        }
+    }
+
+    /// The mails received, in order.
+    pub fn messages(&self) -> Vec<Received> {
+        match self {
+            Self::Smtp(smtp) => smtp.messages(),
+            Self::Graph(graph, _) => graph.accepted().into_iter().map(|(_, m)| m).collect(),
+        }
+    }
+}
+
+/// Runs each named `async fn(MailSink)` as two tests: `over_smtp::name` and `over_graph::name`.
+macro_rules! over_every_transport {
+    ($($name:ident),* $(,)?) => {
+        mod over_smtp {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::support::MailSink::smtp()).await
+                }
+            )*
+        }
+        mod over_graph {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::support::MailSink::graph()).await
+                }
+            )*
+        }
+    };
+}
+
+pub(crate) use over_every_transport;
