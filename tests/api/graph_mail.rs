@@ -3,25 +3,10 @@
 
 use crate::support::*;
 
-fn through_graph(graph: &FakeGraph, identity: &IdentityEndpoint) -> Vec<(&'static str, String)> {
-    let mut settings = mail_settings("unused");
-    settings.retain(|(name, _)| *name != "SMTP_URL");
-    set(&mut settings, "GRAPH_SENDER", "alerts@contoso.com");
-    set(&mut settings, "GRAPH_ENDPOINT", &graph.url());
-    set(&mut settings, "IDENTITY_ENDPOINT", &identity.url());
-    set(&mut settings, "IDENTITY_HEADER", IDENTITY_SECRET);
-    set(
-        &mut settings,
-        "SSL_CERT_FILE",
-        &graph.certificate().to_string_lossy(),
-    );
-    settings
-}
-
 #[tokio::test]
 async fn graph_sends_the_whole_mime_mail_as_the_mailbox_once_per_event() {
     let (graph, identity) = (FakeGraph::start(), IdentityEndpoint::start());
-    let handler = Handler::start(&pairs(&through_graph(&graph, &identity))).await;
+    let handler = Handler::start(&pairs(&graph_settings(&graph, &identity))).await;
     let event = event_grid("SecretNearExpiry", "db-<b>password</b>", Some(5));
 
     let first = handler.invoke(event.clone()).await;
@@ -54,7 +39,7 @@ async fn graph_sends_the_whole_mime_mail_as_the_mailbox_once_per_event() {
 #[tokio::test]
 async fn a_missing_permission_is_final_and_throttling_asks_for_a_redelivery() {
     let (graph, identity) = (FakeGraph::start(), IdentityEndpoint::start());
-    let handler = Handler::start(&pairs(&through_graph(&graph, &identity))).await;
+    let handler = Handler::start(&pairs(&graph_settings(&graph, &identity))).await;
     let forbidden = event_grid("KeyExpired", "no-permission", Some(-1));
     let throttled = event_grid("SecretExpired", "throttled", Some(-1));
 
@@ -108,7 +93,7 @@ fn fake_azure_cli() -> tempfile::TempDir {
 async fn on_a_developers_machine_graph_tokens_come_from_the_azure_cli_login() {
     let (graph, identity) = (FakeGraph::start(), IdentityEndpoint::start());
     let az = fake_azure_cli();
-    let mut settings = through_graph(&graph, &identity);
+    let mut settings = graph_settings(&graph, &identity);
     settings.retain(|(name, _)| !name.starts_with("IDENTITY_"));
     let path = format!(
         "{}:{}",

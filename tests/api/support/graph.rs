@@ -101,21 +101,7 @@ impl MailSink {
     pub fn settings(&self) -> Vec<(&'static str, String)> {
         match self {
             Self::Smtp(smtp) => mail_settings(&smtp.url()),
-            Self::Graph(graph, identity) => {
-                let mut settings = mail_settings("unused");
-                settings.retain(|(name, _)| *name != "SMTP_URL");
-                set(&mut settings, "GRAPH_SENDER", "alerts@contoso.com");
-                set(&mut settings, "GRAPH_ENDPOINT", &graph.url());
-                set(&mut settings, "IDENTITY_ENDPOINT", &identity.url());
-                set(&mut settings, "IDENTITY_HEADER", IDENTITY_SECRET);
-                let certificate = graph.certificate();
-                set(
-                    &mut settings,
-                    "SSL_CERT_FILE",
-                    &certificate.to_string_lossy(),
-                );
-                settings
-            }
+            Self::Graph(graph, identity) => graph_settings(graph, identity),
         }
     }
 
@@ -126,6 +112,26 @@ impl MailSink {
             Self::Graph(graph, _) => graph.accepted().into_iter().map(|(_, m)| m).collect(),
         }
     }
+}
+
+/// [`mail_settings`], the mail sent through `graph` with tokens from `identity`.
+pub fn graph_settings(
+    graph: &FakeGraph,
+    identity: &IdentityEndpoint,
+) -> Vec<(&'static str, String)> {
+    let mut settings = mail_settings("unused");
+    settings.retain(|(name, _)| *name != "SMTP_URL");
+    set(&mut settings, "GRAPH_SENDER", "alerts@contoso.com");
+    set(&mut settings, "GRAPH_ENDPOINT", &graph.url());
+    set(&mut settings, "IDENTITY_ENDPOINT", &identity.url());
+    set(&mut settings, "IDENTITY_HEADER", IDENTITY_SECRET);
+    let certificate = graph.certificate();
+    set(
+        &mut settings,
+        "SSL_CERT_FILE",
+        &certificate.to_string_lossy(),
+    );
+    settings
 }
 
 /// Runs each named `async fn(MailSink)` as two tests: `over_smtp::name` and `over_graph::name`.
