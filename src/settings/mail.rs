@@ -52,14 +52,15 @@ pub(super) fn transport(
 ) -> (Option<SecretString>, Option<GraphSettings>) {
     let sender = get(name::GRAPH_SENDER);
     let chosen = get(name::MAIL_TRANSPORT).map(|v| v.to_ascii_lowercase());
-    let choice = match (chosen.as_deref(), &smtp_url, &sender) {
+    match (chosen.as_deref(), &smtp_url, &sender) {
         (Some("smtp"), None, _) => {
             problems.push("MAIL_TRANSPORT=smtp needs SMTP_URL".to_owned());
             return (None, None);
         }
         (Some("smtp"), Some(_), _) | (None, Some(_), None) => return (smtp_url, None),
         (Some("outbox"), _, _) | (None, None, None) => return (None, None),
-        (Some("graph"), _, _) | (None, None, Some(_)) => "graph",
+        // Graph: read its settings below.
+        (Some("graph"), _, _) | (None, None, Some(_)) => {}
         (None, Some(_), Some(_)) => {
             problems.push(
                 "both SMTP_URL and GRAPH_SENDER are set: choose one with MAIL_TRANSPORT \
@@ -74,8 +75,7 @@ pub(super) fn transport(
             ));
             return (None, None);
         }
-    };
-    debug_assert_eq!(choice, "graph");
+    }
     let endpoint = get(name::GRAPH_ENDPOINT).unwrap_or_else(|| GRAPH_ENDPOINT.to_owned());
     if !endpoint.starts_with("https://") {
         problems.push(format!(
