@@ -121,3 +121,28 @@ async fn on_a_developers_machine_graph_tokens_come_from_the_azure_cli_login() {
     );
     assert_eq!(identity.requests(), 0);
 }
+
+#[tokio::test]
+async fn a_graph_that_hangs_or_fails_is_cut_off_and_the_redelivery_sends_once() {
+    let (graph, identity) = (FakeGraph::start(), IdentityEndpoint::start());
+    let handler = Handler::start(&pairs(&graph_settings(&graph, &identity))).await;
+    let event = event_grid("CertificateExpired", "stalled", Some(-1));
+
+    graph.answer("hang");
+    let started = std::time::Instant::now();
+    let hung = handler.invoke(event.clone()).await;
+    let took = started.elapsed();
+    graph.answer("500");
+    let failed = handler.invoke(event.clone()).await;
+    graph.answer("202");
+    let after = handler.invoke(event).await;
+
+    assert_eq!(hung.status, 500, "{}", hung.text);
+    assert!(
+        took < std::time::Duration::from_secs(10),
+        "cut off by SMTP_TIMEOUT_SECS (3 s), answered after {took:?}"
+    );
+    assert_eq!(failed.status, 500, "{}", failed.text);
+    assert_eq!(after.statuses(), ["sent"], "{}", after.text);
+    assert_eq!(graph.accepted().len(), 1);
+}
