@@ -5,7 +5,7 @@
 //! can be tricked by a name holding CR/LF. Escaping for a format (HTML, Slack mrkdwn) is the
 //! channel's job.
 
-use crate::event::{EventType, KeyVaultEvent};
+use crate::event::{EventType, KeyVaultEvent, ObjectKind};
 use crate::text::{clean, truncate};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
@@ -28,11 +28,14 @@ pub enum AlertKind {
 }
 
 impl AlertKind {
-    /// The kind of alert for an event type.
-    pub fn of(event_type: EventType) -> Self {
+    /// The kind of alert for an event type; a reminder's depends on whether the object has
+    /// `expired`.
+    pub fn of(event_type: EventType, expired: bool) -> Self {
         match event_type {
             EventType::NearExpiry(_) => Self::NearExpiry,
             EventType::Expired(_) => Self::Expired,
+            EventType::Reminder(_) if expired => Self::Expired,
+            EventType::Reminder(_) => Self::NearExpiry,
             EventType::NewVersionCreated(_) => Self::NewVersion,
             EventType::VaultAccessPolicyChanged => Self::AccessPolicyChanged,
         }
@@ -91,12 +94,20 @@ pub struct Alert {
     pub event_time: Option<String>,
     /// Whole days until expiry (negative: days since), if the event has an expiry.
     pub days_left: Option<i64>,
+    /// The reminder-ladder step (days before the expiry; negative: after), for an expiry
+    /// alert that is one.
+    pub step: Option<i64>,
+    /// For a certificate: whether its policy renews it automatically, when known.
+    pub auto_renews: Option<bool>,
+    /// Where the alert comes from, for the footer.
+    pub origin: String,
 }
 
 impl Alert {
     /// Describes `event`, counting days from `now`.
     pub fn new(event: &KeyVaultEvent, now: DateTime<Utc>) -> Self {
-        let kind = AlertKind::of(event.event_type);
+        let expired = event.expires.is_some_and(|t| t <= now);
+        let kind = AlertKind::of(event.event_type, expired);
         let names = Names::of(event);
         let (banner, accent) = match kind {
             AlertKind::NearExpiry => ("Expiring soon", "#b45309"),
@@ -113,7 +124,7 @@ impl Alert {
             subject: subject_line(&headline, kind),
             banner,
             accent,
-            summary: summary(kind, &names, event.expires, days_left),
+            summary: summary(kind, &names, event.expires, days_left) + &notes(event, kind),
             details: details(event, &names, days_left),
             next_steps: next_steps(kind, &names),
             portal_url: portal_url(event),
@@ -131,6 +142,9 @@ impl Alert {
             not_before: rfc3339(event.not_before),
             event_time: rfc3339(event.event_time),
             days_left,
+            step: event.reminder.map(|r| r.step),
+            auto_renews: event.reminder.and_then(|r| r.auto_renews),
+            origin: origin(event),
         }
     }
 }
@@ -230,6 +244,56 @@ fn summary(
     }
 }
 
+/// What a certificate's expiry alert adds: its own key and secret expire with it, and whether
+/// its policy should have renewed it.
+fn notes(event: &KeyVaultEvent, kind: AlertKind) -> String {
+    let expiry = matches!(kind, AlertKind::NearExpiry | AlertKind::Expired);
+    if !expiry || event.event_type.object_kind() != Some(ObjectKind::Certificate) {
+        return String::new();
+    }
+    let mut notes =
+        " Its key and secret (the certificate's own, of the same name) expire with it: renewing          the certificate renews them."
+            .to_owned();
+    if event.reminder.and_then(|r| r.auto_renews) == Some(true) {
+        notes.push_str(
+            " Its policy renews it automatically before it expires, so this notice means the              renewal has not happened yet: check the issuer and the certificate's operation in              the portal.",
+        );
+    }
+    notes
+}
+
+/// The footer line: which event, or which reminder of the daily sweep.
+fn origin(event: &KeyVaultEvent) -> String {
+    let id = match clean(&event.id) {
+        id if id.is_empty() => "none".to_owned(),
+        id => id,
+    };
+    match (event.event_type, event.reminder) {
+        (EventType::Reminder(_), Some(r)) => format!(
+            "Sent by kv-notify's expiry sweep: the {} reminder (REMINDER_DAYS).",
+            step_name(r.step)
+        ),
+        (_, Some(r)) => format!(
+            "Sent by kv-notify for Key Vault event {} (id {id}): the {} reminder.",
+            event.event_type,
+            step_name(r.step)
+        ),
+        _ => format!(
+            "Sent by kv-notify for Key Vault event {} (id {id}).",
+            event.event_type
+        ),
+    }
+}
+
+/// `7-day`, `expiry-day`, `7-days-late`.
+fn step_name(step: i64) -> String {
+    match step {
+        0 => "expiry-day".to_owned(),
+        s if s > 0 => format!("{s}-day"),
+        s => format!("{}-days-late", -s),
+    }
+}
+
 fn details(event: &KeyVaultEvent, names: &Names, days_left: Option<i64>) -> Vec<Detail> {
     let row = |label, value: String, strong| Detail {
         label,
@@ -242,10 +306,14 @@ fn details(event: &KeyVaultEvent, names: &Names, days_left: Option<i64>) -> Vec<
     if event.event_type != EventType::VaultAccessPolicyChanged {
         rows.push(row("Type", names.object_type.clone(), false));
         rows.push(row("Name", names.object.clone(), true));
+        let missing = match event.event_type {
+            EventType::Reminder(_) => "(the current one)",
+            _ => "(none)",
+        };
         let version = event
             .version
             .as_deref()
-            .map_or_else(|| "(none)".to_owned(), clean);
+            .map_or_else(|| missing.to_owned(), clean);
         rows.push(row("Version", version, false));
         rows.push(row("Expires", time(event.expires, "(not set)"), true));
         let left = match days_left {

@@ -73,6 +73,22 @@ enum Command {
         #[arg(long, short, default_value = "target/preview")]
         out: PathBuf,
     },
+    /// List the objects of the vaults in VAULTS that expire within --days (or never), with
+    /// their owners and reminder step; sends nothing.
+    Inventory {
+        /// The window, in days from now.
+        #[arg(long, default_value_t = 90)]
+        days: i64,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the expiry sweep once now, as the daily timer does.
+    Sweep {
+        /// Say what would be sent, and send nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 /// Parses the command line and runs what it asks for.
@@ -188,6 +204,19 @@ async fn run_cli(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Preview { files, out } => {
             inspect::preview(&config, &files, &out, Clock::EventTime)?
+        }
+        Command::Inventory { days, json } => {
+            let dispatcher = start(config, Arc::new(RedbLedger::in_memory()))?;
+            cli::sweep::inventory(&dispatcher, days, json).await?
+        }
+        Command::Sweep { dry_run } => {
+            let ledger = open_ledger(&config.settings).await?;
+            let dispatcher = start(config, ledger)?;
+            let ok = cli::sweep::sweep(&dispatcher, dry_run).await?;
+            dispatcher
+                .finish(tokio::time::Instant::now() + SHUTDOWN_GRACE)
+                .await;
+            ok
         }
     };
     Ok(if ok {

@@ -13,8 +13,9 @@ use crate::ledger::{ActionKind, Ledger};
 use crate::mail;
 use crate::report::{ActionReport, EventReport};
 use crate::rules::{OWNERS, Plan, SECURITY};
+use crate::sweep::{self, Ladder, Position, Sweeper};
 use crate::webhook::WebhookClient;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::future::join_all;
 use futures_util::{StreamExt, stream};
 use std::sync::Arc;
@@ -29,6 +30,7 @@ pub struct Dispatcher {
     config: Config,
     deliverer: Deliverer,
     clock: Clock,
+    sweeper: Option<Sweeper>,
 }
 
 /// The "now" an alert counts days left from.
@@ -66,7 +68,11 @@ impl Dispatcher {
             settings.smtp_timeout,
             settings.webhook_timeout,
         );
-        Ok(Self::with_deliverer(config, deliverer))
+        let sweeper = settings.sweep.clone().map(Sweeper::new).transpose()?;
+        Ok(Self {
+            sweeper,
+            ..Self::with_deliverer(config, deliverer)
+        })
     }
 
     /// Builds the dispatcher around a deliverer (whose transports a test may have chosen).
@@ -75,7 +81,34 @@ impl Dispatcher {
             config,
             deliverer,
             clock: Clock::System,
+            sweeper: None,
         }
+    }
+
+    /// The expiry sweep, when `VAULTS` names vaults.
+    pub fn sweeper(&self) -> Option<&Sweeper> {
+        self.sweeper.as_ref()
+    }
+
+    /// The reminder ladder.
+    pub fn ladder(&self) -> &Ladder {
+        &self.config.settings.ladder
+    }
+
+    /// Where an expiry stands on the ladder at `now`: a step lasts, past the last one, as long
+    /// as the ledger remembers it.
+    pub fn ladder_position(&self, expires: DateTime<Utc>, now: DateTime<Utc>) -> Position {
+        let memory = TimeDelta::from_std(self.config.settings.retention).unwrap_or(TimeDelta::MAX);
+        self.ladder().position(expires, now, memory)
+    }
+
+    /// Who an event's alerts would go to: addresses, then webhook channels by name.
+    pub fn recipients(&self, event: &KeyVaultEvent) -> Vec<String> {
+        let plan = self.config.routing.plan(event);
+        let emails = plan.emails.iter().map(ToString::to_string);
+        emails
+            .chain(plan.webhooks.into_iter().map(|(name, _)| name))
+            .collect()
     }
 
     /// The same dispatcher, counting days left from `clock`.
@@ -109,8 +142,17 @@ impl Dispatcher {
     /// an event reached too late to act fails at once, for a redelivery.
     pub async fn handle_all(&self, events: Vec<Event>) -> Vec<EventReport> {
         let deadline = Instant::now() + self.config.settings.deadline;
+        self.handle_until(events, deadline).await
+    }
+
+    /// Handles events, [`EVENTS_AT_ONCE`] at a time, until `deadline`.
+    pub async fn handle_until(
+        &self,
+        events: impl IntoIterator<Item = impl Into<Event>>,
+        deadline: Instant,
+    ) -> Vec<EventReport> {
         stream::iter(events)
-            .map(|event| self.handle(event, deadline))
+            .map(|event| self.handle(event.into(), deadline))
             .buffered(EVENTS_AT_ONCE)
             .collect()
             .await
@@ -118,7 +160,7 @@ impl Dispatcher {
 
     /// Handles one parsed event.
     async fn handle(&self, event: Event, deadline: Instant) -> EventReport {
-        let event = match event {
+        let mut event = match event {
             Event::KeyVault(event) => *event,
             Event::Other { id, event_type } => {
                 // The host logs the invocation and its `Logs`; stderr stays for what needs
@@ -130,6 +172,8 @@ impl Dispatcher {
         for warning in &event.warnings {
             tracing::warn!(id = %event.id, "{warning}");
         }
+        let now = self.clock.now_for(&event);
+        sweep::place_event(&mut event, |expires| self.ladder_position(expires, now));
         let plan = self.config.routing.plan(&event);
         if plan.email_channels.is_empty() && plan.webhooks.is_empty() {
             tracing::debug!(id = %event.id, event_type = %event.event_type, "recorded event");
@@ -161,7 +205,7 @@ impl Dispatcher {
         let posts = join_all(plan.webhooks.iter().map(|(channel, webhook)| {
             self.deliverer.webhook(WebhookJob {
                 event: &event.key,
-                event_time: event.event_time,
+                event_time: filing_time(event),
                 channel,
                 webhook,
                 payload: webhook.format.payload(&alert),
@@ -192,7 +236,7 @@ impl Dispatcher {
         };
         let job = MailJob {
             event: &event.key,
-            event_time: event.event_time,
+            event_time: filing_time(event),
             to: &plan.emails,
             from: self.config.settings.mail_from.email.clone(),
             raw,
@@ -213,6 +257,15 @@ impl Dispatcher {
         let message = mail::message(&self.config.settings.mail_from, &plan.emails, rendered)
             .map_err(|e| Failure::Permanent(format!("cannot build the message: {e}")))?;
         Ok(message.formatted())
+    }
+}
+
+/// The time the ledger files an event's actions by: a reminder step's start (so that the
+/// sweep's reminder and the event of one step meet in one place), else the event's own time.
+fn filing_time(event: &KeyVaultEvent) -> Option<DateTime<Utc>> {
+    match &event.reminder {
+        Some(reminder) => Some(reminder.since),
+        None => event.event_time,
     }
 }
 

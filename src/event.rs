@@ -53,6 +53,20 @@ pub struct KeyVaultEvent {
     pub event_time: Option<DateTime<Utc>>,
     /// Payload oddities worth a log line (e.g. an `EXP` that is not a timestamp).
     pub warnings: Vec<String>,
+    /// The reminder-ladder step this is, for a sweep's reminder or an expiry event that
+    /// falls in a step.
+    pub reminder: Option<Reminder>,
+}
+
+/// A step of the reminder ladder, as an alert tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reminder {
+    /// Days before the expiry (negative: after).
+    pub step: i64,
+    /// When the object entered the step: the ledger files the step's entries by it.
+    pub since: DateTime<Utc>,
+    /// For a certificate: whether its policy renews it automatically (`None`: not known).
+    pub auto_renews: Option<bool>,
 }
 
 impl KeyVaultEvent {
@@ -92,6 +106,7 @@ impl KeyVaultEvent {
             },
             event_time: Some(now),
             warnings: Vec::new(),
+            reminder: None,
         }
     }
 }
@@ -108,6 +123,12 @@ pub enum Event {
         /// The type name as sent.
         event_type: Option<String>,
     },
+}
+
+impl From<KeyVaultEvent> for Event {
+    fn from(event: KeyVaultEvent) -> Self {
+        Self::KeyVault(Box::new(event))
+    }
 }
 
 /// Why an event could not be understood. Only a Key Vault event with an unusable `data`
@@ -195,6 +216,7 @@ impl RawEvent {
                 expires: None,
                 event_time,
                 warnings,
+                reminder: None,
             },
             subject,
             data,

@@ -97,6 +97,25 @@ impl ManagedIdentity {
         Ok(Self::with_source(source, resource))
     }
 
+    /// Tokens for `resource` from the platform's identity, or from the Azure CLI's login where
+    /// the settings found none (a developer's machine).
+    pub fn for_resource(
+        identity: &crate::settings::Identity,
+        client_id: &Option<String>,
+        resource: &str,
+    ) -> anyhow::Result<Self> {
+        Ok(match identity {
+            Some((endpoint, header)) => Self::new(
+                endpoint.clone(),
+                header.clone(),
+                client_id.clone(),
+                resource,
+            )
+            .map_err(anyhow::Error::msg)?,
+            None => Self::azure_cli(resource),
+        })
+    }
+
     /// The developer's own login, through the Azure CLI (`az login`), for tokens to `resource`:
     /// what a local run (`func start`) uses where there is no managed identity.
     pub fn azure_cli(resource: &str) -> Self {

@@ -24,7 +24,10 @@ mod report;
 mod rules;
 mod server;
 mod settings;
+mod sweep;
 mod text;
+mod timer;
+mod vault;
 mod webhook;
 
 pub use app::main;

@@ -56,6 +56,8 @@ struct Rule {
     vaults: Option<Vec<Pattern>>,
     objects: Option<Vec<Pattern>>,
     object_types: Option<Vec<ObjectKind>>,
+    /// Only these reminder steps: an alert that is no step of the ladder does not match.
+    steps: Option<Vec<i64>>,
     notify: Vec<String>,
     /// The rules-file line; `None` for a built-in default.
     line: Option<usize>,
@@ -117,6 +119,7 @@ impl Routing {
             vaults: None,
             objects: None,
             object_types: None,
+            steps: None,
             notify: vec![to.to_owned()],
             line: None,
         };
@@ -127,6 +130,7 @@ impl Routing {
             rules: vec![
                 rule(of(EventType::NearExpiry), OWNERS),
                 rule(of(EventType::Expired), OWNERS),
+                rule(of(EventType::Reminder), OWNERS),
                 rule(vec![EventType::VaultAccessPolicyChanged], SECURITY),
             ],
             fallback_owners: settings.owners.clone(),
@@ -287,6 +291,11 @@ impl Rule {
                 let sent = event.object_type.as_deref().unwrap_or_default();
                 kinds.iter().any(|k| k.as_str().eq_ignore_ascii_case(sent))
             })
+            && self.steps.as_ref().is_none_or(|steps| {
+                event
+                    .reminder
+                    .is_some_and(|reminder| steps.contains(&reminder.step))
+            })
     }
 
     fn describe(&self) -> String {
@@ -319,6 +328,10 @@ impl Rule {
         if let Some(kinds) = &self.object_types {
             let names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
             let _ = write!(out, " (objectTypes {})", names.join(", "));
+        }
+        if let Some(steps) = &self.steps {
+            let steps: Vec<String> = steps.iter().map(ToString::to_string).collect();
+            let _ = write!(out, " (steps {})", steps.join(", "));
         }
         out
     }

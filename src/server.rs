@@ -1,11 +1,13 @@
-//! The HTTP side of the custom-handler protocol: `GET /` for the host's readiness probe and
-//! `POST /function-trigger` for invocations.
+//! The HTTP side of the custom-handler protocol: `GET /` for the host's readiness probe,
+//! `POST /function-trigger` for Event Grid invocations and `POST /expiry-sweep` for the
+//! daily timer.
 //!
 //! Bodies arrive chunked (no `Content-Length`) or sized; both are read through one limit.
 //! Every answer the handler writes is JSON; rejections become answers in `recover`.
 
 use crate::dispatch::Dispatcher;
 use crate::envelope::{self, InvocationResponse, RequestError};
+use crate::timer;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use hyper::server::conn::http1;
@@ -125,8 +127,13 @@ pub fn routes(
 /// Why a request got no invocation result.
 #[derive(Debug, thiserror::Error)]
 enum ApiError {
-    #[error("no function named {0:?}: the only function is {FUNCTION_NAME}")]
+    #[error(
+        "no function named {0:?}: the functions are {FUNCTION_NAME} and {timer}",
+        timer = timer::FUNCTION_NAME
+    )]
     UnknownFunction(String),
+    #[error(transparent)]
+    NotATimer(timer::NotATimer),
     #[error("the request body is larger than {MAX_BODY_BYTES} bytes")]
     TooLarge,
     #[error("the request body could not be read: {0}")]
@@ -150,7 +157,7 @@ impl ApiError {
             Self::UnknownFunction(_) => StatusCode::NOT_FOUND,
             Self::TooLarge | Self::TooManyEvents(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
-            Self::Body(_) | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Body(_) | Self::BadRequest(_) | Self::NotATimer(_) => StatusCode::BAD_REQUEST,
         }
     }
 }
@@ -162,13 +169,26 @@ async fn invoke(
     body: impl Stream<Item = Result<impl Buf, warp::Error>> + Unpin,
     dispatcher: Arc<Dispatcher>,
 ) -> Result<Response, Rejection> {
-    if function != FUNCTION_NAME {
-        return Err(warp::reject::custom(ApiError::UnknownFunction(function)));
-    }
+    let timer = match function.as_str() {
+        FUNCTION_NAME => false,
+        timer::FUNCTION_NAME => true,
+        _ => return Err(warp::reject::custom(ApiError::UnknownFunction(function))),
+    };
     crate::logging::in_invocation(invocation_id.as_deref(), async move {
         let body = tokio::time::timeout(BODY_READ_TIMEOUT, read_limited(body, content_length))
             .await
             .map_err(|_| ApiError::BodyTimeout)??;
+        if timer {
+            let (response, failed) = timer::invoke(&body, &dispatcher)
+                .await
+                .map_err(ApiError::NotATimer)?;
+            let status = if failed {
+                StatusCode::INTERNAL_SERVER_ERROR
+            } else {
+                StatusCode::OK
+            };
+            return Ok(json(status, &response));
+        }
         let raw = envelope::events_of_invocation(&body).map_err(ApiError::from)?;
         if raw.len() > MAX_EVENTS {
             return Err(ApiError::TooManyEvents(raw.len()));

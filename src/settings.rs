@@ -6,8 +6,10 @@
 
 mod ledger;
 mod mail;
+mod sweep;
 
 use crate::ledger::Account;
+use crate::sweep::Ladder;
 use crate::webhook::Webhook;
 use ledger::{default_ledger_path, table_ledger};
 use lettre::Tokio1Executor;
@@ -18,6 +20,7 @@ use secrecy::{ExposeSecret, SecretString};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+pub use sweep::SweepSettings;
 
 pub mod name;
 
@@ -82,6 +85,10 @@ pub struct Settings {
     pub rules_file: Option<PathBuf>,
     /// Where custom mail templates live, when set.
     pub templates_dir: Option<PathBuf>,
+    /// The reminder ladder (`REMINDER_DAYS`), for the sweep and for expiry events.
+    pub ladder: Ladder,
+    /// The expiry sweep, when `VAULTS` is set.
+    pub sweep: Option<SweepSettings>,
 }
 
 impl Settings {
@@ -231,6 +238,8 @@ impl Settings {
             webhook_timeout: Duration::from_secs_f64(webhook_timeout),
             rules_file,
             templates_dir,
+            ladder: sweep::ladder(&get, &mut problems),
+            sweep: sweep::sweep(&get, &mut problems),
         };
         (settings, problems)
     }

@@ -28,6 +28,7 @@ pub(crate) fn sample(
         expires: days.map(|d| now + TimeDelta::days(d) + TimeDelta::hours(1)),
         event_time: Some(now),
         warnings: vec![],
+        reminder: None,
     };
     (event, now)
 }

@@ -6,7 +6,7 @@ use super::graph::Graph;
 use super::outcome::Failure;
 use super::{Outbox, Smtp};
 use crate::identity::ManagedIdentity;
-use crate::settings::{Identity, Settings};
+use crate::settings::Settings;
 use crate::webhook::Webhook;
 use async_trait::async_trait;
 use lettre::address::Envelope;
@@ -68,7 +68,8 @@ pub trait WebhookTransport: Send + Sync {
 /// The mail transport the settings ask for: SMTP, Microsoft Graph, else the outbox.
 pub fn mail_transport(settings: &Settings) -> anyhow::Result<Arc<dyn MailTransport>> {
     if let Some(graph) = &settings.graph {
-        let identity = credential(&graph.identity, &graph.client_id, &graph.endpoint)?;
+        let identity =
+            ManagedIdentity::for_resource(&graph.identity, &graph.client_id, &graph.endpoint)?;
         let transport = Graph::new(
             &graph.endpoint,
             &graph.sender,
@@ -83,28 +84,11 @@ pub fn mail_transport(settings: &Settings) -> anyhow::Result<Arc<dyn MailTranspo
     let mut smtp =
         Smtp::new(url, settings.smtp_timeout, settings.smtp_pool).map_err(anyhow::Error::msg)?;
     if let Some(oauth) = &settings.smtp_oauth {
-        let identity = credential(&oauth.identity, &oauth.client_id, &oauth.resource)?;
+        let identity =
+            ManagedIdentity::for_resource(&oauth.identity, &oauth.client_id, &oauth.resource)?;
         smtp = smtp.with_xoauth2(oauth.user.clone(), identity);
     }
     Ok(Arc::new(smtp))
-}
-
-/// Tokens for `resource`: from the platform's identity, or the Azure CLI's login without one.
-fn credential(
-    identity: &Identity,
-    client_id: &Option<String>,
-    resource: &str,
-) -> anyhow::Result<ManagedIdentity> {
-    Ok(match identity {
-        Some((endpoint, header)) => ManagedIdentity::new(
-            endpoint.clone(),
-            header.clone(),
-            client_id.clone(),
-            resource,
-        )
-        .map_err(anyhow::Error::msg)?,
-        None => ManagedIdentity::azure_cli(resource),
-    })
 }
 
 /// Where the settings send mail, in words, without credentials (start-up log and `check`).

@@ -2,7 +2,9 @@
 //! a digest of what it says. Key Vault always sends a GUID; anything else still gets a key of
 //! its own, so that one odd event can never silence another.
 
+use super::ObjectKind;
 use super::raw::Scalar;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -21,6 +23,10 @@ pub enum EventKey {
     /// SHA-256 (hex) of the event's type, vault, object, version and time, for an event whose
     /// id is missing, empty, `null`, an object or an array.
     Content(String),
+    /// A step of an object version's reminder ladder: `[vault, kind, name, expiry, step]`.
+    /// An expiry event's mail and the sweep's reminder of the same step share it, so an owner
+    /// never gets one step twice, whichever comes first.
+    Step(String),
     /// The id as sent: the usual case.
     #[serde(untagged)]
     Id(String),
@@ -40,6 +46,29 @@ impl EventKey {
                 Self::Content(sha256(&content))
             }
         }
+    }
+}
+
+impl EventKey {
+    /// The key of `step` for the object version of `kind` named `name` in `vault` that
+    /// expires at `expires`. Vault and object names ignore case in Key Vault, so here too. The
+    /// version is known by its expiry, which both the list the sweep reads and the event carry:
+    /// a rotation that moves the expiry starts a new ladder.
+    pub fn step(
+        vault: &str,
+        kind: ObjectKind,
+        name: &str,
+        expires: DateTime<Utc>,
+        step: i64,
+    ) -> Self {
+        let parts = (
+            vault.to_lowercase(),
+            kind.collection(),
+            name.to_lowercase(),
+            expires.timestamp(),
+            step,
+        );
+        Self::Step(serde_json::to_string(&parts).expect("strings and numbers serialise"))
     }
 }
 
@@ -80,6 +109,26 @@ mod tests {
             assert_eq!(key(id.clone(), "a"), key(id, "a"));
         }
         assert!(matches!(key(None, "a"), EventKey::Content(_)));
+    }
+
+    #[test]
+    fn a_step_key_ignores_the_case_of_names_and_no_event_id_can_equal_it() {
+        let expires = DateTime::from_timestamp(1_767_225_600, 0).expect("a time");
+        let key = EventKey::step("KV", ObjectKind::Secret, "Db", expires, 7);
+        assert_eq!(
+            key,
+            EventKey::step("kv", ObjectKind::Secret, "db", expires, 7)
+        );
+        assert_ne!(
+            key,
+            EventKey::step("kv", ObjectKind::Secret, "db", expires, 1)
+        );
+        assert_ne!(key, EventKey::step("kv", ObjectKind::Key, "db", expires, 7));
+        let json = serde_json::to_string(&key).expect("serialises");
+        assert_eq!(
+            json,
+            r#"{"step":"[\"kv\",\"secrets\",\"db\",1767225600,7]"}"#
+        );
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The ten Key Vault event types and the kinds of object they concern.
+//! The ten Key Vault event types, the sweep's reminders, and the kinds of object they concern.
 
 use std::fmt;
 
@@ -39,7 +39,7 @@ impl ObjectKind {
     }
 }
 
-/// One of the ten Key Vault event types.
+/// One of the ten Key Vault event types, or a reminder of the expiry sweep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EventType {
     /// `{Object}NearExpiry`: the object version expires soon (30 days by default).
@@ -50,11 +50,14 @@ pub enum EventType {
     NewVersionCreated(ObjectKind),
     /// `VaultAccessPolicyChanged`: who may do what in the vault changed.
     VaultAccessPolicyChanged,
+    /// `{Object}Reminder`: a step of the reminder ladder, found by the expiry sweep. Not a
+    /// type Key Vault sends: an event that claims it is not taken for one.
+    Reminder(ObjectKind),
 }
 
 impl EventType {
-    /// All ten types, in display order.
-    pub fn all() -> impl Iterator<Item = EventType> {
+    /// The ten types Key Vault sends, in display order.
+    pub fn key_vault_types() -> impl Iterator<Item = EventType> {
         ObjectKind::ALL
             .into_iter()
             .flat_map(|kind| {
@@ -67,12 +70,17 @@ impl EventType {
             .chain([Self::VaultAccessPolicyChanged])
     }
 
+    /// Every type rules can route: Key Vault's ten, then the sweep's reminders.
+    pub fn all() -> impl Iterator<Item = EventType> {
+        Self::key_vault_types().chain(ObjectKind::ALL.map(Self::Reminder))
+    }
+
     /// Parses a short (`SecretNearExpiry`) or full (`Microsoft.KeyVault.SecretNearExpiry`)
     /// name, ignoring ASCII case. Returns `None` for names Key Vault does not define.
     pub fn from_name(name: &str) -> Option<Self> {
         let name = name.trim();
         let short = without_key_vault_prefix(name).unwrap_or(name);
-        Self::all().find(|t| t.short_name().eq_ignore_ascii_case(short))
+        Self::key_vault_types().find(|t| t.short_name().eq_ignore_ascii_case(short))
     }
 
     /// The short name, e.g. `SecretNearExpiry`.
@@ -89,15 +97,19 @@ impl EventType {
             Self::NewVersionCreated(Key) => "KeyNewVersionCreated",
             Self::NewVersionCreated(Certificate) => "CertificateNewVersionCreated",
             Self::VaultAccessPolicyChanged => "VaultAccessPolicyChanged",
+            Self::Reminder(Secret) => "SecretReminder",
+            Self::Reminder(Key) => "KeyReminder",
+            Self::Reminder(Certificate) => "CertificateReminder",
         }
     }
 
     /// The object kind the type name implies, if any.
     pub fn object_kind(self) -> Option<ObjectKind> {
         match self {
-            Self::NearExpiry(kind) | Self::Expired(kind) | Self::NewVersionCreated(kind) => {
-                Some(kind)
-            }
+            Self::NearExpiry(kind)
+            | Self::Expired(kind)
+            | Self::NewVersionCreated(kind)
+            | Self::Reminder(kind) => Some(kind),
             Self::VaultAccessPolicyChanged => None,
         }
     }

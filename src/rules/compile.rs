@@ -229,6 +229,7 @@ fn compile_rule(
         vaults: raw.vaults.as_deref().map(|p| problems.patterns(p)),
         objects: raw.objects.as_deref().map(|p| problems.patterns(p)),
         object_types,
+        steps: raw.steps,
         notify: raw.notify.into_iter().map(Spanned::into_inner).collect(),
         line: Some(line),
     })
@@ -238,6 +239,12 @@ fn compile_rule(
 fn event_types(pattern: &str) -> Result<Vec<EventType>, String> {
     let trimmed = pattern.trim();
     let short = without_key_vault_prefix(trimmed).unwrap_or(trimmed);
+    // `Reminder`: the sweep's reminders of every kind of object.
+    let short = if short.eq_ignore_ascii_case("Reminder") {
+        "*Reminder"
+    } else {
+        short
+    };
     let glob = Pattern::new(short)?;
     let types: Vec<EventType> = EventType::all()
         .filter(|t| glob.matches(Some(t.short_name())))
@@ -286,6 +293,8 @@ struct RawRule {
     objects: Option<Vec<Spanned<String>>>,
     #[serde(rename = "objectTypes")]
     object_types: Option<Vec<Spanned<String>>>,
+    /// Reminder-ladder steps (days before the expiry) the rule is for.
+    steps: Option<Vec<i64>>,
     #[serde(default)]
     notify: Vec<Spanned<String>>,
 }

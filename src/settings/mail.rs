@@ -141,7 +141,7 @@ pub(super) fn smtp_oauth(
 
 /// The platform's identity; on a developer's machine none (the Azure CLI's login stands in),
 /// but in Azure (`WEBSITE_INSTANCE_ID` set) a missing identity is a problem for `what`.
-fn identity(
+pub(super) fn identity(
     get: &impl Fn(&str) -> Option<String>,
     what: &str,
     problems: &mut Vec<String>,

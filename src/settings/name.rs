@@ -64,3 +64,11 @@ pub const TEMPLATES_DIR: &str = "TEMPLATES_DIR";
 pub const WEBHOOK_TIMEOUT_SECS: &str = "WEBHOOK_TIMEOUT_SECS";
 /// Set by Azure App Service: the app runs in Azure.
 pub const WEBSITE_INSTANCE_ID: &str = "WEBSITE_INSTANCE_ID";
+/// The vaults the expiry sweep reads.
+pub const VAULTS: &str = "VAULTS";
+/// The reminder ladder: days before expiry (negative: after).
+pub const REMINDER_DAYS: &str = "REMINDER_DAYS";
+/// Bound on one expiry sweep.
+pub const SWEEP_BUDGET_SECS: &str = "SWEEP_BUDGET_SECS";
+/// What Key Vault tokens are for (a national cloud's Key Vault service).
+pub const KEY_VAULT_RESOURCE: &str = "KEY_VAULT_RESOURCE";

@@ -1,0 +1,92 @@
+//! The expiry sweep's settings: which vaults, the reminder ladder, how long a run may take and
+//! where its tokens come from.
+
+use super::mail::{Identity, identity};
+use super::{name, parse_number};
+use crate::sweep::Ladder;
+use crate::vault::VaultRef;
+use std::time::Duration;
+
+/// Default bound on one sweep: well inside the Consumption plan's 5-minute function timeout,
+/// leaving time for the mails started near the end to finish.
+const DEFAULT_BUDGET_SECS: f64 = 200.0;
+
+/// Longest sweep accepted (an hour): Premium and Dedicated plans allow long timeouts.
+const MAX_BUDGET_SECS: f64 = 3600.0;
+
+/// What the public cloud's Key Vault tokens are for.
+const KEY_VAULT_RESOURCE: &str = "https://vault.azure.net";
+
+/// The expiry sweep, when `VAULTS` names any vault.
+#[derive(Debug, Clone)]
+pub struct SweepSettings {
+    /// The vaults to read, without duplicates.
+    pub vaults: Vec<VaultRef>,
+    /// Bound on one run.
+    pub budget: Duration,
+    /// `KEY_VAULT_RESOURCE`: what the tokens are for.
+    pub resource: String,
+    /// Where tokens come from.
+    pub identity: Identity,
+    /// `AZURE_CLIENT_ID`: a user-assigned identity; unset for the system-assigned one.
+    pub client_id: Option<String>,
+}
+
+/// The reminder ladder (`REMINDER_DAYS`), which the event path uses too.
+pub(super) fn ladder(get: &impl Fn(&str) -> Option<String>, problems: &mut Vec<String>) -> Ladder {
+    match get(name::REMINDER_DAYS).map(|raw| Ladder::parse(&raw)) {
+        None => Ladder::default(),
+        Some(Ok(ladder)) => ladder,
+        Some(Err(why)) => {
+            problems.push(format!("{}: {why}", name::REMINDER_DAYS));
+            Ladder::default()
+        }
+    }
+}
+
+/// The sweep, when `VAULTS` is set.
+pub(super) fn sweep(
+    get: &impl Fn(&str) -> Option<String>,
+    problems: &mut Vec<String>,
+) -> Option<SweepSettings> {
+    let raw = get(name::VAULTS)?;
+    let mut vaults: Vec<VaultRef> = Vec::new();
+    for entry in raw
+        .split([',', ';'])
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+    {
+        match VaultRef::parse(entry) {
+            Ok(vault) if vaults.iter().any(|v| v.name == vault.name) => {
+                if !vaults.contains(&vault) {
+                    problems.push(format!(
+                        "{}: two vaults named {} ({} and {})",
+                        name::VAULTS,
+                        vault.name,
+                        vault.url,
+                        vaults
+                            .iter()
+                            .find(|v| v.name == vault.name)
+                            .map_or("", |v| v.url.as_str())
+                    ));
+                }
+            }
+            Ok(vault) => vaults.push(vault),
+            Err(why) => problems.push(format!("{}: {why}", name::VAULTS)),
+        }
+    }
+    let budget = parse_number(
+        name::SWEEP_BUDGET_SECS,
+        get(name::SWEEP_BUDGET_SECS),
+        (DEFAULT_BUDGET_SECS, MAX_BUDGET_SECS),
+        problems,
+    );
+    let identity = identity(get, "VAULTS (the expiry sweep)", problems).ok()?;
+    Some(SweepSettings {
+        vaults,
+        budget: Duration::from_secs_f64(budget),
+        resource: get(name::KEY_VAULT_RESOURCE).unwrap_or_else(|| KEY_VAULT_RESOURCE.to_owned()),
+        identity,
+        client_id: get(name::AZURE_CLIENT_ID),
+    })
+}

@@ -1,0 +1,339 @@
+//! The expiry sweep: read every configured vault's lists (metadata only), place each object's
+//! current version on the reminder [`Ladder`], and send each step it has reached once per
+//! recipient, through the same routing, mail and ledger as Key Vault's own events.
+//!
+//! A run is bounded by `SWEEP_BUDGET_SECS`. It keeps no state of its own: the ledger knows what
+//! was sent, so a run that was cut short, failed or never happened is caught up by the next,
+//! and two runs at once (two instances, or the timer and `kv-notify sweep`) send each step
+//! once. Mails started before the budget ran out finish and record their outcome.
+
+mod ladder;
+mod report;
+
+pub use ladder::{Ladder, Position};
+pub use report::{InventoryRow, SweepReport, VaultSummary};
+
+use crate::dispatch::Dispatcher;
+use crate::event::{EventKey, EventType, KeyVaultEvent, ObjectKind, Reminder};
+use crate::identity::ManagedIdentity;
+use crate::settings::SweepSettings;
+use crate::vault::{Session, VaultClient, VaultError, VaultObject, VaultRef};
+use chrono::{DateTime, TimeDelta, Utc};
+use futures_util::{StreamExt, stream};
+use std::sync::atomic::Ordering;
+use tokio::time::Instant;
+
+/// Vaults read at once: each has its own request budget, so this bounds only memory and
+/// connections.
+const VAULTS_AT_ONCE: usize = 32;
+
+/// The sweep, built once at start-up when `VAULTS` is set.
+#[derive(Debug)]
+pub struct Sweeper {
+    client: VaultClient,
+    settings: SweepSettings,
+}
+
+/// What one vault's lists held that the caller kept, and what went wrong.
+struct Scan {
+    seen: usize,
+    kept: Vec<VaultObject>,
+    errors: Vec<(ObjectKind, VaultError)>,
+}
+
+impl Sweeper {
+    /// The sweep of the configured vaults.
+    pub fn new(settings: SweepSettings) -> anyhow::Result<Self> {
+        let identity = ManagedIdentity::for_resource(
+            &settings.identity,
+            &settings.client_id,
+            &settings.resource,
+        )?;
+        let client = VaultClient::new(identity).map_err(anyhow::Error::msg)?;
+        Ok(Self { client, settings })
+    }
+
+    /// The vaults swept.
+    pub fn vaults(&self) -> &[VaultRef] {
+        &self.settings.vaults
+    }
+
+    /// One run: every vault read and every reminder due sent (or, with `dry_run`, only said).
+    pub async fn run(&self, dispatcher: &Dispatcher, dry_run: bool) -> SweepReport {
+        let started = Utc::now();
+        let deadline = Instant::now() + self.settings.budget;
+        let vaults = stream::iter(self.settings.vaults.clone())
+            .map(|vault| self.sweep_vault(vault, dispatcher, deadline, dry_run))
+            .buffered(VAULTS_AT_ONCE)
+            .collect()
+            .await;
+        SweepReport::new(started, vaults, self.settings.budget)
+    }
+
+    /// Every object expiring within `days` (or never), with its place on the ladder and who
+    /// it would go to: `kv-notify inventory`.
+    pub async fn inventory(&self, dispatcher: &Dispatcher, days: i64) -> Vec<InventoryRow> {
+        let now = Utc::now();
+        let horizon = now + TimeDelta::days(days);
+        let deadline = Instant::now() + self.settings.budget;
+        let scans = stream::iter(self.settings.vaults.clone())
+            .map(|vault| async move {
+                let session = Session::new(vault);
+                let within = |o: &VaultObject| !o.managed && o.expires.is_none_or(|t| t <= horizon);
+                let scan = self.scan(&session, within, deadline).await;
+                (session, scan)
+            })
+            .buffered(VAULTS_AT_ONCE)
+            .collect::<Vec<_>>()
+            .await;
+        let mut rows = Vec::new();
+        for (session, scan) in scans {
+            for (kind, error) in &scan.errors {
+                rows.push(InventoryRow::unreadable(&session.vault, *kind, error));
+            }
+            for object in scan.kept {
+                let position = object
+                    .expires
+                    .map(|expires| dispatcher.ladder_position(expires, now));
+                let renews = self.renewal(&session, &object, deadline).await;
+                let event = reminder_event(&session.vault, &object, position, renews, now);
+                let owners = dispatcher.recipients(&event);
+                rows.push(InventoryRow::new(
+                    &session.vault,
+                    &object,
+                    position,
+                    renews,
+                    owners,
+                    dispatcher.ladder(),
+                ));
+            }
+        }
+        rows
+    }
+
+    async fn sweep_vault(
+        &self,
+        vault: VaultRef,
+        dispatcher: &Dispatcher,
+        deadline: Instant,
+        dry_run: bool,
+    ) -> VaultSummary {
+        let session = Session::new(vault);
+        let vault = &session.vault;
+        let now = Utc::now();
+        let due = |o: &VaultObject| {
+            o.enabled
+                && !o.managed
+                && o.expires.is_some_and(|t| {
+                    matches!(dispatcher.ladder_position(t, now), Position::In { .. })
+                })
+        };
+        let scan = self.scan(&session, due, deadline).await;
+        let mut summary = VaultSummary::new(vault, scan.seen, &scan.errors);
+        let mut events = Vec::with_capacity(scan.kept.len());
+        for object in &scan.kept {
+            let Some(expires) = object.expires else {
+                continue;
+            };
+            let position = Some(dispatcher.ladder_position(expires, now));
+            let renews = self.renewal(&session, object, deadline).await;
+            events.push(reminder_event(vault, object, position, renews, now));
+        }
+        summary.due = events.len();
+        if dry_run {
+            summary.would_mail = events.iter().map(|e| dispatcher.recipients(e).len()).sum();
+        } else if Instant::now() >= deadline {
+            summary.out_of_budget = true;
+        } else {
+            let reports = dispatcher.handle_until(events, deadline).await;
+            summary.count(&reports);
+        }
+        summary.out_of_budget |= Instant::now() >= deadline && summary.unread();
+        summary.requests = session.traffic.requests.load(Ordering::Relaxed);
+        summary.throttled = session.traffic.throttled.load(Ordering::Relaxed);
+        summary
+    }
+
+    /// Reads the vault's three lists at once, keeping the objects `keep` wants.
+    async fn scan(
+        &self,
+        session: &Session,
+        keep: impl Fn(&VaultObject) -> bool,
+        deadline: Instant,
+    ) -> Scan {
+        let list = |kind: ObjectKind| {
+            let keep = &keep;
+            async move {
+                let mut seen = 0;
+                let mut kept = Vec::new();
+                let listed = self.client.list(session, kind, |object| {
+                    seen += 1;
+                    if keep(&object) {
+                        kept.push(object);
+                    }
+                });
+                let result = match tokio::time::timeout_at(deadline, listed).await {
+                    Ok(result) => result,
+                    Err(_) => Err(VaultError::Unexpected(
+                        "out of budget (SWEEP_BUDGET_SECS) before the list was read".to_owned(),
+                    )),
+                };
+                (kind, seen, kept, result)
+            }
+        };
+        let (secrets, keys, certificates) = tokio::join!(
+            list(ObjectKind::Secret),
+            list(ObjectKind::Key),
+            list(ObjectKind::Certificate)
+        );
+        let mut scan = Scan {
+            seen: 0,
+            kept: Vec::new(),
+            errors: Vec::new(),
+        };
+        for (kind, seen, kept, result) in [secrets, keys, certificates] {
+            scan.seen += seen;
+            scan.kept.extend(kept);
+            if let Err(error) = result {
+                scan.errors.push((kind, error));
+            }
+        }
+        scan
+    }
+
+    /// For a certificate, whether its policy renews it (`None` when it cannot be told).
+    async fn renewal(
+        &self,
+        session: &Session,
+        object: &VaultObject,
+        deadline: Instant,
+    ) -> Option<bool> {
+        if object.kind != ObjectKind::Certificate {
+            return None;
+        }
+        let lookup = self.client.auto_renews(session, &object.name);
+        match tokio::time::timeout_at(deadline, lookup).await {
+            Ok(Ok(renews)) => Some(renews),
+            Ok(Err(error)) => {
+                tracing::warn!(vault = %session.vault.name, certificate = %object.name, %error, "cannot read the certificate's policy");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+}
+
+/// Puts an expiry event on the reminder ladder: its mail is then the step it falls in, known
+/// to the ledger by the same key as the sweep's reminder of that step. An event the ladder
+/// has no step for (too early, too late, or missing a name or date) keeps its own id.
+pub fn place_event(event: &mut KeyVaultEvent, position: impl Fn(DateTime<Utc>) -> Position) {
+    let (EventType::NearExpiry(kind) | EventType::Expired(kind)) = event.event_type else {
+        return;
+    };
+    let (Some(vault), Some(object), Some(expires)) = (&event.vault, &event.object, event.expires)
+    else {
+        return;
+    };
+    if let Position::In { step, since } = position(expires) {
+        event.key = EventKey::step(vault, kind, object, expires, step);
+        event.reminder = Some(Reminder {
+            step,
+            since,
+            auto_renews: None,
+        });
+    }
+}
+
+/// The reminder of `object`'s current step (or, for `inventory`, of its place on the ladder).
+fn reminder_event(
+    vault: &VaultRef,
+    object: &VaultObject,
+    position: Option<Position>,
+    auto_renews: Option<bool>,
+    now: DateTime<Utc>,
+) -> KeyVaultEvent {
+    let step = match (position, object.expires) {
+        (Some(Position::In { step, since }), Some(expires)) => Some((step, since, expires)),
+        _ => None,
+    };
+    let key = match step {
+        Some((step, _, expires)) => {
+            EventKey::step(&vault.name, object.kind, &object.name, expires, step)
+        }
+        None => EventKey::Id(String::new()),
+    };
+    let mut url = vault.url.clone();
+    if let Ok(mut path) = url.path_segments_mut() {
+        path.pop_if_empty()
+            .extend([object.kind.collection(), object.name.as_str()]);
+    }
+    KeyVaultEvent {
+        id: String::new(),
+        key,
+        event_type: EventType::Reminder(object.kind),
+        vault: Some(vault.name.clone()),
+        object_type: Some(object.kind.as_str().to_owned()),
+        object: Some(object.name.clone()),
+        version: None,
+        object_url: Some(url.to_string()),
+        topic: None,
+        not_before: object.not_before,
+        expires: object.expires,
+        event_time: Some(now),
+        warnings: Vec::new(),
+        reminder: step.map(|(step, since, _)| Reminder {
+            step,
+            since,
+            auto_renews,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_expiry_event_in_a_step_is_keyed_like_the_sweeps_reminder_of_it() {
+        let now = Utc::now();
+        let ladder = Ladder::default();
+        let memory = TimeDelta::days(7);
+        let position = |t| ladder.position(t, now, memory);
+        let mut event = KeyVaultEvent::example(EventType::NearExpiry(ObjectKind::Secret), now);
+        event.vault = Some("Contoso-KV".to_owned());
+        place_event(&mut event, position);
+        let reminder = event.reminder.expect("on the ladder");
+        assert_eq!(reminder.step, 30);
+        let vault = VaultRef::parse("contoso-kv").expect("a name");
+        let object = VaultObject {
+            kind: ObjectKind::Secret,
+            name: "DB-PASSWORD".to_owned(),
+            enabled: true,
+            expires: event.expires,
+            not_before: None,
+            managed: false,
+            tags: Default::default(),
+        };
+        let expires = event.expires.expect("an expiry");
+        let swept = reminder_event(&vault, &object, Some(position(expires)), None, now);
+        assert_eq!(swept.key, event.key);
+        assert_eq!(swept.reminder.map(|r| r.since), Some(reminder.since));
+    }
+
+    #[test]
+    fn an_event_off_the_ladder_keeps_its_own_id() {
+        let now = Utc::now();
+        let ladder = Ladder::parse("7,1").expect("valid");
+        let memory = TimeDelta::days(7);
+        for event_type in [
+            EventType::NearExpiry(ObjectKind::Key),
+            EventType::NewVersionCreated(ObjectKind::Key),
+        ] {
+            let mut event = KeyVaultEvent::example(event_type, now);
+            let key = event.key.clone();
+            place_event(&mut event, |t| ladder.position(t, now, memory));
+            assert_eq!(event.key, key, "{event_type}");
+            assert!(event.reminder.is_none());
+        }
+    }
+}

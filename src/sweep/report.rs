@@ -1,0 +1,237 @@
+//! What a sweep did, per vault (the timer's `ReturnValue` and `Logs`), and what `inventory`
+//! shows per object.
+
+use super::{Ladder, Position};
+use crate::delivery::Outcome;
+use crate::event::ObjectKind;
+use crate::report::EventReport;
+use crate::vault::{VaultError, VaultObject, VaultRef};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use std::time::Duration;
+
+/// One sweep.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SweepReport {
+    /// When the run started, RFC 3339 UTC.
+    pub started: String,
+    /// `SWEEP_BUDGET_SECS`.
+    pub budget_secs: u64,
+    /// Per vault, in `VAULTS` order.
+    pub vaults: Vec<VaultSummary>,
+    /// The vaults (or lists) not read in full, each with why.
+    pub not_reached: Vec<String>,
+}
+
+/// One vault's part of a sweep.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VaultSummary {
+    /// The vault name.
+    pub vault: String,
+    /// Objects listed (all three kinds, certificates' own keys and secrets included).
+    pub objects: usize,
+    /// Reminders due: objects in a ladder step.
+    pub due: usize,
+    /// Reminders sent (to at least one recipient) in this run.
+    pub sent: usize,
+    /// Reminders an earlier run (or the expiry event) had sent already.
+    pub duplicate: usize,
+    /// Reminders that failed in a way the next run retries.
+    pub failed: usize,
+    /// Reminders refused for good, or with nobody to go to.
+    pub refused: usize,
+    /// With `--dry-run`: the mails that would go (one per reminder and recipient).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub would_mail: usize,
+    /// Lists that could not be read, and why.
+    pub errors: Vec<String>,
+    /// Whether the budget ran out before this vault was done.
+    pub out_of_budget: bool,
+    /// Requests sent to the vault.
+    pub requests: u32,
+    /// Of those, answered 429.
+    pub throttled: u32,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+impl VaultSummary {
+    /// The summary of a vault read, before its reminders went.
+    pub fn new(vault: &VaultRef, objects: usize, errors: &[(ObjectKind, VaultError)]) -> Self {
+        Self {
+            vault: vault.name.clone(),
+            objects,
+            errors: errors
+                .iter()
+                .map(|(kind, error)| format!("{}: {error}", kind.collection()))
+                .collect(),
+            ..Self::default()
+        }
+    }
+
+    /// Whether some list was not read in full.
+    pub fn unread(&self) -> bool {
+        !self.errors.is_empty()
+    }
+
+    /// Counts the reminders' outcomes.
+    pub fn count(&mut self, reports: &[EventReport]) {
+        for report in reports {
+            let outcomes = || report.actions.iter().map(|a| &a.outcome);
+            if report.needs_retry() {
+                self.failed += 1;
+            } else if outcomes().any(|o| matches!(o, Outcome::Sent | Outcome::Written(_))) {
+                self.sent += 1;
+            } else if outcomes().len() > 0 && outcomes().all(|o| *o == Outcome::Duplicate) {
+                self.duplicate += 1;
+            } else {
+                self.refused += 1;
+            }
+        }
+    }
+
+    fn log_line(&self) -> String {
+        let mut line = format!(
+            "vault {}: {} objects, {} reminder(s) due: {} sent, {} sent before, {} failed, {} refused or unaddressed ({} requests, {} throttled)",
+            self.vault,
+            self.objects,
+            self.due,
+            self.sent,
+            self.duplicate,
+            self.failed,
+            self.refused,
+            self.requests,
+            self.throttled
+        );
+        if self.would_mail > 0 {
+            line.push_str(&format!("; dry run: {} mail(s) would go", self.would_mail));
+        }
+        for error in &self.errors {
+            line.push_str(&format!("; NOT READ: {error}"));
+        }
+        line
+    }
+}
+
+impl SweepReport {
+    /// The report of a run that started at `started`.
+    pub fn new(started: DateTime<Utc>, vaults: Vec<VaultSummary>, budget: Duration) -> Self {
+        let not_reached = vaults
+            .iter()
+            .flat_map(|v| v.errors.iter().map(move |e| format!("{}: {e}", v.vault)))
+            .collect();
+        Self {
+            started: started.to_rfc3339_opts(SecondsFormat::Secs, true),
+            budget_secs: budget.as_secs(),
+            vaults,
+            not_reached,
+        }
+    }
+
+    /// Whether something needs a person: a vault not read in full, a reminder that failed.
+    pub fn failed(&self) -> bool {
+        !self.not_reached.is_empty() || self.vaults.iter().any(|v| v.failed > 0)
+    }
+
+    /// One line per vault, for the invocation log and the command line.
+    pub fn log_lines(&self) -> Vec<String> {
+        let mut lines: Vec<String> = self.vaults.iter().map(VaultSummary::log_line).collect();
+        if self.vaults.iter().any(|v| v.out_of_budget) {
+            lines.push(format!(
+                "the sweep ran out of its {} s budget (SWEEP_BUDGET_SECS): the next run \
+                 catches up",
+                self.budget_secs
+            ));
+        }
+        lines
+    }
+}
+
+/// One object in `inventory`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InventoryRow {
+    /// The vault name.
+    pub vault: String,
+    /// `Secret`, `Key` or `Certificate`.
+    #[serde(rename = "type")]
+    pub object_type: &'static str,
+    /// The object name (empty for a list that could not be read).
+    pub name: String,
+    /// The expiry of the current version, RFC 3339 UTC.
+    pub expires: Option<String>,
+    /// Whole days left, rounded down.
+    pub days_left: Option<i64>,
+    /// Where it stands on the ladder: `step 7 now`, `step 60 in 12 days`, `past the ladder`.
+    pub reminder: String,
+    /// Who its reminders go to (addresses and webhook channels).
+    pub owners: Vec<String>,
+    /// What else to know: disabled, renews automatically, cannot be read.
+    pub notes: Vec<String>,
+}
+
+impl InventoryRow {
+    /// The row of an object.
+    pub fn new(
+        vault: &VaultRef,
+        object: &VaultObject,
+        position: Option<Position>,
+        auto_renews: Option<bool>,
+        owners: Vec<String>,
+        ladder: &Ladder,
+    ) -> Self {
+        let reminder = match position {
+            None => "none: no expiry date".to_owned(),
+            Some(Position::Ahead { step, due_in }) => format!("step {step} in {due_in} days"),
+            Some(Position::In { step, .. }) => match ladder.after(step) {
+                Some(next) => format!("step {step} now (then {next})"),
+                None => format!("step {step} now (the last)"),
+            },
+            Some(Position::Past) => "none: past the last step".to_owned(),
+        };
+        let mut notes = Vec::new();
+        if !object.enabled {
+            notes.push("disabled: no reminders".to_owned());
+        }
+        match auto_renews {
+            Some(true) => notes.push("renews automatically (policy)".to_owned()),
+            Some(false) => notes.push("renewed by hand (policy)".to_owned()),
+            None => {}
+        }
+        if object.kind == ObjectKind::Certificate {
+            notes.push("its key and secret expire with it".to_owned());
+        }
+        Self {
+            vault: vault.name.clone(),
+            object_type: object.kind.as_str(),
+            name: object.name.clone(),
+            expires: object
+                .expires
+                .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true)),
+            days_left: object
+                .expires
+                .map(|t| super::ladder::days_left(t, Utc::now())),
+            reminder,
+            owners,
+            notes,
+        }
+    }
+
+    /// The row of a list that could not be read.
+    pub fn unreadable(vault: &VaultRef, kind: ObjectKind, error: &VaultError) -> Self {
+        Self {
+            vault: vault.name.clone(),
+            object_type: kind.as_str(),
+            name: String::new(),
+            expires: None,
+            days_left: None,
+            reminder: "unknown".to_owned(),
+            owners: Vec::new(),
+            notes: vec![format!("cannot read the {}: {error}", kind.collection())],
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! The `expiry-sweep` function: a timer trigger. The host POSTs
+//! `{"Data":{"timer":{"Schedule":…,"ScheduleStatus":{"Last":…,"Next":…},"IsPastDue":false}},
+//! "Metadata":{…}}` at each scheduled time; the answer is the usual envelope, its `ReturnValue`
+//! the sweep's summary and its `Logs` one line per vault. The host does not retry a failed
+//! timer run, so a failure is answered 500 only to show in the function's monitor: the next
+//! run catches up.
+
+use crate::dispatch::Dispatcher;
+use crate::sweep::SweepReport;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// The function's name: its folder in the function app, and the path the host POSTs to.
+pub const FUNCTION_NAME: &str = "expiry-sweep";
+
+/// The binding name in `expiry-sweep/function.json`.
+const BINDING: &str = "timer";
+
+/// The answer to the host.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TimerResponse {
+    /// No output bindings.
+    pub outputs: Map<String, Value>,
+    /// Lines for the invocation log.
+    pub logs: Vec<String>,
+    /// The sweep's summary, or `null` when there are no vaults to sweep.
+    pub return_value: Option<SweepReport>,
+}
+
+#[derive(Deserialize)]
+struct Invocation {
+    #[serde(rename = "Data")]
+    data: Map<String, Value>,
+}
+
+#[derive(Deserialize, Default)]
+struct TimerInfo {
+    #[serde(rename = "IsPastDue", default)]
+    is_past_due: bool,
+}
+
+/// Why a request is not a timer invocation (answered 400).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "not a timer invocation ({0}): expected {{\"Data\": {{\"timer\": {{\"ScheduleStatus\": …, \
+     \"IsPastDue\": …}}}}, \"Metadata\": {{…}}}}"
+)]
+pub struct NotATimer(String);
+
+/// Runs one sweep for a timer invocation; the flag says whether it failed.
+pub async fn invoke(
+    body: &[u8],
+    dispatcher: &Dispatcher,
+) -> Result<(TimerResponse, bool), NotATimer> {
+    let invocation: Invocation =
+        serde_json::from_slice(body).map_err(|e| NotATimer(e.to_string()))?;
+    let timer = invocation
+        .data
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(BINDING))
+        .map(|(_, timer)| timer)
+        .ok_or_else(|| NotATimer("no Data.timer".to_owned()))?;
+    // `ScheduleStatus` may be null and `Last` a date with no offset: nothing here needs them.
+    let info: TimerInfo = serde_json::from_value(timer.clone()).unwrap_or_default();
+    let mut logs = Vec::new();
+    if info.is_past_due {
+        logs.push("the timer is past due (the app was stopped or busy): sweeping now".to_owned());
+    }
+    let Some(sweeper) = dispatcher.sweeper() else {
+        logs.push("VAULTS is not set: no vault to sweep".to_owned());
+        let response = TimerResponse {
+            outputs: Map::new(),
+            logs,
+            return_value: None,
+        };
+        return Ok((response, false));
+    };
+    let report = sweeper.run(dispatcher, false).await;
+    logs.extend(report.log_lines());
+    for line in &logs {
+        tracing::info!("{line}");
+    }
+    let failed = report.failed();
+    let response = TimerResponse {
+        outputs: Map::new(),
+        logs,
+        return_value: Some(report),
+    };
+    Ok((response, failed))
+}
