@@ -17,7 +17,7 @@ use crate::dispatch::Dispatcher;
 use crate::event::{EventKey, EventType, KeyVaultEvent, ObjectKind, Reminder};
 use crate::identity::ManagedIdentity;
 use crate::settings::SweepSettings;
-use crate::vault::{Session, VaultClient, VaultError, VaultObject, VaultRef};
+use crate::vault::{REQUESTS_PER_VAULT, Session, VaultClient, VaultError, VaultObject, VaultRef};
 use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::{StreamExt, stream};
 use std::sync::atomic::Ordering;
@@ -96,7 +96,7 @@ impl Sweeper {
                     .expires
                     .map(|expires| dispatcher.ladder_position(expires, now));
                 let renews = self.renewal(&session, &object, deadline).await;
-                let event = reminder_event(&session.vault, &object, position, renews, now);
+                let event = reminder_event(&session.vault, &object, None, position, renews, now);
                 let owners = dispatcher.recipients(&event);
                 rows.push(InventoryRow::new(
                     &session.vault,
@@ -130,16 +130,32 @@ impl Sweeper {
         };
         let scan = self.scan(&session, due, deadline).await;
         let mut summary = VaultSummary::new(vault, scan.seen, &scan.errors);
-        let mut events = Vec::with_capacity(scan.kept.len());
-        for object in &scan.kept {
-            let Some(expires) = object.expires else {
-                continue;
-            };
-            let position = Some(dispatcher.ladder_position(expires, now));
-            let renews = self.renewal(&session, object, deadline).await;
-            events.push(reminder_event(vault, object, position, renews, now));
+        summary.due = scan.kept.len();
+        let looked_up: Vec<_> = stream::iter(scan.kept)
+            .map(|object| self.look_up(&session, object, deadline))
+            .buffer_unordered(REQUESTS_PER_VAULT)
+            .collect()
+            .await;
+        let mut events = Vec::with_capacity(looked_up.len());
+        for found in looked_up {
+            match found {
+                Ok((object, version, renews)) => {
+                    let position = object.expires.map(|t| dispatcher.ladder_position(t, now));
+                    events.push(reminder_event(
+                        vault,
+                        &object,
+                        Some(&version),
+                        position,
+                        renews,
+                        now,
+                    ));
+                }
+                Err(error) => {
+                    summary.failed += 1;
+                    summary.errors.push(error);
+                }
+            }
         }
-        summary.due = events.len();
         if dry_run {
             summary.would_mail = events.iter().map(|e| dispatcher.recipients(e).len()).sum();
         } else if Instant::now() >= deadline {
@@ -201,6 +217,34 @@ impl Sweeper {
         scan
     }
 
+    /// The current version of a due object (its reminders are keyed by it) and, for a
+    /// certificate, whether its policy renews it.
+    async fn look_up(
+        &self,
+        session: &Session,
+        object: VaultObject,
+        deadline: Instant,
+    ) -> Result<(VaultObject, String, Option<bool>), String> {
+        let lookup = self
+            .client
+            .current_version(session, object.kind, &object.name);
+        let version = match tokio::time::timeout_at(deadline, lookup).await {
+            Ok(Ok(version)) => version,
+            Ok(Err(error)) => {
+                return Err(format!("{} {}: {error}", object.kind.as_str(), object.name));
+            }
+            Err(_) => {
+                return Err(format!(
+                    "{} {}: out of budget (SWEEP_BUDGET_SECS) before its version was read",
+                    object.kind.as_str(),
+                    object.name
+                ));
+            }
+        };
+        let renews = self.renewal(session, &object, deadline).await;
+        Ok((object, version, renews))
+    }
+
     /// For a certificate, whether its policy renews it (`None` when it cannot be told).
     async fn renewal(
         &self,
@@ -230,12 +274,13 @@ pub fn place_event(event: &mut KeyVaultEvent, position: impl Fn(DateTime<Utc>) -
     let (EventType::NearExpiry(kind) | EventType::Expired(kind)) = event.event_type else {
         return;
     };
-    let (Some(vault), Some(object), Some(expires)) = (&event.vault, &event.object, event.expires)
+    let (Some(vault), Some(object), Some(version), Some(expires)) =
+        (&event.vault, &event.object, &event.version, event.expires)
     else {
         return;
     };
     if let Position::In { step, since } = position(expires) {
-        event.key = EventKey::step(vault, kind, object, expires, step);
+        event.key = EventKey::step(vault, kind, object, version, step);
         event.reminder = Some(Reminder {
             step,
             since,
@@ -248,19 +293,20 @@ pub fn place_event(event: &mut KeyVaultEvent, position: impl Fn(DateTime<Utc>) -
 fn reminder_event(
     vault: &VaultRef,
     object: &VaultObject,
+    version: Option<&str>,
     position: Option<Position>,
     auto_renews: Option<bool>,
     now: DateTime<Utc>,
 ) -> KeyVaultEvent {
-    let step = match (position, object.expires) {
-        (Some(Position::In { step, since }), Some(expires)) => Some((step, since, expires)),
+    let step = match position {
+        Some(Position::In { step, since }) => Some((step, since)),
         _ => None,
     };
-    let key = match step {
-        Some((step, _, expires)) => {
-            EventKey::step(&vault.name, object.kind, &object.name, expires, step)
+    let key = match (step, version) {
+        (Some((step, _)), Some(version)) => {
+            EventKey::step(&vault.name, object.kind, &object.name, version, step)
         }
-        None => EventKey::Id(String::new()),
+        _ => EventKey::Id(String::new()),
     };
     let mut url = vault.url.clone();
     if let Ok(mut path) = url.path_segments_mut() {
@@ -274,14 +320,14 @@ fn reminder_event(
         vault: Some(vault.name.clone()),
         object_type: Some(object.kind.as_str().to_owned()),
         object: Some(object.name.clone()),
-        version: None,
+        version: version.map(str::to_owned),
         object_url: Some(url.to_string()),
         topic: None,
         not_before: object.not_before,
         expires: object.expires,
         event_time: Some(now),
         warnings: Vec::new(),
-        reminder: step.map(|(step, since, _)| Reminder {
+        reminder: step.map(|(step, since)| Reminder {
             step,
             since,
             auto_renews,
@@ -315,7 +361,9 @@ mod tests {
             tags: Default::default(),
         };
         let expires = event.expires.expect("an expiry");
-        let swept = reminder_event(&vault, &object, Some(position(expires)), None, now);
+        let version = event.version.as_deref().map(str::to_uppercase);
+        let position = Some(position(expires));
+        let swept = reminder_event(&vault, &object, version.as_deref(), position, None, now);
         assert_eq!(swept.key, event.key);
         assert_eq!(swept.reminder.map(|r| r.since), Some(reminder.since));
     }

@@ -111,6 +111,16 @@ impl VaultRef {
     fn owns(&self, url: &Url) -> bool {
         url.origin() == self.url.origin()
     }
+
+    /// The `nextLink` to follow, if it is on this vault.
+    fn follow(&self, next: &str) -> Result<Url, VaultError> {
+        Url::parse(next)
+            .ok()
+            .filter(|url| self.owns(url))
+            .ok_or_else(|| {
+                VaultError::Unexpected(format!("a nextLink off the vault ({next:?}): not followed"))
+            })
+    }
 }
 
 /// One object, as a vault's list shows its current version.
@@ -223,6 +233,7 @@ struct Attributes {
     enabled: Option<bool>,
     exp: Option<i64>,
     nbf: Option<i64>,
+    created: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -293,15 +304,42 @@ impl VaultClient {
             let Some(next) = page.next_link.filter(|link| !link.is_empty()) else {
                 return Ok(());
             };
-            url = Url::parse(&next)
-                .ok()
-                .filter(|next| session.vault.owns(next))
-                .ok_or_else(|| {
-                    VaultError::Unexpected(format!(
-                        "a nextLink off the vault ({next:?}): not followed"
-                    ))
-                })?;
+            url = session.vault.follow(&next)?;
         }
+    }
+
+    /// The id of the object's current version (the newest), from its list of versions:
+    /// metadata only, like the lists, and readable with the same `list` permission.
+    pub async fn current_version(
+        &self,
+        session: &Session,
+        kind: ObjectKind,
+        name: &str,
+    ) -> Result<String, VaultError> {
+        let mut url = session
+            .vault
+            .endpoint(&[kind.collection(), name, "versions"]);
+        url.query_pairs_mut().append_pair("maxresults", PAGE_SIZE);
+        let mut newest: Option<(i64, String)> = None;
+        loop {
+            let page: Page = self.get(session, url).await?;
+            for item in page.value {
+                let created = item.attributes.created.unwrap_or(i64::MIN);
+                let Some(version) = item.version(kind) else {
+                    continue;
+                };
+                if newest.as_ref().is_none_or(|(time, _)| created >= *time) {
+                    newest = Some((created, version));
+                }
+            }
+            match page.next_link.filter(|link| !link.is_empty()) {
+                None => break,
+                Some(next) => url = session.vault.follow(&next)?,
+            }
+        }
+        newest
+            .map(|(_, version)| version)
+            .ok_or_else(|| VaultError::Unexpected(format!("{name} has no versions")))
     }
 
     /// Whether the certificate's policy renews it before it expires: an `AutoRenew` lifetime
@@ -393,15 +431,27 @@ impl VaultClient {
 }
 
 impl Item {
-    fn into_object(self, kind: ObjectKind) -> Option<VaultObject> {
-        let id = self.id.or(self.kid)?;
-        let url = Url::parse(&id).ok()?;
+    /// The name and version in the item's id (`…/secrets/NAME[/VERSION]`).
+    fn id_parts(&self, kind: ObjectKind) -> Option<(String, Option<String>)> {
+        let url = Url::parse(self.id.as_ref().or(self.kid.as_ref())?).ok()?;
         let mut segments = url.path_segments()?;
         segments.find(|s| s.eq_ignore_ascii_case(kind.collection()))?;
-        let name = segments.next().filter(|n| !n.is_empty())?;
-        let name = percent_encoding::percent_decode_str(name)
-            .decode_utf8_lossy()
-            .into_owned();
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        };
+        let name = segments.next().filter(|n| !n.is_empty()).map(decode)?;
+        let version = segments.next().filter(|v| !v.is_empty()).map(decode);
+        Some((name, version))
+    }
+
+    fn version(&self, kind: ObjectKind) -> Option<String> {
+        self.id_parts(kind)?.1
+    }
+
+    fn into_object(self, kind: ObjectKind) -> Option<VaultObject> {
+        let (name, _) = self.id_parts(kind)?;
         let time = |t: Option<i64>| t.and_then(|s| DateTime::from_timestamp(s, 0));
         Some(VaultObject {
             kind,

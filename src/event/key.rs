@@ -4,7 +4,6 @@
 
 use super::ObjectKind;
 use super::raw::Scalar;
-use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -23,7 +22,7 @@ pub enum EventKey {
     /// SHA-256 (hex) of the event's type, vault, object, version and time, for an event whose
     /// id is missing, empty, `null`, an object or an array.
     Content(String),
-    /// A step of an object version's reminder ladder: `[vault, kind, name, expiry, step]`.
+    /// A step of an object version's reminder ladder: `[vault, kind, name, version, step]`.
     /// An expiry event's mail and the sweep's reminder of the same step share it, so an owner
     /// never gets one step twice, whichever comes first.
     Step(String),
@@ -50,22 +49,16 @@ impl EventKey {
 }
 
 impl EventKey {
-    /// The key of `step` for the object version of `kind` named `name` in `vault` that
-    /// expires at `expires`. Vault and object names ignore case in Key Vault, so here too. The
-    /// version is known by its expiry, which both the list the sweep reads and the event carry:
-    /// a rotation that moves the expiry starts a new ladder.
-    pub fn step(
-        vault: &str,
-        kind: ObjectKind,
-        name: &str,
-        expires: DateTime<Utc>,
-        step: i64,
-    ) -> Self {
+    /// The key of `step` for `version` of the object of `kind` named `name` in `vault`. Key
+    /// Vault's names and version ids ignore case, so the key does too. A rotation (a new
+    /// version) starts a new ladder; a new expiry date on the same version moves along the
+    /// same one.
+    pub fn step(vault: &str, kind: ObjectKind, name: &str, version: &str, step: i64) -> Self {
         let parts = (
             vault.to_lowercase(),
             kind.collection(),
             name.to_lowercase(),
-            expires.timestamp(),
+            version.to_lowercase(),
             step,
         );
         Self::Step(serde_json::to_string(&parts).expect("strings and numbers serialise"))
@@ -113,22 +106,22 @@ mod tests {
 
     #[test]
     fn a_step_key_ignores_the_case_of_names_and_no_event_id_can_equal_it() {
-        let expires = DateTime::from_timestamp(1_767_225_600, 0).expect("a time");
-        let key = EventKey::step("KV", ObjectKind::Secret, "Db", expires, 7);
+        let key = EventKey::step("KV", ObjectKind::Secret, "Db", "AB12", 7);
         assert_eq!(
             key,
-            EventKey::step("kv", ObjectKind::Secret, "db", expires, 7)
+            EventKey::step("kv", ObjectKind::Secret, "db", "ab12", 7)
         );
         assert_ne!(
             key,
-            EventKey::step("kv", ObjectKind::Secret, "db", expires, 1)
+            EventKey::step("kv", ObjectKind::Secret, "db", "ab12", 1)
         );
-        assert_ne!(key, EventKey::step("kv", ObjectKind::Key, "db", expires, 7));
+        assert_ne!(
+            key,
+            EventKey::step("kv", ObjectKind::Secret, "db", "cd34", 7)
+        );
+        assert_ne!(key, EventKey::step("kv", ObjectKind::Key, "db", "ab12", 7));
         let json = serde_json::to_string(&key).expect("serialises");
-        assert_eq!(
-            json,
-            r#"{"step":"[\"kv\",\"secrets\",\"db\",1767225600,7]"}"#
-        );
+        assert_eq!(json, r#"{"step":"[\"kv\",\"secrets\",\"db\",\"ab12\",7]"}"#);
     }
 
     #[test]

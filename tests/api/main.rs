@@ -23,3 +23,4 @@ mod slow_clients;
 mod smtp_failures;
 mod smtp_oauth;
 mod support;
+mod sweep;

@@ -7,6 +7,7 @@ pub mod host;
 pub mod identity;
 pub mod smtp;
 pub mod tls;
+pub mod vault;
 pub mod wait;
 pub mod webhook;
 
@@ -16,5 +17,6 @@ pub use graph::*;
 pub use host::*;
 pub use identity::*;
 pub use smtp::*;
+pub use vault::*;
 pub use wait::*;
 pub use webhook::*;

@@ -284,6 +284,36 @@ impl Handler {
             .await
     }
 
+    /// Fires the timer function `expiry-sweep` as the host does at a scheduled time: its folder
+    /// must hold a `timerTrigger` binding, whose name carries the timer's status.
+    pub async fn timer(&self) -> Answer {
+        let function = "expiry-sweep";
+        let binding = self
+            .app
+            .functions
+            .get(function)
+            .unwrap_or_else(|| panic!("no {function}/function.json"));
+        assert_eq!(binding["type"], "timerTrigger", "{binding}");
+        assert_eq!(binding["runOnStartup"], false, "{binding}");
+        let name = binding["name"].as_str().expect("a binding name");
+        let envelope = json!({
+            "Data": { name: {
+                "Schedule": { "AdjustForDST": true },
+                "ScheduleStatus": {
+                    "Last": "0001-01-01T00:00:00",
+                    "Next": "2026-11-24T06:00:00+00:00",
+                    "LastUpdated": "0001-01-01T00:00:00"
+                },
+                "IsPastDue": false
+            }},
+            "Metadata": {
+                "sys": { "MethodName": function, "UtcNow": "2026-11-23T06:00:00.0123456Z", "RandGuid": "2f1d5c3e-77a0-4d1b-9c4e-1a2b3c4d5e6f" }
+            }
+        });
+        self.post_chunked(&format!("/{function}"), envelope.to_string().into_bytes())
+            .await
+    }
+
     /// POSTs a raw body in three chunks (`Transfer-Encoding: chunked`, no `Content-Length`).
     pub async fn post_chunked(&self, path: &str, body: Vec<u8>) -> Answer {
         self.try_post_chunked(path, body)

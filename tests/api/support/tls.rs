@@ -8,9 +8,19 @@ use std::process::{Command, Stdio};
 
 /// Writes `ca.pem`, `cert.pem` and `key.pem` into `dir`.
 pub fn test_certificates(dir: &Path) {
+    test_certificates_for(dir, &[]);
+}
+
+/// The same, with the server certificate also valid for the host names `names`.
+pub fn test_certificates_for(dir: &Path, names: &[String]) {
+    let mut alt_names = vec!["IP:127.0.0.1".to_owned()];
+    alt_names.extend(names.iter().map(|name| format!("DNS:{name}")));
     std::fs::write(
         dir.join("server.ext"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        format!(
+            "subjectAltName={}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+            alt_names.join(",")
+        ),
     )
     .expect("write");
     let openssl = |args: &[&str]| {

@@ -1,0 +1,148 @@
+//! A stand-in for Key Vault's data plane over HTTPS (tests/support/vault_server.py), serving
+//! vaults named `NAME.localhost` (which kv-notify resolves to this machine, as RFC 6761 asks)
+//! from a JSON state the test rewrites between sweeps.
+
+use super::tls::test_certificates_for;
+use super::{IDENTITY_SECRET, IdentityEndpoint, free_port, set};
+use chrono::{TimeDelta, Utc};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+/// The resource the test vault wants tokens for (`KEY_VAULT_RESOURCE`).
+pub const VAULT_RESOURCE: &str = "https://vault.localhost";
+
+pub struct FakeVault {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl FakeVault {
+    /// Serves the vaults `names` (empty until [`FakeVault::set`]).
+    pub fn start(names: &[&str]) -> Self {
+        Self::start_with(names, 0, 0)
+    }
+
+    /// The same, each answer `latency_ms` late, and each vault limited to `limit` requests per
+    /// 10 s (0: no limit), as Key Vault is.
+    pub fn start_with(names: &[&str], latency_ms: u32, limit: u32) -> Self {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/vault_server.py");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let hosts: Vec<String> = names.iter().map(|n| format!("{n}.localhost")).collect();
+        test_certificates_for(dir.path(), &hosts);
+        let port = free_port();
+        write_state(dir.path(), &json!({"vaults": {}}));
+        let mut child = Command::new("python3")
+            .arg(script)
+            .arg(port.to_string())
+            .arg(dir.path().join("cert.pem"))
+            .arg(dir.path().join("key.pem"))
+            .arg(dir.path().join("state.json"))
+            .arg(dir.path().join("requests.log"))
+            .arg(VAULT_RESOURCE)
+            .arg(latency_ms.to_string())
+            .arg(limit.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the Key Vault stand-in needs python3");
+        let mut ready = String::new();
+        let stdout = child.stdout.take().expect("stdout");
+        BufReader::new(stdout).read_line(&mut ready).expect("read");
+        assert_eq!(
+            ready.trim(),
+            "ready",
+            "the Key Vault stand-in did not start"
+        );
+        Self { child, port, dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Replaces what the vaults hold (see vault_server.py for the shape).
+    pub fn set(&self, state: Value) {
+        write_state(self.dir.path(), &state);
+    }
+
+    /// `VAULTS` entry of a vault: its URI.
+    pub fn uri(&self, name: &str) -> String {
+        format!("https://{name}.localhost:{}", self.port)
+    }
+
+    /// The CA certificate to trust (`SSL_CERT_FILE`).
+    pub fn certificate(&self) -> PathBuf {
+        self.path("ca.pem")
+    }
+
+    /// Every request, as `vault GET /path?query status`.
+    pub fn requests(&self) -> Vec<String> {
+        std::fs::read_to_string(self.path("requests.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Requests for anything but lists and certificate policies (a secret's value above all).
+    pub fn violations(&self) -> Vec<String> {
+        std::fs::read_to_string(self.path("requests.log.violations"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The settings that make a handler sweep `vaults` on this stand-in, with tokens from
+    /// `identity`.
+    pub fn settings(
+        &self,
+        vaults: &[&str],
+        identity: &IdentityEndpoint,
+    ) -> Vec<(&'static str, String)> {
+        let mut settings = Vec::new();
+        let uris: Vec<String> = vaults.iter().map(|v| self.uri(v)).collect();
+        set(&mut settings, "VAULTS", &uris.join(","));
+        set(&mut settings, "KEY_VAULT_RESOURCE", VAULT_RESOURCE);
+        set(&mut settings, "IDENTITY_ENDPOINT", &identity.url());
+        set(&mut settings, "IDENTITY_HEADER", IDENTITY_SECRET);
+        set(
+            &mut settings,
+            "SSL_CERT_FILE",
+            &self.certificate().to_string_lossy(),
+        );
+        settings
+    }
+}
+
+/// Written whole then renamed, so the server never reads half a file.
+fn write_state(dir: &std::path::Path, state: &Value) {
+    let temp = dir.join("state.json.new");
+    std::fs::write(&temp, state.to_string()).expect("write");
+    std::fs::rename(temp, dir.join("state.json")).expect("rename");
+}
+
+impl Drop for FakeVault {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An object for the stand-in's state that expires `days` from now (fractions allowed).
+pub fn expiring(name: &str, days: f64) -> Value {
+    let exp = Utc::now() + TimeDelta::seconds((days * 86_400.0) as i64);
+    json!({"name": name, "exp": exp.timestamp()})
+}
+
+/// The same, with more attributes (`enabled`, `managed`, `tags`, `autoRenew`) merged in.
+pub fn expiring_with(name: &str, days: f64, more: Value) -> Value {
+    let mut object = expiring(name, days);
+    if let (Some(object), Some(more)) = (object.as_object_mut(), more.as_object()) {
+        object.extend(more.clone());
+    }
+    object
+}

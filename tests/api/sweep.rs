@@ -1,0 +1,281 @@
+//! The daily expiry sweep, fired as the host fires a timer: the Key Vault stand-in serves the
+//! vaults' lists (paged, with managed, disabled and undated objects), the identity stand-in the
+//! tokens, a real SMTP server takes the reminders.
+
+use crate::support::*;
+use serde_json::{Value, json};
+
+struct Setup {
+    smtp: SmtpServer,
+    vault: FakeVault,
+    _identity: IdentityEndpoint,
+    settings: Vec<(&'static str, String)>,
+}
+
+fn setup(vaults: &[&str]) -> Setup {
+    let smtp = SmtpServer::start();
+    let identity = IdentityEndpoint::start();
+    let vault = FakeVault::start(vaults);
+    let mut settings = mail_settings(&smtp.url());
+    settings.extend(vault.settings(vaults, &identity));
+    Setup {
+        smtp,
+        vault,
+        _identity: identity,
+        settings,
+    }
+}
+
+/// `ReturnValue.vaults[i]`.
+fn vault_summary(answer: &Answer, i: usize) -> Value {
+    answer.json()["ReturnValue"]["vaults"][i].clone()
+}
+
+fn subjects(smtp: &SmtpServer) -> Vec<String> {
+    let mut subjects: Vec<String> = smtp.messages().iter().map(Received::subject).collect();
+    subjects.sort();
+    subjects
+}
+
+#[tokio::test]
+async fn a_sweep_mails_each_due_object_once_and_a_second_run_sends_nothing() {
+    let s = setup(&["kv-a"]);
+    // 40 undated secrets put the dated ones on the second page.
+    let mut secrets: Vec<Value> = (0..40)
+        .map(|n| json!({"name": format!("plain-{n}")}))
+        .collect();
+    secrets.push(expiring("db-password", 10.5));
+    secrets.push(expiring("api-key", 45.5));
+    secrets.push(expiring("far-off", 100.5));
+    secrets.push(expiring_with(
+        "switched-off",
+        5.5,
+        json!({"enabled": false}),
+    ));
+    secrets.push(expiring_with("www", 3.5, json!({"managed": true})));
+    s.vault.set(json!({"vaults": {"kv-a": {
+        "secrets": secrets,
+        "keys": [expiring_with("www", 3.5, json!({"managed": true})), expiring("signing", 0.5)],
+        "certificates": [expiring_with("www", 3.5, json!({"autoRenew": true}))],
+    }}}));
+    let handler = Handler::start(&pairs(&s.settings)).await;
+
+    let first = handler.timer().await;
+
+    assert_eq!(first.status, 200, "{}", first.text);
+    let summary = vault_summary(&first, 0);
+    assert_eq!(summary["objects"], 48, "{summary}");
+    assert_eq!(
+        (summary["due"].clone(), summary["sent"].clone()),
+        (json!(4), json!(4)),
+        "{summary}"
+    );
+    assert_eq!(
+        subjects(&s.smtp),
+        [
+            "Certificate www in kv-a expires in 3 days",
+            "Key signing in kv-a expires today",
+            "Secret api-key in kv-a expires in 45 days",
+            "Secret db-password in kv-a expires in 10 days",
+        ]
+    );
+    let logs = first.json()["Logs"].to_string();
+    assert!(
+        logs.contains("vault kv-a: 48 objects, 4 reminder(s) due: 4 sent"),
+        "{logs}"
+    );
+    let requests = s.vault.requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.contains("/secrets?") && r.contains("skiptoken=25")),
+        "{requests:?}"
+    );
+    assert!(
+        s.vault.violations().is_empty(),
+        "{:?}",
+        s.vault.violations()
+    );
+
+    let second = handler.timer().await;
+
+    let summary = vault_summary(&second, 0);
+    assert_eq!(
+        (summary["sent"].clone(), summary["duplicate"].clone()),
+        (json!(0), json!(4)),
+        "{summary}"
+    );
+    assert_eq!(s.smtp.messages().len(), 4);
+}
+
+#[tokio::test]
+async fn a_certificate_notice_speaks_for_its_key_and_secret_and_its_renewal() {
+    let s = setup(&["kv-a"]);
+    s.vault.set(json!({"vaults": {"kv-a": {
+        "secrets": [expiring_with("www", 6.5, json!({"managed": true}))],
+        "keys": [expiring_with("www", 6.5, json!({"managed": true}))],
+        "certificates": [expiring_with("www", 6.5, json!({"autoRenew": true}))],
+    }}}));
+    let handler = Handler::start(&pairs(&s.settings)).await;
+
+    handler.timer().await;
+
+    let messages = s.smtp.messages();
+    assert_eq!(
+        messages.len(),
+        1,
+        "one notice for the certificate, none for its key and secret"
+    );
+    let text = messages[0].text();
+    assert!(
+        text.contains(
+            "Its key and secret (the certificate's own, of the same name) expire with it"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("Its policy renews it automatically"),
+        "{text}"
+    );
+    assert!(text.contains("expiry sweep: the 7-day reminder"), "{text}");
+    assert!(messages[0].html().contains("renews it automatically"));
+}
+
+#[tokio::test]
+async fn the_ladder_climbs_down_step_by_step_and_a_rotation_starts_a_new_one() {
+    let s = setup(&["kv-a"]);
+    let at = |days: f64, version: &str| {
+        let secret = expiring_with("db", days, json!({"version": version}));
+        json!({"vaults": {"kv-a": {"secrets": [secret]}}})
+    };
+    let handler = Handler::start(&pairs(&s.settings)).await;
+    let mut expected = Vec::new();
+    // The same version, its days left falling as days pass: 45 (step 60), 40 (still 60),
+    // 29 (30), 13 (14), 13 again, 6 (7).
+    for (days, mailed) in [
+        (45.5, true),
+        (40.5, false),
+        (29.5, true),
+        (13.5, true),
+        (13.2, false),
+        (6.5, true),
+    ] {
+        s.vault.set(at(days, "v1"));
+        let answer = handler.timer().await;
+        assert_eq!(answer.status, 200, "{}", answer.text);
+        if mailed {
+            expected.push(format!("Secret db in kv-a expires in {} days", days as i64));
+        }
+        let mut subjects: Vec<String> = s.smtp.messages().iter().map(Received::subject).collect();
+        subjects.sort();
+        let mut sorted = expected.clone();
+        sorted.sort();
+        assert_eq!(subjects, sorted, "at {days} days left");
+    }
+    // Rotated: the new version expires in a year, so the old ladder ends and nothing is due.
+    s.vault.set(at(365.5, "v2"));
+    handler.timer().await;
+    assert_eq!(s.smtp.messages().len(), 4);
+    // Rotated again to a version expiring soon: its own ladder starts at its step.
+    s.vault.set(at(5.5, "v3"));
+    handler.timer().await;
+    let messages = s.smtp.messages();
+    assert_eq!(messages.len(), 5);
+    assert_eq!(messages[4].subject(), "Secret db in kv-a expires in 5 days");
+}
+
+#[tokio::test]
+async fn an_expiry_event_and_the_sweep_never_send_one_step_twice_in_either_order() {
+    let s = setup(&["prod-kv"]);
+    let handler = Handler::start(&pairs(&s.settings)).await;
+    let event_first = event_grid("SecretNearExpiry", "event-first", Some(29));
+    let sweep_first = event_grid("KeyNearExpiry", "sweep-first", Some(29));
+    // The version the events name, current in the vault.
+    let current = |event: &Value| json!({"name": event["data"]["ObjectName"], "version": event["data"]["Version"], "exp": event["data"]["EXP"]});
+    s.vault.set(json!({"vaults": {"prod-kv": {
+        "secrets": [current(&event_first)],
+        "keys": [current(&sweep_first)],
+    }}}));
+
+    let answer = handler.invoke(event_first).await;
+    assert_eq!(answer.statuses(), ["sent"]);
+    let swept = handler.timer().await;
+    let again = handler.invoke(sweep_first).await;
+
+    let summary = vault_summary(&swept, 0);
+    assert_eq!(
+        (summary["sent"].clone(), summary["duplicate"].clone()),
+        (json!(1), json!(1)),
+        "{summary}"
+    );
+    assert_eq!(again.statuses(), ["duplicate"]);
+    assert_eq!(
+        subjects(&s.smtp),
+        [
+            "Key sweep-first in prod-kv expires in 29 days",
+            "Secret event-first in prod-kv expires in 29 days"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn throttling_is_waited_out_with_or_without_retry_after() {
+    let s = setup(&["kv-a", "kv-b"]);
+    s.vault.set(json!({
+        "vaults": {
+            "kv-a": {"secrets": [expiring("a", 3.5)]},
+            "kv-b": {"secrets": [expiring("b", 3.5)]},
+        },
+        "throttle": {"kv-a": {"count": 2, "retryAfter": 1}, "kv-b": {"count": 1}},
+    }));
+    let handler = Handler::start(&pairs(&s.settings)).await;
+
+    let answer = handler.timer().await;
+
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(vault_summary(&answer, 0)["throttled"], 2);
+    assert_eq!(vault_summary(&answer, 1)["throttled"], 1);
+    assert_eq!(s.smtp.messages().len(), 2);
+    let throttled = s
+        .vault
+        .requests()
+        .iter()
+        .filter(|r| r.ends_with(" 429"))
+        .count();
+    assert_eq!(throttled, 3);
+}
+
+#[tokio::test]
+async fn a_vault_that_refuses_is_reported_and_the_others_are_still_swept() {
+    let s = setup(&["kv-a", "kv-b"]);
+    s.vault.set(json!({
+        "vaults": {"kv-a": {"secrets": [expiring("a", 3.5)]}, "kv-b": {"secrets": [expiring("b", 3.5)]}},
+        "deny": {"kv-b": "ForbiddenByRbac"},
+    }));
+    let handler = Handler::start(&pairs(&s.settings)).await;
+
+    let answer = handler.timer().await;
+
+    assert_eq!(
+        answer.status, 500,
+        "a failed sweep shows in the function's monitor"
+    );
+    let not_reached = answer.json()["ReturnValue"]["notReached"].to_string();
+    assert!(
+        not_reached.contains("kv-b") && not_reached.contains("ForbiddenByRbac"),
+        "{not_reached}"
+    );
+    assert!(!not_reached.contains("kv-a"), "{not_reached}");
+    assert_eq!(subjects(&s.smtp), ["Secret a in kv-a expires in 3 days"]);
+}
+
+#[tokio::test]
+async fn without_vaults_the_timer_says_so_and_succeeds() {
+    let (_outbox, handler) = Handler::start_with_outbox().await;
+
+    let answer = handler.timer().await;
+
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.json()["ReturnValue"], Value::Null);
+    assert!(answer.text.contains("VAULTS is not set"), "{}", answer.text);
+}
