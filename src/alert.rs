@@ -323,6 +323,13 @@ fn details(event: &KeyVaultEvent, names: &Names, days_left: Option<i64>) -> Vec<
             Some(n) => format!("expired {} ago", days(-n)),
         };
         rows.push(row("Time left", left, true));
+        if let Some(reminder) = event.reminder {
+            rows.push(row(
+                "Reminder",
+                format!("the {} step", step_name(reminder.step)),
+                false,
+            ));
+        }
         rows.push(row(
             "Not before",
             time(event.not_before, "(not set)"),

@@ -262,6 +262,8 @@ fn plain_json(alert: &Alert) -> Value {
             "notBefore": alert.not_before,
             "eventTime": alert.event_time,
             "daysLeft": alert.days_left,
+            "reminderStep": alert.step,
+            "autoRenews": alert.auto_renews,
         },
     })
 }

@@ -24,3 +24,4 @@ mod smtp_failures;
 mod smtp_oauth;
 mod support;
 mod sweep;
+mod sweep_faults;

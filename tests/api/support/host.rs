@@ -287,6 +287,11 @@ impl Handler {
     /// Fires the timer function `expiry-sweep` as the host does at a scheduled time: its folder
     /// must hold a `timerTrigger` binding, whose name carries the timer's status.
     pub async fn timer(&self) -> Answer {
+        self.try_timer().await.expect("the handler answers")
+    }
+
+    /// Fires the timer; `Err` when the handler did not answer (e.g. it was killed).
+    pub async fn try_timer(&self) -> Result<Answer, reqwest::Error> {
         let function = "expiry-sweep";
         let binding = self
             .app
@@ -310,7 +315,7 @@ impl Handler {
                 "sys": { "MethodName": function, "UtcNow": "2026-11-23T06:00:00.0123456Z", "RandGuid": "2f1d5c3e-77a0-4d1b-9c4e-1a2b3c4d5e6f" }
             }
         });
-        self.post_chunked(&format!("/{function}"), envelope.to_string().into_bytes())
+        self.try_post_chunked(&format!("/{function}"), envelope.to_string().into_bytes())
             .await
     }
 
