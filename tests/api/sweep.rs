@@ -279,3 +279,119 @@ async fn without_vaults_the_timer_says_so_and_succeeds() {
     assert_eq!(answer.json()["ReturnValue"], Value::Null);
     assert!(answer.text.contains("VAULTS is not set"), "{}", answer.text);
 }
+
+#[tokio::test]
+async fn rules_send_the_last_steps_of_the_ladder_to_a_webhook_too() {
+    let s = setup(&["kv-a"]);
+    let hook = WebhookServer::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rules = dir.path().join("rules.toml");
+    let text = format!(
+        "[channels.oncall]\nwebhook = \"{}\"\nformat = \"json\"\n\n\
+         [[rules]]\nevents = [\"Reminder\"]\nnotify = [\"owners\"]\n\n\
+         [[rules]]\nevents = [\"Reminder\"]\nsteps = [1, 0, -7]\nnotify = [\"oncall\"]\n",
+        hook.url("/hook")
+    );
+    std::fs::write(&rules, text).expect("write rules");
+    let mut settings = s.settings.clone();
+    set(&mut settings, "RULES_FILE", &rules.to_string_lossy());
+    s.vault.set(
+        json!({"vaults": {"kv-a": {"secrets": [expiring("today", 0.5), expiring("later", 10.5)]}}}),
+    );
+    let handler = Handler::start(&pairs(&settings)).await;
+
+    let answer = handler.timer().await;
+
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(s.smtp.messages().len(), 2, "both go to the owners");
+    let posts = hook.received();
+    assert_eq!(
+        posts.len(),
+        1,
+        "only the expiry-day step goes to the webhook: {posts:?}"
+    );
+    let event = &posts[0].1["event"];
+    assert_eq!(event["type"], "SecretReminder");
+    assert_eq!(event["object"], "today");
+    assert_eq!(event["reminderStep"], 0);
+}
+
+fn kv_notify(args: &[&str], settings: &[(&'static str, String)]) -> (bool, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_kv-notify"));
+    command
+        .args(args)
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("LEDGER_PATH", dir.path().join("ledger.redb"));
+    for (key, value) in settings {
+        command.env(key, value);
+    }
+    let output = command.output().expect("run kv-notify");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status.success(), text)
+}
+
+#[tokio::test]
+async fn inventory_lists_what_expires_with_owners_and_steps_and_a_dry_run_sends_nothing() {
+    let s = setup(&["kv-a"]);
+    s.vault.set(json!({"vaults": {"kv-a": {
+        "secrets": [
+            expiring("db-password", 10.5),
+            {"name": "no-expiry"},
+            expiring("next-year", 200.5),
+            expiring_with("switched-off", 20.5, json!({"enabled": false})),
+            expiring_with("tls", 75.5, json!({"managed": true})),
+        ],
+        "certificates": [expiring_with("tls", 75.5, json!({"autoRenew": true}))],
+    }}}));
+
+    let (ok, table) = kv_notify(&["inventory", "--days", "90"], &s.settings);
+
+    assert!(ok, "{table}");
+    assert!(
+        table.contains("4 object(s) expiring within 90 days or never"),
+        "{table}"
+    );
+    let line = |name: &str| {
+        table
+            .lines()
+            .find(|l| l.contains(&format!(" {name} ")))
+            .unwrap_or_else(|| panic!("no {name} in {table}"))
+            .to_owned()
+    };
+    assert!(
+        line("db-password").contains("step 14 now (then 7)"),
+        "{table}"
+    );
+    assert!(
+        line("db-password").contains("owner1@contoso.com, owner2@contoso.com"),
+        "{table}"
+    );
+    assert!(line("tls").contains("step 60 in 15 days"), "{table}");
+    assert!(line("tls").contains("renews automatically"), "{table}");
+    assert!(
+        line("no-expiry").contains("none: no expiry date"),
+        "{table}"
+    );
+    assert!(line("switched-off").contains("disabled"), "{table}");
+    assert!(!table.contains("next-year"), "{table}");
+
+    let (ok, json) = kv_notify(&["inventory", "--json"], &s.settings);
+    assert!(ok, "{json}");
+    let rows: Value = serde_json::from_str(&json).expect("JSON rows");
+    assert_eq!(rows.as_array().map(Vec::len), Some(4), "{rows}");
+
+    let (ok, dry) = kv_notify(&["sweep", "--dry-run"], &s.settings);
+    assert!(ok, "{dry}");
+    assert!(
+        dry.contains("1 reminder(s) due") && dry.contains("dry run: 2 mail(s) would go"),
+        "{dry}"
+    );
+    let (ok, real) = kv_notify(&["sweep"], &s.settings);
+    assert!(ok, "{real}");
+    assert!(real.contains("1 sent"), "{real}");
+    assert_eq!(s.smtp.messages().len(), 1, "only the real sweep mails");
+}
