@@ -175,7 +175,13 @@ impl Dispatcher {
         let now = self.clock.now_for(&event);
         sweep::place_event(&mut event, |expires| self.ladder_position(expires, now));
         let plan = self.config.routing.plan(&event);
-        if plan.email_channels.is_empty() && plan.webhooks.is_empty() {
+        let acts = !plan.email_channels.is_empty() || !plan.webhooks.is_empty();
+        if let Some(why) = self.vetted(&event, acts).await {
+            tracing::info!(id = %event.id, %why, "expiry event not mailed");
+            let skipped = ActionReport::new(ActionKind::Email, Vec::new(), Outcome::Skipped(why));
+            return EventReport::key_vault(event, vec![skipped]);
+        }
+        if !acts {
             tracing::debug!(id = %event.id, event_type = %event.event_type, "recorded event");
             return EventReport::key_vault(event, Vec::new());
         }
@@ -186,6 +192,15 @@ impl Dispatcher {
             log_action(&event.id, action);
         }
         EventReport::key_vault(event, actions)
+    }
+
+    /// Why an expiry event that would act should not, by its vault's account (see
+    /// [`Sweeper::vet`]).
+    async fn vetted(&self, event: &KeyVaultEvent, acts: bool) -> Option<String> {
+        match (&self.sweeper, acts) {
+            (Some(sweeper), true) => sweeper.vet(event).await,
+            _ => None,
+        }
     }
 
     /// Runs the mail and every webhook of a plan concurrently.

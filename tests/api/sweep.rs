@@ -395,3 +395,73 @@ async fn inventory_lists_what_expires_with_owners_and_steps_and_a_dry_run_sends_
     assert!(real.contains("1 sent"), "{real}");
     assert_eq!(s.smtp.messages().len(), 1, "only the real sweep mails");
 }
+
+#[tokio::test]
+async fn an_expiry_event_for_a_disabled_rotated_or_deleted_version_is_not_mailed() {
+    let s = setup(&["prod-kv"]);
+    let handler = Handler::start(&pairs(&s.settings)).await;
+    let event = |name: &str| event_grid("SecretNearExpiry", name, Some(20));
+    let (fine, off, rotated, gone, managed) = (
+        event("fine"),
+        event("off"),
+        event("rotated"),
+        event("gone"),
+        event("www"),
+    );
+    let version = fine["data"]["Version"].clone();
+    s.vault.set(json!({"vaults": {"prod-kv": {"secrets": [
+        {"name": "fine", "version": version, "exp": fine["data"]["EXP"]},
+        {"name": "off", "version": version, "enabled": false},
+        {"name": "rotated", "version": "a-newer-one", "older": [version]},
+        {"name": "www", "version": version, "managed": true},
+    ]}}}));
+
+    let mut outcomes = Vec::new();
+    for event in [fine, off, rotated, gone, managed] {
+        let answer = handler.invoke(event).await;
+        assert_eq!(answer.status, 200, "{}", answer.text);
+        let action = &answer.events()[0]["actions"][0];
+        outcomes.push(format!("{} {}", action["status"], action["reason"]));
+    }
+
+    assert!(outcomes[0].starts_with("\"sent\""), "{outcomes:?}");
+    assert!(
+        outcomes[1].contains("skipped") && outcomes[1].contains("disabled"),
+        "{outcomes:?}"
+    );
+    assert!(
+        outcomes[2].contains("skipped") && outcomes[2].contains("rotated"),
+        "{outcomes:?}"
+    );
+    assert!(
+        outcomes[3].contains("skipped") && outcomes[3].contains("no longer exists"),
+        "{outcomes:?}"
+    );
+    assert!(
+        outcomes[4].contains("skipped") && outcomes[4].contains("certificate's own"),
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        subjects(&s.smtp),
+        ["Secret fine in prod-kv expires in 20 days"]
+    );
+}
+
+#[tokio::test]
+async fn an_expiry_event_is_mailed_when_its_vault_cannot_be_asked() {
+    let s = setup(&["prod-kv"]);
+    s.vault
+        .set(json!({"vaults": {"prod-kv": {}}, "deny": {"prod-kv": "ForbiddenByFirewall"}}));
+    let handler = Handler::start(&pairs(&s.settings)).await;
+
+    let answer = handler
+        .invoke(event_grid("KeyNearExpiry", "signing", Some(20)))
+        .await;
+
+    assert_eq!(answer.statuses(), ["sent"], "{}", answer.text);
+    assert!(
+        handler.output().contains("alerting anyway"),
+        "{}",
+        handler.output()
+    );
+}

@@ -1,0 +1,48 @@
+//! Unit tests of how events and the sweep's reminders meet on the ladder.
+
+use super::*;
+#[test]
+fn an_expiry_event_in_a_step_is_keyed_like_the_sweeps_reminder_of_it() {
+    let now = Utc::now();
+    let ladder = Ladder::default();
+    let memory = TimeDelta::days(7);
+    let position = |t| ladder.position(t, now, memory);
+    let mut event = KeyVaultEvent::example(EventType::NearExpiry(ObjectKind::Secret), now);
+    event.vault = Some("Contoso-KV".to_owned());
+    place_event(&mut event, position);
+    let reminder = event.reminder.expect("on the ladder");
+    assert_eq!(reminder.step, 30);
+    let vault = VaultRef::parse("contoso-kv").expect("a name");
+    let object = VaultObject {
+        kind: ObjectKind::Secret,
+        name: "DB-PASSWORD".to_owned(),
+        enabled: true,
+        expires: event.expires,
+        not_before: None,
+        managed: false,
+        tags: Default::default(),
+    };
+    let expires = event.expires.expect("an expiry");
+    let version = event.version.as_deref().map(str::to_uppercase);
+    let position = Some(position(expires));
+    let swept = reminder_event(&vault, &object, version.as_deref(), position, None, now);
+    assert_eq!(swept.key, event.key);
+    assert_eq!(swept.reminder.map(|r| r.since), Some(reminder.since));
+}
+
+#[test]
+fn an_event_off_the_ladder_keeps_its_own_id() {
+    let now = Utc::now();
+    let ladder = Ladder::parse("7,1").expect("valid");
+    let memory = TimeDelta::days(7);
+    for event_type in [
+        EventType::NearExpiry(ObjectKind::Key),
+        EventType::NewVersionCreated(ObjectKind::Key),
+    ] {
+        let mut event = KeyVaultEvent::example(event_type, now);
+        let key = event.key.clone();
+        place_event(&mut event, |t| ladder.position(t, now, memory));
+        assert_eq!(event.key, key, "{event_type}");
+        assert!(event.reminder.is_none());
+    }
+}

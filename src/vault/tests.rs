@@ -1,0 +1,78 @@
+//! Unit tests of the vault names, links and list items.
+
+use super::client::{Page, error_of};
+use super::*;
+use reqwest::Url;
+#[test]
+fn a_vault_is_named_or_given_by_its_uri() {
+    let named = VaultRef::parse(" Contoso-KV ").expect("a name");
+    assert_eq!(named.name, "contoso-kv");
+    assert_eq!(named.url.as_str(), "https://contoso-kv.vault.azure.net/");
+    let china = VaultRef::parse("https://Ops.vault.azure.cn/").expect("a URI");
+    assert_eq!(china.name, "ops");
+    assert_eq!(
+        china.endpoint(&["secrets"]).as_str(),
+        "https://ops.vault.azure.cn/secrets?api-version=7.5"
+    );
+    for bad in [
+        "kv",
+        "9lives",
+        "has space",
+        "http://kv.vault.azure.net",
+        "https://kv.vault.azure.net/secrets",
+        "https://127.0.0.1:8443",
+        "https://",
+    ] {
+        assert!(VaultRef::parse(bad).is_err(), "{bad:?} accepted");
+    }
+}
+
+#[test]
+fn a_next_link_is_followed_only_on_the_vault_itself() {
+    let vault = VaultRef::parse("https://kv.vault.azure.net").expect("a URI");
+    let on = |u: &str| vault.owns(&Url::parse(u).expect("url"));
+    assert!(on("https://kv.vault.azure.net/secrets?$skiptoken=x"));
+    assert!(!on("https://evil.example/secrets?$skiptoken=x"));
+    assert!(!on("http://kv.vault.azure.net/secrets"));
+    assert!(!on("https://kv.vault.azure.net:8443/secrets"));
+}
+
+#[test]
+fn list_items_become_objects_named_by_their_id() {
+    let page: Page = serde_json::from_str(
+        r#"{"value":[
+            {"id":"https://kv.vault.azure.net/secrets/db-password","attributes":{"enabled":false,"exp":1767225600},"tags":{"owner":"a@b.c"}},
+            {"kid":"https://kv.vault.azure.net/keys/signing","attributes":{},"managed":true},
+            {"attributes":{}}
+        ],"nextLink":null}"#,
+    )
+    .expect("a page");
+    let mut items = page.value.into_iter();
+    let secret = items.next().and_then(|i| i.into_object(ObjectKind::Secret));
+    let secret = secret.expect("a secret");
+    assert_eq!(secret.name, "db-password");
+    assert!(!secret.enabled);
+    assert_eq!(secret.expires.map(|t| t.timestamp()), Some(1_767_225_600));
+    assert_eq!(secret.tags.get("owner").map(String::as_str), Some("a@b.c"));
+    let key = items.next().and_then(|i| i.into_object(ObjectKind::Key));
+    assert!(key.is_some_and(|k| k.managed && k.enabled && k.name == "signing"));
+    assert!(
+        items
+            .next()
+            .and_then(|i| i.into_object(ObjectKind::Key))
+            .is_none()
+    );
+}
+
+#[test]
+fn the_inner_error_code_names_the_cause() {
+    let body = br#"{"error":{"code":"Forbidden","message":"Caller is not authorized","innererror":{"code":"ForbiddenByRbac"}}}"#;
+    assert_eq!(
+        error_of(body),
+        (
+            Some("ForbiddenByRbac".to_owned()),
+            "Caller is not authorized".to_owned()
+        )
+    );
+    assert_eq!(error_of(b"<html>").0, None);
+}
