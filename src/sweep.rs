@@ -122,21 +122,34 @@ impl Sweeper {
         let session = Session::new(vault);
         let vault = &session.vault;
         let now = Utc::now();
-        let due = |o: &VaultObject| {
+        let due = move |o: &VaultObject| {
             o.enabled
                 && !o.managed
                 && o.expires.is_some_and(|t| {
                     matches!(dispatcher.ladder_position(t, now), Position::In { .. })
                 })
         };
-        let scan = self.scan(&session, due, deadline).await;
-        let mut summary = VaultSummary::new(vault, scan.seen, &scan.errors);
-        summary.due = scan.kept.len();
-        let looked_up: Vec<_> = stream::iter(scan.kept)
+        // Each due object's version is looked up as soon as its page arrives, sharing the
+        // vault's request budget with the lists still being read.
+        let (found, mut found_rx) = tokio::sync::mpsc::unbounded_channel();
+        let listing = async {
+            // Owned here, so that the lookups end once the lists are read.
+            let found = found;
+            let pass_on = |object: &VaultObject| {
+                if due(object) {
+                    let _ = found.send(object.clone());
+                }
+                false
+            };
+            self.scan(&session, pass_on, deadline).await
+        };
+        let lookups = stream::poll_fn(|cx| found_rx.poll_recv(cx))
             .map(|object| self.look_up(&session, object, deadline))
             .buffer_unordered(REQUESTS_PER_VAULT)
-            .collect()
-            .await;
+            .collect::<Vec<_>>();
+        let (scan, looked_up) = tokio::join!(listing, lookups);
+        let mut summary = VaultSummary::new(vault, scan.seen, &scan.errors);
+        summary.due = looked_up.len();
         let mut events = Vec::with_capacity(looked_up.len());
         for found in looked_up {
             match found {

@@ -1,4 +1,4 @@
-//! A stand-in for Key Vault's data plane over HTTPS (tests/support/vault_server.py), serving
+//! A stand-in for Key Vault's data plane over HTTPS (tests/support/vault_server.js), serving
 //! vaults named `NAME.localhost` (which kv-notify resolves to this machine, as RFC 6761 asks)
 //! from a JSON state the test rewrites between sweeps.
 
@@ -28,13 +28,13 @@ impl FakeVault {
     /// The same, each answer `latency_ms` late, and each vault limited to `limit` requests per
     /// 10 s (0: no limit), as Key Vault is.
     pub fn start_with(names: &[&str], latency_ms: u32, limit: u32) -> Self {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/vault_server.py");
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/vault_server.js");
         let dir = tempfile::tempdir().expect("temp dir");
         let hosts: Vec<String> = names.iter().map(|n| format!("{n}.localhost")).collect();
         test_certificates_for(dir.path(), &hosts);
         let port = free_port();
         write_state(dir.path(), &json!({"vaults": {}}));
-        let mut child = Command::new("python3")
+        let mut child = Command::new("node")
             .arg(script)
             .arg(port.to_string())
             .arg(dir.path().join("cert.pem"))
@@ -47,7 +47,7 @@ impl FakeVault {
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .expect("the Key Vault stand-in needs python3");
+            .expect("the Key Vault stand-in needs Node.js: apt-get install -y nodejs (scripts/test does)");
         let mut ready = String::new();
         let stdout = child.stdout.take().expect("stdout");
         BufReader::new(stdout).read_line(&mut ready).expect("read");
@@ -63,7 +63,7 @@ impl FakeVault {
         self.dir.path().join(name)
     }
 
-    /// Replaces what the vaults hold (see vault_server.py for the shape).
+    /// Replaces what the vaults hold (see vault_server.js for the shape).
     pub fn set(&self, state: Value) {
         write_state(self.dir.path(), &state);
     }

@@ -1,0 +1,160 @@
+// A stand-in for Azure Key Vault's data plane over HTTPS, for the test suite and the benchmark
+// (Node, so that the benchmark measures kv-notify and not the stand-in: thousands of requests a
+// second on one core).
+//
+// Serves several vaults on one port, told apart by the Host header (kv-a.localhost, ...):
+//   GET /{secrets|keys|certificates}?api-version=&maxresults=N[&$skiptoken=K]  pages of items
+//       (id or kid, attributes with epoch-second enabled/exp/nbf/created/updated, tags, managed),
+//       never values; nextLink is absolute and null on the last page.
+//   GET /{kind}/{name}/versions?...   pages of an object's versions (ids with the version): the
+//       current one (`version`, default a digest of the name) and any `older` ones.
+//   GET /certificates/{name}/policy   the certificate's policy (AutoRenew or EmailContacts).
+// Like Key Vault, a request without a bearer token gets 401 with the challenge the official
+// clients start with; a token for another resource (its `aud`) gets 401 too. Any other path,
+// in particular a secret's value (/secrets/{name}[/{version}]), gets 403 and is logged as a
+// violation.
+//
+// The vaults' contents are read from STATE (JSON, reloaded when it changes):
+//   {"vaults": {"kv-a": {"secrets": [{"name", "version", "older", "exp", "nbf", "enabled",
+//                                     "managed", "tags"}],
+//                        "keys": [...], "certificates": [{..., "autoRenew": true}]}},
+//    "deny": {"kv-b": "ForbiddenByRbac"},                      // 403 with that inner error code
+//    "throttle": {"kv-a": {"count": 3, "retryAfter": 1}}}      // the next 3 requests get 429
+// Each request is appended to LOG as "VAULT GET PATH STATUS"; the count of TLS connections
+// opened is in LOG.connections.
+//
+// usage: node vault_server.js PORT CERT KEY STATE LOG RESOURCE [LATENCY_MS] [LIMIT_PER_10S]
+
+"use strict";
+const crypto = require("crypto");
+const fs = require("fs");
+const https = require("https");
+
+const [PORT, CERT, KEY, STATE_FILE, LOG_FILE, RESOURCE] = process.argv.slice(2, 8);
+const LATENCY = Number(process.argv[8] || 0);
+const LIMIT = Number(process.argv[9] || 0);
+const KINDS = new Set(["secrets", "keys", "certificates"]);
+
+let state = { mtime: null, data: {}, throttle: {} };
+const windows = new Map();
+fs.appendFileSync(LOG_FILE, "");
+
+function load() {
+  const mtime = fs.statSync(STATE_FILE).mtimeMs;
+  if (state.mtime !== mtime) {
+    const data = JSON.parse(fs.readFileSync(STATE_FILE, "utf8"));
+    state = { mtime, data, throttle: JSON.parse(JSON.stringify(data.throttle || {})) };
+  }
+  return state.data;
+}
+
+function audience(header) {
+  if (!header || !header.startsWith("Bearer ")) return null;
+  try {
+    const payload = header.slice(7).split(".")[1];
+    return JSON.parse(Buffer.from(payload, "base64url").toString()).aud;
+  } catch {
+    return null;
+  }
+}
+
+const versionOf = (obj) => obj.version || crypto.createHash("md5").update(obj.name).digest("hex");
+
+function versions(obj) {
+  const older = (obj.older || []).map((v, n) => ({ name: obj.name, version: v, created: 1600000000 + n }));
+  return [...older, { ...obj, version: versionOf(obj) }];
+}
+
+function item(vault, kind, obj, withVersion) {
+  let url = `https://${vault}.localhost:${PORT}/${kind}/${obj.name}`;
+  if (withVersion) url += `/${versionOf(obj)}`;
+  const created = obj.created || 1700000000;
+  const attributes = { enabled: obj.enabled !== false, created, updated: created, recoveryLevel: "Recoverable+Purgeable" };
+  for (const field of ["exp", "nbf"]) if (obj[field] != null) attributes[field] = obj[field];
+  const out = { attributes, tags: obj.tags || {} };
+  out[kind === "keys" ? "kid" : "id"] = url;
+  if (obj.managed) out.managed = true;
+  if (kind === "certificates") out.x5t = "fLi3U52HunIVNXubkEnf8tP6Wbo";
+  return out;
+}
+
+function page(vault, kind, objects, query, path, withVersion) {
+  const size = Math.min(Number(query.get("maxresults") || 25), 25);
+  const start = Number(query.get("$skiptoken") || 0);
+  const value = objects.slice(start, start + size).map((o) => item(vault, kind, o, withVersion));
+  const following = start + size;
+  const nextLink = following < objects.length
+    ? `https://${vault}.localhost:${PORT}/${path}?api-version=7.5&$skiptoken=${following}&maxresults=${size}`
+    : null;
+  return { value, nextLink };
+}
+
+function overLimit(vault) {
+  const now = Date.now();
+  const window = windows.get(vault) || [];
+  while (window.length && now - window[0] > 10000) window.shift();
+  windows.set(vault, window);
+  if (window.length >= LIMIT) return true;
+  window.push(now);
+  return false;
+}
+
+const error = (code, message, inner) => ({ error: { code, message, ...(inner ? { innererror: { code: inner } } : {}) } });
+
+function answer(vault, req) {
+  if (audience(req.headers.authorization) !== RESOURCE) {
+    const challenge = `Bearer authorization="https://login.microsoftonline.com/tenant", resource="${RESOURCE}"`;
+    return [401, error("Unauthorized", "AKV10000: Request is missing a Bearer or PoP token."), { "WWW-Authenticate": challenge }];
+  }
+  const data = load();
+  if (LIMIT && overLimit(vault)) return [429, error("Throttled", "Rate limit exceeded"), {}];
+  const throttle = state.throttle[vault];
+  if (throttle && throttle.count > 0) {
+    throttle.count -= 1;
+    const headers = throttle.retryAfter != null ? { "Retry-After": String(throttle.retryAfter) } : {};
+    return [429, error("Throttled", "Too many requests"), headers];
+  }
+  if (data.deny && data.deny[vault]) {
+    const code = data.deny[vault];
+    return [403, error("Forbidden", `Caller is not authorized (${code})`, code), {}];
+  }
+  const contents = (data.vaults || {})[vault];
+  if (!contents) return [404, error("VaultNotFound", "no such vault"), {}];
+  const url = new URL(req.url, "https://x");
+  const parts = url.pathname.split("/").filter(Boolean).map(decodeURIComponent);
+  if (parts.length === 1 && KINDS.has(parts[0])) {
+    return [200, page(vault, parts[0], contents[parts[0]] || [], url.searchParams, parts[0], false), {}];
+  }
+  if (parts.length === 3 && KINDS.has(parts[0]) && parts[2] === "versions") {
+    const obj = (contents[parts[0]] || []).find((o) => o.name === parts[1]);
+    if (!obj) return [404, error("NotFound", "no such object"), {}];
+    return [200, page(vault, parts[0], versions(obj), url.searchParams, `${parts[0]}/${parts[1]}/versions`, true), {}];
+  }
+  if (parts.length === 3 && parts[0] === "certificates" && parts[2] === "policy") {
+    const cert = (contents.certificates || []).find((c) => c.name === parts[1]);
+    if (!cert) return [404, error("CertificateNotFound", "no such certificate"), {}];
+    return [200, {
+      id: `https://${vault}.localhost/certificates/${parts[1]}/policy`,
+      issuer: { name: "Self" },
+      lifetime_actions: [{ trigger: { lifetime_percentage: 80 }, action: { action_type: cert.autoRenew ? "AutoRenew" : "EmailContacts" } }],
+    }, {}];
+  }
+  fs.appendFileSync(`${LOG_FILE}.violations`, `${vault} GET ${req.url}\n`);
+  return [403, error("Forbidden", "not served by the test vault"), {}];
+}
+
+const server = https.createServer({ cert: fs.readFileSync(CERT), key: fs.readFileSync(KEY) }, (req, res) => {
+  const vault = (req.headers.host || "").split(":")[0].replace(/\.localhost$/, "");
+  const [status, body, headers] = answer(vault, req);
+  const data = Buffer.from(JSON.stringify(body));
+  setTimeout(() => {
+    fs.appendFileSync(LOG_FILE, `${vault} GET ${req.url} ${status}\n`);
+    res.writeHead(status, { ...headers, "Content-Type": "application/json; charset=utf-8", "Content-Length": data.length });
+    res.end(data);
+  }, LATENCY);
+});
+server.keepAliveTimeout = 60000;
+// TLS connections opened, in LOG.connections (for the benchmark).
+let connections = 0;
+server.on("secureConnection", () => fs.writeFileSync(`${LOG_FILE}.connections`, String(++connections)));
+server.listen(Number(PORT), "127.0.0.1", () => console.log("ready"));
