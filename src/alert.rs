@@ -336,11 +336,11 @@ fn details(event: &KeyVaultEvent, names: &Names, days_left: Option<i64>) -> Vec<
             false,
         ));
     }
-    rows.push(row(
-        "Event time",
-        time(event.event_time, "(not given)"),
-        false,
-    ));
+    let when = match event.event_type {
+        EventType::Reminder(_) => "Checked",
+        _ => "Event time",
+    };
+    rows.push(row(when, time(event.event_time, "(not given)"), false));
     rows
 }
 
