@@ -275,11 +275,12 @@ impl Dispatcher {
     }
 }
 
-/// The time the ledger files an event's actions by: a reminder step's start (so that the
-/// sweep's reminder and the event of one step meet in one place), else the event's own time.
+/// The time the ledger files an event's actions by: for a reminder step, the start of its
+/// ladder's last step (so that the sweep's reminder and the event of one step meet in one
+/// place, and the record outlives the ladder), else the event's own time.
 fn filing_time(event: &KeyVaultEvent) -> Option<DateTime<Utc>> {
     match &event.reminder {
-        Some(reminder) => Some(reminder.since),
+        Some(reminder) => Some(reminder.kept_from),
         None => event.event_time,
     }
 }

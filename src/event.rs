@@ -63,8 +63,9 @@ pub struct KeyVaultEvent {
 pub struct Reminder {
     /// Days before the expiry (negative: after).
     pub step: i64,
-    /// When the object entered the step: the ledger files the step's entries by it.
-    pub since: DateTime<Utc>,
+    /// When the ladder's last step begins (it may be ahead): the ledger keeps this step's
+    /// records from then for its retention period, so they outlive the ladder.
+    pub kept_from: DateTime<Utc>,
     /// For a certificate: whether its policy renews it automatically (`None`: not known).
     pub auto_renews: Option<bool>,
 }

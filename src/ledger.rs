@@ -58,8 +58,21 @@ pub struct ActionKey {
     pub target: String,
     /// When the event happened, by its own account: the shared ledger files the entry by it,
     /// so that every redelivery, on whichever instance, looks in the same place. Not part of
-    /// the key's identity (an event's redeliveries all carry the same time).
+    /// the key's identity (an event's redeliveries all carry the same time). For a reminder
+    /// step: when its ladder's last step begins, possibly ahead (see [`ActionKey::kept_from`]).
     pub event_time: Option<DateTime<Utc>>,
+}
+
+impl ActionKey {
+    /// When the entry's retention starts, for a write at `now`: now, except for a reminder
+    /// step, whose record is kept from the start of its ladder's last step, so that it outlives
+    /// the ladder (the ladder bounds how far ahead that is).
+    pub fn kept_from(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        match (&self.event, self.event_time) {
+            (EventKey::Step(_), Some(time)) if time > now => time,
+            _ => now,
+        }
+    }
 }
 
 impl fmt::Display for ActionKey {

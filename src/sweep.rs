@@ -293,11 +293,11 @@ pub fn place_event(event: &mut KeyVaultEvent, position: impl Fn(DateTime<Utc>) -
     else {
         return;
     };
-    if let Position::In { step, since } = position(expires) {
+    if let Position::In { step, kept_from } = position(expires) {
         event.key = EventKey::step(vault, kind, object, version, step);
         event.reminder = Some(Reminder {
             step,
-            since,
+            kept_from,
             auto_renews: None,
         });
     }
@@ -313,7 +313,7 @@ fn reminder_event(
     now: DateTime<Utc>,
 ) -> KeyVaultEvent {
     let step = match position {
-        Some(Position::In { step, since }) => Some((step, since)),
+        Some(Position::In { step, kept_from }) => Some((step, kept_from)),
         _ => None,
     };
     let key = match (step, version) {
@@ -341,9 +341,9 @@ fn reminder_event(
         expires: object.expires,
         event_time: Some(now),
         warnings: Vec::new(),
-        reminder: step.map(|(step, since)| Reminder {
+        reminder: step.map(|(step, kept_from)| Reminder {
             step,
-            since,
+            kept_from,
             auto_renews,
         }),
     }

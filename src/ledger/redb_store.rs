@@ -274,6 +274,7 @@ impl Ledger for RedbLedger {
         now: DateTime<Utc>,
         lease: Duration,
     ) -> Result<Claim, LedgerError> {
+        let kept_from = key.kept_from(now);
         let key = key.to_string();
         let until = super::lease_end(now, lease);
         self.blocking(move |store| {
@@ -290,7 +291,7 @@ impl Ledger for RedbLedger {
                     return Ok(claim);
                 }
                 let entry = Entry {
-                    at: now,
+                    at: kept_from,
                     state: State::Claimed { until },
                 };
                 table.insert(key.as_str(), encode(&entry).as_slice())?;
@@ -307,7 +308,7 @@ impl Ledger for RedbLedger {
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
         let entry = Entry {
-            at: now,
+            at: key.kept_from(now),
             state: State::Done { outcome },
         };
         self.commits.commit(key.to_string(), Some(entry)).await

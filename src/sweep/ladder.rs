@@ -7,9 +7,10 @@
 //! step is one mail per recipient, so an object first seen late gets the one mail of the step it
 //! is in, never a burst for the steps it skipped.
 //!
-//! An object stays in the last step for the ledger's retention period and then leaves the
-//! ladder: the ledger remembers a step that long (counted from the day the step began), so
-//! no step can be mailed twice by outliving its record.
+//! The ledger keeps every step's record from the start of the ladder's last step for its
+//! retention period, so a record outlives the whole ladder; an object stays in the last step
+//! for that retention period and then leaves the ladder, so no step can be mailed twice by
+//! outliving its record.
 
 use chrono::{DateTime, TimeDelta, Utc};
 
@@ -36,12 +37,13 @@ pub enum Position {
         /// Days until it is due.
         due_in: i64,
     },
-    /// In this step, which began at `since`.
+    /// In this step.
     In {
         /// The step, in days before the expiry.
         step: i64,
-        /// When the object entered the step: the ledger files the step's entries by it.
-        since: DateTime<Utc>,
+        /// When the ladder's last step begins (it may be ahead): the ledger keeps the step's
+        /// records for its retention period from then.
+        kept_from: DateTime<Utc>,
     },
     /// Past the last step for longer than the ledger remembers: no more reminders.
     Past,
@@ -95,12 +97,12 @@ impl Ladder {
                 due_in: left - first,
             };
         };
-        let since = step_start(expires, step);
         let last = self.steps[self.steps.len() - 1];
-        if step == last && now - since >= memory {
+        let kept_from = step_start(expires, last);
+        if now - kept_from >= memory {
             return Position::Past;
         }
-        Position::In { step, since }
+        Position::In { step, kept_from }
     }
 
     /// The next step after `step`, if any.
@@ -201,17 +203,23 @@ mod tests {
     }
 
     #[test]
-    fn a_step_begins_when_the_days_left_fall_to_it() {
+    fn every_step_is_kept_from_the_start_of_the_last_step() {
         let ladder = Ladder::default();
         let now = Utc::now();
-        let expires = at(now, 6.5);
-        let Position::In { step: 7, since } = ladder.position(expires, now, WEEK) else {
-            panic!("not in step 7");
+        let expires = at(now, 45.5);
+        let Position::In {
+            step: 60,
+            kept_from,
+        } = ladder.position(expires, now, WEEK)
+        else {
+            panic!("not in step 60");
         };
-        assert_eq!(since, expires - TimeDelta::days(8));
-        assert!(since <= now);
-        assert_eq!(days_left(expires, since), 8);
-        assert_eq!(days_left(expires, since + TimeDelta::seconds(1)), 7);
+        // The last step, -7, begins when the days left fall to -7: 6 days after the expiry.
+        assert_eq!(kept_from, expires + TimeDelta::days(6));
+        assert_eq!(days_left(expires, kept_from), -6);
+        assert_eq!(days_left(expires, kept_from + TimeDelta::seconds(1)), -7);
+        let later = ladder.position(expires, now + TimeDelta::days(40), WEEK);
+        assert_eq!(later, Position::In { step: 7, kept_from });
     }
 
     #[test]

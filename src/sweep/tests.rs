@@ -27,7 +27,10 @@ fn an_expiry_event_in_a_step_is_keyed_like_the_sweeps_reminder_of_it() {
     let position = Some(position(expires));
     let swept = reminder_event(&vault, &object, version.as_deref(), position, None, now);
     assert_eq!(swept.key, event.key);
-    assert_eq!(swept.reminder.map(|r| r.since), Some(reminder.since));
+    assert_eq!(
+        swept.reminder.map(|r| r.kept_from),
+        Some(reminder.kept_from)
+    );
 }
 
 #[test]

@@ -4,14 +4,19 @@ use crate::support::*;
 use serde_json::json;
 
 #[test]
-fn host_json_runs_the_release_binary_and_the_function_binds_event_grid() {
+fn host_json_runs_the_release_binary_and_the_functions_bind_event_grid_and_a_daily_timer() {
     let app = FunctionApp::load();
     assert_eq!(app.executable, app_root().join("target/release/kv-notify"));
     let binding = &app.functions["function-trigger"];
     assert_eq!(binding["type"], "eventGridTrigger");
     assert_eq!(binding["name"], "event");
     assert_eq!(binding["direction"], "in");
-    assert_eq!(app.functions.len(), 1);
+    let timer = &app.functions["expiry-sweep"];
+    assert_eq!(timer["type"], "timerTrigger");
+    assert_eq!(timer["name"], "timer");
+    assert_eq!(timer["schedule"], "0 0 6 * * *", "daily at 06:00 UTC");
+    assert_eq!(timer["runOnStartup"], false);
+    assert_eq!(app.functions.len(), 2);
 }
 
 #[test]

@@ -89,7 +89,9 @@ fn only_mail(dir: &std::path::Path) -> String {
 
 /// A near-expiry event sent long ago: 30 days before its expiry, 400 days before today.
 fn old_near_expiry_event() -> serde_json::Value {
-    let sent = chrono::Utc::now() - chrono::TimeDelta::days(400);
+    // At 06:00, so that a `--now` date (midnight) leaves the whole-day count unambiguous.
+    let day = (chrono::Utc::now() - chrono::TimeDelta::days(400)).date_naive();
+    let sent = day.and_hms_opt(6, 0, 0).expect("a time").and_utc();
     let mut event = event_grid("SecretNearExpiry", "db-password", None);
     event["eventTime"] = sent.to_rfc3339().into();
     // Twelve hours past the thirtieth day, so the whole-day count is unambiguous.

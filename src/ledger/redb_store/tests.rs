@@ -76,6 +76,32 @@ async fn targets_of_one_event_are_independent() {
 }
 
 #[tokio::test]
+async fn a_reminder_steps_record_outlives_its_ladder_not_just_the_retention_period() {
+    let ledger = RedbLedger::in_memory();
+    let day = 86_400;
+    // The 60-day step, mailed now; the ladder's last step begins in 66 days.
+    let step = ActionKey {
+        event: crate::event::EventKey::step("kv", crate::event::ObjectKind::Secret, "db", "v1", 60),
+        event_time: Some(at(66 * day)),
+        ..key("owner@contoso.com")
+    };
+    ledger.claim(&step, at(0), LEASE).await.expect("claim");
+    ledger
+        .complete(&step, Recorded::Sent, at(1))
+        .await
+        .expect("complete");
+
+    // A week's retention, 30 days on: an event's record would be gone, the step's is not.
+    assert_eq!(ledger.purge(at(23 * day)).await.expect("purge"), 0);
+    assert_eq!(
+        ledger.claim(&step, at(30 * day), LEASE).await.ok(),
+        Some(Claim::Done(Recorded::Sent))
+    );
+    // A week after the last step began, it goes.
+    assert_eq!(ledger.purge(at(66 * day + 1)).await.expect("purge"), 1);
+}
+
+#[tokio::test]
 async fn purge_removes_only_entries_older_than_the_cutoff() {
     let ledger = RedbLedger::in_memory();
     for (target, time) in [("old", at(0)), ("new", at(100))] {

@@ -22,7 +22,7 @@ const NEXT_TABLE: &str = "x-ms-continuation-NextTableName";
 impl TableLedger {
     /// The table that holds `key` when claimed at `now`.
     pub(super) fn table_for(&self, key: &ActionKey, now: DateTime<Utc>) -> String {
-        self.table_at(filing_time(key.event_time, now, self.retention))
+        self.table_at(filing_of(key, now, self.retention))
     }
 
     /// The table of the month of `time`: `kvnotifyledger202611`.
@@ -132,6 +132,15 @@ impl TableLedger {
 /// When an entry counts as written, for filing: the event's own time, which every redelivery
 /// carries, wherever it lands. An event without a time, dated more than a day ahead, or older
 /// than the retention period (its month's table may be gone) is filed at `now`.
+/// The time `key` is filed by at `now`: a reminder step's by the start of its ladder's last
+/// step, even ahead (so its month's table outlives the ladder), an event's by its own time.
+fn filing_of(key: &ActionKey, now: DateTime<Utc>, retention: TimeDelta) -> DateTime<Utc> {
+    match key.kept_from(now) {
+        ahead if ahead > now => ahead,
+        _ => filing_time(key.event_time, now, retention),
+    }
+}
+
 fn filing_time(
     event_time: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
@@ -182,6 +191,24 @@ mod tests {
         assert_eq!(filing_time(old, now, WEEK), now);
         let slightly_ahead = time("2026-11-23T12:00:00Z");
         assert_eq!(filing_time(Some(slightly_ahead), now, WEEK), slightly_ahead);
+    }
+
+    #[test]
+    fn a_reminder_step_is_filed_in_the_month_its_ladder_ends_from_first_to_last_run() {
+        let last_step = time("2027-02-10T00:00:00Z");
+        let key = |now: DateTime<Utc>| {
+            let step =
+                crate::event::EventKey::step("kv", crate::event::ObjectKind::Key, "k", "v", 60);
+            let key = ActionKey {
+                event: step,
+                action: crate::ledger::ActionKind::Email,
+                target: "a@b.c".to_owned(),
+                event_time: Some(last_step),
+            };
+            filing_of(&key, now, WEEK).format("%Y%m").to_string()
+        };
+        assert_eq!(key(time("2026-11-23T10:00:00Z")), "202702");
+        assert_eq!(key(time("2027-02-12T10:00:00Z")), "202702");
     }
 
     #[test]
