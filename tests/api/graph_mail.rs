@@ -73,22 +73,6 @@ async fn a_missing_permission_is_final_and_throttling_asks_for_a_redelivery() {
     assert_eq!(graph.requests(), 3, "403 once, 429 once, 202 once");
 }
 
-/// A folder holding an `az` that answers like the Azure CLI (tests/support/fake_az.py).
-fn fake_azure_cli() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/fake_az.py");
-    let az = dir.path().join("az");
-    std::fs::write(
-        &az,
-        format!("#!/bin/sh\nexec python3 {script} \"$(dirname \"$0\")\" \"$@\"\n"),
-    )
-    .expect("write");
-    let mut permissions = std::fs::metadata(&az).expect("az").permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
-    std::fs::set_permissions(&az, permissions).expect("chmod");
-    dir
-}
-
 #[tokio::test]
 async fn on_a_developers_machine_graph_tokens_come_from_the_azure_cli_login() {
     let (graph, identity) = (FakeGraph::start(), IdentityEndpoint::start());

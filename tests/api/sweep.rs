@@ -465,3 +465,29 @@ async fn an_expiry_event_is_mailed_when_its_vault_cannot_be_asked() {
         handler.output()
     );
 }
+
+#[tokio::test]
+async fn on_a_developers_machine_the_vaults_are_read_with_the_azure_cli_login() {
+    let s = setup(&["kv-a"]);
+    s.vault
+        .set(json!({"vaults": {"kv-a": {"secrets": [expiring("db-password", 10.5)]}}}));
+    let az = fake_azure_cli();
+    let mut settings = s.settings.clone();
+    settings.retain(|(name, _)| !name.starts_with("IDENTITY_"));
+    let path = format!(
+        "{}:{}",
+        az.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    set(&mut settings, "PATH", &path);
+
+    let (ok, table) = kv_notify(&["inventory"], &settings);
+
+    assert!(ok, "{table}");
+    assert!(table.contains("db-password"), "{table}");
+    let calls = std::fs::read_to_string(az.path().join("calls")).expect("az was called");
+    assert!(
+        calls.contains(&format!("--resource {VAULT_RESOURCE}")),
+        "{calls}"
+    );
+}

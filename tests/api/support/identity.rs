@@ -54,3 +54,19 @@ impl Drop for IdentityEndpoint {
         self.child.wait().ok();
     }
 }
+
+/// A folder holding an `az` that answers like the Azure CLI (tests/support/fake_az.py).
+pub fn fake_azure_cli() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/fake_az.py");
+    let az = dir.path().join("az");
+    std::fs::write(
+        &az,
+        format!("#!/bin/sh\nexec python3 {script} \"$(dirname \"$0\")\" \"$@\"\n"),
+    )
+    .expect("write");
+    let mut permissions = std::fs::metadata(&az).expect("az").permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    std::fs::set_permissions(&az, permissions).expect("chmod");
+    dir
+}
