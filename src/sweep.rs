@@ -239,24 +239,24 @@ impl Sweeper {
         object: VaultObject,
         deadline: Instant,
     ) -> Result<(VaultObject, String, Option<bool>), String> {
-        let lookup = self
-            .client
-            .current_version(session, object.kind, &object.name);
-        let version = match tokio::time::timeout_at(deadline, lookup).await {
-            Ok(Ok(version)) => version,
-            Ok(Err(error)) => {
-                return Err(format!("{} {}: {error}", object.kind.as_str(), object.name));
-            }
-            Err(_) => {
-                return Err(format!(
-                    "{} {}: out of budget (SWEEP_BUDGET_SECS) before its version was read",
-                    object.kind.as_str(),
-                    object.name
-                ));
+        let lookup = async {
+            match object.kind {
+                ObjectKind::Certificate => self.client.certificate(session, &object.name).await,
+                kind => {
+                    let version = self.client.current_version(session, kind, &object.name);
+                    Ok((version.await?, None))
+                }
             }
         };
-        let renews = self.renewal(session, &object, deadline).await;
-        Ok((object, version, renews))
+        match tokio::time::timeout_at(deadline, lookup).await {
+            Ok(Ok((version, renews))) => Ok((object, version, renews)),
+            Ok(Err(error)) => Err(format!("{} {}: {error}", object.kind.as_str(), object.name)),
+            Err(_) => Err(format!(
+                "{} {}: out of budget (SWEEP_BUDGET_SECS) before its version was read",
+                object.kind.as_str(),
+                object.name
+            )),
+        }
     }
 
     /// For a certificate, whether its policy renews it (`None` when it cannot be told).
@@ -269,9 +269,9 @@ impl Sweeper {
         if object.kind != ObjectKind::Certificate {
             return None;
         }
-        let lookup = self.client.auto_renews(session, &object.name);
+        let lookup = self.client.certificate(session, &object.name);
         match tokio::time::timeout_at(deadline, lookup).await {
-            Ok(Ok(renews)) => Some(renews),
+            Ok(Ok((_, renews))) => renews,
             Ok(Err(error)) => {
                 tracing::warn!(vault = %session.vault.name, certificate = %object.name, %error, "cannot read the certificate's policy");
                 None

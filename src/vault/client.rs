@@ -51,8 +51,15 @@ struct Attributes {
     created: Option<i64>,
 }
 
+/// The one field of a certificate bundle beside its id that kv-notify reads.
 #[derive(Deserialize)]
-struct Policy {
+struct Certificate {
+    id: Option<String>,
+    policy: Option<Policy>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct Policy {
     #[serde(default)]
     lifetime_actions: Vec<LifetimeAction>,
     issuer: Option<Issuer>,
@@ -174,24 +181,33 @@ impl VaultClient {
             .ok_or_else(|| VaultError::Unexpected(format!("{name} has no versions")))
     }
 
-    /// Whether the certificate's policy renews it before it expires: an `AutoRenew` lifetime
-    /// action and an issuer that can renew (not `Unknown`, whose certificates come from a
-    /// CSR by hand).
-    pub async fn auto_renews(&self, session: &Session, name: &str) -> Result<bool, VaultError> {
-        let url = session.vault.endpoint(&["certificates", name, "policy"]);
-        let policy: Policy = self.get(session, url).await?;
-        let renews = policy.lifetime_actions.iter().any(|action| {
-            action
-                .action
-                .as_ref()
-                .and_then(|a| a.action_type.as_deref())
-                .is_some_and(|t| t.eq_ignore_ascii_case("AutoRenew"))
-        });
-        let manual = policy
-            .issuer
-            .and_then(|i| i.name)
-            .is_some_and(|name| name.eq_ignore_ascii_case("Unknown"));
-        Ok(renews && !manual)
+    /// A certificate's current version and whether its policy renews it, in one call (`get`
+    /// on certificates: the bundle names its version and carries its policy, and holds the
+    /// public certificate only). With `list` alone, the version comes from its versions and
+    /// the renewal cannot be told.
+    pub async fn certificate(
+        &self,
+        session: &Session,
+        name: &str,
+    ) -> Result<(String, Option<bool>), VaultError> {
+        let url = session.vault.endpoint(&["certificates", name]);
+        match self.get::<Certificate>(session, url).await {
+            Ok(certificate) => {
+                let version = certificate
+                    .id
+                    .as_deref()
+                    .and_then(|id| id_parts(id, ObjectKind::Certificate)?.1)
+                    .ok_or_else(|| VaultError::Unexpected(format!("{name} has no version")))?;
+                Ok((version, certificate.policy.map(|p| p.renews())))
+            }
+            Err(VaultError::Denied { .. }) => {
+                let version = self
+                    .current_version(session, ObjectKind::Certificate, name)
+                    .await?;
+                Ok((version, None))
+            }
+            Err(error) => Err(error),
+        }
     }
 
     /// GETs `url` from the session's vault and reads its JSON, waiting out throttling.
@@ -263,20 +279,45 @@ impl VaultClient {
     }
 }
 
+impl Policy {
+    /// Whether the policy renews the certificate before it expires: an `AutoRenew` lifetime
+    /// action and an issuer that can renew (not `Unknown`, whose certificates come from a CSR
+    /// by hand).
+    pub(super) fn renews(&self) -> bool {
+        let auto_renew = self.lifetime_actions.iter().any(|action| {
+            action
+                .action
+                .as_ref()
+                .and_then(|a| a.action_type.as_deref())
+                .is_some_and(|t| t.eq_ignore_ascii_case("AutoRenew"))
+        });
+        let manual = self
+            .issuer
+            .as_ref()
+            .and_then(|i| i.name.as_deref())
+            .is_some_and(|name| name.eq_ignore_ascii_case("Unknown"));
+        auto_renew && !manual
+    }
+}
+
+/// The name and version in an object's id (`…/secrets/NAME[/VERSION]`).
+fn id_parts(id: &str, kind: ObjectKind) -> Option<(String, Option<String>)> {
+    let url = Url::parse(id).ok()?;
+    let mut segments = url.path_segments()?;
+    segments.find(|s| s.eq_ignore_ascii_case(kind.collection()))?;
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let name = segments.next().filter(|n| !n.is_empty()).map(decode)?;
+    let version = segments.next().filter(|v| !v.is_empty()).map(decode);
+    Some((name, version))
+}
+
 impl Item {
-    /// The name and version in the item's id (`…/secrets/NAME[/VERSION]`).
     fn id_parts(&self, kind: ObjectKind) -> Option<(String, Option<String>)> {
-        let url = Url::parse(self.id.as_ref().or(self.kid.as_ref())?).ok()?;
-        let mut segments = url.path_segments()?;
-        segments.find(|s| s.eq_ignore_ascii_case(kind.collection()))?;
-        let decode = |s: &str| {
-            percent_encoding::percent_decode_str(s)
-                .decode_utf8_lossy()
-                .into_owned()
-        };
-        let name = segments.next().filter(|n| !n.is_empty()).map(decode)?;
-        let version = segments.next().filter(|v| !v.is_empty()).map(decode);
-        Some((name, version))
+        id_parts(self.id.as_ref().or(self.kid.as_ref())?, kind)
     }
 
     fn version(&self, kind: ObjectKind) -> Option<String> {

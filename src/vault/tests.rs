@@ -1,6 +1,6 @@
 //! Unit tests of the vault names, links and list items.
 
-use super::client::{Page, error_of};
+use super::client::{Page, Policy, error_of};
 use super::*;
 use reqwest::Url;
 #[test]
@@ -75,4 +75,24 @@ fn the_inner_error_code_names_the_cause() {
         )
     );
     assert_eq!(error_of(b"<html>").0, None);
+}
+
+#[test]
+fn a_certificate_renews_itself_with_an_auto_renew_action_and_an_issuer_that_can() {
+    let policy = |action: &str, issuer: &str| -> Policy {
+        serde_json::from_value(serde_json::json!({
+            "issuer": {"name": issuer},
+            "lifetime_actions": [{"trigger": {"days_before_expiry": 30}, "action": {"action_type": action}}],
+        }))
+        .expect("a policy")
+    };
+    assert!(policy("AutoRenew", "Self").renews());
+    assert!(policy("autorenew", "DigiCert").renews());
+    assert!(!policy("EmailContacts", "Self").renews());
+    assert!(
+        !policy("AutoRenew", "Unknown").renews(),
+        "a CSR signed by hand cannot renew"
+    );
+    let bare: Policy = serde_json::from_str("{}").expect("an empty policy");
+    assert!(!bare.renews());
 }

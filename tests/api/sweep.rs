@@ -139,6 +139,42 @@ async fn a_certificate_notice_speaks_for_its_key_and_secret_and_its_renewal() {
     );
     assert!(text.contains("expiry sweep: the 7-day reminder"), "{text}");
     assert!(messages[0].html().contains("renews it automatically"));
+    let certificate_reads: Vec<String> = s
+        .vault
+        .requests()
+        .into_iter()
+        .filter(|r| r.contains("/certificates/"))
+        .collect();
+    assert_eq!(
+        certificate_reads.len(),
+        1,
+        "the version and the policy come from one read of the certificate: {certificate_reads:?}"
+    );
+}
+
+#[tokio::test]
+async fn with_list_permission_alone_a_certificate_is_still_reminded_without_a_renewal_claim() {
+    let s = setup(&["kv-a"]);
+    s.vault.set(json!({"listOnly": ["kv-a"], "vaults": {"kv-a": {
+        "certificates": [expiring_with("www", 6.5, json!({"autoRenew": true, "version": "c0ffee"}))],
+    }}}));
+    let handler = Handler::start(&pairs(&s.settings)).await;
+
+    let invocation = handler.timer().await;
+
+    assert_eq!(
+        vault_summary(&invocation, 0)["sent"],
+        json!(1),
+        "{invocation:?}"
+    );
+    let messages = s.smtp.messages();
+    assert_eq!(messages.len(), 1);
+    let text = messages[0].text();
+    assert!(
+        text.contains("c0ffee"),
+        "keyed by the version its versions name: {text}"
+    );
+    assert!(!text.contains("renews it automatically"), "{text}");
 }
 
 #[tokio::test]

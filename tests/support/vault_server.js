@@ -8,7 +8,10 @@
 //       never values; nextLink is absolute and null on the last page.
 //   GET /{kind}/{name}/versions?...   pages of an object's versions (ids with the version): the
 //       current one (`version`, default a digest of the name) and any `older` ones.
-//   GET /certificates/{name}/policy   the certificate's policy (AutoRenew or EmailContacts).
+//   GET /certificates/{name}          the current version's bundle: id with the version,
+//       attributes, a placeholder public `cer` and the policy (AutoRenew or EmailContacts).
+// A vault listed in `listOnly` grants `list` alone, as an access policy can: a certificate's
+// bundle gets 403 (AccessDenied).
 // Like Key Vault, a request without a bearer token gets 401 with the challenge the official
 // clients start with; a token for another resource (its `aud`) gets 401 too. Any other path,
 // in particular a secret's value (/secrets/{name}[/{version}]), gets 403 and is logged as a
@@ -19,6 +22,7 @@
 //                                     "managed", "tags"}],
 //                        "keys": [...], "certificates": [{..., "autoRenew": true}]}},
 //    "deny": {"kv-b": "ForbiddenByRbac"},                      // 403 with that inner error code
+//    "listOnly": ["kv-c"],
 //    "throttle": {"kv-a": {"count": 3, "retryAfter": 1}}}      // the next 3 requests get 429
 // Each request is appended to LOG as "VAULT GET PATH STATUS"; the count of TLS connections
 // opened is in LOG.connections.
@@ -37,7 +41,8 @@ const KINDS = new Set(["secrets", "keys", "certificates"]);
 
 let state = { mtime: null, data: {}, throttle: {} };
 const windows = new Map();
-fs.appendFileSync(LOG_FILE, "");
+// Kept open: one write per request, not an open and a close (readers see every line at once).
+const log = fs.openSync(LOG_FILE, "a");
 
 function load() {
   const mtime = fs.statSync(STATE_FILE).mtimeMs;
@@ -130,14 +135,18 @@ function answer(vault, req) {
     if (!obj) return [404, error("NotFound", "no such object"), {}];
     return [200, page(vault, parts[0], versions(obj), url.searchParams, `${parts[0]}/${parts[1]}/versions`, true), {}];
   }
-  if (parts.length === 3 && parts[0] === "certificates" && parts[2] === "policy") {
+  if (parts.length === 2 && parts[0] === "certificates") {
+    if ((data.listOnly || []).includes(vault)) {
+      return [403, error("Forbidden", `The caller does not have certificates get permission on key vault '${vault}'`, "AccessDenied"), {}];
+    }
     const cert = (contents.certificates || []).find((c) => c.name === parts[1]);
     if (!cert) return [404, error("CertificateNotFound", "no such certificate"), {}];
-    return [200, {
-      id: `https://${vault}.localhost/certificates/${parts[1]}/policy`,
+    const policy = {
+      id: `https://${vault}.localhost:${PORT}/certificates/${parts[1]}/policy`,
       issuer: { name: "Self" },
       lifetime_actions: [{ trigger: { lifetime_percentage: 80 }, action: { action_type: cert.autoRenew ? "AutoRenew" : "EmailContacts" } }],
-    }, {}];
+    };
+    return [200, { ...item(vault, "certificates", cert, true), cer: "MIIBszCCAVmgAwIBAgIU", policy }, {}];
   }
   fs.appendFileSync(`${LOG_FILE}.violations`, `${vault} GET ${req.url}\n`);
   return [403, error("Forbidden", "not served by the test vault"), {}];
@@ -148,7 +157,7 @@ const server = https.createServer({ cert: fs.readFileSync(CERT), key: fs.readFil
   const [status, body, headers] = answer(vault, req);
   const data = Buffer.from(JSON.stringify(body));
   setTimeout(() => {
-    fs.appendFileSync(LOG_FILE, `${vault} GET ${req.url} ${status}\n`);
+    fs.writeSync(log, `${vault} GET ${req.url} ${status}\n`);
     res.writeHead(status, { ...headers, "Content-Type": "application/json; charset=utf-8", "Content-Length": data.length });
     res.end(data);
   }, LATENCY);

@@ -87,7 +87,7 @@ impl FakeVault {
             .collect()
     }
 
-    /// Requests for anything but lists and certificate policies (a secret's value above all).
+    /// Requests for anything but lists, versions and certificates (a secret's value above all).
     pub fn violations(&self) -> Vec<String> {
         std::fs::read_to_string(self.path("requests.log.violations"))
             .unwrap_or_default()
