@@ -18,12 +18,17 @@ use redb::{
     Database, DatabaseError, Durability, ReadableDatabase, ReadableTable, StorageError,
     TableDefinition,
 };
+use std::fs::{File, TryLockError};
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 const ACTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("actions");
+
+/// Why a ledger file cannot be opened by a second process.
+const ALREADY_OPEN: &str = "another process has it open; instances that share a ledger need the \
+                            storage-account table (LEDGER=table)";
 
 /// Page cache for the ledger: the working set is a few days of keys, tiny.
 const CACHE_BYTES: usize = 4 * 1024 * 1024;
@@ -44,6 +49,8 @@ pub struct RedbLedger {
 struct Store {
     /// The file; `None` for a ledger in memory, which is never reopened.
     path: Option<PathBuf>,
+    /// `<file>.lock`, locked for as long as the process lives: the file is this process's.
+    _lock: Option<File>,
     /// The open database; `None` once a fault closed it, until a call reopens it.
     db: Mutex<Option<Arc<Database>>>,
     /// Set once the database opened at start-up has been checked; calls wait for it.
@@ -52,9 +59,10 @@ struct Store {
 
 impl RedbLedger {
     /// Opens (or creates) the ledger file at `path`, creating its directory; a file another
-    /// process holds is an error here. Its integrity is then checked on a thread of its own,
-    /// while the host waits for the handler to answer, and the first calls wait for the check
-    /// (a few milliseconds). A file damaged beyond repair is moved aside
+    /// process holds is an error here (its lock file, `<file>.lock`, is taken first). The file
+    /// is then opened (which syncs it) and its integrity checked on a thread of its own, while
+    /// the host waits for the handler to answer; the first calls wait for both (a few
+    /// milliseconds). A file damaged beyond repair is moved aside
     /// (`<name>.corrupt-<time>`) and a fresh ledger started, with an error in the log: a lost
     /// history can repeat a mail that a redelivery brings back, but a handler that cannot start
     /// loses every alert.
@@ -63,14 +71,14 @@ impl RedbLedger {
             std::fs::create_dir_all(dir)
                 .map_err(|e| LedgerError(format!("cannot create {}: {e}", dir.display())))?;
         }
-        let db = open_file(path)?;
-        let ledger = Self::init(None, Some(path.to_owned()));
+        let lock = lock(path)?;
+        let ledger = Self::init(Some((path.to_owned(), lock)));
         let (store, path) = (ledger.store.clone(), path.to_owned());
         std::thread::Builder::new()
             .name("ledger-check".to_owned())
             .spawn(move || {
                 let checked = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                    check(&path, db).and_then(|db| store.install(db))
+                    open_checked(&path).and_then(|db| store.install(db))
                 }))
                 .unwrap_or_else(|_| Err(LedgerError("redb panicked checking it".to_owned())));
                 if let Err(err) = checked {
@@ -89,7 +97,7 @@ impl RedbLedger {
         let db = Database::builder()
             .create_with_backend(redb::backends::InMemoryBackend::new())
             .expect("an in-memory database opens");
-        let ledger = Self::init(None, None);
+        let ledger = Self::init(None);
         ledger
             .store
             .install(db)
@@ -98,10 +106,12 @@ impl RedbLedger {
         ledger
     }
 
-    fn init(db: Option<Database>, path: Option<PathBuf>) -> Self {
+    fn init(file: Option<(PathBuf, File)>) -> Self {
+        let (path, lock) = file.unzip();
         let store = Arc::new(Store {
             path,
-            db: Mutex::new(db.map(Arc::new)),
+            _lock: lock,
+            db: Mutex::new(None),
             checked: OnceLock::new(),
         });
         Self {
@@ -199,6 +209,28 @@ impl Store {
     }
 }
 
+/// Takes `<path>.lock` for this process, or says which other one holds the ledger. A lock file
+/// of its own, so that the lock is known before the database file is opened (redb syncs the
+/// file as it opens it: milliseconds the host would wait for at start-up).
+fn lock(path: &Path) -> Result<File, LedgerError> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&name)
+        .map_err(|e| cannot_open(path, &format!("cannot open its lock file: {e}")))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(cannot_open(path, &ALREADY_OPEN)),
+        Err(TryLockError::Error(e)) => Err(cannot_open(
+            path,
+            &format!("cannot lock its lock file: {e}"),
+        )),
+    }
+}
+
 /// Opens the file and checks every page; a file that cannot be repaired is set aside for a
 /// fresh one.
 fn open_checked(path: &Path) -> Result<Database, LedgerError> {
@@ -213,11 +245,7 @@ fn open_file(path: &Path) -> Result<Database, LedgerError> {
         Ok(Ok(db)) => return Ok(db),
         Ok(Err(DatabaseError::Storage(StorageError::Corrupted(why)))) => why,
         Ok(Err(DatabaseError::DatabaseAlreadyOpen)) => {
-            return Err(cannot_open(
-                path,
-                &"another process has it open; instances that share a ledger need the \
-                  storage-account table (LEDGER=table)",
-            ));
+            return Err(cannot_open(path, &ALREADY_OPEN));
         }
         Ok(Err(e)) => return Err(cannot_open(path, &e)),
         Err(_) => "redb panicked while opening it".to_owned(),
