@@ -13,7 +13,7 @@ use crate::ledger::{ActionKind, Ledger};
 use crate::mail;
 use crate::report::{ActionReport, EventReport};
 use crate::rules::{OWNERS, Plan, SECURITY};
-use crate::sweep::{self, Ladder, Position, Sweeper};
+use crate::sweep::{self, Ladder, Position, Sweeper, Vetting};
 use crate::webhook::WebhookClient;
 use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::future::join_all;
@@ -68,7 +68,17 @@ impl Dispatcher {
             settings.smtp_timeout,
             settings.webhook_timeout,
         );
-        let sweeper = settings.sweep.clone().map(Sweeper::new).transpose()?;
+        let sweeper = match settings.sweep.clone() {
+            Some(sweep) => {
+                // Owner tags may name addresses in the domains the configuration mails.
+                let known = std::iter::once(&settings.mail_from)
+                    .chain(&settings.owners)
+                    .chain(&settings.security)
+                    .chain(config.routing.mailboxes());
+                Some(Sweeper::new(sweep, known)?)
+            }
+            None => None,
+        };
         Ok(Self {
             sweeper,
             ..Self::with_deliverer(config, deliverer)
@@ -100,6 +110,11 @@ impl Dispatcher {
     pub fn ladder_position(&self, expires: DateTime<Utc>, now: DateTime<Utc>) -> Position {
         let memory = TimeDelta::from_std(self.config.settings.retention).unwrap_or(TimeDelta::MAX);
         self.ladder().position(expires, now, memory)
+    }
+
+    /// Where the event's owners come from, in words.
+    pub fn owner_source(&self, event: &KeyVaultEvent) -> String {
+        self.config.routing.owner_source(event)
     }
 
     /// Who an event's alerts would go to: addresses, then webhook channels by name.
@@ -174,12 +189,20 @@ impl Dispatcher {
         }
         let now = self.clock.now_for(&event);
         sweep::place_event(&mut event, |expires| self.ladder_position(expires, now));
-        let plan = self.config.routing.plan(&event);
+        let mut plan = self.config.routing.plan(&event);
         let acts = !plan.email_channels.is_empty() || !plan.webhooks.is_empty();
-        if let Some(why) = self.vetted(&event, acts).await {
-            tracing::info!(id = %event.id, %why, "expiry event not mailed");
-            let skipped = ActionReport::new(ActionKind::Email, Vec::new(), Outcome::Skipped(why));
-            return EventReport::key_vault(event, vec![skipped]);
+        match self.vetted(&event, acts).await {
+            Vetting::Skip(why) => {
+                tracing::info!(id = %event.id, %why, "expiry event not mailed");
+                let skipped =
+                    ActionReport::new(ActionKind::Email, Vec::new(), Outcome::Skipped(why));
+                return EventReport::key_vault(event, vec![skipped]);
+            }
+            Vetting::Mail(Some(owners)) => {
+                event.tag_owners = Some(owners);
+                plan = self.config.routing.plan(&event);
+            }
+            Vetting::Mail(None) | Vetting::Unknown => {}
         }
         if !acts {
             tracing::debug!(id = %event.id, event_type = %event.event_type, "recorded event");
@@ -194,12 +217,11 @@ impl Dispatcher {
         EventReport::key_vault(event, actions)
     }
 
-    /// Why an expiry event that would act should not, by its vault's account (see
-    /// [`Sweeper::vet`]).
-    async fn vetted(&self, event: &KeyVaultEvent, acts: bool) -> Option<String> {
+    /// What the vault says of an expiry event that would act (see [`Sweeper::vet`]).
+    async fn vetted(&self, event: &KeyVaultEvent, acts: bool) -> Vetting {
         match (&self.sweeper, acts) {
             (Some(sweeper), true) => sweeper.vet(event).await,
-            _ => None,
+            _ => Vetting::Unknown,
         }
     }
 

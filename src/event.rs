@@ -56,6 +56,9 @@ pub struct KeyVaultEvent {
     /// The reminder-ladder step this is, for a sweep's reminder or an expiry event that
     /// falls in a step.
     pub reminder: Option<Reminder>,
+    /// The owners the object's owner tag names (`OWNER_TAG`), when its vault was read: they
+    /// come before the rules' owners.
+    pub tag_owners: Option<Vec<lettre::message::Mailbox>>,
 }
 
 /// A step of the reminder ladder, as an alert tells it.
@@ -108,6 +111,7 @@ impl KeyVaultEvent {
             event_time: Some(now),
             warnings: Vec::new(),
             reminder: None,
+            tag_owners: None,
         }
     }
 }
@@ -218,6 +222,7 @@ impl RawEvent {
                 event_time,
                 warnings,
                 reminder: None,
+                tag_owners: None,
             },
             subject,
             data,

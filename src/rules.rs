@@ -201,12 +201,37 @@ impl Routing {
     /// The owners of the event's object: the first matching `[[owners]]` entry, else
     /// `OWNER_EMAILS`.
     fn owners_of(&self, event: &KeyVaultEvent) -> Vec<Mailbox> {
+        if let Some(owners) = event.tag_owners.as_ref().filter(|o| !o.is_empty()) {
+            return owners.clone();
+        }
+        self.owner_entry(event)
+            .map_or_else(|| self.fallback_owners.clone(), |o| o.emails.clone())
+    }
+
+    fn owner_entry(&self, event: &KeyVaultEvent) -> Option<&OwnerEntry> {
+        self.owners.iter().find(|o| {
+            o.vault.matches(event.vault.as_deref()) && o.object.matches(event.object.as_deref())
+        })
+    }
+
+    /// Where the event's owners come from, in words (`inventory`).
+    pub fn owner_source(&self, event: &KeyVaultEvent) -> String {
+        if event.tag_owners.as_ref().is_some_and(|o| !o.is_empty()) {
+            return "tag".to_owned();
+        }
+        match self.owner_entry(event) {
+            Some(entry) => format!("[[owners]] line {}", entry.line),
+            None => "OWNER_EMAILS".to_owned(),
+        }
+    }
+
+    /// Every address the routing mails: the domains an owner tag may name.
+    pub fn mailboxes(&self) -> impl Iterator<Item = &Mailbox> {
         self.owners
             .iter()
-            .find(|o| {
-                o.vault.matches(event.vault.as_deref()) && o.object.matches(event.object.as_deref())
-            })
-            .map_or_else(|| self.fallback_owners.clone(), |o| o.emails.clone())
+            .flat_map(|o| &o.emails)
+            .chain(self.channels.values().flat_map(|c| &c.emails))
+            .chain(&self.fallback_owners)
     }
 
     /// The effective routing, for `kv-notify check`.

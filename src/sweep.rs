@@ -8,11 +8,14 @@
 //! once. Mails started before the budget ran out finish and record their outcome.
 
 mod ladder;
+mod owners;
 mod report;
 mod vet;
 
 pub use ladder::{Ladder, Position};
+pub use owners::OwnerTag;
 pub use report::{InventoryRow, SweepReport, VaultSummary};
+pub use vet::Vetting;
 
 use crate::dispatch::Dispatcher;
 use crate::event::{EventKey, EventType, KeyVaultEvent, ObjectKind, Reminder};
@@ -33,6 +36,7 @@ const VAULTS_AT_ONCE: usize = 32;
 pub struct Sweeper {
     client: VaultClient,
     settings: SweepSettings,
+    owner_tag: OwnerTag,
 }
 
 /// What one vault's lists held that the caller kept, and what went wrong.
@@ -43,15 +47,24 @@ struct Scan {
 }
 
 impl Sweeper {
-    /// The sweep of the configured vaults.
-    pub fn new(settings: SweepSettings) -> anyhow::Result<Self> {
+    /// The sweep of the configured vaults; `known` are the addresses the configuration mails
+    /// (owner tags may name addresses in their domains).
+    pub fn new<'a>(
+        settings: SweepSettings,
+        known: impl IntoIterator<Item = &'a lettre::message::Mailbox>,
+    ) -> anyhow::Result<Self> {
         let identity = ManagedIdentity::for_resource(
             &settings.identity,
             &settings.client_id,
             &settings.resource,
         )?;
         let client = VaultClient::new(identity).map_err(anyhow::Error::msg)?;
-        Ok(Self { client, settings })
+        let owner_tag = OwnerTag::new(&settings.owner_tag, known, &settings.owner_tag_domains);
+        Ok(Self {
+            client,
+            settings,
+            owner_tag,
+        })
     }
 
     /// The vaults swept.
@@ -97,16 +110,26 @@ impl Sweeper {
                     .expires
                     .map(|expires| dispatcher.ladder_position(expires, now));
                 let renews = self.renewal(&session, &object, deadline).await;
-                let event = reminder_event(&session.vault, &object, None, position, renews, now);
+                let mut event =
+                    reminder_event(&session.vault, &object, None, position, renews, now);
+                let ignored = self.tag_owners(&mut event, &object.tags);
                 let owners = dispatcher.recipients(&event);
-                rows.push(InventoryRow::new(
+                let mut row = InventoryRow::new(
                     &session.vault,
                     &object,
                     position,
                     renews,
                     owners,
                     dispatcher.ladder(),
-                ));
+                );
+                row.owner_source = dispatcher.owner_source(&event);
+                if !ignored.is_empty() {
+                    row.notes.push(format!(
+                        "owner tag: ignored {} (not a domain kv-notify mails; see OWNER_TAG_DOMAINS)",
+                        ignored.join(", ")
+                    ));
+                }
+                rows.push(row);
             }
         }
         rows
@@ -155,14 +178,10 @@ impl Sweeper {
             match found {
                 Ok((object, version, renews)) => {
                     let position = object.expires.map(|t| dispatcher.ladder_position(t, now));
-                    events.push(reminder_event(
-                        vault,
-                        &object,
-                        Some(&version),
-                        position,
-                        renews,
-                        now,
-                    ));
+                    let mut event =
+                        reminder_event(vault, &object, Some(&version), position, renews, now);
+                    self.tag_owners(&mut event, &object.tags);
+                    events.push(event);
                 }
                 Err(error) => {
                     summary.failed += 1;
@@ -259,6 +278,28 @@ impl Sweeper {
         }
     }
 
+    /// Gives `event` the owners its object's tags name; returns the tag's entries that were
+    /// ignored (logged: a tag naming a foreign domain is worth a look).
+    fn tag_owners(
+        &self,
+        event: &mut KeyVaultEvent,
+        tags: &std::collections::BTreeMap<String, String>,
+    ) -> Vec<String> {
+        let Some(found) = self.owner_tag.owners(tags) else {
+            return Vec::new();
+        };
+        if !found.ignored.is_empty() {
+            tracing::warn!(
+                code = "owner_tag_ignored",
+                object = %event.display_name(),
+                ignored = %found.ignored.join(", "),
+                "owner tag entries ignored: not an address in a domain kv-notify mails (OWNER_TAG_DOMAINS adds one)"
+            );
+        }
+        event.tag_owners = Some(found.owners);
+        found.ignored
+    }
+
     /// For a certificate, whether its policy renews it (`None` when it cannot be told).
     async fn renewal(
         &self,
@@ -346,6 +387,7 @@ fn reminder_event(
             kept_from,
             auto_renews,
         }),
+        tag_owners: None,
     }
 }
 

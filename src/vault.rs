@@ -155,6 +155,8 @@ pub struct Version {
     pub enabled: bool,
     /// A certificate's own key or secret.
     pub managed: bool,
+    /// Its tags.
+    pub tags: std::collections::BTreeMap<String, String>,
 }
 
 /// Why a vault (or one of its lists) could not be read.

@@ -29,6 +29,7 @@ pub(crate) fn sample(
         event_time: Some(now),
         warnings: vec![],
         reminder: None,
+        tag_owners: None,
     };
     (event, now)
 }

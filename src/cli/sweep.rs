@@ -61,9 +61,15 @@ fn line(row: &InventoryRow) -> String {
         .as_deref()
         .map_or("never", |t| t.get(..10).unwrap_or(t));
     let owners = if row.owners.is_empty() {
-        "nobody (set OWNER_EMAILS or an [[owners]] entry)".to_owned()
-    } else {
+        "nobody (set OWNER_EMAILS, an [[owners]] entry or an owner tag)".to_owned()
+    } else if row.owner_source.is_empty() {
         row.owners.join(", ")
+    } else {
+        format!(
+            "{} (owners from {})",
+            row.owners.join(", "),
+            row.owner_source
+        )
     };
     let mut line = format!(
         "{:<24} {:<11} {:<32} {:>10} {:>5}  {:<26} -> {owners}",

@@ -72,3 +72,7 @@ pub const REMINDER_DAYS: &str = "REMINDER_DAYS";
 pub const SWEEP_BUDGET_SECS: &str = "SWEEP_BUDGET_SECS";
 /// What Key Vault tokens are for (a national cloud's Key Vault service).
 pub const KEY_VAULT_RESOURCE: &str = "KEY_VAULT_RESOURCE";
+/// The tag that names an object's owners.
+pub const OWNER_TAG: &str = "OWNER_TAG";
+/// Domains an owner tag's addresses may be in, beyond those the configuration mails.
+pub const OWNER_TAG_DOMAINS: &str = "OWNER_TAG_DOMAINS";

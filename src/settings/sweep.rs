@@ -14,6 +14,9 @@ const DEFAULT_BUDGET_SECS: f64 = 200.0;
 /// Longest sweep accepted (an hour): Premium and Dedicated plans allow long timeouts.
 const MAX_BUDGET_SECS: f64 = 3600.0;
 
+/// The tag that names owners, unless `OWNER_TAG` says otherwise.
+const OWNER_TAG: &str = "owner";
+
 /// What the public cloud's Key Vault tokens are for.
 const KEY_VAULT_RESOURCE: &str = "https://vault.azure.net";
 
@@ -30,6 +33,10 @@ pub struct SweepSettings {
     pub identity: Identity,
     /// `AZURE_CLIENT_ID`: a user-assigned identity; unset for the system-assigned one.
     pub client_id: Option<String>,
+    /// `OWNER_TAG`: the tag naming an object's owners.
+    pub owner_tag: String,
+    /// `OWNER_TAG_DOMAINS`: more domains an owner tag may name.
+    pub owner_tag_domains: Vec<String>,
 }
 
 /// The reminder ladder (`REMINDER_DAYS`), which the event path uses too.
@@ -88,5 +95,15 @@ pub(super) fn sweep(
         resource: get(name::KEY_VAULT_RESOURCE).unwrap_or_else(|| KEY_VAULT_RESOURCE.to_owned()),
         identity,
         client_id: get(name::AZURE_CLIENT_ID),
+        owner_tag: get(name::OWNER_TAG)
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| OWNER_TAG.to_owned()),
+        owner_tag_domains: get(name::OWNER_TAG_DOMAINS)
+            .unwrap_or_default()
+            .split([',', ';'])
+            .map(|d| d.trim().trim_start_matches('@').to_lowercase())
+            .filter(|d| !d.is_empty())
+            .collect(),
     })
 }

@@ -170,6 +170,8 @@ pub struct InventoryRow {
     pub reminder: String,
     /// Who its reminders go to (addresses and webhook channels).
     pub owners: Vec<String>,
+    /// Where its owners come from: `tag`, an `[[owners]]` line, or `OWNER_EMAILS`.
+    pub owner_source: String,
     /// What else to know: disabled, renews automatically, cannot be read.
     pub notes: Vec<String>,
 }
@@ -217,6 +219,7 @@ impl InventoryRow {
                 .map(|t| super::ladder::days_left(t, Utc::now())),
             reminder,
             owners,
+            owner_source: String::new(),
             notes,
         }
     }
@@ -231,6 +234,7 @@ impl InventoryRow {
             days_left: None,
             reminder: "unknown".to_owned(),
             owners: Vec::new(),
+            owner_source: String::new(),
             notes: vec![format!("cannot read the {}: {error}", kind.collection())],
         }
     }

@@ -9,13 +9,30 @@ use std::time::Duration;
 /// Bound on the look: an alert waits no longer for it.
 const EVENT_LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// What the vault says of an expiry event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Vetting {
+    /// Not worth a mail, and why.
+    Skip(String),
+    /// Worth a mail; the owners its tags name, if it has an owner tag.
+    Mail(Option<Vec<lettre::message::Mailbox>>),
+    /// Not asked (not an expiry event, or its vault is not in `VAULTS`), or no answer: the
+    /// mail goes to the rules' owners.
+    Unknown,
+}
+
 impl Sweeper {
     /// Whether an expiry event is still worth a mail, by the vault's own account: not when
     /// its version is disabled (Key Vault sends expiry events for disabled secrets), replaced
     /// by a newer one, a certificate's own key or secret, or deleted. Returns why not. Only a
     /// vault in `VAULTS` is asked (an event's URL never decides where a token goes), and a
-    /// lookup that fails or is slow costs no alert: the mail goes.
-    pub async fn vet(&self, event: &KeyVaultEvent) -> Option<String> {
+    /// lookup that fails or is slow costs no alert: the mail goes, to the rules' owners. The
+    /// version's tags name its owners (`OWNER_TAG`).
+    pub async fn vet(&self, event: &KeyVaultEvent) -> Vetting {
+        self.look(event).await.unwrap_or(Vetting::Unknown)
+    }
+
+    async fn look(&self, event: &KeyVaultEvent) -> Option<Vetting> {
         let (EventType::NearExpiry(kind) | EventType::Expired(kind)) = event.event_type else {
             return None;
         };
@@ -27,41 +44,43 @@ impl Sweeper {
         let versions = match tokio::time::timeout(EVENT_LOOKUP_TIMEOUT, lookup).await {
             Ok(Ok(versions)) => versions,
             Ok(Err(VaultError::NotFound)) => {
-                return Some(format!(
+                return Some(Vetting::Skip(format!(
                     "{} {object} no longer exists in vault {name}",
                     kind.as_str()
-                ));
+                )));
             }
             Ok(Err(error)) => {
-                tracing::warn!(vault = %name, %object, %error, "cannot check the object in its vault: alerting anyway");
+                tracing::warn!(vault = %name, %object, %error, "cannot check the object in its vault: alerting the rules' owners");
                 return None;
             }
             Err(_) => {
-                tracing::warn!(vault = %name, %object, "no answer from the vault within {} s: alerting anyway", EVENT_LOOKUP_TIMEOUT.as_secs());
+                tracing::warn!(vault = %name, %object, "no answer from the vault within {} s: alerting the rules' owners", EVENT_LOOKUP_TIMEOUT.as_secs());
                 return None;
             }
         };
         let Some(this) = versions.iter().find(|v| v.id.eq_ignore_ascii_case(version)) else {
-            return Some(format!(
+            return Some(Vetting::Skip(format!(
                 "version {version} no longer exists in vault {name}"
-            ));
+            )));
         };
         if !this.enabled {
-            return Some(format!(
+            return Some(Vetting::Skip(format!(
                 "version {version} is disabled in the vault: nothing can use it"
-            ));
+            )));
         }
         if this.managed {
-            return Some(
+            return Some(Vetting::Skip(
                 "a certificate's own key or secret: the certificate's notices cover it".to_owned(),
-            );
+            ));
         }
-        match versions.last() {
-            Some(newest) if newest.id != this.id => Some(format!(
+        if let Some(newest) = versions.last().filter(|newest| newest.id != this.id) {
+            return Some(Vetting::Skip(format!(
                 "rotated: version {} is now the current one",
                 newest.id
-            )),
-            _ => None,
+            )));
         }
+        let mut probe = event.clone();
+        self.tag_owners(&mut probe, &this.tags);
+        Some(Vetting::Mail(probe.tag_owners))
     }
 }

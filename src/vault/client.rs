@@ -154,6 +154,7 @@ impl VaultClient {
                     created: item.attributes.created.unwrap_or(i64::MIN),
                     enabled: item.attributes.enabled.unwrap_or(true),
                     managed: item.managed.unwrap_or(false),
+                    tags: item.tags.unwrap_or_default(),
                 });
             }
             match page.next_link.filter(|link| !link.is_empty()) {

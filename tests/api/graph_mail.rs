@@ -78,13 +78,7 @@ async fn on_a_developers_machine_graph_tokens_come_from_the_azure_cli_login() {
     let (graph, identity) = (FakeGraph::start(), IdentityEndpoint::start());
     let az = fake_azure_cli();
     let mut settings = graph_settings(&graph, &identity);
-    settings.retain(|(name, _)| !name.starts_with("IDENTITY_"));
-    let path = format!(
-        "{}:{}",
-        az.path().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    set(&mut settings, "PATH", &path);
+    as_azure_cli_login(&mut settings, az.path());
     let handler = Handler::start(&pairs(&settings)).await;
 
     let first = handler

@@ -13,6 +13,7 @@ mod host_emulator;
 mod identity;
 mod ledger_faults;
 mod mail;
+mod owner_tags;
 mod protocol;
 mod rendering;
 mod replay;

@@ -2,6 +2,7 @@
 
 use super::free_port;
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 /// The secret the platform puts in `IDENTITY_HEADER`.
@@ -69,4 +70,16 @@ pub fn fake_azure_cli() -> tempfile::TempDir {
     std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
     std::fs::set_permissions(&az, permissions).expect("chmod");
     dir
+}
+
+/// `settings` as on a developer's machine logged in with `az` (the folder of
+/// [`fake_azure_cli`]): no managed identity, and that `az` first on `PATH`.
+pub fn as_azure_cli_login(settings: &mut Vec<(&'static str, String)>, az: &Path) {
+    settings.retain(|(name, _)| !name.starts_with("IDENTITY_"));
+    let path = format!(
+        "{}:{}",
+        az.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    super::set(settings, "PATH", &path);
 }
