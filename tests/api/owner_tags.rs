@@ -5,6 +5,17 @@ use crate::support::*;
 use crate::sweep::kv_notify;
 use serde_json::json;
 
+/// A real SMTP server, the identity stand-in, and settings that sweep `vault`'s `name`.
+fn setup(
+    vault: &FakeVault,
+    name: &str,
+) -> (SmtpServer, IdentityEndpoint, Vec<(&'static str, String)>) {
+    let (smtp, identity) = (SmtpServer::start(), IdentityEndpoint::start());
+    let mut settings = mail_settings(&smtp.url());
+    settings.extend(vault.settings(&[name], &identity));
+    (smtp, identity, settings)
+}
+
 fn sorted(mut list: Vec<String>) -> Vec<String> {
     list.sort();
     list
@@ -12,10 +23,8 @@ fn sorted(mut list: Vec<String>) -> Vec<String> {
 
 #[tokio::test]
 async fn a_reminder_goes_to_the_owners_its_tag_names_in_the_domains_kv_notify_mails() {
-    let (smtp, identity) = (SmtpServer::start(), IdentityEndpoint::start());
     let vault = FakeVault::start(&["kv-a"]);
-    let mut settings = mail_settings(&smtp.url());
-    settings.extend(vault.settings(&["kv-a"], &identity));
+    let (smtp, _identity, mut settings) = setup(&vault, "kv-a");
     set(&mut settings, "OWNER_TAG_DOMAINS", "fabrikam.com");
     vault.set(json!({"vaults": {"kv-a": {"secrets": [
         expiring_with("db", 6.5, json!({"tags": {"Owner": "ann@contoso.com; eve@evil.example"}})),
@@ -88,10 +97,8 @@ async fn a_reminder_goes_to_the_owners_its_tag_names_in_the_domains_kv_notify_ma
 
 #[tokio::test]
 async fn an_expiry_event_goes_to_the_owner_its_tag_names() {
-    let (smtp, identity) = (SmtpServer::start(), IdentityEndpoint::start());
     let vault = FakeVault::start(&["prod-kv"]);
-    let mut settings = mail_settings(&smtp.url());
-    settings.extend(vault.settings(&["prod-kv"], &identity));
+    let (smtp, _identity, settings) = setup(&vault, "prod-kv");
     let event = event_grid("SecretNearExpiry", "db-password", Some(20));
     vault.set(json!({"vaults": {"prod-kv": {"secrets": [{
         "name": "db-password",
@@ -111,11 +118,9 @@ async fn an_expiry_event_goes_to_the_owner_its_tag_names() {
 
 #[tokio::test]
 async fn when_the_vault_is_too_slow_to_ask_an_expiry_event_goes_to_the_rules_owners() {
-    let (smtp, identity) = (SmtpServer::start(), IdentityEndpoint::start());
     // Slower than the event path waits for (5 s).
     let vault = FakeVault::start_with(&["prod-kv"], 6_000, 0);
-    let mut settings = mail_settings(&smtp.url());
-    settings.extend(vault.settings(&["prod-kv"], &identity));
+    let (smtp, _identity, settings) = setup(&vault, "prod-kv");
     let event = event_grid("SecretNearExpiry", "db-password", Some(20));
     vault.set(json!({"vaults": {"prod-kv": {"secrets": [{
         "name": "db-password",
