@@ -5,10 +5,11 @@
 //! can be tricked by a name holding CR/LF. Escaping for a format (HTML, Slack mrkdwn) is the
 //! channel's job.
 
-use crate::event::{EventType, KeyVaultEvent, ObjectKind};
-use crate::text::{clean, truncate};
+use crate::event::{EventType, KeyVaultEvent};
+use crate::text::clean;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
+use words::{days, headline, next_steps, notes, subject_line, summary};
 
 /// Longest name shown in a subject line, in characters.
 const SUBJECT_NAME_LIMIT: usize = 80;
@@ -25,6 +26,8 @@ pub enum AlertKind {
     NewVersion,
     /// The vault's access policy changed.
     AccessPolicyChanged,
+    /// kv-notify cannot read a vault: nothing in it is watched.
+    CannotSeeVault,
 }
 
 impl AlertKind {
@@ -38,6 +41,7 @@ impl AlertKind {
             EventType::Reminder(_) => Self::NearExpiry,
             EventType::NewVersionCreated(_) => Self::NewVersion,
             EventType::VaultAccessPolicyChanged => Self::AccessPolicyChanged,
+            EventType::VaultUnreadable => Self::CannotSeeVault,
         }
     }
 }
@@ -56,7 +60,8 @@ pub struct Detail {
 /// Everything an alert says. Serialised, it is the set of variables mail templates see.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Alert {
-    /// `near_expiry`, `expired`, `new_version` or `access_policy_changed`.
+    /// `near_expiry`, `expired`, `new_version`, `access_policy_changed` or
+    /// `cannot_see_vault`.
     pub kind: AlertKind,
     /// The mail subject: one line, names truncated.
     pub subject: String,
@@ -114,6 +119,7 @@ impl Alert {
             AlertKind::Expired => ("Expired", "#b91c1c"),
             AlertKind::NewVersion => ("New version", "#047857"),
             AlertKind::AccessPolicyChanged => ("Security alert", "#1d4ed8"),
+            AlertKind::CannotSeeVault => ("Blind spot", "#6d28d9"),
         };
         let days_left = event.expires.map(|expires| (expires - now).num_days());
         let headline = headline(kind, &names, days_left);
@@ -124,9 +130,9 @@ impl Alert {
             subject: subject_line(&headline, kind),
             banner,
             accent,
-            summary: summary(kind, &names, event.expires, days_left) + &notes(event, kind),
+            summary: summary(kind, &names, event, days_left) + &notes(event, kind),
             details: details(event, &names, days_left),
-            next_steps: next_steps(kind, &names),
+            next_steps: next_steps(kind, &names, event),
             portal_url: portal_url(event),
             event_type: event.event_type.short_name().to_owned(),
             event_id: match clean(&event.id) {
@@ -169,99 +175,6 @@ impl Names {
     }
 }
 
-fn days(n: i64) -> String {
-    if n == 1 {
-        "1 day".to_owned()
-    } else {
-        format!("{n} days")
-    }
-}
-
-fn headline(kind: AlertKind, names: &Names, days_left: Option<i64>) -> String {
-    let object_type = &names.object_type;
-    let object = truncate(&names.object, SUBJECT_NAME_LIMIT);
-    let vault = truncate(&names.vault, SUBJECT_NAME_LIMIT);
-    let state = match (kind, days_left) {
-        (AlertKind::AccessPolicyChanged, _) => {
-            return format!("Access policy changed on vault {vault}");
-        }
-        (AlertKind::NewVersion, _) => "has a new version".to_owned(),
-        (_, Some(n)) if n > 0 => format!("expires in {}", days(n)),
-        (AlertKind::NearExpiry, Some(0)) => "expires today".to_owned(),
-        (AlertKind::Expired, Some(0)) => "expired today".to_owned(),
-        (_, Some(n)) => format!("expired {} ago", days(-n)),
-        (AlertKind::NearExpiry, None) => "expires soon".to_owned(),
-        (AlertKind::Expired, None) => "has expired".to_owned(),
-    };
-    format!("{object_type} {object} in {vault} {state}")
-}
-
-fn subject_line(headline: &str, kind: AlertKind) -> String {
-    match kind {
-        AlertKind::NearExpiry | AlertKind::NewVersion => headline.to_owned(),
-        AlertKind::Expired => format!("EXPIRED: {headline}"),
-        AlertKind::AccessPolicyChanged => format!("Security alert: {headline}"),
-    }
-}
-
-fn summary(
-    kind: AlertKind,
-    names: &Names,
-    expires: Option<DateTime<Utc>>,
-    days_left: Option<i64>,
-) -> String {
-    let Names {
-        object_type,
-        object,
-        vault,
-    } = names;
-    let date = expires.map(format_time).unwrap_or_default();
-    match (kind, days_left) {
-        (AlertKind::AccessPolicyChanged, _) => format!(
-            "The access policy of Key Vault {vault} was changed (or the vault moved to or from Azure RBAC). \
-             Check that only the expected identities can read or manage its secrets, keys and certificates."
-        ),
-        (AlertKind::NewVersion, _) => format!(
-            "A new version of {object_type} {object} was created in vault {vault}: a rotation happened."
-        ),
-        (_, None) => format!(
-            "Key Vault reports that the current version of {object_type} {object} in vault {vault} \
-             {}. The event carried no expiry date.",
-            if kind == AlertKind::Expired {
-                "has expired"
-            } else {
-                "expires soon"
-            }
-        ),
-        (_, Some(n)) if n >= 0 => format!(
-            "The current version of {object_type} {object} in vault {vault} expires on {date}. \
-             Anything that uses it will fail after that moment."
-        ),
-        (_, Some(_)) => format!(
-            "The current version of {object_type} {object} in vault {vault} expired on {date}. \
-             Anything still using it is failing or will fail."
-        ),
-    }
-}
-
-/// What a certificate's expiry alert adds: its own key and secret expire with it, and whether
-/// its policy should have renewed it.
-fn notes(event: &KeyVaultEvent, kind: AlertKind) -> String {
-    let expiry = matches!(kind, AlertKind::NearExpiry | AlertKind::Expired);
-    if !expiry || event.event_type.object_kind() != Some(ObjectKind::Certificate) {
-        return String::new();
-    }
-    let mut notes =
-        " Its key and secret (the certificate's own, of the same name) expire with it: renewing          the certificate renews them."
-            .to_owned();
-    if event.reminder.and_then(|r| r.auto_renews) == Some(true) {
-        notes.push_str(
-            " Its policy renews it automatically before it expires, so this notice means the              renewal has not happened yet: check the issuer and the certificate's operation in              the portal.",
-        );
-    }
-    notes
-}
-
 /// The footer line: which event, or which reminder of the daily sweep.
 fn origin(event: &KeyVaultEvent) -> String {
     let id = match clean(&event.id) {
@@ -269,6 +182,9 @@ fn origin(event: &KeyVaultEvent) -> String {
         id => id,
     };
     match (event.event_type, event.reminder) {
+        (EventType::VaultUnreadable, _) => {
+            "Sent by kv-notify's expiry sweep, at most once in 15 days per vault.".to_owned()
+        }
         (EventType::Reminder(_), Some(r)) => format!(
             "Sent by kv-notify's expiry sweep: the {} reminder (REMINDER_DAYS).",
             step_name(r.step)
@@ -303,7 +219,7 @@ fn details(event: &KeyVaultEvent, names: &Names, days_left: Option<i64>) -> Vec<
     let time =
         |t: Option<DateTime<Utc>>, missing: &str| t.map_or_else(|| missing.to_owned(), format_time);
     let mut rows = vec![row("Vault", names.vault.clone(), true)];
-    if event.event_type != EventType::VaultAccessPolicyChanged {
+    if event.event_type.object_kind().is_some() {
         rows.push(row("Type", names.object_type.clone(), false));
         rows.push(row("Name", names.object.clone(), true));
         let missing = match event.event_type {
@@ -337,40 +253,11 @@ fn details(event: &KeyVaultEvent, names: &Names, days_left: Option<i64>) -> Vec<
         ));
     }
     let when = match event.event_type {
-        EventType::Reminder(_) => "Checked",
+        EventType::Reminder(_) | EventType::VaultUnreadable => "Checked",
         _ => "Event time",
     };
     rows.push(row(when, time(event.event_time, "(not given)"), false));
     rows
-}
-
-fn next_steps(kind: AlertKind, names: &Names) -> Vec<String> {
-    let Names {
-        object_type,
-        object,
-        vault,
-    } = names;
-    match kind {
-        AlertKind::NearExpiry => vec![
-            format!("Create a new version of {object_type} {object} in {vault} with a later expiry date (or rotate it now)."),
-            "Update or restart the applications that pin this version, so they pick up the new one.".to_owned(),
-            "If the object is no longer used, disable it so nobody depends on it.".to_owned(),
-        ],
-        AlertKind::Expired => vec![
-            format!("Create a new version of {object_type} {object} in {vault} right away."),
-            "Check the applications that use it: calls with the expired version are failing.".to_owned(),
-            "Set up a rotation policy so the next version renews before it expires.".to_owned(),
-        ],
-        AlertKind::NewVersion => vec![
-            "Check that the rotation was expected.".to_owned(),
-            "Make sure the applications that pin a version move to the new one.".to_owned(),
-        ],
-        AlertKind::AccessPolicyChanged => vec![
-            format!("Review the access policies (or role assignments) of vault {vault} in the portal."),
-            "Check the vault's activity log to see who made the change and when.".to_owned(),
-            "If the change was not expected, revert it and treat it as a security incident.".to_owned(),
-        ],
-    }
 }
 
 /// A link to the object's list in the Azure portal, or to the vault list when the event
@@ -396,3 +283,4 @@ fn format_time(time: DateTime<Utc>) -> String {
 
 #[cfg(test)]
 pub(crate) mod tests;
+mod words;

@@ -59,6 +59,17 @@ pub struct KeyVaultEvent {
     /// The owners the object's owner tag names (`OWNER_TAG`), when its vault was read: they
     /// come before the rules' owners.
     pub tag_owners: Option<Vec<lettre::message::Mailbox>>,
+    /// For a vault the expiry sweep cannot read: why, and how to fix it.
+    pub blind_spot: Option<BlindSpot>,
+}
+
+/// Why the expiry sweep cannot read a vault, and what would let it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlindSpot {
+    /// What went wrong, in words (with Key Vault's error code when it gave one).
+    pub cause: String,
+    /// What to do, in order.
+    pub fix: Vec<String>,
 }
 
 /// A step of the reminder ladder, as an alert tells it.
@@ -112,6 +123,7 @@ impl KeyVaultEvent {
             warnings: Vec::new(),
             reminder: None,
             tag_owners: None,
+            blind_spot: None,
         }
     }
 }
@@ -223,6 +235,7 @@ impl RawEvent {
                 warnings,
                 reminder: None,
                 tag_owners: None,
+                blind_spot: None,
             },
             subject,
             data,

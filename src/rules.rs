@@ -63,6 +63,21 @@ struct Rule {
     line: Option<usize>,
 }
 
+impl Rule {
+    /// A built-in rule: `events` to the channel `to`, whatever the vault or object.
+    fn builtin(events: Vec<EventType>, to: &str) -> Self {
+        Self {
+            events,
+            vaults: None,
+            objects: None,
+            object_types: None,
+            steps: None,
+            notify: vec![to.to_owned()],
+            line: None,
+        }
+    }
+}
+
 /// A glob and the text it came from.
 #[derive(Debug, Clone)]
 struct Pattern {
@@ -114,15 +129,7 @@ impl Routing {
     /// The routing without a rules file: expiry mail to the owners (`OWNER_EMAILS`), access
     /// policy alerts to the security contacts.
     pub fn defaults(settings: &Settings) -> Self {
-        let rule = |events: Vec<EventType>, to: &str| Rule {
-            events,
-            vaults: None,
-            objects: None,
-            object_types: None,
-            steps: None,
-            notify: vec![to.to_owned()],
-            line: None,
-        };
+        let rule = Rule::builtin;
         let of = |f: fn(ObjectKind) -> EventType| ObjectKind::ALL.into_iter().map(f).collect();
         Self {
             owners: Vec::new(),
@@ -132,6 +139,7 @@ impl Routing {
                 rule(of(EventType::Expired), OWNERS),
                 rule(of(EventType::Reminder), OWNERS),
                 rule(vec![EventType::VaultAccessPolicyChanged], SECURITY),
+                rule(vec![EventType::VaultUnreadable], SECURITY),
             ],
             fallback_owners: settings.owners.clone(),
             origin: "built-in defaults (no rules file)".to_owned(),

@@ -7,6 +7,7 @@
 //! and two runs at once (two instances, or the timer and `kv-notify sweep`) send each step
 //! once. Mails started before the budget ran out finish and record their outcome.
 
+mod events;
 mod ladder;
 mod owners;
 mod report;
@@ -16,6 +17,8 @@ pub use ladder::{Ladder, Position};
 pub use owners::OwnerTag;
 pub use report::{InventoryRow, SweepReport, VaultSummary};
 pub use vet::Vetting;
+
+use events::{blind_spot_event, reminder_event};
 
 use crate::dispatch::Dispatcher;
 use crate::event::{EventKey, EventType, KeyVaultEvent, ObjectKind, Reminder};
@@ -171,6 +174,7 @@ impl Sweeper {
             .buffer_unordered(REQUESTS_PER_VAULT)
             .collect::<Vec<_>>();
         let (scan, looked_up) = tokio::join!(listing, lookups);
+        let blind_spot = blind_spot_event(vault, &scan.errors, now);
         let mut summary = VaultSummary::new(vault, scan.seen, &scan.errors);
         summary.due = looked_up.len();
         let mut events = Vec::with_capacity(looked_up.len());
@@ -196,6 +200,10 @@ impl Sweeper {
         } else {
             let reports = dispatcher.handle_until(events, deadline).await;
             summary.count(&reports);
+            if let Some(event) = blind_spot {
+                let reports = dispatcher.handle_until([event], deadline).await;
+                summary.blind_spot_alert = reports.first().map(report::fate);
+            }
         }
         summary.out_of_budget |= Instant::now() >= deadline && summary.unread();
         summary.requests = session.traffic.requests.load(Ordering::Relaxed);
@@ -341,53 +349,6 @@ pub fn place_event(event: &mut KeyVaultEvent, position: impl Fn(DateTime<Utc>) -
             kept_from,
             auto_renews: None,
         });
-    }
-}
-
-/// The reminder of `object`'s current step (or, for `inventory`, of its place on the ladder).
-fn reminder_event(
-    vault: &VaultRef,
-    object: &VaultObject,
-    version: Option<&str>,
-    position: Option<Position>,
-    auto_renews: Option<bool>,
-    now: DateTime<Utc>,
-) -> KeyVaultEvent {
-    let step = match position {
-        Some(Position::In { step, kept_from }) => Some((step, kept_from)),
-        _ => None,
-    };
-    let key = match (step, version) {
-        (Some((step, _)), Some(version)) => {
-            EventKey::step(&vault.name, object.kind, &object.name, version, step)
-        }
-        _ => EventKey::Id(String::new()),
-    };
-    let mut url = vault.url.clone();
-    if let Ok(mut path) = url.path_segments_mut() {
-        path.pop_if_empty()
-            .extend([object.kind.collection(), object.name.as_str()]);
-    }
-    KeyVaultEvent {
-        id: String::new(),
-        key,
-        event_type: EventType::Reminder(object.kind),
-        vault: Some(vault.name.clone()),
-        object_type: Some(object.kind.as_str().to_owned()),
-        object: Some(object.name.clone()),
-        version: version.map(str::to_owned),
-        object_url: Some(url.to_string()),
-        topic: None,
-        not_before: object.not_before,
-        expires: object.expires,
-        event_time: Some(now),
-        warnings: Vec::new(),
-        reminder: step.map(|(step, kept_from)| Reminder {
-            step,
-            kept_from,
-            auto_renews,
-        }),
-        tag_owners: None,
     }
 }
 

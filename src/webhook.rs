@@ -191,6 +191,7 @@ fn teams(alert: &Alert) -> Value {
         crate::alert::AlertKind::Expired => "Attention",
         crate::alert::AlertKind::NewVersion => "Good",
         crate::alert::AlertKind::AccessPolicyChanged => "Accent",
+        crate::alert::AlertKind::CannotSeeVault => "Attention",
     };
     let facts: Vec<Value> = alert
         .details

@@ -53,6 +53,9 @@ pub enum EventType {
     /// `{Object}Reminder`: a step of the reminder ladder, found by the expiry sweep. Not a
     /// type Key Vault sends: an event that claims it is not taken for one.
     Reminder(ObjectKind),
+    /// `VaultUnreadable`: the expiry sweep cannot read a vault (a missing role, a firewall,
+    /// a vault that is gone). Not a type Key Vault sends either.
+    VaultUnreadable,
 }
 
 impl EventType {
@@ -70,9 +73,12 @@ impl EventType {
             .chain([Self::VaultAccessPolicyChanged])
     }
 
-    /// Every type rules can route: Key Vault's ten, then the sweep's reminders.
+    /// Every type rules can route: Key Vault's ten, then the sweep's reminders and its
+    /// unreadable vaults.
     pub fn all() -> impl Iterator<Item = EventType> {
-        Self::key_vault_types().chain(ObjectKind::ALL.map(Self::Reminder))
+        Self::key_vault_types()
+            .chain(ObjectKind::ALL.map(Self::Reminder))
+            .chain([Self::VaultUnreadable])
     }
 
     /// Parses a short (`SecretNearExpiry`) or full (`Microsoft.KeyVault.SecretNearExpiry`)
@@ -100,6 +106,7 @@ impl EventType {
             Self::Reminder(Secret) => "SecretReminder",
             Self::Reminder(Key) => "KeyReminder",
             Self::Reminder(Certificate) => "CertificateReminder",
+            Self::VaultUnreadable => "VaultUnreadable",
         }
     }
 
@@ -110,7 +117,7 @@ impl EventType {
             | Self::Expired(kind)
             | Self::NewVersionCreated(kind)
             | Self::Reminder(kind) => Some(kind),
-            Self::VaultAccessPolicyChanged => None,
+            Self::VaultAccessPolicyChanged | Self::VaultUnreadable => None,
         }
     }
 }

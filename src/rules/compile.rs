@@ -37,11 +37,19 @@ pub(super) fn routing(
         .into_iter()
         .filter_map(|o| compile_owner(o, &mut problems))
         .collect();
-    let rules = raw
+    let mut rules: Vec<Rule> = raw
         .rules
         .into_iter()
         .filter_map(|r| compile_rule(r, &channels, &mut problems))
         .collect();
+    // A vault kv-notify cannot read must never go unsaid: to the security contacts unless a
+    // rule of the file routes it.
+    if !rules
+        .iter()
+        .any(|r| r.events.contains(&EventType::VaultUnreadable))
+    {
+        rules.push(Rule::builtin(vec![EventType::VaultUnreadable], SECURITY));
+    }
     if !problems.list.is_empty() {
         return Err(problems.list);
     }

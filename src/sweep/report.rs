@@ -53,6 +53,30 @@ pub struct VaultSummary {
     pub requests: u32,
     /// Of those, answered 429.
     pub throttled: u32,
+    /// When a list could not be read for a reason a person must fix: what became of the
+    /// alert to the security contacts (`sent`, `sent before`: once per 15 days, `failed`,
+    /// `refused`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blind_spot_alert: Option<&'static str>,
+}
+
+const FAILED: &str = "failed";
+const SENT: &str = "sent";
+const SENT_BEFORE: &str = "sent before";
+const REFUSED: &str = "refused";
+
+/// What became of an event's alert, in a word.
+pub fn fate(report: &EventReport) -> &'static str {
+    let outcomes = || report.actions.iter().map(|a| &a.outcome);
+    if report.needs_retry() {
+        FAILED
+    } else if outcomes().any(|o| matches!(o, Outcome::Sent | Outcome::Written(_))) {
+        SENT
+    } else if outcomes().len() > 0 && outcomes().all(|o| *o == Outcome::Duplicate) {
+        SENT_BEFORE
+    } else {
+        REFUSED
+    }
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -81,15 +105,11 @@ impl VaultSummary {
     /// Counts the reminders' outcomes.
     pub fn count(&mut self, reports: &[EventReport]) {
         for report in reports {
-            let outcomes = || report.actions.iter().map(|a| &a.outcome);
-            if report.needs_retry() {
-                self.failed += 1;
-            } else if outcomes().any(|o| matches!(o, Outcome::Sent | Outcome::Written(_))) {
-                self.sent += 1;
-            } else if outcomes().len() > 0 && outcomes().all(|o| *o == Outcome::Duplicate) {
-                self.duplicate += 1;
-            } else {
-                self.refused += 1;
+            match fate(report) {
+                FAILED => self.failed += 1,
+                SENT => self.sent += 1,
+                SENT_BEFORE => self.duplicate += 1,
+                _ => self.refused += 1,
             }
         }
     }
@@ -112,6 +132,9 @@ impl VaultSummary {
         }
         for error in &self.errors {
             line.push_str(&format!("; NOT READ: {error}"));
+        }
+        if let Some(fate) = self.blind_spot_alert {
+            line.push_str(&format!("; security contacts alerted: {fate}"));
         }
         line
     }

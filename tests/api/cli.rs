@@ -251,7 +251,7 @@ async fn the_server_started_by_hand_reads_local_settings_json_like_check() {
         "Data": {"event": event_grid("SecretNearExpiry", "db-password", Some(9))},
         "Metadata": {}
     });
-    let answer = reqwest::Client::new()
+    let answer = http_client()
         .post(format!("{url}/function-trigger"))
         .json(&body)
         .send()

@@ -206,7 +206,7 @@ async fn start_up_says_where_mail_goes_without_smtp_and_warns_about_missing_reci
 async fn a_head_probe_of_the_root_answers_200() {
     let handler = Handler::start(&[]).await;
 
-    let answer = reqwest::Client::new()
+    let answer = http_client()
         .head(handler.url("/"))
         .send()
         .await

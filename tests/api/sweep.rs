@@ -302,7 +302,69 @@ async fn a_vault_that_refuses_is_reported_and_the_others_are_still_swept() {
         "{not_reached}"
     );
     assert!(!not_reached.contains("kv-a"), "{not_reached}");
-    assert_eq!(subjects(&s.smtp), ["Secret a in kv-a expires in 3 days"]);
+    assert_eq!(
+        subjects(&s.smtp),
+        [
+            "Secret a in kv-a expires in 3 days",
+            "Security alert: kv-notify cannot see vault kv-b"
+        ]
+    );
+    let blind = s
+        .smtp
+        .messages()
+        .into_iter()
+        .find(|m| m.subject().contains("cannot see"))
+        .expect("the blind-spot alert");
+    assert_eq!(blind.rcpt_to(), ["secops@contoso.com"]);
+    let text = blind.text();
+    assert!(text.contains("ForbiddenByRbac"), "{text}");
+    assert!(text.contains("Key Vault Reader"), "{text}");
+    assert!(blind.html().contains("Key Vault Reader"));
+
+    let again = handler.timer().await;
+
+    assert_eq!(s.smtp.messages().len(), 2, "once in 15 days per vault");
+    assert_eq!(vault_summary(&again, 1)["blindSpotAlert"], "sent before");
+    assert!(
+        again
+            .text
+            .contains("security contacts alerted: sent before"),
+        "{}",
+        again.text
+    );
+}
+
+#[tokio::test]
+async fn a_blind_spot_alert_names_the_fix_for_a_firewall_and_for_an_access_policy() {
+    let s = setup(&["kv-f", "kv-p"]);
+    s.vault.set(json!({
+        "vaults": {"kv-f": {}, "kv-p": {}},
+        "deny": {"kv-f": "ForbiddenByFirewall", "kv-p": "AccessDenied"},
+    }));
+    let handler = Handler::start(&pairs(&s.settings)).await;
+
+    handler.timer().await;
+
+    let messages = s.smtp.messages();
+    let text_for = |vault: &str| {
+        messages
+            .iter()
+            .find(|m| m.subject().ends_with(&format!("cannot see vault {vault}")))
+            .map(Received::text)
+            .unwrap_or_default()
+    };
+    let firewall = text_for("kv-f");
+    assert!(
+        firewall.contains("possibleOutboundIpAddresses"),
+        "{firewall}"
+    );
+    assert!(!firewall.contains("Key Vault Reader role on"), "{firewall}");
+    let policy = text_for("kv-p");
+    assert!(
+        policy.contains("az keyvault set-policy -n kv-p"),
+        "{policy}"
+    );
+    assert!(policy.contains("access policy"), "{policy}");
 }
 
 #[tokio::test]

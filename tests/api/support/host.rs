@@ -195,12 +195,7 @@ impl Handler {
         let output = Arc::new(Mutex::new(String::new()));
         capture(child.stdout.take(), output.clone());
         capture(child.stderr.take(), output.clone());
-        // reqwest is built without a bundled crypto provider (see Cargo.toml).
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .expect("http client");
+        let client = http_client();
         let handler = Self {
             port,
             child,
@@ -464,4 +459,14 @@ fn capture(pipe: Option<impl Read + Send + 'static>, into: Arc<Mutex<String>>) {
                 .push_str(&String::from_utf8_lossy(&buf[..n]));
         }
     });
+}
+
+/// An HTTP client for the tests. reqwest is built without a bundled crypto provider (see
+/// Cargo.toml), so the test process installs one first, whichever test runs alone.
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("http client")
 }

@@ -1,0 +1,144 @@
+//! The words of an alert: its headline, subject, summary and next steps, by kind.
+
+use super::{AlertKind, Names, SUBJECT_NAME_LIMIT, format_time};
+use crate::event::{KeyVaultEvent, ObjectKind};
+use crate::text::truncate;
+
+pub(super) fn days(n: i64) -> String {
+    if n == 1 {
+        "1 day".to_owned()
+    } else {
+        format!("{n} days")
+    }
+}
+
+pub(super) fn headline(kind: AlertKind, names: &Names, days_left: Option<i64>) -> String {
+    let object_type = &names.object_type;
+    let object = truncate(&names.object, SUBJECT_NAME_LIMIT);
+    let vault = truncate(&names.vault, SUBJECT_NAME_LIMIT);
+    let state = match (kind, days_left) {
+        (AlertKind::AccessPolicyChanged, _) => {
+            return format!("Access policy changed on vault {vault}");
+        }
+        (AlertKind::CannotSeeVault, _) => return format!("kv-notify cannot see vault {vault}"),
+        (AlertKind::NewVersion, _) => "has a new version".to_owned(),
+        (_, Some(n)) if n > 0 => format!("expires in {}", days(n)),
+        (AlertKind::NearExpiry, Some(0)) => "expires today".to_owned(),
+        (AlertKind::Expired, Some(0)) => "expired today".to_owned(),
+        (_, Some(n)) => format!("expired {} ago", days(-n)),
+        (AlertKind::NearExpiry, None) => "expires soon".to_owned(),
+        (AlertKind::Expired, None) => "has expired".to_owned(),
+    };
+    format!("{object_type} {object} in {vault} {state}")
+}
+
+pub(super) fn subject_line(headline: &str, kind: AlertKind) -> String {
+    match kind {
+        AlertKind::NearExpiry | AlertKind::NewVersion => headline.to_owned(),
+        AlertKind::Expired => format!("EXPIRED: {headline}"),
+        AlertKind::AccessPolicyChanged | AlertKind::CannotSeeVault => {
+            format!("Security alert: {headline}")
+        }
+    }
+}
+
+pub(super) fn summary(
+    kind: AlertKind,
+    names: &Names,
+    event: &KeyVaultEvent,
+    days_left: Option<i64>,
+) -> String {
+    let expires = event.expires;
+    let Names {
+        object_type,
+        object,
+        vault,
+    } = names;
+    let date = expires.map(format_time).unwrap_or_default();
+    match (kind, days_left) {
+        (AlertKind::AccessPolicyChanged, _) => format!(
+            "The access policy of Key Vault {vault} was changed (or the vault moved to or from Azure RBAC). \
+             Check that only the expected identities can read or manage its secrets, keys and certificates."
+        ),
+        (AlertKind::CannotSeeVault, _) => format!(
+            "kv-notify's daily sweep could not read vault {vault}: {}. Until it can, nothing in \
+             this vault gets a reminder, and its expiry events cannot be checked against it.",
+            event
+                .blind_spot
+                .as_ref()
+                .map_or("no reason given", |b| b.cause.as_str())
+        ),
+        (AlertKind::NewVersion, _) => format!(
+            "A new version of {object_type} {object} was created in vault {vault}: a rotation happened."
+        ),
+        (_, None) => format!(
+            "Key Vault reports that the current version of {object_type} {object} in vault {vault} \
+             {}. The event carried no expiry date.",
+            if kind == AlertKind::Expired {
+                "has expired"
+            } else {
+                "expires soon"
+            }
+        ),
+        (_, Some(n)) if n >= 0 => format!(
+            "The current version of {object_type} {object} in vault {vault} expires on {date}. \
+             Anything that uses it will fail after that moment."
+        ),
+        (_, Some(_)) => format!(
+            "The current version of {object_type} {object} in vault {vault} expired on {date}. \
+             Anything still using it is failing or will fail."
+        ),
+    }
+}
+
+/// What a certificate's expiry alert adds: its own key and secret expire with it, and whether
+/// its policy should have renewed it.
+pub(super) fn notes(event: &KeyVaultEvent, kind: AlertKind) -> String {
+    let expiry = matches!(kind, AlertKind::NearExpiry | AlertKind::Expired);
+    if !expiry || event.event_type.object_kind() != Some(ObjectKind::Certificate) {
+        return String::new();
+    }
+    let mut notes =
+        " Its key and secret (the certificate's own, of the same name) expire with it: renewing          the certificate renews them."
+            .to_owned();
+    if event.reminder.and_then(|r| r.auto_renews) == Some(true) {
+        notes.push_str(
+            " Its policy renews it automatically before it expires, so this notice means the              renewal has not happened yet: check the issuer and the certificate's operation in              the portal.",
+        );
+    }
+    notes
+}
+
+pub(super) fn next_steps(kind: AlertKind, names: &Names, event: &KeyVaultEvent) -> Vec<String> {
+    let Names {
+        object_type,
+        object,
+        vault,
+    } = names;
+    match kind {
+        AlertKind::NearExpiry => vec![
+            format!("Create a new version of {object_type} {object} in {vault} with a later expiry date (or rotate it now)."),
+            "Update or restart the applications that pin this version, so they pick up the new one.".to_owned(),
+            "If the object is no longer used, disable it so nobody depends on it.".to_owned(),
+        ],
+        AlertKind::Expired => vec![
+            format!("Create a new version of {object_type} {object} in {vault} right away."),
+            "Check the applications that use it: calls with the expired version are failing.".to_owned(),
+            "Set up a rotation policy so the next version renews before it expires.".to_owned(),
+        ],
+        AlertKind::NewVersion => vec![
+            "Check that the rotation was expected.".to_owned(),
+            "Make sure the applications that pin a version move to the new one.".to_owned(),
+        ],
+        AlertKind::CannotSeeVault => event
+            .blind_spot
+            .as_ref()
+            .map(|b| b.fix.clone())
+            .unwrap_or_default(),
+        AlertKind::AccessPolicyChanged => vec![
+            format!("Review the access policies (or role assignments) of vault {vault} in the portal."),
+            "Check the vault's activity log to see who made the change and when.".to_owned(),
+            "If the change was not expected, revert it and treat it as a security incident.".to_owned(),
+        ],
+    }
+}

@@ -1,0 +1,146 @@
+//! The events the sweep makes: an object's reminder, and a vault it cannot read.
+
+use super::Position;
+use crate::event::{BlindSpot, EventKey, EventType, KeyVaultEvent, Reminder};
+use crate::vault::{VaultError, VaultObject, VaultRef};
+use chrono::{DateTime, Utc};
+
+/// A vault kv-notify cannot read is said at most once in this many days.
+const BLIND_SPOT_DAYS: i64 = 15;
+
+/// The reminder of `object`'s current step (or, for `inventory`, of its place on the ladder).
+pub(super) fn reminder_event(
+    vault: &VaultRef,
+    object: &VaultObject,
+    version: Option<&str>,
+    position: Option<Position>,
+    auto_renews: Option<bool>,
+    now: DateTime<Utc>,
+) -> KeyVaultEvent {
+    let step = match position {
+        Some(Position::In { step, kept_from }) => Some((step, kept_from)),
+        _ => None,
+    };
+    let key = match (step, version) {
+        (Some((step, _)), Some(version)) => {
+            EventKey::step(&vault.name, object.kind, &object.name, version, step)
+        }
+        _ => EventKey::Id(String::new()),
+    };
+    let mut url = vault.url.clone();
+    if let Ok(mut path) = url.path_segments_mut() {
+        path.pop_if_empty()
+            .extend([object.kind.collection(), object.name.as_str()]);
+    }
+    KeyVaultEvent {
+        id: String::new(),
+        key,
+        event_type: EventType::Reminder(object.kind),
+        vault: Some(vault.name.clone()),
+        object_type: Some(object.kind.as_str().to_owned()),
+        object: Some(object.name.clone()),
+        version: version.map(str::to_owned),
+        object_url: Some(url.to_string()),
+        topic: None,
+        not_before: object.not_before,
+        expires: object.expires,
+        event_time: Some(now),
+        warnings: Vec::new(),
+        reminder: step.map(|(step, kept_from)| Reminder {
+            step,
+            kept_from,
+            auto_renews,
+        }),
+        tag_owners: None,
+        blind_spot: None,
+    }
+}
+
+/// The alert for a vault whose lists could not be read for a reason a person must fix (a
+/// role, a firewall, a vault that is gone), keyed by the vault and the 15-day period, so that
+/// it is sent once per period whichever run or instance sees it. `None` for a passing fault
+/// (throttling, a timeout, a budget run out): the next run retries those.
+pub(super) fn blind_spot_event(
+    vault: &VaultRef,
+    errors: &[(crate::event::ObjectKind, VaultError)],
+    now: DateTime<Utc>,
+) -> Option<KeyVaultEvent> {
+    let (lists, blind_spot) = errors
+        .iter()
+        .find_map(|(_, error)| blind_spot(&vault.name, error))
+        .map(|spot| {
+            let lists: Vec<&str> = errors.iter().map(|(kind, _)| kind.collection()).collect();
+            (lists.join(", "), spot)
+        })?;
+    let period = now.timestamp().div_euclid(BLIND_SPOT_DAYS * 86_400);
+    Some(KeyVaultEvent {
+        id: String::new(),
+        key: EventKey::Id(format!("vault-unreadable/{}/{period}", vault.name)),
+        event_type: EventType::VaultUnreadable,
+        vault: Some(vault.name.clone()),
+        object_type: None,
+        object: None,
+        version: None,
+        object_url: Some(vault.url.to_string()),
+        topic: None,
+        not_before: None,
+        expires: None,
+        event_time: Some(now),
+        warnings: Vec::new(),
+        reminder: None,
+        tag_owners: None,
+        blind_spot: Some(BlindSpot {
+            cause: format!("{} (its {lists})", blind_spot.cause),
+            fix: blind_spot.fix,
+        }),
+    })
+}
+
+/// What a list's failure means for a person, when it needs one.
+fn blind_spot(vault: &str, error: &VaultError) -> Option<BlindSpot> {
+    let spot = |cause: String, fix: Vec<String>| Some(BlindSpot { cause, fix });
+    let principal = "the app's identity (az functionapp identity show -g <group> -n <app> \
+                     --query principalId)";
+    match error {
+        VaultError::Denied { code, status, .. } => match code.as_deref().unwrap_or_default() {
+            "ForbiddenByFirewall" => spot(
+                format!("the vault's firewall refuses kv-notify's address ({status} ForbiddenByFirewall)"),
+                vec![
+                    format!("In the Networking blade of vault {vault}, allow the function app's outbound addresses (az functionapp show -g <group> -n <app> --query possibleOutboundIpAddresses)."),
+                    "Or integrate the function app with a virtual network that reaches the vault (a private endpoint, or a service endpoint allowed by the vault).".to_owned(),
+                    "Allowing \"trusted Microsoft services\" does not cover a function app.".to_owned(),
+                ],
+            ),
+            "ForbiddenByRbac" => spot(
+                format!("the app's identity has no role that lets it read the vault ({status} ForbiddenByRbac)"),
+                vec![
+                    format!("Give {principal} the Key Vault Reader role on vault {vault}: az role assignment create --role \"Key Vault Reader\" --assignee-object-id <principalId> --assignee-principal-type ServicePrincipal --scope $(az keyvault show -n {vault} --query id -o tsv)"),
+                    "Key Vault Reader reads metadata only: kv-notify never needs a secret's value.".to_owned(),
+                ],
+            ),
+            code if code.to_ascii_lowercase().contains("disabled") => spot(
+                format!("the vault is disabled ({status} {code})"),
+                vec![format!("Re-enable vault {vault}, or remove it from VAULTS if it is retired.")],
+            ),
+            _ if *status == 401 => spot(
+                format!("the vault does not accept the app's token ({status})"),
+                vec![
+                    format!("Check that vault {vault} and the function app's identity are in the same Microsoft Entra tenant."),
+                    "Check KEY_VAULT_RESOURCE for a national cloud (https://vault.azure.cn, https://vault.usgovcloudapi.net).".to_owned(),
+                ],
+            ),
+            code => spot(
+                format!("the vault's access policy does not let the app's identity list its objects ({status}{})", if code.is_empty() { String::new() } else { format!(" {code}") }),
+                vec![
+                    format!("Grant {principal} list permissions on vault {vault}: az keyvault set-policy -n {vault} --object-id <principalId> --secret-permissions list --key-permissions list --certificate-permissions list get"),
+                    "Or move the vault to Azure RBAC and give the identity the Key Vault Reader role.".to_owned(),
+                ],
+            ),
+        },
+        VaultError::NotFound => spot(
+            "the vault does not exist (404)".to_owned(),
+            vec![format!("Check the name {vault} in VAULTS; remove a vault that was deleted.")],
+        ),
+        _ => None,
+    }
+}
