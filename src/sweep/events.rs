@@ -70,7 +70,12 @@ pub(super) fn blind_spot_event(
         .find_map(|(_, error)| blind_spot(&vault.name, error))
         .map(|spot| {
             let lists: Vec<&str> = errors.iter().map(|(kind, _)| kind.collection()).collect();
-            (lists.join(", "), spot)
+            let lists = match lists.split_last() {
+                Some((last, [])) => (*last).to_owned(),
+                Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+                None => String::new(),
+            };
+            (lists, spot)
         })?;
     let period = now.timestamp().div_euclid(BLIND_SPOT_DAYS * 86_400);
     Some(KeyVaultEvent {
@@ -90,7 +95,7 @@ pub(super) fn blind_spot_event(
         reminder: None,
         tag_owners: None,
         blind_spot: Some(BlindSpot {
-            cause: format!("{} (its {lists})", blind_spot.cause),
+            cause: format!("{}; its {lists} were not read", blind_spot.cause),
             fix: blind_spot.fix,
         }),
     })
