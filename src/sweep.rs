@@ -14,7 +14,7 @@ mod report;
 mod vet;
 
 pub use ladder::{Ladder, Position};
-pub use owners::OwnerTag;
+pub use owners::{OwnerTag, TagOwners};
 pub use report::{InventoryRow, SweepReport, VaultSummary};
 pub use vet::Vetting;
 
@@ -115,7 +115,8 @@ impl Sweeper {
                 let renews = self.renewal(&session, &object, deadline).await;
                 let mut event =
                     reminder_event(&session.vault, &object, None, position, renews, now);
-                let ignored = self.tag_owners(&mut event, &object.tags);
+                let (owners, ignored) = self.tag_owners(&event.display_name(), &object.tags);
+                event.tag_owners = owners;
                 let owners = dispatcher.recipients(&event);
                 let mut row = InventoryRow::new(
                     &session.vault,
@@ -184,7 +185,7 @@ impl Sweeper {
                     let position = object.expires.map(|t| dispatcher.ladder_position(t, now));
                     let mut event =
                         reminder_event(vault, &object, Some(&version), position, renews, now);
-                    self.tag_owners(&mut event, &object.tags);
+                    event.tag_owners = self.tag_owners(&event.display_name(), &object.tags).0;
                     events.push(event);
                 }
                 Err(error) => {
@@ -286,26 +287,25 @@ impl Sweeper {
         }
     }
 
-    /// Gives `event` the owners its object's tags name; returns the tag's entries that were
-    /// ignored (logged: a tag naming a foreign domain is worth a look).
+    /// The owners `object`'s tags name (`None` without an owner tag), and the tag's entries
+    /// that were ignored (logged: a tag naming a foreign domain is worth a look).
     fn tag_owners(
         &self,
-        event: &mut KeyVaultEvent,
+        object: &str,
         tags: &std::collections::BTreeMap<String, String>,
-    ) -> Vec<String> {
-        let Some(found) = self.owner_tag.owners(tags) else {
-            return Vec::new();
+    ) -> (Option<Vec<lettre::message::Mailbox>>, Vec<String>) {
+        let Some(TagOwners { owners, ignored }) = self.owner_tag.owners(tags) else {
+            return (None, Vec::new());
         };
-        if !found.ignored.is_empty() {
+        if !ignored.is_empty() {
             tracing::warn!(
                 code = "owner_tag_ignored",
-                object = %event.display_name(),
-                ignored = %found.ignored.join(", "),
+                %object,
+                ignored = %ignored.join(", "),
                 "owner tag entries ignored: not an address in a domain kv-notify mails (OWNER_TAG_DOMAINS adds one)"
             );
         }
-        event.tag_owners = Some(found.owners);
-        found.ignored
+        (Some(owners), ignored)
     }
 
     /// For a certificate, whether its policy renews it (`None` when it cannot be told).

@@ -277,3 +277,40 @@ fn a_catch_all_owners_entry_makes_the_owner_emails_fallback_unreachable() {
     let described = without.describe();
     assert!(described.contains("otherwise: OWNER_EMAILS"), "{described}");
 }
+
+#[test]
+fn owners_from_a_tag_come_before_owner_entries_which_come_before_owner_emails() {
+    let routing = routing(
+        "[[owners]]\nvault = \"prod-*\"\nemails = [\"p@contoso.com\"]\n[[rules]]\nevents = [\"*NearExpiry\"]\nnotify = [\"owners\"]\n",
+    );
+    let (mut event, _) = sample(EventType::NearExpiry(Secret), "db", Some(5));
+    event.vault = Some("prod-kv".to_owned());
+    assert_eq!(emails(&routing.plan(&event)), ["p@contoso.com"]);
+    // The entry's `emails` line, as `check` names it.
+    assert_eq!(routing.owner_source(&event), "[[owners]] line 3");
+
+    event.tag_owners = Some(vec!["ann@contoso.com".parse().expect("mailbox")]);
+    assert_eq!(emails(&routing.plan(&event)), ["ann@contoso.com"]);
+    assert_eq!(routing.owner_source(&event), "tag");
+
+    event.tag_owners = Some(Vec::new());
+    event.vault = Some("dev-kv".to_owned());
+    assert_eq!(
+        emails(&routing.plan(&event)),
+        ["fallback@contoso.com"],
+        "a tag that names nobody usable leaves the rules' owners"
+    );
+    assert_eq!(routing.owner_source(&event), "OWNER_EMAILS");
+}
+
+#[test]
+fn a_rules_file_without_a_rule_for_unreadable_vaults_still_sends_them_to_security() {
+    let silent = routing("[[rules]]\nevents = [\"*NearExpiry\"]\nnotify = [\"owners\"]\n");
+    let (event, _) = sample(EventType::VaultUnreadable, "", None);
+    assert!(
+        silent
+            .plan(&event)
+            .email_channels
+            .contains(&SECURITY.to_owned())
+    );
+}

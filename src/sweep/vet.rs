@@ -79,8 +79,7 @@ impl Sweeper {
                 newest.id
             )));
         }
-        let mut probe = event.clone();
-        self.tag_owners(&mut probe, &this.tags);
-        Some(Vetting::Mail(probe.tag_owners))
+        let (owners, _) = self.tag_owners(&event.display_name(), &this.tags);
+        Some(Vetting::Mail(owners))
     }
 }

@@ -523,22 +523,18 @@ async fn an_expiry_event_for_a_disabled_rotated_or_deleted_version_is_not_mailed
     }
 
     assert!(outcomes[0].starts_with("\"sent\""), "{outcomes:?}");
-    assert!(
-        outcomes[1].contains("skipped") && outcomes[1].contains("disabled"),
-        "{outcomes:?}"
-    );
-    assert!(
-        outcomes[2].contains("skipped") && outcomes[2].contains("rotated"),
-        "{outcomes:?}"
-    );
-    assert!(
-        outcomes[3].contains("skipped") && outcomes[3].contains("no longer exists"),
-        "{outcomes:?}"
-    );
-    assert!(
-        outcomes[4].contains("skipped") && outcomes[4].contains("certificate's own"),
-        "{outcomes:?}"
-    );
+    let reasons = [
+        "disabled",
+        "rotated",
+        "no longer exists",
+        "certificate's own",
+    ];
+    for (outcome, reason) in outcomes[1..].iter().zip(reasons) {
+        assert!(
+            outcome.contains("skipped") && outcome.contains(reason),
+            "{outcomes:?}"
+        );
+    }
     assert_eq!(
         subjects(&s.smtp),
         ["Secret fine in prod-kv expires in 20 days"]
