@@ -95,7 +95,7 @@ impl Dispatcher {
         }
     }
 
-    /// The expiry sweep, when `VAULTS` names vaults.
+    /// The expiry sweep, when `VAULTS` or `SUBSCRIPTIONS` is set.
     pub fn sweeper(&self) -> Option<&Sweeper> {
         self.sweeper.as_ref()
     }

@@ -24,7 +24,9 @@ use crate::dispatch::Dispatcher;
 use crate::event::{EventKey, EventType, KeyVaultEvent, ObjectKind, Reminder};
 use crate::identity::ManagedIdentity;
 use crate::settings::SweepSettings;
-use crate::vault::{REQUESTS_PER_VAULT, Session, VaultClient, VaultError, VaultObject, VaultRef};
+use crate::vault::{
+    Discovery, REQUESTS_PER_VAULT, Session, VaultClient, VaultError, VaultObject, VaultRef,
+};
 use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::{StreamExt, stream};
 use std::sync::atomic::Ordering;
@@ -34,12 +36,26 @@ use tokio::time::Instant;
 /// connections.
 const VAULTS_AT_ONCE: usize = 32;
 
-/// The sweep, built once at start-up when `VAULTS` is set.
+/// How long the event path trusts the vaults a discovery found.
+const DISCOVERY_KEPT: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// The sweep, built once at start-up when `VAULTS` or `SUBSCRIPTIONS` is set.
 #[derive(Debug)]
 pub struct Sweeper {
     client: VaultClient,
     settings: SweepSettings,
     owner_tag: OwnerTag,
+    /// With `SUBSCRIPTIONS`: the vaults Resource Manager lists.
+    discovery: Option<Discovery>,
+    /// The vaults the last discovery found, and when.
+    discovered: tokio::sync::Mutex<Option<(Instant, Vec<VaultRef>)>>,
+}
+
+/// The vaults a run reads.
+struct Targets {
+    vaults: Vec<VaultRef>,
+    /// Subscriptions that could not be listed, each with why.
+    unlisted: Vec<String>,
 }
 
 /// What one vault's lists held that the caller kept, and what went wrong.
@@ -63,28 +79,124 @@ impl Sweeper {
         )?;
         let client = VaultClient::new(identity).map_err(anyhow::Error::msg)?;
         let owner_tag = OwnerTag::new(&settings.owner_tag, known, &settings.owner_tag_domains);
+        let discovery = match settings.subscriptions.is_empty() {
+            true => None,
+            false => {
+                let resource = Discovery::resource(&settings.arm_endpoint);
+                let identity = ManagedIdentity::for_resource(
+                    &settings.identity,
+                    &settings.client_id,
+                    &resource,
+                )?;
+                let endpoint = settings.arm_endpoint.clone();
+                let subscriptions = settings.subscriptions.clone();
+                Some(
+                    Discovery::new(identity, endpoint, subscriptions)
+                        .map_err(anyhow::Error::msg)?,
+                )
+            }
+        };
         Ok(Self {
             client,
             settings,
             owner_tag,
+            discovery,
+            discovered: tokio::sync::Mutex::new(None),
         })
     }
 
-    /// The vaults swept.
-    pub fn vaults(&self) -> &[VaultRef] {
-        &self.settings.vaults
+    /// What is swept, in words: the vaults of `VAULTS` and the subscriptions of
+    /// `SUBSCRIPTIONS`.
+    pub fn scope(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.settings.vaults.is_empty() {
+            let names: Vec<&str> = self
+                .settings
+                .vaults
+                .iter()
+                .map(|v| v.name.as_str())
+                .collect();
+            parts.push(format!("vaults {}", names.join(", ")));
+        }
+        if !self.settings.subscriptions.is_empty() {
+            parts.push(format!(
+                "the vaults of subscriptions {}",
+                self.settings.subscriptions.join(", ")
+            ));
+        }
+        parts.join(" and ")
     }
 
     /// One run: every vault read and every reminder due sent (or, with `dry_run`, only said).
     pub async fn run(&self, dispatcher: &Dispatcher, dry_run: bool) -> SweepReport {
         let started = Utc::now();
         let deadline = Instant::now() + self.settings.budget;
-        let vaults = stream::iter(self.settings.vaults.clone())
+        let targets = self.targets(deadline).await;
+        let vaults = stream::iter(targets.vaults)
             .map(|vault| self.sweep_vault(vault, dispatcher, deadline, dry_run))
             .buffered(VAULTS_AT_ONCE)
             .collect()
             .await;
-        SweepReport::new(started, vaults, self.settings.budget)
+        let mut report = SweepReport::new(started, vaults, self.settings.budget);
+        report.subscriptions_not_listed = targets.unlisted;
+        report
+    }
+
+    /// The vaults of `VAULTS`, then those Resource Manager lists in `SUBSCRIPTIONS` (a vault
+    /// in both is read once, with the tags Resource Manager gives it).
+    async fn targets(&self, deadline: Instant) -> Targets {
+        let mut targets = Targets {
+            vaults: self.settings.vaults.clone(),
+            unlisted: Vec::new(),
+        };
+        let Some(discovery) = &self.discovery else {
+            return targets;
+        };
+        let Ok(found) = tokio::time::timeout_at(deadline, discovery.vaults()).await else {
+            targets.unlisted = self
+                .settings
+                .subscriptions
+                .iter()
+                .map(|id| {
+                    format!("{id}: out of budget (SWEEP_BUDGET_SECS) before its vaults were listed")
+                })
+                .collect();
+            return targets;
+        };
+        *self.discovered.lock().await = Some((Instant::now(), found.vaults.clone()));
+        merge(&mut targets.vaults, found.vaults);
+        targets.unlisted = found
+            .failures
+            .iter()
+            .map(|(id, error)| format!("{id}: {error}"))
+            .collect();
+        targets
+    }
+
+    /// The vault named `name`, if kv-notify sweeps it: in `VAULTS`, or found by the last
+    /// discovery (run again when it is older than an hour). An event's own URL never decides
+    /// where a token goes.
+    async fn vault_named(&self, name: &str) -> Option<VaultRef> {
+        let mut vaults = self.settings.vaults.clone();
+        if let Some(discovery) = &self.discovery {
+            let mut discovered = self.discovered.lock().await;
+            let fresh = discovered
+                .as_ref()
+                .is_some_and(|(at, _)| at.elapsed() < DISCOVERY_KEPT);
+            if !fresh {
+                let found = discovery.vaults().await;
+                // A subscription not listed is asked again at the next event.
+                let at = match found.failures.is_empty() {
+                    true => Instant::now(),
+                    false => Instant::now() - DISCOVERY_KEPT,
+                };
+                *discovered = Some((at, found.vaults));
+            }
+            if let Some((_, found)) = discovered.as_ref() {
+                merge(&mut vaults, found.iter().cloned());
+            }
+        }
+        vaults.into_iter().find(|v| v.name == name)
     }
 
     /// Every object expiring within `days` (or never), with its place on the ladder and who
@@ -93,7 +205,13 @@ impl Sweeper {
         let now = Utc::now();
         let horizon = now + TimeDelta::days(days);
         let deadline = Instant::now() + self.settings.budget;
-        let scans = stream::iter(self.settings.vaults.clone())
+        let targets = self.targets(deadline).await;
+        let mut rows: Vec<InventoryRow> = targets
+            .unlisted
+            .iter()
+            .map(|why| InventoryRow::unlisted(why))
+            .collect();
+        let scans = stream::iter(targets.vaults)
             .map(|vault| async move {
                 let session = Session::new(vault);
                 let within = |o: &VaultObject| !o.managed && o.expires.is_none_or(|t| t <= horizon);
@@ -103,7 +221,6 @@ impl Sweeper {
             .buffered(VAULTS_AT_ONCE)
             .collect::<Vec<_>>()
             .await;
-        let mut rows = Vec::new();
         for (session, scan) in scans {
             for (kind, error) in &scan.errors {
                 rows.push(InventoryRow::unreadable(&session.vault, *kind, error));
@@ -115,7 +232,8 @@ impl Sweeper {
                 let renews = self.renewal(&session, &object, deadline).await;
                 let mut event =
                     reminder_event(&session.vault, &object, None, position, renews, now);
-                let (owners, ignored) = self.tag_owners(&event.display_name(), &object.tags);
+                let (owners, ignored) =
+                    self.tag_owners(&event.display_name(), &object.tags, &session.vault);
                 event.tag_owners = owners;
                 let owners = dispatcher.recipients(&event);
                 let mut row = InventoryRow::new(
@@ -185,7 +303,9 @@ impl Sweeper {
                     let position = object.expires.map(|t| dispatcher.ladder_position(t, now));
                     let mut event =
                         reminder_event(vault, &object, Some(&version), position, renews, now);
-                    event.tag_owners = self.tag_owners(&event.display_name(), &object.tags).0;
+                    event.tag_owners = self
+                        .tag_owners(&event.display_name(), &object.tags, vault)
+                        .0;
                     events.push(event);
                 }
                 Err(error) => {
@@ -287,14 +407,20 @@ impl Sweeper {
         }
     }
 
-    /// The owners `object`'s tags name (`None` without an owner tag), and the tag's entries
-    /// that were ignored (logged: a tag naming a foreign domain is worth a look).
+    /// The owners `object`'s tags name, else those its vault's tags name (`None` without an
+    /// owner tag on either), and the tag's entries that were ignored (logged: a tag naming a
+    /// foreign domain is worth a look).
     fn tag_owners(
         &self,
         object: &str,
         tags: &std::collections::BTreeMap<String, String>,
+        vault: &VaultRef,
     ) -> (Option<Vec<lettre::message::Mailbox>>, Vec<String>) {
-        let Some(TagOwners { owners, ignored }) = self.owner_tag.owners(tags) else {
+        let tagged = self
+            .owner_tag
+            .owners(tags)
+            .or_else(|| self.owner_tag.owners(&vault.tags));
+        let Some(TagOwners { owners, ignored }) = tagged else {
             return (None, Vec::new());
         };
         if !ignored.is_empty() {
@@ -326,6 +452,16 @@ impl Sweeper {
                 None
             }
             Err(_) => None,
+        }
+    }
+}
+
+/// Adds `found` to `vaults`; a vault already there by name takes the tags found.
+fn merge(vaults: &mut Vec<VaultRef>, found: impl IntoIterator<Item = VaultRef>) {
+    for vault in found {
+        match vaults.iter_mut().find(|v| v.name == vault.name) {
+            Some(known) => known.tags = vault.tags,
+            None => vaults.push(vault),
         }
     }
 }

@@ -68,7 +68,7 @@ pub async fn invoke(
         logs.push("the timer is past due (the app was stopped or busy): sweeping now".to_owned());
     }
     let Some(sweeper) = dispatcher.sweeper() else {
-        logs.push("VAULTS is not set: no vault to sweep".to_owned());
+        logs.push("neither VAULTS nor SUBSCRIPTIONS is set: no vault to sweep".to_owned());
         let response = TimerResponse {
             outputs: Map::new(),
             logs,

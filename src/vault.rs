@@ -8,9 +8,11 @@
 //! says) before the list is given up.
 
 mod client;
+mod discovery;
 mod resolve;
 
 pub use client::VaultClient;
+pub use discovery::Discovery;
 
 use crate::event::ObjectKind;
 use chrono::{DateTime, Utc};
@@ -52,6 +54,9 @@ pub struct VaultRef {
     pub name: String,
     /// `https://NAME.vault.azure.net`, without a trailing slash.
     pub url: Url,
+    /// The vault's own tags, as Resource Manager lists them (empty for a vault known only
+    /// from `VAULTS`: the data plane does not show them).
+    pub tags: BTreeMap<String, String>,
 }
 
 impl VaultRef {
@@ -74,6 +79,7 @@ impl VaultRef {
             return Ok(Self {
                 name: entry.to_ascii_lowercase(),
                 url,
+                tags: BTreeMap::new(),
             });
         }
         let url = Url::parse(entry).map_err(|e| format!("{entry:?} is not a URI: {e}"))?;
@@ -94,6 +100,7 @@ impl VaultRef {
             Some(name) => Ok(Self {
                 name: name.to_ascii_lowercase(),
                 url,
+                tags: BTreeMap::new(),
             }),
         }
     }

@@ -11,7 +11,8 @@ fn sweeper(dispatcher: &Dispatcher) -> Option<&Sweeper> {
     let sweeper = dispatcher.sweeper();
     if sweeper.is_none() {
         say!(
-            "VAULTS is not set: name the vaults to read (kv-a,kv-b or https://kv-a.vault.azure.net)"
+            "neither VAULTS nor SUBSCRIPTIONS is set: name the vaults to read (kv-a,kv-b or \
+             https://kv-a.vault.azure.net), or the subscriptions whose vaults to find"
         );
     }
     sweeper
@@ -40,10 +41,16 @@ pub async fn inventory(dispatcher: &Dispatcher, days: i64, json: bool) -> anyhow
         say!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(complete);
     }
+    let vaults: std::collections::BTreeSet<&str> = rows
+        .iter()
+        .map(|r| r.vault.as_str())
+        .filter(|v| !v.is_empty())
+        .collect();
     say!(
-        "{} object(s) expiring within {days} days or never, in {} vault(s); reminder steps: {} (REMINDER_DAYS)",
+        "{} object(s) expiring within {days} days or never, in {} vault(s) of {}; reminder steps: {} (REMINDER_DAYS)",
         rows.iter().filter(|r| !r.name.is_empty()).count(),
-        sweeper.vaults().len(),
+        vaults.len(),
+        sweeper.scope(),
         dispatcher.ladder()
     );
     for row in &rows {

@@ -66,6 +66,10 @@ pub const WEBHOOK_TIMEOUT_SECS: &str = "WEBHOOK_TIMEOUT_SECS";
 pub const WEBSITE_INSTANCE_ID: &str = "WEBSITE_INSTANCE_ID";
 /// The vaults the expiry sweep reads.
 pub const VAULTS: &str = "VAULTS";
+/// Subscriptions whose vaults the expiry sweep finds through Azure Resource Manager.
+pub const SUBSCRIPTIONS: &str = "SUBSCRIPTIONS";
+/// Azure Resource Manager's endpoint (a national cloud's).
+pub const ARM_ENDPOINT: &str = "ARM_ENDPOINT";
 /// The reminder ladder: days before expiry (negative: after).
 pub const REMINDER_DAYS: &str = "REMINDER_DAYS";
 /// Bound on one expiry sweep.

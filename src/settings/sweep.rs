@@ -20,11 +20,19 @@ const OWNER_TAG: &str = "owner";
 /// What the public cloud's Key Vault tokens are for.
 const KEY_VAULT_RESOURCE: &str = "https://vault.azure.net";
 
-/// The expiry sweep, when `VAULTS` names any vault.
+/// The public cloud's Resource Manager.
+const ARM_ENDPOINT: &str = "https://management.azure.com";
+
+/// The expiry sweep, when `VAULTS` or `SUBSCRIPTIONS` is set.
 #[derive(Debug, Clone)]
 pub struct SweepSettings {
     /// The vaults to read, without duplicates.
     pub vaults: Vec<VaultRef>,
+    /// `SUBSCRIPTIONS`: subscription ids whose vaults are found through Resource Manager, in
+    /// lower case.
+    pub subscriptions: Vec<String>,
+    /// `ARM_ENDPOINT`: Resource Manager, without a trailing slash.
+    pub arm_endpoint: reqwest::Url,
     /// Bound on one run.
     pub budget: Duration,
     /// `KEY_VAULT_RESOURCE`: what the tokens are for.
@@ -51,18 +59,17 @@ pub(super) fn ladder(get: &impl Fn(&str) -> Option<String>, problems: &mut Vec<S
     }
 }
 
-/// The sweep, when `VAULTS` is set.
+/// The sweep, when `VAULTS` or `SUBSCRIPTIONS` is set.
 pub(super) fn sweep(
     get: &impl Fn(&str) -> Option<String>,
     problems: &mut Vec<String>,
 ) -> Option<SweepSettings> {
-    let raw = get(name::VAULTS)?;
+    let (raw_vaults, raw_subscriptions) = (get(name::VAULTS), get(name::SUBSCRIPTIONS));
+    if raw_vaults.is_none() && raw_subscriptions.is_none() {
+        return None;
+    }
     let mut vaults: Vec<VaultRef> = Vec::new();
-    for entry in raw
-        .split([',', ';'])
-        .map(str::trim)
-        .filter(|e| !e.is_empty())
-    {
+    for entry in list(raw_vaults.as_deref()) {
         match VaultRef::parse(entry) {
             Ok(vault) if vaults.iter().any(|v| v.name == vault.name) => {
                 if !vaults.contains(&vault) {
@@ -88,9 +95,25 @@ pub(super) fn sweep(
         (DEFAULT_BUDGET_SECS, MAX_BUDGET_SECS),
         problems,
     );
-    let identity = identity(get, "VAULTS (the expiry sweep)", problems).ok()?;
+    let mut subscriptions: Vec<String> = Vec::new();
+    for entry in list(raw_subscriptions.as_deref()) {
+        let id = entry.to_ascii_lowercase();
+        if uuid::Uuid::try_parse(&id).is_err() {
+            problems.push(format!(
+                "{}: {entry:?} is not a subscription id (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx: \
+                 az account list --query [].id)",
+                name::SUBSCRIPTIONS
+            ));
+        } else if !subscriptions.contains(&id) {
+            subscriptions.push(id);
+        }
+    }
+    let arm_endpoint = arm_endpoint(get(name::ARM_ENDPOINT), problems);
+    let identity = identity(get, "VAULTS or SUBSCRIPTIONS (the expiry sweep)", problems).ok()?;
     Some(SweepSettings {
         vaults,
+        subscriptions,
+        arm_endpoint,
         budget: Duration::from_secs_f64(budget),
         resource: get(name::KEY_VAULT_RESOURCE).unwrap_or_else(|| KEY_VAULT_RESOURCE.to_owned()),
         identity,
@@ -106,4 +129,38 @@ pub(super) fn sweep(
             .filter(|d| !d.is_empty())
             .collect(),
     })
+}
+
+/// The entries of a comma- or semicolon-separated list.
+fn list(raw: Option<&str>) -> impl Iterator<Item = &str> {
+    raw.unwrap_or_default()
+        .split([',', ';'])
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+}
+
+/// `ARM_ENDPOINT`: an https origin (a token for Resource Manager goes there).
+fn arm_endpoint(raw: Option<String>, problems: &mut Vec<String>) -> reqwest::Url {
+    let default = || reqwest::Url::parse(ARM_ENDPOINT).expect("the public cloud's endpoint");
+    let Some(raw) = raw else {
+        return default();
+    };
+    match reqwest::Url::parse(raw.trim()) {
+        Ok(url)
+            if url.scheme() == "https"
+                && url.host_str().is_some()
+                && matches!(url.path(), "" | "/")
+                && url.query().is_none() =>
+        {
+            url
+        }
+        _ => {
+            problems.push(format!(
+                "{}: {raw:?} is not an https endpoint without a path \
+                 (https://management.usgovcloudapi.net)",
+                name::ARM_ENDPOINT
+            ));
+            default()
+        }
+    }
 }

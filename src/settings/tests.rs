@@ -235,3 +235,32 @@ fn an_xoauth2_login_takes_the_mailbox_from_the_smtp_url_and_no_password() {
     );
     assert!(!with_password[0].contains("secret"));
 }
+
+#[test]
+fn subscriptions_alone_turn_the_sweep_on_with_the_public_resource_manager() {
+    let settings = load(&[(
+        "SUBSCRIPTIONS",
+        "0000000A-0000-0000-0000-000000000001; 0000000a-0000-0000-0000-000000000001,",
+    )])
+    .expect("valid");
+    let sweep = settings.sweep.expect("the sweep is on");
+    assert!(sweep.vaults.is_empty());
+    assert_eq!(
+        sweep.subscriptions,
+        ["0000000a-0000-0000-0000-000000000001"],
+        "lower case, once"
+    );
+    assert_eq!(sweep.arm_endpoint.as_str(), "https://management.azure.com/");
+}
+
+#[test]
+fn a_subscription_name_and_a_clear_text_resource_manager_are_refused_together() {
+    let problems = load(&[
+        ("SUBSCRIPTIONS", "contoso-prod"),
+        ("ARM_ENDPOINT", "http://management.azure.com"),
+    ])
+    .expect_err("invalid");
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(problems[0].contains("\"contoso-prod\" is not a subscription id"));
+    assert!(problems[1].starts_with("ARM_ENDPOINT"));
+}

@@ -22,6 +22,9 @@ pub struct SweepReport {
     pub vaults: Vec<VaultSummary>,
     /// The vaults (or lists) not read in full, each with why.
     pub not_reached: Vec<String>,
+    /// The subscriptions of `SUBSCRIPTIONS` whose vaults could not be listed, each with why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub subscriptions_not_listed: Vec<String>,
 }
 
 /// One vault's part of a sweep.
@@ -152,17 +155,26 @@ impl SweepReport {
             budget_secs: budget.as_secs(),
             vaults,
             not_reached,
+            subscriptions_not_listed: Vec::new(),
         }
     }
 
-    /// Whether something needs a person: a vault not read in full, a reminder that failed.
+    /// Whether something needs a person: a subscription not listed, a vault not read in
+    /// full, a reminder that failed.
     pub fn failed(&self) -> bool {
-        !self.not_reached.is_empty() || self.vaults.iter().any(|v| v.failed > 0)
+        !self.subscriptions_not_listed.is_empty()
+            || !self.not_reached.is_empty()
+            || self.vaults.iter().any(|v| v.failed > 0)
     }
 
     /// One line per vault, for the invocation log and the command line.
     pub fn log_lines(&self) -> Vec<String> {
-        let mut lines: Vec<String> = self.vaults.iter().map(VaultSummary::log_line).collect();
+        let mut lines: Vec<String> = self
+            .subscriptions_not_listed
+            .iter()
+            .map(|why| format!("subscription NOT LISTED (its vaults were not swept): {why}"))
+            .collect();
+        lines.extend(self.vaults.iter().map(VaultSummary::log_line));
         if self.vaults.iter().any(|v| v.out_of_budget) {
             lines.push(format!(
                 "the sweep ran out of its {} s budget (SWEEP_BUDGET_SECS): the next run \
@@ -244,6 +256,21 @@ impl InventoryRow {
             owners,
             owner_source: String::new(),
             notes,
+        }
+    }
+
+    /// The row of a subscription whose vaults could not be listed (`why` starts with its id).
+    pub fn unlisted(why: &str) -> Self {
+        Self {
+            vault: String::new(),
+            object_type: "Subscription",
+            name: String::new(),
+            expires: None,
+            days_left: None,
+            reminder: "unknown".to_owned(),
+            owners: Vec::new(),
+            owner_source: String::new(),
+            notes: vec![format!("cannot list the vaults of subscription {why}")],
         }
     }
 

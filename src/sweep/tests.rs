@@ -49,3 +49,21 @@ fn an_event_off_the_ladder_keeps_its_own_id() {
         assert!(event.reminder.is_none());
     }
 }
+
+#[test]
+fn a_discovered_vault_already_in_vaults_is_kept_once_with_its_tags() {
+    let configured = VaultRef::parse("https://kv-a.vault.azure.cn").expect("a URI");
+    let mut vaults = vec![configured.clone()];
+    let mut found_a = VaultRef::parse("KV-A").expect("a name");
+    found_a
+        .tags
+        .insert("owner".into(), "ann@contoso.com".into());
+    let found_b = VaultRef::parse("kv-b").expect("a name");
+
+    merge(&mut vaults, [found_a, found_b.clone()]);
+
+    assert_eq!(vaults.len(), 2);
+    assert_eq!(vaults[0].url, configured.url, "VAULTS says where it is");
+    assert_eq!(vaults[0].tags["owner"], "ann@contoso.com");
+    assert_eq!(vaults[1], found_b);
+}

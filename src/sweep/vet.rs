@@ -16,8 +16,8 @@ pub enum Vetting {
     Skip(String),
     /// Worth a mail; the owners its tags name, if it has an owner tag.
     Mail(Option<Vec<lettre::message::Mailbox>>),
-    /// Not asked (not an expiry event, or its vault is not in `VAULTS`), or no answer: the
-    /// mail goes to the rules' owners.
+    /// Not asked (not an expiry event, or its vault is not swept), or no answer: the mail
+    /// goes to the rules' owners.
     Unknown,
 }
 
@@ -25,9 +25,9 @@ impl Sweeper {
     /// Whether an expiry event is still worth a mail, by the vault's own account: not when
     /// its version is disabled (Key Vault sends expiry events for disabled secrets), replaced
     /// by a newer one, a certificate's own key or secret, or deleted. Returns why not. Only a
-    /// vault in `VAULTS` is asked (an event's URL never decides where a token goes), and a
-    /// lookup that fails or is slow costs no alert: the mail goes, to the rules' owners. The
-    /// version's tags name its owners (`OWNER_TAG`).
+    /// vault the sweep reads is asked (an event's URL never decides where a token goes), and
+    /// a lookup that fails or is slow costs no alert: the mail goes, to the rules' owners. The
+    /// version's tags, else its vault's, name its owners (`OWNER_TAG`).
     pub async fn vet(&self, event: &KeyVaultEvent) -> Vetting {
         self.look(event).await.unwrap_or(Vetting::Unknown)
     }
@@ -37,11 +37,15 @@ impl Sweeper {
             return None;
         };
         let name = event.vault.as_deref()?.to_lowercase();
-        let vault = self.settings.vaults.iter().find(|v| v.name == name)?;
         let (object, version) = (event.object.as_deref()?, event.version.as_deref()?);
-        let session = Session::new(vault.clone());
+        let deadline = tokio::time::Instant::now() + EVENT_LOOKUP_TIMEOUT;
+        let Ok(vault) = tokio::time::timeout_at(deadline, self.vault_named(&name)).await else {
+            tracing::warn!(vault = %name, "no answer from Resource Manager within {} s: alerting the rules' owners", EVENT_LOOKUP_TIMEOUT.as_secs());
+            return None;
+        };
+        let session = Session::new(vault?);
         let lookup = self.client.versions(&session, kind, object);
-        let versions = match tokio::time::timeout(EVENT_LOOKUP_TIMEOUT, lookup).await {
+        let versions = match tokio::time::timeout_at(deadline, lookup).await {
             Ok(Ok(versions)) => versions,
             Ok(Err(VaultError::NotFound)) => {
                 return Some(Vetting::Skip(format!(
@@ -79,7 +83,7 @@ impl Sweeper {
                 newest.id
             )));
         }
-        let (owners, _) = self.tag_owners(&event.display_name(), &this.tags);
+        let (owners, _) = self.tag_owners(&event.display_name(), &this.tags, &session.vault);
         Some(Vetting::Mail(owners))
     }
 }

@@ -211,8 +211,8 @@ impl VaultClient {
         }
     }
 
-    /// GETs `url` from the session's vault and reads its JSON, waiting out throttling.
-    async fn get<T: serde::de::DeserializeOwned>(
+    /// GETs `url` from the session's host and reads its JSON, waiting out throttling.
+    pub(super) async fn get<T: serde::de::DeserializeOwned>(
         &self,
         session: &Session,
         url: Url,

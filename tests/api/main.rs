@@ -5,6 +5,7 @@ mod bad_input;
 mod batches;
 mod cli;
 mod crash;
+mod discovery;
 mod eventgrid;
 mod events;
 mod exactly_once;

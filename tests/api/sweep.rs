@@ -375,7 +375,13 @@ async fn without_vaults_the_timer_says_so_and_succeeds() {
 
     assert_eq!(answer.status, 200);
     assert_eq!(answer.json()["ReturnValue"], Value::Null);
-    assert!(answer.text.contains("VAULTS is not set"), "{}", answer.text);
+    assert!(
+        answer
+            .text
+            .contains("neither VAULTS nor SUBSCRIPTIONS is set"),
+        "{}",
+        answer.text
+    );
 }
 
 #[tokio::test]

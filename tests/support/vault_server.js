@@ -24,6 +24,13 @@
 //    "deny": {"kv-b": "ForbiddenByRbac"},                      // 403 with that inner error code
 //    "listOnly": ["kv-c"],
 //    "throttle": {"kv-a": {"count": 3, "retryAfter": 1}}}      // the next 3 requests get 429
+// The host management.localhost stands in for Azure Resource Manager (tokens for
+// https://management.localhost:PORT/):
+//   GET /subscriptions/{id}/providers/Microsoft.KeyVault/vaults?api-version=…  the vaults of
+//       `subscriptions[id]` (2 a page, nextLink absolute), each with its tags and vaultUri
+//       (https://NAME.localhost:PORT/); a subscription given as a string gets 403 with that code.
+//   {"subscriptions": {"0000…0001": [{"name": "kv-a", "tags": {"owner": "ann@contoso.com"}}],
+//                      "0000…0002": "AuthorizationFailed"}}
 // Each request is appended to LOG as "VAULT GET PATH STATUS"; the count of TLS connections
 // opened is in LOG.connections.
 //
@@ -106,7 +113,39 @@ function overLimit(vault) {
 
 const error = (code, message, inner) => ({ error: { code, message, ...(inner ? { innererror: { code: inner } } : {}) } });
 
+function resourceManager(req) {
+  if (audience(req.headers.authorization) !== `https://management.localhost:${PORT}`) {
+    return [401, error("InvalidAuthenticationToken", "The access token is invalid."), {}];
+  }
+  const url = new URL(req.url, "https://x");
+  const match = url.pathname.match(/^\/subscriptions\/([^/]+)\/providers\/Microsoft\.KeyVault\/vaults$/i);
+  if (!match || !url.searchParams.get("api-version")) {
+    fs.appendFileSync(`${LOG_FILE}.violations`, `management GET ${req.url}\n`);
+    return [404, error("InvalidResourceType", "not served by the test Resource Manager"), {}];
+  }
+  const id = match[1];
+  const vaults = (load().subscriptions || {})[id];
+  if (vaults === undefined) return [404, error("SubscriptionNotFound", `The subscription '${id}' could not be found.`), {}];
+  if (typeof vaults === "string") {
+    return [403, error(vaults, `The client does not have authorization to perform action 'Microsoft.KeyVault/vaults/read' over scope '/subscriptions/${id}'.`), {}];
+  }
+  const start = Number(url.searchParams.get("$skipToken") || 0);
+  const value = vaults.slice(start, start + 2).map((v) => ({
+    id: `/subscriptions/${id}/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/${v.name}`,
+    name: v.name,
+    type: "Microsoft.KeyVault/vaults",
+    location: "westeurope",
+    tags: v.tags || {},
+    properties: { vaultUri: `https://${v.name}.localhost:${PORT}/`, tenantId: "tenant", enableRbacAuthorization: true },
+  }));
+  const nextLink = start + 2 < vaults.length
+    ? `https://management.localhost:${PORT}${url.pathname}?api-version=2023-07-01&$skipToken=${start + 2}`
+    : undefined;
+  return [200, nextLink ? { value, nextLink } : { value }, {}];
+}
+
 function answer(vault, req) {
+  if (vault === "management") return resourceManager(req);
   if (audience(req.headers.authorization) !== RESOURCE) {
     const challenge = `Bearer authorization="https://login.microsoftonline.com/tenant", resource="${RESOURCE}"`;
     return [401, error("Unauthorized", "AKV10000: Request is missing a Bearer or PoP token."), { "WWW-Authenticate": challenge }];

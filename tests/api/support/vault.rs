@@ -30,7 +30,8 @@ impl FakeVault {
     pub fn start_with(names: &[&str], latency_ms: u32, limit: u32) -> Self {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/vault_server.js");
         let dir = tempfile::tempdir().expect("temp dir");
-        let hosts: Vec<String> = names.iter().map(|n| format!("{n}.localhost")).collect();
+        let mut hosts: Vec<String> = names.iter().map(|n| format!("{n}.localhost")).collect();
+        hosts.push("management.localhost".to_owned());
         test_certificates_for(dir.path(), &hosts);
         let port = free_port();
         write_state(dir.path(), &json!({"vaults": {}}));
@@ -71,6 +72,11 @@ impl FakeVault {
     /// `VAULTS` entry of a vault: its URI.
     pub fn uri(&self, name: &str) -> String {
         format!("https://{name}.localhost:{}", self.port)
+    }
+
+    /// `ARM_ENDPOINT` of the stand-in's Resource Manager.
+    pub fn arm_endpoint(&self) -> String {
+        format!("https://management.localhost:{}", self.port)
     }
 
     /// The CA certificate to trust (`SSL_CERT_FILE`).
