@@ -172,9 +172,12 @@ pub enum VaultError {
     /// No token for the vault.
     #[error("no token: {0}")]
     Token(String),
-    /// The vault could not be reached (name, network, TLS, timeout).
+    /// The vault could not be reached (network, TLS, timeout).
     #[error("cannot reach the vault: {0}")]
     Unreachable(String),
+    /// The host's name does not resolve (asked twice).
+    #[error("{0} does not resolve (DNS)")]
+    NotResolved(String),
     /// The vault refused the identity (401/403), with Key Vault's error code.
     #[error("access denied ({status}{}): {message}", code.as_deref().map(|c| format!(", {c}")).unwrap_or_default())]
     Denied {

@@ -142,6 +142,14 @@ fn blind_spot(vault: &str, error: &VaultError) -> Option<BlindSpot> {
                 ],
             ),
         },
+        VaultError::NotResolved(host) => spot(
+            format!("the vault's name {host} does not resolve"),
+            vec![
+                format!("If vault {vault} has a private endpoint: link its private DNS zone (privatelink.vaultcore.azure.net) to the virtual network the function app is integrated with, and send the app's outbound traffic through it (az functionapp config set --vnet-route-all-enabled true)."),
+                format!("If vault {vault} was deleted: remove it from VAULTS, or recover it (az keyvault list-deleted; az keyvault recover -n {vault})."),
+                "Otherwise check the name in VAULTS.".to_owned(),
+            ],
+        ),
         VaultError::NotFound => spot(
             "the vault does not exist (404)".to_owned(),
             vec![format!("Check the name {vault} in VAULTS; remove a vault that was deleted.")],

@@ -231,6 +231,13 @@ impl VaultClient {
                 .send()
                 .await;
             let failure = match response {
+                Err(ref err) if let Some(unknown) = resolve::not_resolved(err) => {
+                    // A DNS fault can pass: asked once more before it counts.
+                    if attempts >= 2 {
+                        return Err(VaultError::NotResolved(unknown.host.clone()));
+                    }
+                    unknown.to_string()
+                }
                 Err(err) if err.is_timeout() || err.is_connect() => {
                     format!("{}", err.without_url())
                 }

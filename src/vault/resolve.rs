@@ -21,11 +21,38 @@ impl Resolve for LoopbackAware {
                 let addrs: Addrs = Box::new(loopback.into_iter().map(|ip| SocketAddr::new(ip, 0)));
                 return Ok(addrs);
             }
-            let found = tokio::net::lookup_host((host.as_str(), 0)).await?;
-            let addrs: Addrs = Box::new(found.collect::<Vec<_>>().into_iter());
+            let found = match tokio::net::lookup_host((host.as_str(), 0)).await {
+                Ok(found) => found.collect::<Vec<_>>(),
+                Err(source) => {
+                    let host = host.clone();
+                    return Err(Box::new(NotResolved { host, source }) as _);
+                }
+            };
+            let addrs: Addrs = Box::new(found.into_iter());
             Ok(addrs)
         })
     }
+}
+
+/// A host name the system's resolver does not know (or could not look up).
+#[derive(Debug, thiserror::Error)]
+#[error("{host} does not resolve: {source}")]
+pub struct NotResolved {
+    /// The name.
+    pub host: String,
+    source: std::io::Error,
+}
+
+/// The name a request failed to resolve, if that is why it failed.
+pub fn not_resolved<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a NotResolved> {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if let Some(found) = error.downcast_ref::<NotResolved>() {
+            return Some(found);
+        }
+        cause = error.source();
+    }
+    None
 }
 
 fn is_localhost(host: &str) -> bool {

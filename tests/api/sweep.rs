@@ -368,6 +368,37 @@ async fn a_blind_spot_alert_names_the_fix_for_a_firewall_and_for_an_access_polic
 }
 
 #[tokio::test]
+async fn a_vault_whose_name_does_not_resolve_is_a_blind_spot_named_as_such() {
+    let s = setup(&["kv-a"]);
+    let mut settings = s.settings.clone();
+    // `.invalid` never resolves (RFC 6761).
+    let vaults = format!("{},https://kv-gone.vault.invalid", s.vault.uri("kv-a"));
+    set(&mut settings, "VAULTS", &vaults);
+    s.vault.set(json!({"vaults": {"kv-a": {}}}));
+    let handler = Handler::start(&pairs(&settings)).await;
+
+    let answer = handler.timer().await;
+
+    assert_eq!(answer.status, 500, "{}", answer.text);
+    let gone = vault_summary(&answer, 1);
+    assert!(
+        gone["errors"]
+            .to_string()
+            .contains("kv-gone.vault.invalid does not resolve"),
+        "{gone}"
+    );
+    let blind = s
+        .smtp
+        .messages()
+        .into_iter()
+        .find(|m| m.subject().ends_with("cannot see vault kv-gone"))
+        .expect("the blind-spot alert");
+    let text = blind.text();
+    assert!(text.contains("does not resolve"), "{text}");
+    assert!(text.contains("privatelink.vaultcore.azure.net"), "{text}");
+}
+
+#[tokio::test]
 async fn without_vaults_the_timer_says_so_and_succeeds() {
     let (_outbox, handler) = Handler::start_with_outbox().await;
 
