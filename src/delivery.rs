@@ -36,7 +36,7 @@ pub use transport::{
 };
 
 use crate::event::EventKey;
-use crate::ledger::{ActionKey, ActionKind, Claim, Ledger, Recorded};
+use crate::ledger::{ActionKey, ActionKind, Claim, Ledger, Recorded, Trouble, TroubleKind};
 use crate::report::ActionReport;
 use crate::settings::LEDGER_WRITE_ALLOWANCE;
 use crate::webhook::Webhook;
@@ -342,6 +342,33 @@ fn key(
     }
 }
 
+/// Keeps what the daily health notice reports of a result: a recipient or webhook that
+/// refused for good, a webhook failing (until it succeeds again). See [`crate::ledger::keep`].
+async fn keep_health(
+    ledger: &Arc<dyn Ledger>,
+    key: &ActionKey,
+    result: &Result<Delivered, Failure>,
+) {
+    let (kind, detail) = match (key.action, result) {
+        (ActionKind::Webhook, Ok(_)) => {
+            if let Err(err) = ledger.clear(TroubleKind::WebhookFailing, &key.target).await {
+                tracing::warn!(error = %err, "cannot clear a webhook's failures for the health notice");
+            }
+            return;
+        }
+        (ActionKind::Email, Err(Failure::Permanent(reason))) => (TroubleKind::MailRefused, reason),
+        (ActionKind::Webhook, Err(Failure::Permanent(reason))) => {
+            (TroubleKind::WebhookRefused, reason)
+        }
+        (ActionKind::Webhook, Err(Failure::Transient(reason))) => {
+            (TroubleKind::WebhookFailing, reason)
+        }
+        _ => return,
+    };
+    let trouble = Trouble::seen(kind, &key.target, detail, Utc::now());
+    crate::ledger::keep(ledger.as_ref(), &trouble).await;
+}
+
 /// Records one target's result, right after the answer: done (sent, or refused for good), or
 /// given back so that a redelivery tries again.
 async fn record(
@@ -349,6 +376,7 @@ async fn record(
     key: &ActionKey,
     result: Result<Delivered, Failure>,
 ) -> Outcome {
+    keep_health(ledger, key, &result).await;
     let (recorded, outcome) = match result {
         Ok(delivered) => {
             let outcome = match delivered {

@@ -9,7 +9,7 @@ use crate::alert::Alert;
 use crate::config::Config;
 use crate::delivery::{self, Deliverer, Failure, MailJob, Outcome, WebhookJob};
 use crate::event::{Event, KeyVaultEvent};
-use crate::ledger::{ActionKind, Ledger};
+use crate::ledger::{self, ActionKind, Ledger, Trouble, TroubleKind};
 use crate::mail;
 use crate::report::{ActionReport, EventReport};
 use crate::rules::{OWNERS, Plan, SECURITY};
@@ -62,7 +62,7 @@ impl Dispatcher {
     pub fn new(config: Config, ledger: Arc<dyn Ledger>) -> anyhow::Result<Self> {
         let settings = &config.settings;
         let deliverer = Deliverer::new(
-            ledger,
+            ledger.clone(),
             delivery::mail_transport(settings)?,
             Arc::new(WebhookClient::new(settings.webhook_timeout)),
             settings.smtp_timeout,
@@ -75,7 +75,7 @@ impl Dispatcher {
                     .chain(&settings.owners)
                     .chain(&settings.security)
                     .chain(config.routing.mailboxes());
-                Some(Sweeper::new(sweep, known)?)
+                Some(Sweeper::new(sweep, known, ledger)?)
             }
             None => None,
         };
@@ -137,6 +137,11 @@ impl Dispatcher {
         self.deliverer.finish(deadline).await
     }
 
+    /// Keeps a trouble for the health notice (see [`ledger::keep`]).
+    pub async fn note(&self, trouble: Trouble) {
+        ledger::keep(self.deliverer.ledger(), &trouble).await;
+    }
+
     /// Deletes ledger entries older than the retention period, when it is this instance's
     /// turn (on a shared ledger, one instance's each hour).
     pub async fn purge_ledger(&self) {
@@ -186,6 +191,9 @@ impl Dispatcher {
         };
         for warning in &event.warnings {
             tracing::warn!(id = %event.id, "{warning}");
+            let subject = format!("{} (event {})", event.display_name(), event.id);
+            self.note(Trouble::seen(TroubleKind::UnusableDates, &subject, warning, Utc::now()))
+                .await;
         }
         let now = self.clock.now_for(&event);
         sweep::place_event(&mut event, |expires| self.ladder_position(expires, now));

@@ -107,6 +107,69 @@ pub enum Claim {
     Busy,
 }
 
+/// What kind of trouble the daily health notice reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum TroubleKind {
+    /// A recipient refused a mail for good.
+    MailRefused,
+    /// A webhook refused a post for good (a retired URL, a rejected payload).
+    WebhookRefused,
+    /// A webhook post failed in a way a retry may fix; a success ends it.
+    WebhookFailing,
+    /// An owner tag named addresses outside the domains kv-notify mails.
+    TagIgnored,
+    /// An event carried dates kv-notify could not use.
+    UnusableDates,
+}
+
+impl TroubleKind {
+    /// The name kept in the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MailRefused => "mailRefused",
+            Self::WebhookRefused => "webhookRefused",
+            Self::WebhookFailing => "webhookFailing",
+            Self::TagIgnored => "tagIgnored",
+            Self::UnusableDates => "unusableDates",
+        }
+    }
+}
+
+/// Something the daily health notice may report, as the ledger keeps it: one per kind and
+/// subject, its first and last sighting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trouble {
+    /// What kind.
+    pub kind: TroubleKind,
+    /// What it is about: a recipient, a webhook channel, an object.
+    pub subject: String,
+    /// What happened, the last time.
+    pub detail: String,
+    /// When it was first seen (since it was last cleared).
+    pub since: DateTime<Utc>,
+    /// When it was last seen.
+    pub last: DateTime<Utc>,
+}
+
+impl Trouble {
+    /// A trouble seen at `now`.
+    pub fn seen(kind: TroubleKind, subject: &str, detail: &str, now: DateTime<Utc>) -> Self {
+        Self {
+            kind,
+            subject: subject.to_owned(),
+            detail: detail.to_owned(),
+            since: now,
+            last: now,
+        }
+    }
+
+    /// Its key in the store: kind and subject.
+    fn key(kind: TroubleKind, subject: &str) -> String {
+        format!("{}\n{subject}", kind.as_str())
+    }
+}
+
 /// The store failed; the action's fate is unknown, so the invocation must be retried.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("ledger: {0}")]
@@ -135,9 +198,19 @@ pub trait Ledger: Send + Sync {
     /// Gives a claimed action back, so that a redelivery performs it.
     async fn release(&self, key: &ActionKey) -> Result<(), LedgerError>;
 
-    /// Deletes entries recorded before `cutoff`; returns how many entries (or, on the shared
-    /// ledger, whole tables of them) went.
+    /// Deletes entries recorded before `cutoff`, and troubles last seen before it; returns how
+    /// many entries (or, on the shared ledger, whole tables of them) went.
     async fn purge(&self, cutoff: DateTime<Utc>) -> Result<usize, LedgerError>;
+
+    /// Records a trouble for the health notice: a new one as it is, a known one (same kind and
+    /// subject) keeping its first sighting.
+    async fn note(&self, trouble: &Trouble) -> Result<(), LedgerError>;
+
+    /// Forgets a trouble (it has ended); nothing when it is not known.
+    async fn clear(&self, kind: TroubleKind, subject: &str) -> Result<(), LedgerError>;
+
+    /// Every trouble kept.
+    async fn troubles(&self) -> Result<Vec<Trouble>, LedgerError>;
 
     /// Whether this instance is the one to purge at `now`: every time on a file of its own; on
     /// a shared store, one instance each hour, never all of them at once.
@@ -149,6 +222,14 @@ pub trait Ledger: Send + Sync {
     /// file, a request (and a cost) on a shared store.
     fn busy_poll(&self) -> Duration {
         Duration::from_millis(25)
+    }
+}
+
+/// Keeps a trouble for the health notice in `ledger`: one that cannot be kept costs a line of
+/// the notice, never an action, so the failure is logged and passed over.
+pub async fn keep(ledger: &dyn Ledger, trouble: &Trouble) {
+    if let Err(err) = ledger.note(trouble).await {
+        tracing::warn!(error = %err, kind = trouble.kind.as_str(), "cannot keep a trouble for the health notice");
     }
 }
 

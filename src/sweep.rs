@@ -23,6 +23,8 @@ use events::{blind_spot_event, reminder_event};
 use crate::dispatch::Dispatcher;
 use crate::event::{EventKey, EventType, KeyVaultEvent, ObjectKind, Reminder};
 use crate::identity::ManagedIdentity;
+use crate::ledger::{Ledger, Trouble, TroubleKind};
+use std::sync::Arc;
 use crate::settings::SweepSettings;
 use crate::vault::{
     Discovery, REQUESTS_PER_VAULT, Session, VaultClient, VaultError, VaultObject, VaultRef,
@@ -40,7 +42,6 @@ const VAULTS_AT_ONCE: usize = 32;
 const DISCOVERY_KEPT: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// The sweep, built once at start-up when `VAULTS` or `SUBSCRIPTIONS` is set.
-#[derive(Debug)]
 pub struct Sweeper {
     client: VaultClient,
     settings: SweepSettings,
@@ -49,6 +50,8 @@ pub struct Sweeper {
     discovery: Option<Discovery>,
     /// The vaults the last discovery found, and when.
     discovered: tokio::sync::Mutex<Option<(Instant, Vec<VaultRef>)>>,
+    /// Where owner tags that named foreign addresses are kept for the health notice.
+    ledger: Arc<dyn Ledger>,
 }
 
 /// The vaults a run reads.
@@ -71,6 +74,7 @@ impl Sweeper {
     pub fn new<'a>(
         settings: SweepSettings,
         known: impl IntoIterator<Item = &'a lettre::message::Mailbox>,
+        ledger: Arc<dyn Ledger>,
     ) -> anyhow::Result<Self> {
         let identity = ManagedIdentity::for_resource(
             &settings.identity,
@@ -102,6 +106,7 @@ impl Sweeper {
             owner_tag,
             discovery,
             discovered: tokio::sync::Mutex::new(None),
+            ledger,
         })
     }
 
@@ -303,9 +308,10 @@ impl Sweeper {
                     let position = object.expires.map(|t| dispatcher.ladder_position(t, now));
                     let mut event =
                         reminder_event(vault, &object, Some(&version), position, renews, now);
-                    event.tag_owners = self
-                        .tag_owners(&event.display_name(), &object.tags, vault)
-                        .0;
+                    let (owners, ignored) =
+                        self.tag_owners(&event.display_name(), &object.tags, vault);
+                    self.keep_ignored(&event.display_name(), &ignored).await;
+                    event.tag_owners = owners;
                     events.push(event);
                 }
                 Err(error) => {
@@ -432,6 +438,19 @@ impl Sweeper {
             );
         }
         (Some(owners), ignored)
+    }
+
+    /// Keeps an owner tag's ignored entries for the health notice.
+    async fn keep_ignored(&self, object: &str, ignored: &[String]) {
+        if ignored.is_empty() {
+            return;
+        }
+        let detail = format!(
+            "ignored {}: not in a domain kv-notify mails (OWNER_TAG_DOMAINS adds one)",
+            ignored.join(", ")
+        );
+        let trouble = Trouble::seen(TroubleKind::TagIgnored, object, &detail, Utc::now());
+        crate::ledger::keep(self.ledger.as_ref(), &trouble).await;
     }
 
     /// For a certificate, whether its policy renews it (`None` when it cannot be told).

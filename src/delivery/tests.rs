@@ -99,6 +99,18 @@ impl Ledger for FullDisk {
     async fn purge(&self, cutoff: chrono::DateTime<Utc>) -> Result<usize, LedgerError> {
         self.0.purge(cutoff).await
     }
+
+    async fn note(&self, _: &crate::ledger::Trouble) -> Result<(), LedgerError> {
+        Err(LedgerError("No space left on device".into()))
+    }
+
+    async fn clear(&self, kind: crate::ledger::TroubleKind, subject: &str) -> Result<(), LedgerError> {
+        self.0.clear(kind, subject).await
+    }
+
+    async fn troubles(&self) -> Result<Vec<crate::ledger::Trouble>, LedgerError> {
+        self.0.troubles().await
+    }
 }
 
 #[tokio::test]

@@ -11,7 +11,9 @@
 
 mod commits;
 
-use super::{ActionKey, Claim, Entry, Ledger, LedgerError, Recorded, State};
+use super::{
+    ActionKey, Claim, Entry, Ledger, LedgerError, Recorded, State, Trouble, TroubleKind,
+};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use redb::{
@@ -25,6 +27,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 const ACTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("actions");
+
+/// The health notice's troubles, by kind and subject.
+const TROUBLES: TableDefinition<&str, &[u8]> = TableDefinition::new("troubles");
 
 /// Why a ledger file cannot be opened by a second process.
 const ALREADY_OPEN: &str = "another process has it open; instances that share a ledger need the \
@@ -169,9 +174,19 @@ impl Store {
         }
     }
 
-    /// Runs `f` in one write transaction and commits it.
+    /// Runs `f` on the actions in one write transaction and commits it.
     fn write<T>(
         &self,
+        durability: Durability,
+        f: impl FnOnce(&mut redb::Table<&str, &[u8]>) -> Result<T, StorageError>,
+    ) -> Result<T, LedgerError> {
+        self.write_in(ACTIONS, durability, f)
+    }
+
+    /// Runs `f` on `table` in one write transaction and commits it.
+    fn write_in<T>(
+        &self,
+        table: TableDefinition<&str, &[u8]>,
         durability: Durability,
         f: impl FnOnce(&mut redb::Table<&str, &[u8]>) -> Result<T, StorageError>,
     ) -> Result<T, LedgerError> {
@@ -180,7 +195,7 @@ impl Store {
         txn.set_durability(durability)
             .map_err(|e| LedgerError(e.to_string()))?;
         let result = {
-            let mut table = txn.open_table(ACTIONS).map_err(store_error)?;
+            let mut table = txn.open_table(table).map_err(store_error)?;
             f(&mut table).map_err(store_error)?
         };
         txn.commit().map_err(store_error)?;
@@ -348,6 +363,11 @@ impl Ledger for RedbLedger {
 
     async fn purge(&self, cutoff: DateTime<Utc>) -> Result<usize, LedgerError> {
         self.blocking(move |store| {
+            store.write_in(TROUBLES, Durability::None, |table| {
+                table.retain(|_, value| {
+                    serde_json::from_slice::<Trouble>(value).is_ok_and(|t| t.last >= cutoff)
+                })
+            })?;
             store.write(Durability::Immediate, |table| {
                 let mut removed = 0;
                 table.retain(|_, value| {
@@ -358,6 +378,57 @@ impl Ledger for RedbLedger {
                 })?;
                 Ok(removed)
             })
+        })
+        .await
+    }
+
+    // Troubles are written without an fsync: one lost in a crash costs a line of a health
+    // notice, not a mail, and the next completion makes them durable.
+    async fn note(&self, trouble: &Trouble) -> Result<(), LedgerError> {
+        let mut trouble = trouble.clone();
+        self.blocking(move |store| {
+            store.write_in(TROUBLES, Durability::None, |table| {
+                let key = Trouble::key(trouble.kind, &trouble.subject);
+                let known = table
+                    .get(key.as_str())?
+                    .and_then(|v| serde_json::from_slice::<Trouble>(v.value()).ok());
+                if let Some(known) = known {
+                    trouble.since = known.since.min(trouble.since);
+                }
+                let value = serde_json::to_vec(&trouble).expect("a trouble serialises");
+                table.insert(key.as_str(), value.as_slice())?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn clear(&self, kind: TroubleKind, subject: &str) -> Result<(), LedgerError> {
+        let key = Trouble::key(kind, subject);
+        self.blocking(move |store| {
+            store.write_in(TROUBLES, Durability::None, |table| {
+                table.remove(key.as_str())?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn troubles(&self) -> Result<Vec<Trouble>, LedgerError> {
+        self.blocking(|store| {
+            let db = store.database()?;
+            let txn = db.begin_read().map_err(store_error)?;
+            let table = match txn.open_table(TROUBLES) {
+                Ok(table) => table,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+                Err(e) => return Err(store_error(e)),
+            };
+            let mut troubles = Vec::new();
+            for row in table.iter().map_err(store_error)? {
+                let (_, value) = row.map_err(store_error)?;
+                troubles.extend(serde_json::from_slice::<Trouble>(value.value()).ok());
+            }
+            Ok(troubles)
         })
         .await
     }

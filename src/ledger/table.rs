@@ -24,10 +24,11 @@
 mod connection;
 mod requests;
 mod retention;
+mod troubles;
 
 pub use connection::Account;
 
-use super::{ActionKey, Claim, Ledger, LedgerError, Recorded};
+use super::{ActionKey, Claim, Ledger, LedgerError, Recorded, Trouble, TroubleKind};
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use reqwest::{Method, StatusCode};
@@ -264,12 +265,25 @@ impl Ledger for TableLedger {
     }
 
     async fn purge(&self, cutoff: DateTime<Utc>) -> Result<usize, LedgerError> {
+        self.purge_troubles(cutoff).await?;
         self.drop_tables_before(cutoff).await
+    }
+
+    async fn note(&self, trouble: &Trouble) -> Result<(), LedgerError> {
+        self.note_trouble(trouble).await
+    }
+
+    async fn clear(&self, kind: TroubleKind, subject: &str) -> Result<(), LedgerError> {
+        self.clear_trouble(kind, subject).await
+    }
+
+    async fn troubles(&self) -> Result<Vec<Trouble>, LedgerError> {
+        self.list_troubles().await
     }
 }
 
 /// The entity's JSON body, its keys taken from its URL.
-fn entity_json(url: &str, entity: &Entity) -> serde_json::Value {
+fn entity_json(url: &str, entity: &impl Serialize) -> serde_json::Value {
     let mut body = serde_json::to_value(entity).expect("an entity serialises");
     let keys = url
         .rsplit_once('(')

@@ -83,7 +83,8 @@ impl Sweeper {
                 newest.id
             )));
         }
-        let (owners, _) = self.tag_owners(&event.display_name(), &this.tags, &session.vault);
+        let (owners, ignored) = self.tag_owners(&event.display_name(), &this.tags, &session.vault);
+        self.keep_ignored(&event.display_name(), &ignored).await;
         Some(Vetting::Mail(owners))
     }
 }
