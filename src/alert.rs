@@ -28,6 +28,8 @@ pub enum AlertKind {
     AccessPolicyChanged,
     /// kv-notify cannot read a vault: nothing in it is watched.
     CannotSeeVault,
+    /// kv-notify's daily health notice: what it met that needs a person.
+    Health,
 }
 
 impl AlertKind {
@@ -42,6 +44,7 @@ impl AlertKind {
             EventType::NewVersionCreated(_) => Self::NewVersion,
             EventType::VaultAccessPolicyChanged => Self::AccessPolicyChanged,
             EventType::VaultUnreadable => Self::CannotSeeVault,
+            EventType::HealthNotice => Self::Health,
         }
     }
 }
@@ -60,8 +63,8 @@ pub struct Detail {
 /// Everything an alert says. Serialised, it is the set of variables mail templates see.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Alert {
-    /// `near_expiry`, `expired`, `new_version`, `access_policy_changed` or
-    /// `cannot_see_vault`.
+    /// `near_expiry`, `expired`, `new_version`, `access_policy_changed`,
+    /// `cannot_see_vault` or `health`.
     pub kind: AlertKind,
     /// The mail subject: one line, names truncated.
     pub subject: String,
@@ -120,6 +123,7 @@ impl Alert {
             AlertKind::NewVersion => ("New version", "#047857"),
             AlertKind::AccessPolicyChanged => ("Security alert", "#1d4ed8"),
             AlertKind::CannotSeeVault => ("Blind spot", "#6d28d9"),
+            AlertKind::Health => ("Health", "#be185d"),
         };
         let days_left = event.expires.map(|expires| (expires - now).num_days());
         let headline = headline(kind, &names, days_left);
@@ -185,6 +189,9 @@ fn origin(event: &KeyVaultEvent) -> String {
         (EventType::VaultUnreadable, _) => {
             "Sent by kv-notify's expiry sweep, at most once in 15 days per vault.".to_owned()
         }
+        (EventType::HealthNotice, _) => "Sent by kv-notify's daily timer, at most once a day, \
+                                          and only when something needs a person."
+            .to_owned(),
         (EventType::Reminder(_), Some(r)) => format!(
             "Sent by kv-notify's expiry sweep: the {} reminder (REMINDER_DAYS).",
             step_name(r.step)
@@ -218,6 +225,9 @@ fn details(event: &KeyVaultEvent, names: &Names, days_left: Option<i64>) -> Vec<
     };
     let time =
         |t: Option<DateTime<Utc>>, missing: &str| t.map_or_else(|| missing.to_owned(), format_time);
+    if event.event_type == EventType::HealthNotice {
+        return vec![row("Checked", time(event.event_time, "(not given)"), false)];
+    }
     let mut rows = vec![row("Vault", names.vault.clone(), true)];
     if event.event_type.object_kind().is_some() {
         rows.push(row("Type", names.object_type.clone(), false));

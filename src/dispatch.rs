@@ -9,11 +9,12 @@ use crate::alert::Alert;
 use crate::config::Config;
 use crate::delivery::{self, Deliverer, Failure, MailJob, Outcome, WebhookJob};
 use crate::event::{Event, KeyVaultEvent};
+use crate::health;
 use crate::ledger::{self, ActionKind, Ledger, Trouble, TroubleKind};
 use crate::mail;
 use crate::report::{ActionReport, EventReport};
 use crate::rules::{OWNERS, Plan, SECURITY};
-use crate::sweep::{self, Ladder, Position, Sweeper, Vetting};
+use crate::sweep::{self, Ladder, Position, SweepReport, Sweeper, Vetting};
 use crate::webhook::WebhookClient;
 use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::future::join_all;
@@ -137,6 +138,34 @@ impl Dispatcher {
         self.deliverer.finish(deadline).await
     }
 
+    /// Sends the day's health notice (see [`crate::health`]) if something needs a person;
+    /// `sweep` is the run that just ended, if any. Returns what became of it: `not needed`,
+    /// `sent`, `sent before` (today's went already), `failed` or `refused`.
+    pub async fn health_notice(&self, sweep: Option<&SweepReport>) -> &'static str {
+        let (troubles, unreadable) = match self.deliverer.ledger().troubles().await {
+            Ok(troubles) => (troubles, None),
+            Err(err) => {
+                tracing::error!(error = %err, "cannot read the troubles for the health notice");
+                (Vec::new(), Some(err.to_string()))
+            }
+        };
+        let findings = health::Findings {
+            troubles,
+            unreadable,
+            sweep,
+        };
+        let Some(notice) = health::notice(&findings, Utc::now()) else {
+            return "not needed";
+        };
+        for line in notice.diagnosis.iter().flat_map(|d| &d.fix) {
+            tracing::warn!(code = "health", "{line}");
+        }
+        let reports = self
+            .handle_all(vec![Event::KeyVault(Box::new(notice))])
+            .await;
+        reports.first().map_or("failed", sweep::fate)
+    }
+
     /// Keeps a trouble for the health notice (see [`ledger::keep`]).
     pub async fn note(&self, trouble: Trouble) {
         ledger::keep(self.deliverer.ledger(), &trouble).await;
@@ -192,8 +221,13 @@ impl Dispatcher {
         for warning in &event.warnings {
             tracing::warn!(id = %event.id, "{warning}");
             let subject = format!("{} (event {})", event.display_name(), event.id);
-            self.note(Trouble::seen(TroubleKind::UnusableDates, &subject, warning, Utc::now()))
-                .await;
+            self.note(Trouble::seen(
+                TroubleKind::UnusableDates,
+                &subject,
+                warning,
+                Utc::now(),
+            ))
+            .await;
         }
         let now = self.clock.now_for(&event);
         sweep::place_event(&mut event, |expires| self.ladder_position(expires, now));

@@ -59,14 +59,16 @@ pub struct KeyVaultEvent {
     /// The owners the object's owner tag names (`OWNER_TAG`), when its vault was read: they
     /// come before the rules' owners.
     pub tag_owners: Option<Vec<lettre::message::Mailbox>>,
-    /// For a vault the expiry sweep cannot read: why, and how to fix it.
-    pub blind_spot: Option<BlindSpot>,
+    /// For kv-notify's own alerts (a vault the sweep cannot read, the health notice): what is
+    /// wrong, and how to fix it.
+    pub diagnosis: Option<Diagnosis>,
 }
 
-/// Why the expiry sweep cannot read a vault, and what would let it.
+/// What is wrong with kv-notify's view (a vault it cannot read, the troubles of the day), and
+/// what would set it right.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BlindSpot {
-    /// What went wrong, in words (with Key Vault's error code when it gave one).
+pub struct Diagnosis {
+    /// What went wrong, in words (with the service's error code when it gave one).
     pub cause: String,
     /// What to do, in order.
     pub fix: Vec<String>,
@@ -123,7 +125,38 @@ impl KeyVaultEvent {
             warnings: Vec::new(),
             reminder: None,
             tag_owners: None,
-            blind_spot: None,
+            diagnosis: None,
+        }
+    }
+}
+
+impl KeyVaultEvent {
+    /// One of kv-notify's own events (a blind spot, the health notice), made at `now`: known
+    /// to the ledger by `key`, saying what is wrong and what to do.
+    pub fn own(
+        key: String,
+        event_type: EventType,
+        vault: Option<String>,
+        diagnosis: Diagnosis,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id: String::new(),
+            key: EventKey::Id(key),
+            event_type,
+            vault,
+            object_type: None,
+            object: None,
+            version: None,
+            object_url: None,
+            topic: None,
+            not_before: None,
+            expires: None,
+            event_time: Some(now),
+            warnings: Vec::new(),
+            reminder: None,
+            tag_owners: None,
+            diagnosis: Some(diagnosis),
         }
     }
 }
@@ -235,7 +268,7 @@ impl RawEvent {
                 warnings,
                 reminder: None,
                 tag_owners: None,
-                blind_spot: None,
+                diagnosis: None,
             },
             subject,
             data,

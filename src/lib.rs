@@ -16,6 +16,7 @@ mod delivery;
 mod dispatch;
 mod envelope;
 mod event;
+mod health;
 mod identity;
 mod ledger;
 mod logging;

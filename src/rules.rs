@@ -140,6 +140,7 @@ impl Routing {
                 rule(of(EventType::Reminder), OWNERS),
                 rule(vec![EventType::VaultAccessPolicyChanged], SECURITY),
                 rule(vec![EventType::VaultUnreadable], SECURITY),
+                rule(vec![EventType::HealthNotice], SECURITY),
             ],
             fallback_owners: settings.owners.clone(),
             origin: "built-in defaults (no rules file)".to_owned(),

@@ -15,7 +15,7 @@ mod vet;
 
 pub use ladder::{Ladder, Position};
 pub use owners::{OwnerTag, TagOwners};
-pub use report::{InventoryRow, SweepReport, VaultSummary};
+pub use report::{InventoryRow, SweepReport, VaultSummary, fate};
 pub use vet::Vetting;
 
 use events::{blind_spot_event, reminder_event};
@@ -24,13 +24,13 @@ use crate::dispatch::Dispatcher;
 use crate::event::{EventKey, EventType, KeyVaultEvent, ObjectKind, Reminder};
 use crate::identity::ManagedIdentity;
 use crate::ledger::{Ledger, Trouble, TroubleKind};
-use std::sync::Arc;
 use crate::settings::SweepSettings;
 use crate::vault::{
     Discovery, REQUESTS_PER_VAULT, Session, VaultClient, VaultError, VaultObject, VaultRef,
 };
 use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::{StreamExt, stream};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tokio::time::Instant;
 

@@ -1,7 +1,8 @@
 //! The `expiry-sweep` function: a timer trigger. The host POSTs
 //! `{"Data":{"timer":{"Schedule":…,"ScheduleStatus":{"Last":…,"Next":…},"IsPastDue":false}},
 //! "Metadata":{…}}` at each scheduled time; the answer is the usual envelope, its `ReturnValue`
-//! the sweep's summary and its `Logs` one line per vault. The host does not retry a failed
+//! the sweep's summary and its `Logs` one line per vault. Then the day's health notice goes, if
+//! something needs a person. The host does not retry a failed
 //! timer run, so a failure is answered 500 only to show in the function's monitor: the next
 //! run catches up.
 
@@ -24,8 +25,20 @@ pub struct TimerResponse {
     pub outputs: Map<String, Value>,
     /// Lines for the invocation log.
     pub logs: Vec<String>,
-    /// The sweep's summary, or `null` when there are no vaults to sweep.
-    pub return_value: Option<SweepReport>,
+    /// What the run did.
+    pub return_value: TimerResult,
+}
+
+/// What one timer run did: the sweep's summary (its fields, when there are vaults to sweep)
+/// and what became of the health notice.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TimerResult {
+    /// The sweep, when `VAULTS` or `SUBSCRIPTIONS` is set.
+    #[serde(flatten)]
+    pub sweep: Option<SweepReport>,
+    /// `not needed`, `sent`, `sent before`, `failed` or `refused`.
+    pub health_notice: &'static str,
 }
 
 #[derive(Deserialize)]
@@ -67,25 +80,30 @@ pub async fn invoke(
     if info.is_past_due {
         logs.push("the timer is past due (the app was stopped or busy): sweeping now".to_owned());
     }
-    let Some(sweeper) = dispatcher.sweeper() else {
-        logs.push("neither VAULTS nor SUBSCRIPTIONS is set: no vault to sweep".to_owned());
-        let response = TimerResponse {
-            outputs: Map::new(),
-            logs,
-            return_value: None,
-        };
-        return Ok((response, false));
+    let report = match dispatcher.sweeper() {
+        Some(sweeper) => {
+            let report = sweeper.run(dispatcher, false).await;
+            logs.extend(report.log_lines());
+            Some(report)
+        }
+        None => {
+            logs.push("neither VAULTS nor SUBSCRIPTIONS is set: no vault to sweep".to_owned());
+            None
+        }
     };
-    let report = sweeper.run(dispatcher, false).await;
-    logs.extend(report.log_lines());
+    let health_notice = dispatcher.health_notice(report.as_ref()).await;
+    logs.push(format!("health notice: {health_notice}"));
     for line in &logs {
         tracing::info!("{line}");
     }
-    let failed = report.failed();
+    let failed = report.as_ref().is_some_and(SweepReport::failed) || health_notice == "failed";
     let response = TimerResponse {
         outputs: Map::new(),
         logs,
-        return_value: Some(report),
+        return_value: TimerResult {
+            sweep: report,
+            health_notice,
+        },
     };
     Ok((response, failed))
 }

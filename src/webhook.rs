@@ -191,7 +191,7 @@ fn teams(alert: &Alert) -> Value {
         crate::alert::AlertKind::Expired => "Attention",
         crate::alert::AlertKind::NewVersion => "Good",
         crate::alert::AlertKind::AccessPolicyChanged => "Accent",
-        crate::alert::AlertKind::CannotSeeVault => "Attention",
+        crate::alert::AlertKind::CannotSeeVault | crate::alert::AlertKind::Health => "Attention",
     };
     let facts: Vec<Value> = alert
         .details

@@ -30,7 +30,7 @@ pub(crate) fn sample(
         warnings: vec![],
         reminder: None,
         tag_owners: None,
-        blind_spot: None,
+        diagnosis: None,
     };
     (event, now)
 }

@@ -21,6 +21,7 @@ pub(super) fn headline(kind: AlertKind, names: &Names, days_left: Option<i64>) -
             return format!("Access policy changed on vault {vault}");
         }
         (AlertKind::CannotSeeVault, _) => return format!("kv-notify cannot see vault {vault}"),
+        (AlertKind::Health, _) => return "kv-notify needs attention".to_owned(),
         (AlertKind::NewVersion, _) => "has a new version".to_owned(),
         (_, Some(n)) if n > 0 => format!("expires in {}", days(n)),
         (AlertKind::NearExpiry, Some(0)) => "expires today".to_owned(),
@@ -39,6 +40,7 @@ pub(super) fn subject_line(headline: &str, kind: AlertKind) -> String {
         AlertKind::AccessPolicyChanged | AlertKind::CannotSeeVault => {
             format!("Security alert: {headline}")
         }
+        AlertKind::Health => format!("Health notice: {headline}"),
     }
 }
 
@@ -64,10 +66,14 @@ pub(super) fn summary(
             "kv-notify's daily sweep could not read vault {vault}: {}. Until it can, nothing in \
              this vault gets a reminder, and its expiry events cannot be checked against it.",
             event
-                .blind_spot
+                .diagnosis
                 .as_ref()
                 .map_or("no reason given", |b| b.cause.as_str())
         ),
+        (AlertKind::Health, _) => event
+            .diagnosis
+            .as_ref()
+            .map_or_else(String::new, |d| d.cause.clone()),
         (AlertKind::NewVersion, _) => format!(
             "A new version of {object_type} {object} was created in vault {vault}: a rotation happened."
         ),
@@ -130,8 +136,8 @@ pub(super) fn next_steps(kind: AlertKind, names: &Names, event: &KeyVaultEvent) 
             "Check that the rotation was expected.".to_owned(),
             "Make sure the applications that pin a version move to the new one.".to_owned(),
         ],
-        AlertKind::CannotSeeVault => event
-            .blind_spot
+        AlertKind::CannotSeeVault | AlertKind::Health => event
+            .diagnosis
             .as_ref()
             .map(|b| b.fix.clone())
             .unwrap_or_default(),

@@ -104,7 +104,11 @@ impl Ledger for FullDisk {
         Err(LedgerError("No space left on device".into()))
     }
 
-    async fn clear(&self, kind: crate::ledger::TroubleKind, subject: &str) -> Result<(), LedgerError> {
+    async fn clear(
+        &self,
+        kind: crate::ledger::TroubleKind,
+        subject: &str,
+    ) -> Result<(), LedgerError> {
         self.0.clear(kind, subject).await
     }
 

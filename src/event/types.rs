@@ -56,6 +56,9 @@ pub enum EventType {
     /// `VaultUnreadable`: the expiry sweep cannot read a vault (a missing role, a firewall,
     /// a vault that is gone). Not a type Key Vault sends either.
     VaultUnreadable,
+    /// `HealthNotice`: the daily notice of what kv-notify met that needs a person (mail
+    /// refused, webhooks failing, vaults not read). Not a type Key Vault sends either.
+    HealthNotice,
 }
 
 impl EventType {
@@ -73,12 +76,12 @@ impl EventType {
             .chain([Self::VaultAccessPolicyChanged])
     }
 
-    /// Every type rules can route: Key Vault's ten, then the sweep's reminders and its
-    /// unreadable vaults.
+    /// Every type rules can route: Key Vault's ten, then the sweep's reminders, its
+    /// unreadable vaults and the health notice.
     pub fn all() -> impl Iterator<Item = EventType> {
         Self::key_vault_types()
             .chain(ObjectKind::ALL.map(Self::Reminder))
-            .chain([Self::VaultUnreadable])
+            .chain([Self::VaultUnreadable, Self::HealthNotice])
     }
 
     /// Parses a short (`SecretNearExpiry`) or full (`Microsoft.KeyVault.SecretNearExpiry`)
@@ -107,6 +110,7 @@ impl EventType {
             Self::Reminder(Key) => "KeyReminder",
             Self::Reminder(Certificate) => "CertificateReminder",
             Self::VaultUnreadable => "VaultUnreadable",
+            Self::HealthNotice => "HealthNotice",
         }
     }
 
@@ -117,7 +121,7 @@ impl EventType {
             | Self::Expired(kind)
             | Self::NewVersionCreated(kind)
             | Self::Reminder(kind) => Some(kind),
-            Self::VaultAccessPolicyChanged | Self::VaultUnreadable => None,
+            Self::VaultAccessPolicyChanged | Self::VaultUnreadable | Self::HealthNotice => None,
         }
     }
 }

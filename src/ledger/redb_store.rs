@@ -11,9 +11,7 @@
 
 mod commits;
 
-use super::{
-    ActionKey, Claim, Entry, Ledger, LedgerError, Recorded, State, Trouble, TroubleKind,
-};
+use super::{ActionKey, Claim, Entry, Ledger, LedgerError, Recorded, State, Trouble, TroubleKind};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use redb::{

@@ -42,13 +42,12 @@ pub(super) fn routing(
         .into_iter()
         .filter_map(|r| compile_rule(r, &channels, &mut problems))
         .collect();
-    // A vault kv-notify cannot read must never go unsaid: to the security contacts unless a
-    // rule of the file routes it.
-    if !rules
-        .iter()
-        .any(|r| r.events.contains(&EventType::VaultUnreadable))
-    {
-        rules.push(Rule::builtin(vec![EventType::VaultUnreadable], SECURITY));
+    // A vault kv-notify cannot read, and its health notice, must never go unsaid: to the
+    // security contacts unless a rule of the file routes them.
+    for own in [EventType::VaultUnreadable, EventType::HealthNotice] {
+        if !rules.iter().any(|r| r.events.contains(&own)) {
+            rules.push(Rule::builtin(vec![own], SECURITY));
+        }
     }
     if !problems.list.is_empty() {
         return Err(problems.list);

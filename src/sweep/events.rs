@@ -1,7 +1,7 @@
 //! The events the sweep makes: an object's reminder, and a vault it cannot read.
 
 use super::Position;
-use crate::event::{BlindSpot, EventKey, EventType, KeyVaultEvent, Reminder};
+use crate::event::{Diagnosis, EventKey, EventType, KeyVaultEvent, Reminder};
 use crate::vault::{VaultError, VaultObject, VaultRef};
 use chrono::{DateTime, Utc};
 
@@ -52,7 +52,7 @@ pub(super) fn reminder_event(
             auto_renews,
         }),
         tag_owners: None,
-        blind_spot: None,
+        diagnosis: None,
     }
 }
 
@@ -78,32 +78,24 @@ pub(super) fn blind_spot_event(
             (lists, spot)
         })?;
     let period = now.timestamp().div_euclid(BLIND_SPOT_DAYS * 86_400);
-    Some(KeyVaultEvent {
-        id: String::new(),
-        key: EventKey::Id(format!("vault-unreadable/{}/{period}", vault.name)),
-        event_type: EventType::VaultUnreadable,
-        vault: Some(vault.name.clone()),
-        object_type: None,
-        object: None,
-        version: None,
-        object_url: Some(vault.url.to_string()),
-        topic: None,
-        not_before: None,
-        expires: None,
-        event_time: Some(now),
-        warnings: Vec::new(),
-        reminder: None,
-        tag_owners: None,
-        blind_spot: Some(BlindSpot {
-            cause: format!("{}; its {lists} were not read", blind_spot.cause),
-            fix: blind_spot.fix,
-        }),
-    })
+    let diagnosis = Diagnosis {
+        cause: format!("{}; its {lists} were not read", blind_spot.cause),
+        fix: blind_spot.fix,
+    };
+    let mut event = KeyVaultEvent::own(
+        format!("vault-unreadable/{}/{period}", vault.name),
+        EventType::VaultUnreadable,
+        Some(vault.name.clone()),
+        diagnosis,
+        now,
+    );
+    event.object_url = Some(vault.url.to_string());
+    Some(event)
 }
 
 /// What a list's failure means for a person, when it needs one.
-fn blind_spot(vault: &str, error: &VaultError) -> Option<BlindSpot> {
-    let spot = |cause: String, fix: Vec<String>| Some(BlindSpot { cause, fix });
+fn blind_spot(vault: &str, error: &VaultError) -> Option<Diagnosis> {
+    let spot = |cause: String, fix: Vec<String>| Some(Diagnosis { cause, fix });
     let principal = "the app's identity (az functionapp identity show -g <group> -n <app> \
                      --query principalId)";
     match error {

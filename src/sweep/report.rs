@@ -75,7 +75,8 @@ pub fn fate(report: &EventReport) -> &'static str {
         FAILED
     } else if outcomes().any(|o| matches!(o, Outcome::Sent | Outcome::Written(_))) {
         SENT
-    } else if outcomes().len() > 0 && outcomes().all(|o| *o == Outcome::Duplicate) {
+    } else if outcomes().any(|o| *o == Outcome::Duplicate) {
+        // Some channel had it already; what the others did (a refusal) is theirs to report.
         SENT_BEFORE
     } else {
         REFUSED

@@ -10,6 +10,7 @@ mod eventgrid;
 mod events;
 mod exactly_once;
 mod graph_mail;
+mod health;
 mod host_emulator;
 mod identity;
 mod ledger_faults;

@@ -36,8 +36,11 @@ async fn a_reminder_goes_to_the_owners_its_tag_names_in_the_domains_kv_notify_ma
     let answer = handler.timer().await;
 
     assert_eq!(answer.status, 200, "{}", answer.text);
-    let mut to: Vec<(String, Vec<String>)> = smtp
+    let (notices, reminders): (Vec<Received>, Vec<Received>) = smtp
         .messages()
+        .into_iter()
+        .partition(|m| m.subject().starts_with("Health notice"));
+    let mut to: Vec<(String, Vec<String>)> = reminders
         .iter()
         .map(|m| {
             let object = ["db", "partner", "untagged"]
@@ -67,6 +70,13 @@ async fn a_reminder_goes_to_the_owners_its_tag_names_in_the_domains_kv_notify_ma
             ),
         ],
         "a foreign domain in a tag is never mailed"
+    );
+    assert_eq!(notices.len(), 1, "the health notice says so");
+    let notice = notices[0].text();
+    assert_eq!(notices[0].rcpt_to(), ["secops@contoso.com"]);
+    assert!(
+        notice.contains("The owner tag of kv-a/db: ignored eve@evil.example"),
+        "{notice}"
     );
     assert!(
         handler.output().contains("owner_tag_ignored")

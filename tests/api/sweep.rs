@@ -305,6 +305,7 @@ async fn a_vault_that_refuses_is_reported_and_the_others_are_still_swept() {
     assert_eq!(
         subjects(&s.smtp),
         [
+            "Health notice: kv-notify needs attention",
             "Secret a in kv-a expires in 3 days",
             "Security alert: kv-notify cannot see vault kv-b"
         ]
@@ -323,7 +324,11 @@ async fn a_vault_that_refuses_is_reported_and_the_others_are_still_swept() {
 
     let again = handler.timer().await;
 
-    assert_eq!(s.smtp.messages().len(), 2, "once in 15 days per vault");
+    assert_eq!(
+        s.smtp.messages().len(),
+        3,
+        "once in 15 days per vault (and the health notice once a day)"
+    );
     assert_eq!(vault_summary(&again, 1)["blindSpotAlert"], "sent before");
     assert!(
         again
@@ -405,7 +410,8 @@ async fn without_vaults_the_timer_says_so_and_succeeds() {
     let answer = handler.timer().await;
 
     assert_eq!(answer.status, 200);
-    assert_eq!(answer.json()["ReturnValue"], Value::Null);
+    assert_eq!(answer.json()["ReturnValue"]["vaults"], Value::Null);
+    assert_eq!(answer.json()["ReturnValue"]["healthNotice"], "not needed");
     assert!(
         answer
             .text

@@ -143,6 +143,17 @@ async fn a_sweep_out_of_budget_says_so_and_the_next_run_finishes_the_work() {
     );
     let first = smtp.messages().len();
     assert!(first < DUE, "{first} mails");
+    assert_eq!(short.json()["ReturnValue"]["healthNotice"], "sent");
+    let notice = smtp
+        .messages()
+        .into_iter()
+        .find(|m| m.subject().starts_with("Health notice"))
+        .expect("the health notice");
+    assert!(
+        notice.text().contains("ran out of its 1 s budget"),
+        "{}",
+        notice.text()
+    );
 
     drop(handler);
     set(&mut settings, "SWEEP_BUDGET_SECS", "60");
@@ -150,7 +161,12 @@ async fn a_sweep_out_of_budget_says_so_and_the_next_run_finishes_the_work() {
     let full = handler.timer().await;
 
     assert_eq!(full.status, 200, "{}", full.text);
-    let counts = per_subject(&smtp);
+    let mut counts = per_subject(&smtp);
+    assert_eq!(
+        counts.remove("Health notice: kv-notify needs attention"),
+        Some(1),
+        "once a day"
+    );
     assert_eq!(counts.len(), DUE);
     assert!(counts.values().all(|&n| n == 1), "{counts:?}");
 }

@@ -70,7 +70,12 @@ impl TableLedger {
             row.since = None;
             let body = super::entity_json(&url, &row);
             let merged = self
-                .send(Method::from_bytes(b"MERGE").expect("a method"), &url, Some("*"), Some(&body))
+                .send(
+                    Method::from_bytes(b"MERGE").expect("a method"),
+                    &url,
+                    Some("*"),
+                    Some(&body),
+                )
                 .await?;
             match merged.status() {
                 StatusCode::NO_CONTENT | StatusCode::OK => return Ok(()),
