@@ -250,6 +250,9 @@ impl Sweeper {
                     dispatcher.ladder(),
                 );
                 row.owner_source = dispatcher.owner_source(&event);
+                if row.owner_source == "tag" && self.owner_tag.owners(&object.tags).is_none() {
+                    row.owner_source = "the vault's tag".to_owned();
+                }
                 if !ignored.is_empty() {
                     row.notes.push(format!(
                         "owner tag: ignored {} (not a domain kv-notify mails; see OWNER_TAG_DOMAINS)",

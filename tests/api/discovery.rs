@@ -50,7 +50,7 @@ async fn the_vaults_of_every_subscription_are_found_paged_and_swept_with_their_t
         "subscriptions": {
             // Three vaults: two pages of Resource Manager's list.
             TEAM: [
-                {"name": "kv-a", "tags": {"Owner": "team-a@contoso.com"}},
+                {"name": "kv-a", "tags": {"Owner": "team-a@contoso.com, mallory@evil.example"}},
                 {"name": "kv-b"},
                 {"name": "kv-c", "tags": {"owner": "team-c@contoso.com"}},
             ],
@@ -74,8 +74,18 @@ async fn the_vaults_of_every_subscription_are_found_paged_and_swept_with_their_t
         "owner1@contoso.com".to_owned(),
         "owner2@contoso.com".to_owned(),
     ];
+    let mut mails = recipients(&smtp);
+    let notice = mails.remove(0);
     assert_eq!(
-        recipients(&smtp),
+        notice,
+        (
+            "Health notice: kv-notify needs attention".to_owned(),
+            vec!["secops@contoso.com".to_owned()]
+        ),
+        "the vault tag's foreign address is said"
+    );
+    assert_eq!(
+        mails,
         [
             // The vault's owner tag.
             (
@@ -117,9 +127,10 @@ async fn the_vaults_of_every_subscription_are_found_paged_and_swept_with_their_t
         .find(|l| l.contains("a-secret"))
         .unwrap_or_default();
     assert!(
-        a.contains("team-a@contoso.com (owners from tag)"),
+        a.contains("team-a@contoso.com (owners from the vault's tag)"),
         "{table}"
     );
+    assert!(a.contains("ignored mallory@evil.example"), "{table}");
 }
 
 #[tokio::test]
