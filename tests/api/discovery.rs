@@ -212,6 +212,14 @@ async fn a_subscription_that_cannot_be_listed_fails_the_run_and_the_others_are_s
         "{}",
         blind.text()
     );
+    let notice = smtp
+        .messages()
+        .into_iter()
+        .find(|m| m.subject().starts_with("Health notice"))
+        .expect("the health notice");
+    let text = notice.text();
+    assert!(text.contains(&format!("Subscription {OTHER}")), "{text}");
+    assert!(text.contains("Reader role on the subscription"), "{text}");
 }
 
 #[tokio::test]
