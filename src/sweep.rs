@@ -113,23 +113,7 @@ impl Sweeper {
     /// What is swept, in words: the vaults of `VAULTS` and the subscriptions of
     /// `SUBSCRIPTIONS`.
     pub fn scope(&self) -> String {
-        let mut parts = Vec::new();
-        if !self.settings.vaults.is_empty() {
-            let names: Vec<&str> = self
-                .settings
-                .vaults
-                .iter()
-                .map(|v| v.name.as_str())
-                .collect();
-            parts.push(format!("vaults {}", names.join(", ")));
-        }
-        if !self.settings.subscriptions.is_empty() {
-            parts.push(format!(
-                "the vaults of subscriptions {}",
-                self.settings.subscriptions.join(", ")
-            ));
-        }
-        parts.join(" and ")
+        self.settings.scope()
     }
 
     /// One run: every vault read and every reminder due sent (or, with `dry_run`, only said).

@@ -8,6 +8,18 @@ use crate::dispatch::Clock;
 use crate::event::Event;
 use std::path::{Path, PathBuf};
 
+/// What the daily sweep reads, in one line.
+fn sweep_scope(settings: &crate::settings::Settings) -> String {
+    match &settings.sweep {
+        None => "off (set VAULTS or SUBSCRIPTIONS)".to_owned(),
+        Some(sweep) => format!(
+            "{}; reminder steps {} (REMINDER_DAYS)",
+            sweep.scope(),
+            settings.ladder
+        ),
+    }
+}
+
 /// Prints the effective configuration: start-up warnings, where mail goes, the templates and
 /// the routing.
 pub fn check(config: &Config) {
@@ -25,6 +37,7 @@ pub fn check(config: &Config) {
         |d| format!("{} (built-in where a file is missing)", d.display()),
     );
     say!("templates: {templates}");
+    say!("expiry sweep: {}", sweep_scope(settings));
     say!("");
     say!("{}", config.routing.describe().trim_end());
     say!("\nok: the configuration is valid");

@@ -47,6 +47,25 @@ pub struct SweepSettings {
     pub owner_tag_domains: Vec<String>,
 }
 
+impl SweepSettings {
+    /// What is swept, in words: the vaults of `VAULTS` and the subscriptions of
+    /// `SUBSCRIPTIONS`.
+    pub fn scope(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.vaults.is_empty() {
+            let names: Vec<&str> = self.vaults.iter().map(|v| v.name.as_str()).collect();
+            parts.push(format!("vaults {}", names.join(", ")));
+        }
+        if !self.subscriptions.is_empty() {
+            parts.push(format!(
+                "the vaults of subscriptions {}",
+                self.subscriptions.join(", ")
+            ));
+        }
+        parts.join(" and ")
+    }
+}
+
 /// The reminder ladder (`REMINDER_DAYS`), which the event path uses too.
 pub(super) fn ladder(get: &impl Fn(&str) -> Option<String>, problems: &mut Vec<String>) -> Ladder {
     match get(name::REMINDER_DAYS).map(|raw| Ladder::parse(&raw)) {

@@ -262,31 +262,28 @@ impl InventoryRow {
 
     /// The row of a subscription whose vaults could not be listed (`why` starts with its id).
     pub fn unlisted(why: &str) -> Self {
-        Self {
-            vault: String::new(),
-            object_type: "Subscription",
-            name: String::new(),
-            expires: None,
-            days_left: None,
-            reminder: "unknown".to_owned(),
-            owners: Vec::new(),
-            owner_source: String::new(),
-            notes: vec![format!("cannot list the vaults of subscription {why}")],
-        }
+        let note = format!("cannot list the vaults of subscription {why}");
+        Self::not_read(String::new(), "Subscription", note)
     }
 
     /// The row of a list that could not be read.
     pub fn unreadable(vault: &VaultRef, kind: ObjectKind, error: &VaultError) -> Self {
+        let note = format!("cannot read the {}: {error}", kind.collection());
+        Self::not_read(vault.name.clone(), kind.as_str(), note)
+    }
+
+    /// The row of something not read, with why.
+    fn not_read(vault: String, object_type: &'static str, note: String) -> Self {
         Self {
-            vault: vault.name.clone(),
-            object_type: kind.as_str(),
+            vault,
+            object_type,
             name: String::new(),
             expires: None,
             days_left: None,
             reminder: "unknown".to_owned(),
             owners: Vec::new(),
             owner_source: String::new(),
-            notes: vec![format!("cannot read the {}: {error}", kind.collection())],
+            notes: vec![note],
         }
     }
 }

@@ -46,11 +46,22 @@ fn check_accepts_the_example_and_prints_the_effective_routing() {
     let output = kv_notify(
         dir.path(),
         &["check"],
-        &[("OWNER_EMAILS", "fallback@contoso.com")],
+        &[
+            ("OWNER_EMAILS", "fallback@contoso.com"),
+            ("VAULTS", "prod-kv"),
+            ("SUBSCRIPTIONS", "0000000A-0000-0000-0000-000000000001"),
+        ],
     );
 
     let text = stdout(&output);
     assert!(output.status.success(), "{text}");
+    assert!(
+        text.contains(
+            "expiry sweep: vaults prod-kv and the vaults of subscriptions \
+             0000000a-0000-0000-0000-000000000001; reminder steps 60,30,14,7,1,0,-7"
+        ),
+        "{text}"
+    );
     assert!(
         text.contains("routing from rules.toml"),
         "found rules.toml in the app root: {text}"

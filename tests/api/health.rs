@@ -174,13 +174,7 @@ async fn what_one_instance_meets_reaches_the_notice_another_sends_on_the_shared_
         ..SmtpOptions::default()
     });
     let azurite = Azurite::start();
-    let mut settings = mail_settings(&smtp.url());
-    set(&mut settings, "LEDGER", "table");
-    set(
-        &mut settings,
-        "AzureWebJobsStorage",
-        &azurite.connection_string(),
-    );
+    let mut settings = mail_settings_on_table(&smtp.url(), &azurite);
     set(&mut settings, "OWNER_EMAILS", "gone@contoso.com");
     let settings = pairs(&settings);
     let (events, timer) = tokio::join!(Handler::start(&settings), Handler::start(&settings));

@@ -4,21 +4,10 @@
 use crate::support::*;
 use futures_util::future::join_all;
 
-fn shared(smtp: &SmtpServer, azurite: &Azurite) -> Vec<(&'static str, String)> {
-    let mut settings = mail_settings(&smtp.url());
-    set(&mut settings, "LEDGER", "table");
-    set(
-        &mut settings,
-        "AzureWebJobsStorage",
-        &azurite.connection_string(),
-    );
-    settings
-}
-
 #[tokio::test]
 async fn one_event_delivered_to_three_instances_at_once_is_one_mail() {
     let (smtp, azurite) = (SmtpServer::start(), Azurite::start());
-    let settings = shared(&smtp, &azurite);
+    let settings = mail_settings_on_table(&smtp.url(), &azurite);
     let settings = pairs(&settings);
     let instances = join_all((0..3).map(|_| Handler::start(&settings))).await;
     let event = event_grid("SecretNearExpiry", "shared", Some(5));
@@ -35,7 +24,7 @@ async fn one_event_delivered_to_three_instances_at_once_is_one_mail() {
 #[tokio::test]
 async fn forty_events_each_delivered_to_two_instances_are_forty_mails() {
     let (smtp, azurite) = (SmtpServer::start(), Azurite::start());
-    let settings = shared(&smtp, &azurite);
+    let settings = mail_settings_on_table(&smtp.url(), &azurite);
     let settings = pairs(&settings);
     let (a, b) = tokio::join!(Handler::start(&settings), Handler::start(&settings));
     let events: Vec<_> = (0..40)
@@ -56,7 +45,7 @@ async fn forty_events_each_delivered_to_two_instances_are_forty_mails() {
 #[tokio::test]
 async fn a_fresh_instance_on_a_new_disk_finds_what_another_sent() {
     let (smtp, azurite) = (SmtpServer::start(), Azurite::start());
-    let settings = shared(&smtp, &azurite);
+    let settings = mail_settings_on_table(&smtp.url(), &azurite);
     let event = event_grid("CertificateNearExpiry", "tls", Some(5));
     let first = Handler::start(&pairs(&settings)).await;
     assert_eq!(first.invoke(event.clone()).await.statuses(), ["sent"]);
@@ -72,7 +61,7 @@ async fn a_fresh_instance_on_a_new_disk_finds_what_another_sent() {
 #[tokio::test]
 async fn a_wrong_account_key_stops_start_up_and_is_never_printed() {
     let (smtp, azurite) = (SmtpServer::start(), Azurite::start());
-    let mut settings = shared(&smtp, &azurite);
+    let mut settings = mail_settings_on_table(&smtp.url(), &azurite);
     let wrong_key = "d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXk=";
     let connection = azurite.connection_string();
     let (before, rest) = connection.split_once("AccountKey=").expect("a key");
@@ -90,7 +79,7 @@ async fn a_wrong_account_key_stops_start_up_and_is_never_printed() {
 #[tokio::test]
 async fn with_the_storage_account_down_no_mail_goes_out_and_the_redelivery_sends_once() {
     let (smtp, mut azurite) = (SmtpServer::start(), Azurite::start());
-    let settings = shared(&smtp, &azurite);
+    let settings = mail_settings_on_table(&smtp.url(), &azurite);
     let handler = Handler::start(&pairs(&settings)).await;
     let event = event_grid("SecretExpired", "down", Some(-1));
 
@@ -121,10 +110,10 @@ async fn a_claim_left_by_a_killed_instance_is_taken_over_after_its_lease_and_sen
     let (smtp, azurite) = (SmtpServer::start(), Azurite::start());
     // The first instance's mail server never answers: it claims the mail and hangs.
     let (_silent, silent_url) = silent_server();
-    let mut hung = shared(&smtp, &azurite);
+    let mut hung = mail_settings_on_table(&smtp.url(), &azurite);
     set(&mut hung, "SMTP_URL", &silent_url);
     set(&mut hung, "SMTP_TIMEOUT_SECS", "1");
-    let mut healthy = shared(&smtp, &azurite);
+    let mut healthy = mail_settings_on_table(&smtp.url(), &azurite);
     set(&mut healthy, "SMTP_TIMEOUT_SECS", "1");
     set(&mut healthy, "DEADLINE_SECS", "30");
     let first = Handler::start(&pairs(&hung)).await;
@@ -262,7 +251,7 @@ async fn a_month_past_retention_goes_whole_and_the_current_month_stays() {
     let (smtp, azurite) = (SmtpServer::start(), Azurite::start());
     // A ten-year memory, so that an event of March 2025 is filed by its own month. (Expiry
     // events are filed by their reminder ladder instead: these are access policy alerts.)
-    let mut long = shared(&smtp, &azurite);
+    let mut long = mail_settings_on_table(&smtp.url(), &azurite);
     set(&mut long, "LEDGER_RETENTION_DAYS", "3650");
     let mut old = event_grid("VaultAccessPolicyChanged", "prod-kv", None);
     old["eventTime"] = "2025-03-10T08:00:00Z".into();

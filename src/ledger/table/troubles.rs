@@ -1,6 +1,7 @@
-//! The health notice's troubles in the shared ledger: one table (`<LEDGER_TABLE>troubles`),
-//! partitioned by kind, one entity per subject (its digest the row key). Small: a few rows a
-//! day at most, and those not seen within the retention period are deleted with the purge.
+//! The health notice's troubles in the shared ledger: one table, `<LEDGER_TABLE>health` (six
+//! characters, as many as a month's `YYYYMM`, so every valid `LEDGER_TABLE` makes a valid
+//! name), partitioned by kind, one entity per subject (its digest the row key). Small: a few
+//! rows a day at most, and those not seen within the retention period go with the purge.
 
 use super::{TableLedger, hex_digest, parse_time, rfc3339, table_name};
 use crate::ledger::{LedgerError, Trouble, TroubleKind};
@@ -28,7 +29,7 @@ const NEXT_ROW: &str = "x-ms-continuation-NextRowKey";
 
 impl TableLedger {
     fn troubles_url(&self) -> String {
-        format!("{}/{}troubles", self.account.table_endpoint, self.prefix)
+        format!("{}/{}health", self.account.table_endpoint, self.prefix)
     }
 
     fn trouble_url(&self, kind: TroubleKind, subject: &str) -> String {

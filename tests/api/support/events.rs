@@ -106,6 +106,22 @@ pub fn mail_settings_with_ledger(
     settings
 }
 
+/// [`mail_settings`] with the shared ledger in `azurite`'s table, as every instance of a
+/// scaled-out app has it.
+pub fn mail_settings_on_table(
+    smtp_url: &str,
+    azurite: &super::Azurite,
+) -> Vec<(&'static str, String)> {
+    let mut settings = mail_settings(smtp_url);
+    set(&mut settings, "LEDGER", "table");
+    set(
+        &mut settings,
+        "AzureWebJobsStorage",
+        &azurite.connection_string(),
+    );
+    settings
+}
+
 /// Borrows owned settings as the `&[(&str, &str)]` the host takes.
 pub fn pairs<'a>(settings: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
     settings.iter().map(|(k, v)| (*k, v.as_str())).collect()
