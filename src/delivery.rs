@@ -22,6 +22,7 @@ mod graph;
 mod mail;
 mod outbox;
 mod outcome;
+mod record;
 mod smtp;
 mod transport;
 
@@ -36,7 +37,7 @@ pub use transport::{
 };
 
 use crate::event::EventKey;
-use crate::ledger::{ActionKey, ActionKind, Claim, Ledger, Recorded, Trouble, TroubleKind};
+use crate::ledger::{ActionKey, ActionKind, Claim, Ledger, Recorded};
 use crate::report::ActionReport;
 use crate::settings::LEDGER_WRITE_ALLOWANCE;
 use crate::webhook::Webhook;
@@ -44,6 +45,7 @@ use chrono::{DateTime, Utc};
 use lettre::address::Address;
 use lettre::message::Mailbox;
 use mail::Mail;
+use record::record;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -339,80 +341,5 @@ fn key(
         action,
         target,
         event_time,
-    }
-}
-
-/// Keeps what the daily health notice reports of a result: a recipient or webhook that
-/// refused for good, a webhook failing (until it succeeds again). See [`crate::ledger::keep`].
-async fn keep_health(
-    ledger: &Arc<dyn Ledger>,
-    key: &ActionKey,
-    result: &Result<Delivered, Failure>,
-) {
-    let (kind, detail) = match (key.action, result) {
-        (ActionKind::Webhook, Ok(_)) => {
-            if let Err(err) = ledger.clear(TroubleKind::WebhookFailing, &key.target).await {
-                tracing::warn!(error = %err, "cannot clear a webhook's failures for the health notice");
-            }
-            return;
-        }
-        (ActionKind::Email, Err(Failure::Permanent(reason))) => (TroubleKind::MailRefused, reason),
-        (ActionKind::Webhook, Err(Failure::Permanent(reason))) => {
-            (TroubleKind::WebhookRefused, reason)
-        }
-        (ActionKind::Webhook, Err(Failure::Transient(reason))) => {
-            (TroubleKind::WebhookFailing, reason)
-        }
-        _ => return,
-    };
-    let trouble = Trouble::seen(kind, &key.target, detail, Utc::now());
-    crate::ledger::keep(ledger.as_ref(), &trouble).await;
-}
-
-/// Records one target's result, right after the answer: done (sent, or refused for good), or
-/// given back so that a redelivery tries again.
-async fn record(
-    ledger: &Arc<dyn Ledger>,
-    key: &ActionKey,
-    result: Result<Delivered, Failure>,
-) -> Outcome {
-    keep_health(ledger, key, &result).await;
-    let (recorded, outcome) = match result {
-        Ok(delivered) => {
-            let outcome = match delivered {
-                Delivered::Sent => Outcome::Sent,
-                Delivered::Written(path) => Outcome::Written(path),
-            };
-            (
-                ledger.complete(key, Recorded::Sent, Utc::now()).await,
-                outcome,
-            )
-        }
-        Err(Failure::Permanent(reason)) => {
-            let refused = Recorded::Refused {
-                reason: reason.clone(),
-            };
-            let outcome = Outcome::Failed(Failure::Permanent(reason));
-            (ledger.complete(key, refused, Utc::now()).await, outcome)
-        }
-        Err(failure) => (ledger.release(key).await, Outcome::Failed(failure)),
-    };
-    match recorded {
-        Ok(()) => outcome,
-        // A release that failed leaves the claim to its lease; the outcome already asks for a
-        // redelivery.
-        Err(err) if outcome.needs_retry() => {
-            tracing::error!(error = %err, target = %key.target, "ledger release failed");
-            outcome
-        }
-        // Done, but not kept: a redelivery may repeat it. Say so, and fail the invocation rather
-        // than answer that all is done.
-        Err(err) => {
-            tracing::error!(error = %err, target = %key.target, "ledger write failed after acting");
-            Outcome::Unrecorded {
-                done: Box::new(outcome),
-                error: err.to_string(),
-            }
-        }
     }
 }

@@ -11,10 +11,11 @@ mod events;
 mod ladder;
 mod owners;
 mod report;
+mod targets;
 mod vet;
 
 pub use ladder::{Ladder, Position};
-pub use owners::{OwnerTag, TagOwners};
+pub use owners::OwnerTag;
 pub use report::{InventoryRow, SweepReport, VaultSummary, fate};
 pub use vet::Vetting;
 
@@ -23,7 +24,7 @@ use events::{blind_spot_event, reminder_event};
 use crate::dispatch::Dispatcher;
 use crate::event::{EventKey, EventType, KeyVaultEvent, ObjectKind, Reminder};
 use crate::identity::ManagedIdentity;
-use crate::ledger::{Ledger, Trouble, TroubleKind};
+use crate::ledger::Ledger;
 use crate::settings::SweepSettings;
 use crate::vault::{
     Discovery, REQUESTS_PER_VAULT, Session, VaultClient, VaultError, VaultObject, VaultRef,
@@ -38,9 +39,6 @@ use tokio::time::Instant;
 /// connections.
 const VAULTS_AT_ONCE: usize = 32;
 
-/// How long the event path trusts the vaults a discovery found.
-const DISCOVERY_KEPT: std::time::Duration = std::time::Duration::from_secs(3600);
-
 /// The sweep, built once at start-up when `VAULTS` or `SUBSCRIPTIONS` is set.
 pub struct Sweeper {
     client: VaultClient,
@@ -52,13 +50,6 @@ pub struct Sweeper {
     discovered: tokio::sync::Mutex<Option<(Instant, Vec<VaultRef>)>>,
     /// Where owner tags that named foreign addresses are kept for the health notice.
     ledger: Arc<dyn Ledger>,
-}
-
-/// The vaults a run reads.
-struct Targets {
-    vaults: Vec<VaultRef>,
-    /// Subscriptions that could not be listed, each with why.
-    unlisted: Vec<String>,
 }
 
 /// What one vault's lists held that the caller kept, and what went wrong.
@@ -129,63 +120,6 @@ impl Sweeper {
         let mut report = SweepReport::new(started, vaults, self.settings.budget);
         report.subscriptions_not_listed = targets.unlisted;
         report
-    }
-
-    /// The vaults of `VAULTS`, then those Resource Manager lists in `SUBSCRIPTIONS` (a vault
-    /// in both is read once, with the tags Resource Manager gives it).
-    async fn targets(&self, deadline: Instant) -> Targets {
-        let mut targets = Targets {
-            vaults: self.settings.vaults.clone(),
-            unlisted: Vec::new(),
-        };
-        let Some(discovery) = &self.discovery else {
-            return targets;
-        };
-        let Ok(found) = tokio::time::timeout_at(deadline, discovery.vaults()).await else {
-            targets.unlisted = self
-                .settings
-                .subscriptions
-                .iter()
-                .map(|id| {
-                    format!("{id}: out of budget (SWEEP_BUDGET_SECS) before its vaults were listed")
-                })
-                .collect();
-            return targets;
-        };
-        *self.discovered.lock().await = Some((Instant::now(), found.vaults.clone()));
-        merge(&mut targets.vaults, found.vaults);
-        targets.unlisted = found
-            .failures
-            .iter()
-            .map(|(id, error)| format!("{id}: {error}"))
-            .collect();
-        targets
-    }
-
-    /// The vault named `name`, if kv-notify sweeps it: in `VAULTS`, or found by the last
-    /// discovery (run again when it is older than an hour). An event's own URL never decides
-    /// where a token goes.
-    async fn vault_named(&self, name: &str) -> Option<VaultRef> {
-        let mut vaults = self.settings.vaults.clone();
-        if let Some(discovery) = &self.discovery {
-            let mut discovered = self.discovered.lock().await;
-            let fresh = discovered
-                .as_ref()
-                .is_some_and(|(at, _)| at.elapsed() < DISCOVERY_KEPT);
-            if !fresh {
-                let found = discovery.vaults().await;
-                // A subscription not listed is asked again at the next event.
-                let at = match found.failures.is_empty() {
-                    true => Instant::now(),
-                    false => Instant::now() - DISCOVERY_KEPT,
-                };
-                *discovered = Some((at, found.vaults));
-            }
-            if let Some((_, found)) = discovered.as_ref() {
-                merge(&mut vaults, found.iter().cloned());
-            }
-        }
-        vaults.into_iter().find(|v| v.name == name)
     }
 
     /// Every object expiring within `days` (or never), with its place on the ladder and who
@@ -400,46 +334,6 @@ impl Sweeper {
         }
     }
 
-    /// The owners `object`'s tags name, else those its vault's tags name (`None` without an
-    /// owner tag on either), and the tag's entries that were ignored (logged: a tag naming a
-    /// foreign domain is worth a look).
-    fn tag_owners(
-        &self,
-        object: &str,
-        tags: &std::collections::BTreeMap<String, String>,
-        vault: &VaultRef,
-    ) -> (Option<Vec<lettre::message::Mailbox>>, Vec<String>) {
-        let tagged = self
-            .owner_tag
-            .owners(tags)
-            .or_else(|| self.owner_tag.owners(&vault.tags));
-        let Some(TagOwners { owners, ignored }) = tagged else {
-            return (None, Vec::new());
-        };
-        if !ignored.is_empty() {
-            tracing::warn!(
-                code = "owner_tag_ignored",
-                %object,
-                ignored = %ignored.join(", "),
-                "owner tag entries ignored: not an address in a domain kv-notify mails (OWNER_TAG_DOMAINS adds one)"
-            );
-        }
-        (Some(owners), ignored)
-    }
-
-    /// Keeps an owner tag's ignored entries for the health notice.
-    async fn keep_ignored(&self, object: &str, ignored: &[String]) {
-        if ignored.is_empty() {
-            return;
-        }
-        let detail = format!(
-            "ignored {}: not in a domain kv-notify mails (OWNER_TAG_DOMAINS adds one)",
-            ignored.join(", ")
-        );
-        let trouble = Trouble::seen(TroubleKind::TagIgnored, object, &detail, Utc::now());
-        crate::ledger::keep(self.ledger.as_ref(), &trouble).await;
-    }
-
     /// For a certificate, whether its policy renews it (`None` when it cannot be told).
     async fn renewal(
         &self,
@@ -458,16 +352,6 @@ impl Sweeper {
                 None
             }
             Err(_) => None,
-        }
-    }
-}
-
-/// Adds `found` to `vaults`; a vault already there by name takes the tags found.
-fn merge(vaults: &mut Vec<VaultRef>, found: impl IntoIterator<Item = VaultRef>) {
-    for vault in found {
-        match vaults.iter_mut().find(|v| v.name == vault.name) {
-            Some(known) => known.tags = vault.tags,
-            None => vaults.push(vault),
         }
     }
 }

@@ -10,31 +10,22 @@
 //! committer thread, never on the reactor.
 
 mod commits;
+mod open;
+mod troubles;
+
+use open::{lock, open_checked};
 
 use super::{ActionKey, Claim, Entry, Ledger, LedgerError, Recorded, State, Trouble, TroubleKind};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use redb::{
-    Database, DatabaseError, Durability, ReadableDatabase, ReadableTable, StorageError,
-    TableDefinition,
-};
-use std::fs::{File, TryLockError};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, StorageError, TableDefinition};
+use std::fs::File;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 const ACTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("actions");
-
-/// The health notice's troubles, by kind and subject.
-const TROUBLES: TableDefinition<&str, &[u8]> = TableDefinition::new("troubles");
-
-/// Why a ledger file cannot be opened by a second process.
-const ALREADY_OPEN: &str = "another process has it open; instances that share a ledger need the \
-                            storage-account table (LEDGER=table)";
-
-/// Page cache for the ledger: the working set is a few days of keys, tiny.
-const CACHE_BYTES: usize = 4 * 1024 * 1024;
 
 /// A ledger in a redb database.
 ///
@@ -222,91 +213,6 @@ impl Store {
     }
 }
 
-/// Takes `<path>.lock` for this process, or says which other one holds the ledger. A lock file
-/// of its own, so that the lock is known before the database file is opened (redb syncs the
-/// file as it opens it: milliseconds the host would wait for at start-up).
-fn lock(path: &Path) -> Result<File, LedgerError> {
-    let mut name = path.as_os_str().to_owned();
-    name.push(".lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&name)
-        .map_err(|e| cannot_open(path, &format!("cannot open its lock file: {e}")))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(TryLockError::WouldBlock) => Err(cannot_open(path, &ALREADY_OPEN)),
-        Err(TryLockError::Error(e)) => Err(cannot_open(
-            path,
-            &format!("cannot lock its lock file: {e}"),
-        )),
-    }
-}
-
-/// Opens the file and checks every page; a file that cannot be repaired is set aside for a
-/// fresh one.
-fn open_checked(path: &Path) -> Result<Database, LedgerError> {
-    check(path, open_file(path)?)
-}
-
-/// Opens (or creates) the file; one too damaged to open is set aside for a fresh one.
-fn open_file(path: &Path) -> Result<Database, LedgerError> {
-    let opened =
-        std::panic::catch_unwind(|| Database::builder().set_cache_size(CACHE_BYTES).create(path));
-    let damage = match opened {
-        Ok(Ok(db)) => return Ok(db),
-        Ok(Err(DatabaseError::Storage(StorageError::Corrupted(why)))) => why,
-        Ok(Err(DatabaseError::DatabaseAlreadyOpen)) => {
-            return Err(cannot_open(path, &ALREADY_OPEN));
-        }
-        Ok(Err(e)) => return Err(cannot_open(path, &e)),
-        Err(_) => "redb panicked while opening it".to_owned(),
-    };
-    start_afresh(path, &damage)
-}
-
-/// Checks every page of the open `db`, repairing what redb can; a file that cannot be repaired
-/// is set aside for a fresh one.
-fn check(path: &Path, mut db: Database) -> Result<Database, LedgerError> {
-    let damage = match db.check_integrity() {
-        Ok(true) => return Ok(db),
-        Ok(false) => {
-            tracing::warn!(path = %path.display(), "the ledger was damaged and has been repaired");
-            return Ok(db);
-        }
-        Err(DatabaseError::Storage(StorageError::Corrupted(why))) => why,
-        Err(e) => return Err(cannot_open(path, &e)),
-    };
-    drop(db);
-    start_afresh(path, &damage)
-}
-
-/// Moves the damaged file aside, kept for a post-mortem, and starts a fresh one.
-fn start_afresh(path: &Path, damage: &str) -> Result<Database, LedgerError> {
-    let aside = path.with_extension(format!(
-        "redb.corrupt-{}",
-        Utc::now().format("%Y%m%dT%H%M%SZ")
-    ));
-    std::fs::rename(path, &aside)
-        .map_err(|e| cannot_open(path, &format!("{damage}; moving it aside failed: {e}")))?;
-    tracing::error!(
-        path = %path.display(),
-        moved_to = %aside.display(),
-        damage = %damage,
-        "the ledger was damaged beyond repair: moved aside, starting a fresh one; redeliveries of \
-         events handled before now may be mailed again"
-    );
-    Database::builder()
-        .set_cache_size(CACHE_BYTES)
-        .create(path)
-        .map_err(|e| cannot_open(path, &e))
-}
-
-fn cannot_open(path: &Path, e: &dyn std::fmt::Display) -> LedgerError {
-    LedgerError(format!("cannot open {}: {e}", path.display()))
-}
-
 #[async_trait]
 impl Ledger for RedbLedger {
     async fn claim(
@@ -361,11 +267,7 @@ impl Ledger for RedbLedger {
 
     async fn purge(&self, cutoff: DateTime<Utc>) -> Result<usize, LedgerError> {
         self.blocking(move |store| {
-            store.write_in(TROUBLES, Durability::None, |table| {
-                table.retain(|_, value| {
-                    serde_json::from_slice::<Trouble>(value).is_ok_and(|t| t.last >= cutoff)
-                })
-            })?;
+            store.prune_troubles(cutoff)?;
             store.write(Durability::Immediate, |table| {
                 let mut removed = 0;
                 table.retain(|_, value| {
@@ -380,55 +282,16 @@ impl Ledger for RedbLedger {
         .await
     }
 
-    // Troubles are written without an fsync: one lost in a crash costs a line of a health
-    // notice, not a mail, and the next completion makes them durable.
     async fn note(&self, trouble: &Trouble) -> Result<(), LedgerError> {
-        let mut trouble = trouble.clone();
-        self.blocking(move |store| {
-            store.write_in(TROUBLES, Durability::None, |table| {
-                let key = Trouble::key(trouble.kind, &trouble.subject);
-                let known = table
-                    .get(key.as_str())?
-                    .and_then(|v| serde_json::from_slice::<Trouble>(v.value()).ok());
-                if let Some(known) = known {
-                    trouble.since = known.since.min(trouble.since);
-                }
-                let value = serde_json::to_vec(&trouble).expect("a trouble serialises");
-                table.insert(key.as_str(), value.as_slice())?;
-                Ok(())
-            })
-        })
-        .await
+        self.note_trouble(trouble.clone()).await
     }
 
     async fn clear(&self, kind: TroubleKind, subject: &str) -> Result<(), LedgerError> {
-        let key = Trouble::key(kind, subject);
-        self.blocking(move |store| {
-            store.write_in(TROUBLES, Durability::None, |table| {
-                table.remove(key.as_str())?;
-                Ok(())
-            })
-        })
-        .await
+        self.clear_trouble(Trouble::key(kind, subject)).await
     }
 
     async fn troubles(&self) -> Result<Vec<Trouble>, LedgerError> {
-        self.blocking(|store| {
-            let db = store.database()?;
-            let txn = db.begin_read().map_err(store_error)?;
-            let table = match txn.open_table(TROUBLES) {
-                Ok(table) => table,
-                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-                Err(e) => return Err(store_error(e)),
-            };
-            let mut troubles = Vec::new();
-            for row in table.iter().map_err(store_error)? {
-                let (_, value) = row.map_err(store_error)?;
-                troubles.extend(serde_json::from_slice::<Trouble>(value.value()).ok());
-            }
-            Ok(troubles)
-        })
-        .await
+        self.list_troubles().await
     }
 }
 

@@ -1,5 +1,6 @@
 //! Unit tests of how events and the sweep's reminders meet on the ladder.
 
+use super::targets::merge;
 use super::*;
 #[test]
 fn an_expiry_event_in_a_step_is_keyed_like_the_sweeps_reminder_of_it() {

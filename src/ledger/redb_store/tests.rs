@@ -183,3 +183,28 @@ async fn many_concurrent_completions_are_all_on_disk_when_they_return() {
         assert_eq!(claim, Claim::Done(Recorded::Sent), "{k}");
     }
 }
+
+#[tokio::test]
+async fn a_trouble_seen_again_keeps_its_first_sighting_until_cleared_or_purged() {
+    let ledger = RedbLedger::in_memory();
+    assert_eq!(ledger.troubles().await.ok(), Some(Vec::new()), "none yet");
+    let refused = |now| Trouble::seen(TroubleKind::MailRefused, "bob@contoso.com", "550", now);
+    let failing = Trouble::seen(TroubleKind::WebhookFailing, "teams", "503", at(10));
+
+    ledger.note(&refused(at(0))).await.expect("noted");
+    ledger.note(&refused(at(100))).await.expect("noted again");
+    ledger.note(&failing).await.expect("noted");
+
+    let mut troubles = ledger.troubles().await.expect("read");
+    troubles.sort_by_key(|t| t.kind);
+    assert_eq!(troubles.len(), 2, "{troubles:?}");
+    assert_eq!((troubles[0].since, troubles[0].last), (at(0), at(100)));
+
+    ledger
+        .clear(TroubleKind::WebhookFailing, "teams")
+        .await
+        .expect("cleared");
+    ledger.purge(at(101)).await.expect("purged");
+
+    assert_eq!(ledger.troubles().await.ok(), Some(Vec::new()));
+}

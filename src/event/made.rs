@@ -1,0 +1,69 @@
+//! Events kv-notify makes itself: examples for previews and checks, and its own alerts (a
+//! vault it cannot see, the health notice).
+
+use super::{Diagnosis, EventKey, EventType, KeyVaultEvent};
+use chrono::{DateTime, Utc};
+
+impl KeyVaultEvent {
+    /// A realistic event of `event_type` (in vault `contoso-kv`, expiring in 29 days from
+    /// `now`), for checking templates and rendering previews.
+    pub fn example(event_type: EventType, now: DateTime<Utc>) -> Self {
+        let kind = event_type.object_kind();
+        let object = kind.map(|_| "db-password".to_owned());
+        let id = "00000000-0000-4000-8000-000000000000";
+        Self {
+            id: id.to_owned(),
+            key: EventKey::Id(id.to_owned()),
+            event_type,
+            vault: Some("contoso-kv".to_owned()),
+            object_type: kind.map(|k| k.as_str().to_owned()),
+            object: object.or_else(|| Some("contoso-kv".to_owned())),
+            version: kind.map(|_| "5b2f0c1e8d9a4f7b9c3e2d1a0b9c8d7e".to_owned()),
+            object_url: None,
+            topic: Some(
+                "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/contoso-kv"
+                    .to_owned(),
+            ),
+            not_before: Some(now - chrono::TimeDelta::days(335)),
+            expires: match event_type {
+                EventType::VaultAccessPolicyChanged => None,
+                EventType::Expired(_) => Some(now - chrono::TimeDelta::hours(2)),
+                _ => Some(now + chrono::TimeDelta::days(29) + chrono::TimeDelta::hours(3)),
+            },
+            event_time: Some(now),
+            warnings: Vec::new(),
+            reminder: None,
+            tag_owners: None,
+            diagnosis: None,
+        }
+    }
+
+    /// One of kv-notify's own events (a blind spot, the health notice), made at `now`: known
+    /// to the ledger by `key`, saying what is wrong and what to do.
+    pub fn own(
+        key: String,
+        event_type: EventType,
+        vault: Option<String>,
+        diagnosis: Diagnosis,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id: String::new(),
+            key: EventKey::Id(key),
+            event_type,
+            vault,
+            object_type: None,
+            object: None,
+            version: None,
+            object_url: None,
+            topic: None,
+            not_before: None,
+            expires: None,
+            event_time: Some(now),
+            warnings: Vec::new(),
+            reminder: None,
+            tag_owners: None,
+            diagnosis: Some(diagnosis),
+        }
+    }
+}
