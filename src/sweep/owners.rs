@@ -76,42 +76,6 @@ impl OwnerTag {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn tags(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
-
-    fn tag() -> OwnerTag {
-        let known: Mailbox = "alerts@contoso.com".parse().expect("mailbox");
-        OwnerTag::new("owner", [&known], &["Fabrikam.com".to_owned()])
-    }
-
-    #[test]
-    fn addresses_in_known_domains_are_owners_and_others_are_ignored() {
-        let found = tag()
-            .owners(&tags(&[(
-                "Owner",
-                "ann@contoso.com; bob@FABRIKAM.com, eve@evil.example, not an address, ann@contoso.com",
-            )]))
-            .expect("a tag");
-        let owners: Vec<String> = found.owners.iter().map(ToString::to_string).collect();
-        assert_eq!(owners, ["ann@contoso.com", "bob@FABRIKAM.com"]);
-        assert_eq!(found.ignored, ["eve@evil.example", "not an address"]);
-    }
-
-    #[test]
-    fn no_tag_or_an_empty_one_names_nobody() {
-        assert_eq!(tag().owners(&tags(&[("team", "ann@contoso.com")])), None);
-        assert_eq!(tag().owners(&tags(&[("owner", " ; ")])), None);
-    }
-}
-
 impl super::Sweeper {
     /// The owners `object`'s tags name, else those its vault's tags name (`None` without an
     /// owner tag on either), and the tag's entries that were ignored (logged: a tag naming a
@@ -151,5 +115,41 @@ impl super::Sweeper {
         );
         let trouble = Trouble::seen(TroubleKind::TagIgnored, object, &detail, Utc::now());
         crate::ledger::keep(self.ledger.as_ref(), &trouble).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tags(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn tag() -> OwnerTag {
+        let known: Mailbox = "alerts@contoso.com".parse().expect("mailbox");
+        OwnerTag::new("owner", [&known], &["Fabrikam.com".to_owned()])
+    }
+
+    #[test]
+    fn addresses_in_known_domains_are_owners_and_others_are_ignored() {
+        let found = tag()
+            .owners(&tags(&[(
+                "Owner",
+                "ann@contoso.com; bob@FABRIKAM.com, eve@evil.example, not an address, ann@contoso.com",
+            )]))
+            .expect("a tag");
+        let owners: Vec<String> = found.owners.iter().map(ToString::to_string).collect();
+        assert_eq!(owners, ["ann@contoso.com", "bob@FABRIKAM.com"]);
+        assert_eq!(found.ignored, ["eve@evil.example", "not an address"]);
+    }
+
+    #[test]
+    fn no_tag_or_an_empty_one_names_nobody() {
+        assert_eq!(tag().owners(&tags(&[("team", "ann@contoso.com")])), None);
+        assert_eq!(tag().owners(&tags(&[("owner", " ; ")])), None);
     }
 }
