@@ -167,7 +167,12 @@ async fn open_ledger(settings: &settings::Settings) -> anyhow::Result<Arc<dyn Le
         tracing::info!(account = %account.name, %table, "ledger: storage-account tables");
         return Ok(Arc::new(ledger));
     }
-    let ledger = RedbLedger::open(&settings.ledger_path)?;
+    let mut ledger = RedbLedger::open(&settings.ledger_path)?;
+    // ACS Email recognises a repeated send by the time it was first tried, which the claim
+    // keeps: it must survive kill -9.
+    if matches!(settings.mail, settings::MailRoute::Acs(_)) {
+        ledger = ledger.with_durable_claims();
+    }
     tracing::info!(path = %settings.ledger_path.display(), "ledger open");
     Ok(Arc::new(ledger))
 }

@@ -18,6 +18,7 @@
 //! and the ledger write that follows it: the write is the next thing done, and only for the
 //! recipients of that one message.
 
+mod acs;
 mod graph;
 mod mail;
 mod outbox;
@@ -33,11 +34,13 @@ pub use outbox::Outbox;
 pub use outcome::{Failure, Outcome, PENDING, fold};
 pub use smtp::Smtp;
 pub use transport::{
-    Delivered, MailTransport, SendError, WebhookTransport, describe_mail, mail_transport,
+    Delivered, Letter, MailTransport, Repeat, SendError, WebhookTransport, describe_mail,
+    mail_transport,
 };
 
 use crate::event::EventKey;
 use crate::ledger::{ActionKey, ActionKind, Claim, Ledger, Recorded};
+use crate::mail::Rendered;
 use crate::report::ActionReport;
 use crate::settings::LEDGER_WRITE_ALLOWANCE;
 use crate::webhook::Webhook;
@@ -69,6 +72,8 @@ pub struct MailJob<'a> {
     /// The formatted message, addressed to everyone in its headers; each send narrows the
     /// envelope to the recipients it is for.
     pub raw: Vec<u8>,
+    /// Its subject and parts, for a transport that takes them apart.
+    pub parts: Rendered,
     /// What the mail is about, for an outbox file name (`prod-kv_db-password_SecretNearExpiry`).
     pub name: String,
     /// When the invocation must answer.
@@ -104,8 +109,17 @@ pub struct Deliverer {
     attempts: TaskTracker,
 }
 
-/// The claimed targets of an action, by their index in the action's target list.
-type Claimed = Vec<(usize, ActionKey)>;
+/// A target this delivery claimed: its index in the action's target list, its ledger key,
+/// and when it was first claimed.
+#[derive(Debug, Clone)]
+struct Held {
+    index: usize,
+    key: ActionKey,
+    since: DateTime<Utc>,
+}
+
+/// The claimed targets of an action.
+type Claimed = Vec<Held>;
 
 impl Deliverer {
     /// Builds the deliverer. The timeouts are those the transports enforce; they size the
@@ -164,6 +178,7 @@ impl Deliverer {
             transport: self.mail.clone(),
             from: job.from,
             raw: job.raw,
+            parts: job.parts,
             name: job.name,
             to: job.to.to_vec(),
         };
@@ -201,10 +216,11 @@ impl Deliverer {
                 |claimed, ledger| async move {
                     // One key: claimed at most once.
                     let mut outcomes = Vec::with_capacity(1);
-                    if let Some((index, key)) = claimed.into_iter().next() {
+                    if let Some(held) = claimed.into_iter().next() {
                         let result = transport.post(&webhook, &payload).await;
-                        let outcome = record(&ledger, &key, result.map(|()| Delivered::Sent)).await;
-                        outcomes.push((index, outcome));
+                        let outcome =
+                            record(&ledger, &held.key, result.map(|()| Delivered::Sent)).await;
+                        outcomes.push((held.index, outcome));
                     }
                     outcomes
                 },
@@ -242,7 +258,11 @@ impl Deliverer {
         let mut claimed = Claimed::new();
         for (index, key) in keys.iter().enumerate() {
             match self.claim(key, lease, start_by).await {
-                Ok(()) => claimed.push((index, key.clone())),
+                Ok(since) => claimed.push(Held {
+                    index,
+                    key: key.clone(),
+                    since,
+                }),
                 Err(outcome) => outcomes[index] = outcome,
             }
         }
@@ -273,15 +293,13 @@ impl Deliverer {
                     .into(),
             );
             let mut outcomes = Vec::with_capacity(claimed.len());
-            for (index, key) in claimed {
-                outcomes.push((
-                    index,
-                    record(&self.ledger, &key, Err(failure.clone())).await,
-                ));
+            for held in claimed {
+                let outcome = record(&self.ledger, &held.key, Err(failure.clone())).await;
+                outcomes.push((held.index, outcome));
             }
             return outcomes;
         }
-        let indices: Vec<usize> = claimed.iter().map(|(index, _)| *index).collect();
+        let indices: Vec<usize> = claimed.iter().map(|held| held.index).collect();
         let attempt = self.attempts.spawn(act(claimed, self.ledger.clone()));
         let unfinished = match tokio::time::timeout_at(deadline, attempt).await {
             Ok(Ok(outcomes)) => return outcomes,
@@ -300,16 +318,17 @@ impl Deliverer {
     }
 
     /// Claims one ledger entry, waiting (until `start_by`) while a concurrent delivery holds
-    /// it. `Err` carries the outcome when there is nothing to do.
+    /// it; returns when it was first claimed. `Err` carries the outcome when there is nothing
+    /// to do.
     async fn claim(
         &self,
         key: &ActionKey,
         lease: Duration,
         start_by: Instant,
-    ) -> Result<(), Outcome> {
+    ) -> Result<DateTime<Utc>, Outcome> {
         loop {
             match self.ledger.claim(key, Utc::now(), lease).await {
-                Ok(Claim::Acquired) => return Ok(()),
+                Ok(Claim::Acquired { since }) => return Ok(since),
                 Ok(Claim::Done(Recorded::Sent)) => return Err(Outcome::Duplicate),
                 Ok(Claim::Done(Recorded::Refused { reason })) => {
                     return Err(Outcome::Failed(Failure::Permanent(reason)));

@@ -11,7 +11,7 @@ use crate::delivery::{self, Deliverer, Failure, MailJob, Outcome, WebhookJob};
 use crate::event::{Event, KeyVaultEvent};
 use crate::health;
 use crate::ledger::{self, ActionKind, Ledger, Trouble, TroubleKind};
-use crate::mail;
+use crate::mail::{self, Rendered};
 use crate::report::{ActionReport, EventReport};
 use crate::rules::{OWNERS, Plan, SECURITY};
 use crate::sweep::{self, Ladder, Position, SweepReport, Sweeper, Vetting};
@@ -307,8 +307,8 @@ impl Dispatcher {
             let skipped = Outcome::Skipped(no_recipients(&plan.email_channels));
             return ActionReport::new(ActionKind::Email, to(), skipped);
         }
-        let raw = match self.compose(alert, plan) {
-            Ok(raw) => raw,
+        let (parts, raw) = match self.compose(alert, plan) {
+            Ok(composed) => composed,
             Err(failure) => {
                 return ActionReport::new(ActionKind::Email, to(), Outcome::Failed(failure));
             }
@@ -319,23 +319,28 @@ impl Dispatcher {
             to: &plan.emails,
             from: self.config.settings.mail_from.email.clone(),
             raw,
+            parts,
             name: mail_name(event),
             deadline,
         };
         self.deliverer.email(job).await
     }
 
-    /// Renders and formats the mail. A failure here is a bug or a broken template: no
-    /// redelivery would fix it.
-    fn compose(&self, alert: &Alert, plan: &Plan) -> Result<Vec<u8>, Failure> {
+    /// Renders the mail and formats it (MIME). A failure here is a bug or a broken template:
+    /// no redelivery would fix it.
+    fn compose(&self, alert: &Alert, plan: &Plan) -> Result<(Rendered, Vec<u8>), Failure> {
         let rendered = self
             .config
             .composer
             .render(alert)
             .map_err(|e| Failure::Permanent(e.to_string()))?;
-        let message = mail::message(&self.config.settings.mail_from, &plan.emails, rendered)
-            .map_err(|e| Failure::Permanent(format!("cannot build the message: {e}")))?;
-        Ok(message.formatted())
+        let message = mail::message(
+            &self.config.settings.mail_from,
+            &plan.emails,
+            rendered.clone(),
+        )
+        .map_err(|e| Failure::Permanent(format!("cannot build the message: {e}")))?;
+        Ok((rendered, message.formatted()))
     }
 }
 

@@ -100,7 +100,12 @@ pub enum Recorded {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
     /// The caller now holds the action and must complete or release it.
-    Acquired,
+    Acquired {
+        /// When the action was first claimed: kept when a claim whose holder vanished (a
+        /// crash) is taken over, so that a repeat of the action can say when it was first
+        /// tried (see [`crate::delivery`]'s repeatable sends).
+        since: DateTime<Utc>,
+    },
     /// An earlier delivery finished it.
     Done(Recorded),
     /// Another delivery holds it right now.
@@ -249,8 +254,13 @@ struct Entry {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "lowercase")]
 enum State {
-    /// Claimed, until the lease runs out.
-    Claimed { until: DateTime<Utc> },
+    /// Claimed, until the lease runs out; first claimed at `since` (absent in entries written
+    /// before it was kept).
+    Claimed {
+        until: DateTime<Utc>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<DateTime<Utc>>,
+    },
     /// Finished.
     Done { outcome: Recorded },
 }
@@ -260,8 +270,19 @@ impl Entry {
     fn claim_at(&self, now: DateTime<Utc>) -> Option<Claim> {
         match &self.state {
             State::Done { outcome } => Some(Claim::Done(outcome.clone())),
-            State::Claimed { until } if *until > now => Some(Claim::Busy),
+            State::Claimed { until, .. } if *until > now => Some(Claim::Busy),
             State::Claimed { .. } => None,
+        }
+    }
+
+    /// When a claim at `now` that takes this entry over counts as first made: the lapsed
+    /// claim's own first time, so that a repeat after a crash says when it was first tried.
+    fn first_claimed(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        match &self.state {
+            State::Claimed {
+                since: Some(since), ..
+            } => *since,
+            _ => now,
         }
     }
 }

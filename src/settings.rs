@@ -4,6 +4,7 @@
 //! Problems are collected, not raised one by one: [`crate::config::Config`] reports them
 //! together with those of the rules and templates.
 
+mod acs;
 mod ledger;
 mod mail;
 mod sweep;
@@ -15,7 +16,7 @@ use ledger::{default_ledger_path, table_ledger};
 use lettre::Tokio1Executor;
 use lettre::message::Mailbox;
 use lettre::transport::smtp::AsyncSmtpTransport;
-pub use mail::{GraphSettings, Identity, SmtpOAuth};
+pub use mail::{AcsAuth, AcsSettings, Identity, MailRoute};
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -50,13 +51,8 @@ const DEFAULT_RETENTION_DAYS: f64 = 7.0;
 /// Validated app settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// The lettre SMTP connection URL, when mail goes by SMTP. It may hold a password: never
-    /// log it.
-    pub smtp_url: Option<SecretString>,
-    /// SMTP's XOAUTH2 login, when `SMTP_AUTH=xoauth2`.
-    pub smtp_oauth: Option<SmtpOAuth>,
-    /// Microsoft Graph, when mail goes through it.
-    pub graph: Option<GraphSettings>,
+    /// Which way mail leaves, with what it needs.
+    pub mail: MailRoute,
     /// The sender of every mail.
     pub mail_from: Mailbox,
     /// Default owners of every vault object (`OWNER_EMAILS`).
@@ -117,15 +113,15 @@ impl Settings {
                 parse_mailbox(name::MAIL_FROM, &raw, &mut problems).unwrap_or_else(default_sender)
             }
         };
-        let (smtp_url, graph) = mail::transport(&get, smtp_url, &mail_from, &mut problems);
-        // Graph sends as its mailbox: without a MAIL_FROM, the mail is from that mailbox too.
-        if let Some(graph) = &graph
+        let mail = mail::route(&get, smtp_url, &mail_from, &mut problems);
+        // Graph sends as its mailbox, ACS as its sender: without a MAIL_FROM, the mail is from
+        // that address too.
+        if let Some(sender) = mail.sender()
             && get(name::MAIL_FROM).is_none()
-            && let Ok(sender) = graph.sender.parse()
+            && let Ok(sender) = sender.parse()
         {
             mail_from = sender;
         }
-        let smtp_oauth = mail::smtp_oauth(&get, smtp_url.as_ref(), &mut problems);
         let owners = parse_mailboxes(name::OWNER_EMAILS, get(name::OWNER_EMAILS), &mut problems);
         let security = parse_mailboxes(
             name::SECURITY_EMAILS,
@@ -221,9 +217,7 @@ impl Settings {
                 )
             });
         let settings = Self {
-            smtp_url,
-            smtp_oauth,
-            graph,
+            mail,
             mail_from,
             owners,
             security,
@@ -247,9 +241,10 @@ impl Settings {
     /// Things worth a warning at start-up: they work, but probably not as the user wants.
     pub fn warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
-        if self.smtp_url.is_none() && self.graph.is_none() {
+        if matches!(self.mail, MailRoute::Outbox) {
             warnings.push(format!(
-                "SMTP_URL is not set: mail is written as .eml files to {}",
+                "no mail transport is set (SMTP_URL, GRAPH_SENDER or ACS_ENDPOINT): mail is \
+                 written as .eml files to {}",
                 self.outbox_dir.display()
             ));
         }

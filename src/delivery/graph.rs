@@ -9,7 +9,7 @@
 //! switch for that in MIME form.
 
 use super::outcome::Failure;
-use super::transport::{Delivered, MailTransport, SendError};
+use super::transport::{Delivered, Letter, MailTransport, SendError};
 use crate::identity::ManagedIdentity;
 use async_trait::async_trait;
 use base64::Engine;
@@ -59,12 +59,12 @@ impl Graph {
 
 #[async_trait]
 impl MailTransport for Graph {
-    async fn send(&self, envelope: &Envelope, raw: &[u8], _: &str) -> Result<Delivered, SendError> {
+    async fn send(&self, letter: &Letter<'_>) -> Result<Delivered, SendError> {
         let token = self.identity.token().await.map_err(|e| {
             tracing::error!(error = %e, "no token for Microsoft Graph");
             SendError::Failed(Failure::Transient(e))
         })?;
-        let body = BASE64.encode(addressed_to(raw, envelope));
+        let body = BASE64.encode(addressed_to(letter.raw, letter.envelope));
         let answer = self
             .http
             .post(&self.url)

@@ -2,10 +2,9 @@
 //! first local run produce.
 
 use super::outcome::Failure;
-use super::transport::{Delivered, MailTransport, SendError};
+use super::transport::{Delivered, Letter, MailTransport, SendError};
 use async_trait::async_trait;
 use chrono::Utc;
-use lettre::address::Envelope;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
@@ -38,7 +37,8 @@ impl Outbox {
 
 #[async_trait]
 impl MailTransport for Outbox {
-    async fn send(&self, _: &Envelope, raw: &[u8], name: &str) -> Result<Delivered, SendError> {
+    async fn send(&self, letter: &Letter<'_>) -> Result<Delivered, SendError> {
+        let (raw, name) = (letter.raw, letter.name);
         write(&self.dir, name, raw)
             .await
             .map(Delivered::Written)

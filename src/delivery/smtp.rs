@@ -15,10 +15,9 @@
 //! Error text never contains the connection URL, which may hold a password.
 
 use super::outcome::Failure;
-use super::transport::{Delivered, MailTransport, SendError};
+use super::transport::{Delivered, Letter, MailTransport, SendError};
 use crate::identity::ManagedIdentity;
 use async_trait::async_trait;
-use lettre::address::Envelope;
 use lettre::transport::smtp::AsyncSmtpTransportBuilder;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::{self, PoolConfig};
@@ -121,7 +120,8 @@ impl Smtp {
 
 #[async_trait]
 impl MailTransport for Smtp {
-    async fn send(&self, envelope: &Envelope, raw: &[u8], _: &str) -> Result<Delivered, SendError> {
+    async fn send(&self, letter: &Letter<'_>) -> Result<Delivered, SendError> {
+        let (envelope, raw) = (letter.envelope, letter.raw);
         // The whole send, a token for a new connection included, is bounded.
         let attempt = async {
             let transport = self.take().await?;

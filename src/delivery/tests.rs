@@ -2,7 +2,6 @@
 
 use super::*;
 use crate::ledger::{LedgerError, RedbLedger};
-use lettre::address::Envelope;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{LazyLock, Mutex};
 
@@ -42,8 +41,13 @@ impl FakeMail {
 
 #[async_trait::async_trait]
 impl MailTransport for FakeMail {
-    async fn send(&self, envelope: &Envelope, _: &[u8], _: &str) -> Result<Delivered, SendError> {
-        let to: Vec<String> = envelope.to().iter().map(ToString::to_string).collect();
+    async fn send(&self, letter: &Letter<'_>) -> Result<Delivered, SendError> {
+        let to: Vec<String> = letter
+            .envelope
+            .to()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         self.sends.lock().expect("not poisoned").push(to.clone());
         tokio::time::sleep(self.delay).await;
         (self.answer)(&to)
@@ -164,6 +168,11 @@ fn job<'a>(to: &'a [Mailbox], deadline: Duration) -> MailJob<'a> {
         to,
         from: "kv-notify@contoso.com".parse().expect("an address"),
         raw: b"Subject: test\r\n\r\nbody\r\n".to_vec(),
+        parts: crate::mail::Rendered {
+            subject: "test".to_owned(),
+            text: "body".to_owned(),
+            html: "<p>body</p>".to_owned(),
+        },
         name: "kv_object_SecretNearExpiry".to_owned(),
         deadline: Instant::now() + deadline,
     }

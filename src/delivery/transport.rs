@@ -1,16 +1,21 @@
 //! The seams to the outside world that deliver what the pipeline decided: a mail transport
-//! (SMTP or the outbox) and a webhook transport. Traits, so that the deliverer's unit tests can
+//! (SMTP, Microsoft Graph, ACS Email or the outbox) and a webhook transport. Traits, so that the deliverer's unit tests can
 //! put fakes in their place.
 
+use super::acs::Acs;
 use super::graph::Graph;
 use super::outcome::Failure;
 use super::{Outbox, Smtp};
 use crate::identity::ManagedIdentity;
-use crate::settings::Settings;
+use crate::ledger::ActionKey;
+use crate::mail::Rendered;
+use crate::settings::{AcsAuth, Identity, MailRoute, Settings};
 use crate::webhook::Webhook;
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use lettre::address::Envelope;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -43,18 +48,55 @@ impl SendError {
     }
 }
 
+/// One send of a mail: everything a transport may need.
+pub struct Letter<'a> {
+    /// The sender, and the recipients of this send.
+    pub envelope: &'a Envelope,
+    /// The formatted message (MIME), addressed to everyone in its headers.
+    pub raw: &'a [u8],
+    /// Its subject and parts, for a transport that takes them apart (ACS Email).
+    pub parts: &'a Rendered,
+    /// What the mail is about, for an outbox file name.
+    pub name: &'a str,
+    /// What makes a repeat of this send recognisable.
+    pub repeat: &'a Repeat,
+}
+
+/// The same on every repeat of one send, on whichever instance: a digest of its recipients'
+/// ledger keys, and when the first of them was first claimed (kept by the ledger across a
+/// crash). A transport whose service recognises repeated requests (ACS Email) derives its
+/// request identity from these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repeat {
+    /// Hex SHA-256 of the ledger keys, one per line.
+    pub digest: String,
+    /// When this send was first tried.
+    pub first_tried: DateTime<Utc>,
+}
+
+impl Repeat {
+    /// The repeat identity of a send to the targets of `keys`, each first claimed at its time.
+    pub fn of<'k>(keys: impl IntoIterator<Item = (&'k ActionKey, DateTime<Utc>)>) -> Self {
+        let mut hasher = Sha256::new();
+        let mut first_tried = None::<DateTime<Utc>>;
+        for (key, since) in keys {
+            hasher.update(key.to_string().as_bytes());
+            hasher.update(b"\n");
+            first_tried = Some(first_tried.map_or(since, |first| first.min(since)));
+        }
+        Self {
+            digest: format!("{:x}", hasher.finalize()),
+            first_tried: first_tried.unwrap_or_else(Utc::now),
+        }
+    }
+}
+
 /// Hands a formatted mail to whatever delivers it.
 #[async_trait]
 pub trait MailTransport: Send + Sync {
-    /// Delivers `raw` to the envelope's recipients. `name` says what the mail is about (for an
-    /// outbox file name). Implementations bound their own time; callers never cancel a send
-    /// (see [`crate::delivery`]).
-    async fn send(
-        &self,
-        envelope: &Envelope,
-        raw: &[u8],
-        name: &str,
-    ) -> Result<Delivered, SendError>;
+    /// Delivers the letter to its envelope's recipients. Implementations bound their own time;
+    /// callers never cancel a send (see [`crate::delivery`]).
+    async fn send(&self, letter: &Letter<'_>) -> Result<Delivered, SendError>;
 }
 
 /// Posts a payload to a webhook.
@@ -65,47 +107,63 @@ pub trait WebhookTransport: Send + Sync {
     async fn post(&self, webhook: &Webhook, payload: &Value) -> Result<(), Failure>;
 }
 
-/// The mail transport the settings ask for: SMTP, Microsoft Graph, else the outbox.
+/// The mail transport the settings ask for.
 pub fn mail_transport(settings: &Settings) -> anyhow::Result<Arc<dyn MailTransport>> {
-    if let Some(graph) = &settings.graph {
-        let identity =
-            ManagedIdentity::for_resource(&graph.identity, &graph.client_id, &graph.endpoint)?;
-        let transport = Graph::new(
-            &graph.endpoint,
-            &graph.sender,
-            identity,
-            settings.smtp_timeout,
-        );
-        return Ok(Arc::new(transport.map_err(anyhow::Error::msg)?));
-    }
-    let Some(url) = &settings.smtp_url else {
-        return Ok(Arc::new(Outbox::writable(settings.outbox_dir.clone())?));
-    };
-    let mut smtp =
-        Smtp::new(url, settings.smtp_timeout, settings.smtp_pool).map_err(anyhow::Error::msg)?;
-    if let Some(oauth) = &settings.smtp_oauth {
-        let identity =
-            ManagedIdentity::for_resource(&oauth.identity, &oauth.client_id, &oauth.resource)?;
-        smtp = smtp.with_xoauth2(oauth.user.clone(), identity);
-    }
-    Ok(Arc::new(smtp))
+    let timeout = settings.smtp_timeout;
+    Ok(match &settings.mail {
+        MailRoute::Outbox => Arc::new(Outbox::writable(settings.outbox_dir.clone())?),
+        MailRoute::Smtp { url, oauth } => {
+            let mut smtp =
+                Smtp::new(url, timeout, settings.smtp_pool).map_err(anyhow::Error::msg)?;
+            if let Some(oauth) = oauth {
+                let identity = ManagedIdentity::for_resource(
+                    &oauth.identity,
+                    &oauth.client_id,
+                    &oauth.resource,
+                )?;
+                smtp = smtp.with_xoauth2(oauth.user.clone(), identity);
+            }
+            Arc::new(smtp)
+        }
+        MailRoute::Graph(graph) => {
+            let identity =
+                ManagedIdentity::for_resource(&graph.identity, &graph.client_id, &graph.endpoint)?;
+            let transport = Graph::new(&graph.endpoint, &graph.sender, identity, timeout);
+            Arc::new(transport.map_err(anyhow::Error::msg)?)
+        }
+        MailRoute::Acs(acs) => Arc::new(Acs::new(acs, timeout)?),
+    })
 }
 
 /// Where the settings send mail, in words, without credentials (start-up log and `check`).
 pub fn describe_mail(settings: &Settings) -> String {
-    if let Some(graph) = &settings.graph {
-        let identity = match graph.identity {
-            Some(_) => "the app's managed identity",
-            None => "the Azure CLI's login",
-        };
-        return format!("Microsoft Graph, as {} ({identity})", graph.sender);
-    }
-    if settings.smtp_oauth.is_some() {
-        return "SMTP (SMTP_URL), XOAUTH2 with the app's identity".to_owned();
-    }
-    match &settings.smtp_url {
-        Some(_) if settings.smtp_pool => "SMTP (SMTP_URL), pooled connections".to_owned(),
-        Some(_) => "SMTP (SMTP_URL), a connection per mail".to_owned(),
-        None => format!(".eml files in {}", settings.outbox_dir.display()),
+    let who = |identity: &Identity| match identity {
+        Some(_) => "the app's managed identity",
+        None => "the Azure CLI's login",
+    };
+    match &settings.mail {
+        MailRoute::Outbox => format!(".eml files in {}", settings.outbox_dir.display()),
+        MailRoute::Smtp { oauth: Some(_), .. } => {
+            "SMTP (SMTP_URL), XOAUTH2 with the app's identity".to_owned()
+        }
+        MailRoute::Smtp { .. } if settings.smtp_pool => {
+            "SMTP (SMTP_URL), pooled connections".to_owned()
+        }
+        MailRoute::Smtp { .. } => "SMTP (SMTP_URL), a connection per mail".to_owned(),
+        MailRoute::Graph(graph) => format!(
+            "Microsoft Graph, as {} ({})",
+            graph.sender,
+            who(&graph.identity)
+        ),
+        MailRoute::Acs(acs) => {
+            let auth = match &acs.auth {
+                AcsAuth::Token { identity, .. } => who(identity),
+                AcsAuth::Key(_) => "the resource's access key",
+            };
+            format!(
+                "Azure Communication Services Email at {}, from {} ({auth})",
+                acs.endpoint, acs.sender
+            )
+        }
     }
 }

@@ -2,11 +2,10 @@
 //! and what the answer says.
 
 use super::*;
-use crate::delivery::{Delivered, MailTransport, SendError, WebhookTransport};
+use crate::delivery::{Delivered, Letter, MailTransport, SendError, WebhookTransport};
 use crate::event::{EventType, ObjectKind};
 use crate::ledger::RedbLedger;
 use crate::webhook::Webhook;
-use lettre::address::Envelope;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -18,8 +17,13 @@ struct Recording {
 
 #[async_trait::async_trait]
 impl MailTransport for Recording {
-    async fn send(&self, envelope: &Envelope, _: &[u8], _: &str) -> Result<Delivered, SendError> {
-        let to = envelope.to().iter().map(ToString::to_string).collect();
+    async fn send(&self, letter: &Letter<'_>) -> Result<Delivered, SendError> {
+        let to = letter
+            .envelope
+            .to()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         self.sends.lock().expect("not poisoned").push(to);
         Ok(Delivered::Sent)
     }

@@ -6,7 +6,9 @@
 //! completions share one fsync instead of queueing for one each, so a mail the server accepted
 //! is recorded milliseconds later, not after every completion ahead of it. A claim is committed
 //! without fsync (`Durability::None`): a claim lost in a crash only means that a redelivery
-//! need not wait for its lease. redb is synchronous; calls run on tokio's blocking pool or the
+//! need not wait for its lease; unless claims are made durable
+//! ([`RedbLedger::with_durable_claims`]), for a transport whose repeats must carry the first
+//! attempt's time. redb is synchronous; calls run on tokio's blocking pool or the
 //! committer thread, never on the reactor.
 
 mod commits;
@@ -37,6 +39,8 @@ const ACTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("actions");
 pub struct RedbLedger {
     store: Arc<Store>,
     commits: commits::Committer,
+    /// How claims are committed: without fsync, unless they must survive a crash.
+    claims: Durability,
 }
 
 /// The database and how to reopen it; shared with the committer thread.
@@ -100,6 +104,15 @@ impl RedbLedger {
         ledger
     }
 
+    /// Claims fsynced before they are answered, so that the time an action was first claimed
+    /// survives kill -9: a mail transport that recognises repeats (ACS Email) needs it to send
+    /// a repeat as the same request. Costs one fsync per claim.
+    #[must_use]
+    pub fn with_durable_claims(mut self) -> Self {
+        self.claims = Durability::Immediate;
+        self
+    }
+
     fn init(file: Option<(PathBuf, File)>) -> Self {
         let (path, lock) = file.unzip();
         let store = Arc::new(Store {
@@ -111,6 +124,7 @@ impl RedbLedger {
         Self {
             commits: commits::Committer::start(store.clone()),
             store,
+            claims: Durability::None,
         }
     }
 
@@ -224,25 +238,31 @@ impl Ledger for RedbLedger {
         let kept_from = key.kept_from(now);
         let key = key.to_string();
         let until = super::lease_end(now, lease);
+        let durability = self.claims;
         self.blocking(move |store| {
             // A read first: a redelivery of a finished action costs no disk write.
             if let Some(claim) = store.read(&key)?.and_then(|entry| entry.claim_at(now)) {
                 return Ok(claim);
             }
-            // A claim need not survive a crash: lost, it only means a redelivery after the
-            // crash does not wait for the lease. It becomes durable with the next completion,
-            // which is the write that matters. This saves one fsync per action.
-            store.write(Durability::None, |table| {
+            // A claim need not survive a crash (unless made durable): lost, it only means a
+            // redelivery after the crash does not wait for the lease. It becomes durable with
+            // the next completion, which is the write that matters. This saves one fsync per
+            // action.
+            store.write(durability, |table| {
                 let found = table.get(key.as_str())?.and_then(|v| decode(v.value()));
-                if let Some(claim) = found.and_then(|entry| entry.claim_at(now)) {
+                if let Some(claim) = found.as_ref().and_then(|entry| entry.claim_at(now)) {
                     return Ok(claim);
                 }
+                let since = found.map_or(now, |entry| entry.first_claimed(now));
                 let entry = Entry {
                     at: kept_from,
-                    state: State::Claimed { until },
+                    state: State::Claimed {
+                        until,
+                        since: Some(since),
+                    },
                 };
                 table.insert(key.as_str(), encode(&entry).as_slice())?;
-                Ok(Claim::Acquired)
+                Ok(Claim::Acquired { since })
             })
         })
         .await

@@ -76,6 +76,9 @@ struct Entity {
     /// While claimed: until when.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     until: Option<String>,
+    /// While claimed: when first claimed, kept over a takeover of a lapsed claim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    since: Option<String>,
     /// When done: the recorded outcome, as JSON.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     outcome: Option<String>,
@@ -144,14 +147,15 @@ impl Ledger for TableLedger {
     ) -> Result<Claim, LedgerError> {
         let (url, table_url) = self.locate(key, now);
         let until = super::lease_end(now, lease);
-        let claimed = Entity {
+        let claimed = |since| Entity {
             at: rfc3339(now),
             state: "claimed".to_owned(),
             until: Some(rfc3339(until)),
+            since: Some(rfc3339(since)),
             outcome: None,
             key: key.to_string(),
         };
-        let body = entity_json(&url, &claimed);
+        let body = entity_json(&url, &claimed(now));
         // Each turn: insert, or read what is there and take it over if its lease ran out.
         for _ in 0..3 {
             let inserted = self
@@ -160,7 +164,7 @@ impl Ledger for TableLedger {
             match inserted.status() {
                 StatusCode::CREATED | StatusCode::NO_CONTENT => {
                     self.hold(key, &url, &inserted);
-                    return Ok(Claim::Acquired);
+                    return Ok(Claim::Acquired { since: now });
                 }
                 StatusCode::CONFLICT => {}
                 // A new month's table, or one deleted since: make it and insert again.
@@ -198,13 +202,16 @@ impl Ledger for TableLedger {
             if held_until.is_some_and(|until| until + CLOCK_SKEW > now) {
                 return Ok(Claim::Busy);
             }
+            // The lapsed claim's first time carries over: a repeat says when it was first tried.
+            let since = entity.since.as_deref().and_then(parse_time).unwrap_or(now);
+            let takeover = entity_json(&url, &claimed(since));
             let taken = self
-                .send(Method::PUT, &url, Some(&etag), Some(&body))
+                .send(Method::PUT, &url, Some(&etag), Some(&takeover))
                 .await?;
             match taken.status() {
                 StatusCode::NO_CONTENT | StatusCode::OK => {
                     self.hold(key, &url, &taken);
-                    return Ok(Claim::Acquired);
+                    return Ok(Claim::Acquired { since });
                 }
                 StatusCode::PRECONDITION_FAILED | StatusCode::NOT_FOUND => continue,
                 status => return Err(self.unexpected("a lease takeover", status)),
@@ -224,6 +231,7 @@ impl Ledger for TableLedger {
             at: rfc3339(now),
             state: "done".to_owned(),
             until: None,
+            since: None,
             outcome: Some(serde_json::to_string(&outcome).expect("an outcome serialises")),
             key: key.to_string(),
         };

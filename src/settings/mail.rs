@@ -1,5 +1,6 @@
 //! Which way mail leaves: SMTP (with a password, or XOAUTH2 as the app's managed identity),
-//! Microsoft Graph as the app's managed identity, or (neither configured) the outbox folder.
+//! Microsoft Graph as the app's managed identity, Azure Communication Services Email (see
+//! [`super::acs`]), or (none configured) the outbox folder.
 
 use super::name;
 use lettre::message::Mailbox;
@@ -41,64 +42,148 @@ pub struct GraphSettings {
     pub client_id: Option<String>,
 }
 
-/// The transport the settings choose: `MAIL_TRANSPORT` (`smtp`, `graph` or `outbox`), or,
-/// without it, the one configured (`SMTP_URL`, or `GRAPH_SENDER`), else the outbox. Returns the
-/// SMTP URL to use (none unless SMTP is chosen) and the Graph settings (none unless Graph is).
-pub(super) fn transport(
+/// Mail through Azure Communication Services Email.
+#[derive(Debug, Clone)]
+pub struct AcsSettings {
+    /// The resource's endpoint (`ACS_ENDPOINT`, or the connection string's).
+    pub endpoint: String,
+    /// `ACS_SENDER`: an address of a verified domain linked to the resource.
+    pub sender: String,
+    /// How requests are authorised.
+    pub auth: AcsAuth,
+}
+
+/// How ACS Email requests are authorised.
+#[derive(Debug, Clone)]
+pub enum AcsAuth {
+    /// Entra ID tokens for `https://communication.azure.com`.
+    Token {
+        /// Where tokens come from.
+        identity: Identity,
+        /// `AZURE_CLIENT_ID`: a user-assigned identity; unset for the system-assigned one.
+        client_id: Option<String>,
+    },
+    /// The resource's access key (base64, from `ACS_CONNECTION_STRING`): HMAC-SHA256 signing.
+    Key(SecretString),
+}
+
+/// Which way mail leaves.
+#[derive(Debug, Clone)]
+pub enum MailRoute {
+    /// `.eml` files in the outbox folder.
+    Outbox,
+    /// SMTP.
+    Smtp {
+        /// The lettre connection URL. It may hold a password: never log it.
+        url: SecretString,
+        /// XOAUTH2 instead of a password (`SMTP_AUTH=xoauth2`).
+        oauth: Option<SmtpOAuth>,
+    },
+    /// Microsoft Graph `sendMail`.
+    Graph(GraphSettings),
+    /// Azure Communication Services Email.
+    Acs(AcsSettings),
+}
+
+impl MailRoute {
+    /// The address mail is sent as, when the transport fixes it (Graph's mailbox, ACS's
+    /// sender): a mail without `MAIL_FROM` is from it.
+    pub fn sender(&self) -> Option<&str> {
+        match self {
+            Self::Graph(graph) => Some(&graph.sender),
+            Self::Acs(acs) => Some(&acs.sender),
+            Self::Outbox | Self::Smtp { .. } => None,
+        }
+    }
+}
+
+/// The transport the settings choose: `MAIL_TRANSPORT` (`smtp`, `graph`, `acs` or `outbox`),
+/// or, without it, the one configured (`SMTP_URL`, `GRAPH_SENDER`, `ACS_ENDPOINT` or
+/// `ACS_CONNECTION_STRING`), else the outbox.
+pub(super) fn route(
     get: &impl Fn(&str) -> Option<String>,
     smtp_url: Option<SecretString>,
     mail_from: &Mailbox,
     problems: &mut Vec<String>,
-) -> (Option<SecretString>, Option<GraphSettings>) {
-    let sender = get(name::GRAPH_SENDER);
-    let chosen = get(name::MAIL_TRANSPORT).map(|v| v.to_ascii_lowercase());
-    match (chosen.as_deref(), &smtp_url, &sender) {
-        (Some("smtp"), None, _) => {
-            problems.push("MAIL_TRANSPORT=smtp needs SMTP_URL".to_owned());
-            return (None, None);
+) -> MailRoute {
+    let configured: Vec<&str> = [
+        ("smtp", smtp_url.is_some()),
+        ("graph", get(name::GRAPH_SENDER).is_some()),
+        (
+            "acs",
+            get(name::ACS_ENDPOINT).is_some() || get(name::ACS_CONNECTION_STRING).is_some(),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(transport, set)| set.then_some(transport))
+    .collect();
+    let chosen = match get(name::MAIL_TRANSPORT).map(|v| v.to_ascii_lowercase()) {
+        Some(chosen) => chosen,
+        None => match configured.as_slice() {
+            [] => "outbox".to_owned(),
+            [one] => (*one).to_owned(),
+            several => {
+                problems.push(format!(
+                    "settings for several mail transports are set ({}): choose one with \
+                     MAIL_TRANSPORT",
+                    several.join(", ")
+                ));
+                return MailRoute::Outbox;
+            }
+        },
+    };
+    let mail_from = mail_from.email.to_string();
+    match chosen.as_str() {
+        "outbox" => MailRoute::Outbox,
+        "smtp" => match smtp_url {
+            Some(url) => {
+                let oauth = smtp_oauth(get, &url, problems);
+                MailRoute::Smtp { url, oauth }
+            }
+            None => {
+                problems.push("MAIL_TRANSPORT=smtp needs SMTP_URL".to_owned());
+                MailRoute::Outbox
+            }
+        },
+        "graph" => graph(get, mail_from, problems).map_or(MailRoute::Outbox, MailRoute::Graph),
+        "acs" => {
+            super::acs::acs(get, mail_from, problems).map_or(MailRoute::Outbox, MailRoute::Acs)
         }
-        (Some("smtp"), Some(_), _) | (None, Some(_), None) => return (smtp_url, None),
-        (Some("outbox"), _, _) | (None, None, None) => return (None, None),
-        // Graph: read its settings below.
-        (Some("graph"), _, _) | (None, None, Some(_)) => {}
-        (None, Some(_), Some(_)) => {
-            problems.push(
-                "both SMTP_URL and GRAPH_SENDER are set: choose one with MAIL_TRANSPORT \
-                 (smtp or graph)"
-                    .to_owned(),
-            );
-            return (None, None);
-        }
-        (Some(other), _, _) => {
+        other => {
             problems.push(format!(
-                "MAIL_TRANSPORT: {other:?} is not smtp, graph or outbox"
+                "MAIL_TRANSPORT: {other:?} is not smtp, graph, acs or outbox"
             ));
-            return (None, None);
+            MailRoute::Outbox
         }
     }
+}
+
+/// Microsoft Graph's settings; `None` (with the problems noted) when they do not hold.
+fn graph(
+    get: &impl Fn(&str) -> Option<String>,
+    mail_from: String,
+    problems: &mut Vec<String>,
+) -> Option<GraphSettings> {
     let endpoint = get(name::GRAPH_ENDPOINT).unwrap_or_else(|| GRAPH_ENDPOINT.to_owned());
     if !endpoint.starts_with("https://") {
         problems.push(format!(
             "GRAPH_ENDPOINT: {endpoint:?} is not an https:// URL"
         ));
     }
-    let Ok(identity) = identity(get, "mail through Microsoft Graph", problems) else {
-        return (None, None);
-    };
-    let graph = GraphSettings {
+    let identity = identity(get, "mail through Microsoft Graph", problems).ok()?;
+    Some(GraphSettings {
         endpoint: endpoint.trim_end_matches('/').to_owned(),
-        sender: sender.unwrap_or_else(|| mail_from.email.to_string()),
+        sender: get(name::GRAPH_SENDER).unwrap_or(mail_from),
         identity,
         client_id: get(name::AZURE_CLIENT_ID),
-    };
-    (None, Some(graph))
+    })
 }
 
 /// SMTP's XOAUTH2 login, when `SMTP_AUTH=xoauth2`: the mailbox is the user of `SMTP_URL`
 /// (which holds no password), the token from the app's identity.
-pub(super) fn smtp_oauth(
+fn smtp_oauth(
     get: &impl Fn(&str) -> Option<String>,
-    smtp_url: Option<&SecretString>,
+    url: &SecretString,
     problems: &mut Vec<String>,
 ) -> Option<SmtpOAuth> {
     match get(name::SMTP_AUTH)
@@ -112,7 +197,6 @@ pub(super) fn smtp_oauth(
             return None;
         }
     }
-    let url = smtp_url?;
     let user = reqwest::Url::parse(url.expose_secret())
         .ok()
         .filter(|url| url.password().is_none())

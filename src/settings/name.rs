@@ -2,13 +2,19 @@
 
 /// A webhook added to the built-in `security` channel.
 pub const ALERT_WEBHOOK_URL: &str = "ALERT_WEBHOOK_URL";
+/// Azure Communication Services' endpoint, for mail as the app's managed identity.
+pub const ACS_ENDPOINT: &str = "ACS_ENDPOINT";
+/// Azure Communication Services' connection string (it holds the access key).
+pub const ACS_CONNECTION_STRING: &str = "ACS_CONNECTION_STRING";
+/// The verified address ACS Email sends from.
+pub const ACS_SENDER: &str = "ACS_SENDER";
 /// A user-assigned managed identity's client id.
 pub const AZURE_CLIENT_ID: &str = "AZURE_CLIENT_ID";
 /// Microsoft Graph's endpoint (a national cloud's).
 pub const GRAPH_ENDPOINT: &str = "GRAPH_ENDPOINT";
 /// The mailbox Graph sends as.
 pub const GRAPH_SENDER: &str = "GRAPH_SENDER";
-/// Which way mail leaves: `smtp`, `graph` or `outbox`.
+/// Which way mail leaves: `smtp`, `graph`, `acs` or `outbox`.
 pub const MAIL_TRANSPORT: &str = "MAIL_TRANSPORT";
 /// How SMTP logs in: `password` or `xoauth2`.
 pub const SMTP_AUTH: &str = "SMTP_AUTH";

@@ -154,8 +154,10 @@ fn the_mail_transport_is_the_one_configured_or_the_one_chosen() {
         ("AZURE_CLIENT_ID", "c1"),
     ])
     .expect("graph alone is valid")
-    .graph
-    .expect("graph is chosen");
+    .mail;
+    let MailRoute::Graph(graph) = graph else {
+        panic!("graph is chosen: {graph:?}")
+    };
     assert_eq!(graph.sender, "alerts@contoso.com");
     assert_eq!(graph.endpoint, "https://graph.microsoft.com");
     let from = with(&[("GRAPH_SENDER", "alerts@contoso.com")]).expect("valid");
@@ -167,7 +169,7 @@ fn the_mail_transport_is_the_one_configured_or_the_one_chosen() {
     assert_eq!(graph.client_id.as_deref(), Some("c1"));
 
     let smtp = with(&[("SMTP_URL", "smtp://mail.contoso.com:25")]).expect("smtp alone is valid");
-    assert!(smtp.smtp_url.is_some() && smtp.graph.is_none());
+    assert!(matches!(smtp.mail, MailRoute::Smtp { oauth: None, .. }));
 
     let chosen = with(&[
         ("MAIL_TRANSPORT", "graph"),
@@ -175,8 +177,40 @@ fn the_mail_transport_is_the_one_configured_or_the_one_chosen() {
         ("MAIL_FROM", "kv@contoso.com"),
     ])
     .expect("graph chosen over a configured SMTP");
-    assert!(chosen.smtp_url.is_none());
-    assert_eq!(chosen.graph.expect("graph").sender, "kv@contoso.com");
+    assert!(
+        matches!(&chosen.mail, MailRoute::Graph(graph) if graph.sender == "kv@contoso.com"),
+        "{:?}",
+        chosen.mail
+    );
+
+    let acs = with(&[
+        ("ACS_ENDPOINT", "https://kv.communication.azure.com/"),
+        ("ACS_SENDER", "DoNotReply@alerts.contoso.com"),
+    ])
+    .expect("acs alone is valid");
+    assert!(
+        matches!(&acs.mail, MailRoute::Acs(acs) if acs.endpoint == "https://kv.communication.azure.com"
+            && matches!(acs.auth, AcsAuth::Token { identity: Some(_), .. })),
+        "{:?}",
+        acs.mail
+    );
+    assert_eq!(
+        acs.mail_from.email.to_string(),
+        "DoNotReply@alerts.contoso.com"
+    );
+    let keyed = load(&[(
+        "ACS_CONNECTION_STRING",
+        "endpoint=https://kv.communication.azure.com/;accesskey=c2VjcmV0",
+    )])
+    .expect("an access key needs no identity");
+    assert!(matches!(
+        &keyed.mail,
+        MailRoute::Acs(acs) if matches!(acs.auth, AcsAuth::Key(_))
+    ));
+    assert!(
+        !format!("{:?}", keyed.mail).contains("c2VjcmV0"),
+        "the key never prints"
+    );
 }
 
 #[test]
@@ -187,6 +221,17 @@ fn an_ambiguous_or_incomplete_mail_transport_is_a_problem() {
     ])
     .expect_err("ambiguous");
     assert!(both[0].contains("MAIL_TRANSPORT"), "{both:?}");
+    let two_acs = load(&[
+        ("ACS_ENDPOINT", "https://kv.communication.azure.com"),
+        (
+            "ACS_CONNECTION_STRING",
+            "endpoint=https://x/;accesskey=c2VjcmV0",
+        ),
+    ])
+    .expect_err("two ways to authorise");
+    assert!(two_acs[0].contains("keep one"), "{two_acs:?}");
+    let no_resource = load(&[("MAIL_TRANSPORT", "acs")]).expect_err("no resource");
+    assert!(no_resource[0].contains("ACS_ENDPOINT"), "{no_resource:?}");
     let in_azure = [
         ("GRAPH_SENDER", "alerts@contoso.com"),
         ("WEBSITE_INSTANCE_ID", "1"),
@@ -197,7 +242,7 @@ fn an_ambiguous_or_incomplete_mail_transport_is_a_problem() {
         "{no_identity:?}"
     );
     let local = load(&[("GRAPH_SENDER", "alerts@contoso.com")]).expect("the Azure CLI locally");
-    assert!(local.graph.expect("graph").identity.is_none());
+    assert!(matches!(&local.mail, MailRoute::Graph(graph) if graph.identity.is_none()));
     let unknown = load(&[("MAIL_TRANSPORT", "pigeon")]).expect_err("unknown");
     assert!(unknown[0].contains("pigeon"), "{unknown:?}");
     let plain = load(&[
@@ -220,8 +265,13 @@ fn an_xoauth2_login_takes_the_mailbox_from_the_smtp_url_and_no_password() {
         ("SMTP_AUTH", "xoauth2"),
     ])
     .expect("valid")
-    .smtp_oauth
-    .expect("xoauth2");
+    .mail;
+    let MailRoute::Smtp {
+        oauth: Some(oauth), ..
+    } = oauth
+    else {
+        panic!("xoauth2: {oauth:?}")
+    };
     assert_eq!(oauth.user, "alerts@contoso.com");
     assert_eq!(oauth.resource, "https://outlook.office365.com");
     let with_password = load(&[

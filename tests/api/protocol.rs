@@ -198,7 +198,7 @@ async fn start_up_says_where_mail_goes_without_smtp_and_warns_about_missing_reci
 
     let output = handler.output_with("OWNER_EMAILS is empty");
 
-    assert!(output.contains("SMTP_URL is not set"), "{output}");
+    assert!(output.contains("no mail transport is set"), "{output}");
     assert!(output.contains("OWNER_EMAILS is empty"), "{output}");
 }
 
