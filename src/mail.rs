@@ -127,7 +127,7 @@ pub fn message(
 /// encoded-word would show as other text (`Bcc: evil@x`). A zero-width space after each `=`
 /// that opens one makes the word non-ASCII: lettre then encodes it, and clients show it as
 /// it was written.
-fn literal_subject(subject: &str) -> String {
+pub fn literal_subject(subject: &str) -> String {
     subject.replace("=?", "=\u{200B}?")
 }
 

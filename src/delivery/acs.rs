@@ -135,7 +135,7 @@ impl Acs {
             request = request.header("Content-Type", "application/json");
         }
         request.body(body).send().await.map_err(|e| {
-            let reason = format!("acs: {}", e.without_url());
+            let reason = format!("acs: {}", chain(&e.without_url()));
             SendError::Failed(Failure::Transient(reason))
         })
     }
@@ -191,7 +191,7 @@ impl MailTransport for Acs {
             .map_err(|e| SendError::Failed(Failure::Permanent(e.to_string())))?;
         let mut url = self
             .endpoint
-            .join("emails:send")
+            .join("./emails:send")
             .expect("a relative path joins");
         url.query_pairs_mut()
             .append_pair("api-version", API_VERSION);
@@ -243,8 +243,9 @@ struct ErrorDetail {
     message: String,
 }
 
-/// The request's JSON: the subject and both parts, to this send's recipients. ACS's own
-/// click and open tracking is off: the mail's links stay as written.
+/// The request's JSON: the subject and both parts, to this send's recipients. The subject is
+/// guarded as for SMTP (ACS writes it into a MIME header); ACS's own click and open tracking is
+/// off: the mail's links stay as written.
 fn message(sender: &str, letter: &Letter<'_>) -> serde_json::Value {
     let to: Vec<_> = letter
         .envelope
@@ -256,7 +257,7 @@ fn message(sender: &str, letter: &Letter<'_>) -> serde_json::Value {
         "senderAddress": sender,
         "recipients": { "to": to },
         "content": {
-            "subject": letter.parts.subject,
+            "subject": crate::mail::literal_subject(&letter.parts.subject),
             "plainText": letter.parts.text,
             "html": letter.parts.html,
         },
@@ -266,8 +267,7 @@ fn message(sender: &str, letter: &Letter<'_>) -> serde_json::Value {
 }
 
 /// The request id and first-sent time of a send: the same on every repeat within
-/// [`REPEAT_WINDOW`] of its first try, a new pair after it. The time is in whole seconds, as
-/// the header carries it.
+/// [`REPEAT_WINDOW`] of its first try, a new pair after it.
 fn repeatability(repeat: &Repeat, now: DateTime<Utc>) -> (String, DateTime<Utc>) {
     let window = chrono::TimeDelta::from_std(REPEAT_WINDOW).unwrap_or(chrono::TimeDelta::MAX);
     let first = if now - repeat.first_tried > window {
@@ -275,19 +275,30 @@ fn repeatability(repeat: &Repeat, now: DateTime<Utc>) -> (String, DateTime<Utc>)
     } else {
         repeat.first_tried
     };
-    let first = DateTime::from_timestamp(first.timestamp(), 0).unwrap_or(first);
+    // The id from the time in milliseconds (as both ledgers keep it), so that a claim given
+    // back and taken again, even within the same second, is a new request; the header in whole
+    // seconds, as HTTP dates are.
     let digest = Sha256::new()
         .chain_update(repeat.digest.as_bytes())
-        .chain_update(first.timestamp().to_be_bytes())
+        .chain_update(first.timestamp_millis().to_be_bytes())
         .finalize();
     let mut bytes = [0; 16];
     bytes.copy_from_slice(&digest[..16]);
-    (
-        uuid::Builder::from_custom_bytes(bytes)
-            .into_uuid()
-            .to_string(),
-        first,
-    )
+    let id = uuid::Builder::from_custom_bytes(bytes).into_uuid();
+    let header = DateTime::from_timestamp(first.timestamp(), 0).unwrap_or(first);
+    (id.to_string(), header)
+}
+
+/// An error and its causes, one after another: reqwest's own words alone ("error sending
+/// request") say nothing of why.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text = format!("{text}: {cause}");
+        source = cause.source();
+    }
+    text
 }
 
 /// `Retry-After` in seconds, bounded below.

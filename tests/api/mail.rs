@@ -120,7 +120,7 @@ async fn access_policy_change_alerts_only_the_security_contacts(sink: MailSink) 
     )
     .await;
 
-    assert_eq!(answer.statuses(), ["sent"]);
+    assert_eq!(answer.statuses(), ["sent"], "{}", answer.text);
     let mail = &sink.messages()[0];
     assert_eq!(mail.rcpt_to(), ["secops@contoso.com"]);
     assert_eq!(

@@ -1,6 +1,7 @@
 //! Black-box tests: the real `kv-notify` binary, started the way the Azure Functions host
 //! starts it, with a real SMTP server receiving its mail.
 
+mod acs_mail;
 mod bad_input;
 mod batches;
 mod cli;

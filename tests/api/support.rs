@@ -1,5 +1,6 @@
 //! The test harness: a Functions host emulation, a real SMTP server, and event builders.
 
+pub mod acs;
 pub mod azurite;
 pub mod events;
 pub mod graph;
@@ -11,6 +12,7 @@ pub mod vault;
 pub mod wait;
 pub mod webhook;
 
+pub use acs::*;
 pub use azurite::*;
 pub use events::*;
 pub use graph::*;

@@ -2,7 +2,8 @@
 
 use super::tls::test_certificates;
 use super::{
-    IDENTITY_SECRET, IdentityEndpoint, Received, SmtpServer, free_port, mail_settings, set,
+    FakeAcs, IDENTITY_SECRET, IdentityEndpoint, Received, SmtpServer, acs_settings, free_port,
+    mail_settings, set,
 };
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -81,11 +82,12 @@ impl Drop for FakeGraph {
     }
 }
 
-/// Where a test's mail goes: a real SMTP server, or the Graph stand-in with tokens from the
-/// managed-identity stand-in. The same mail tests run over both.
+/// Where a test's mail goes: a real SMTP server, or the Graph or ACS stand-in with tokens from
+/// the managed-identity stand-in. The same mail tests run over all three.
 pub enum MailSink {
     Smtp(SmtpServer),
     Graph(FakeGraph, IdentityEndpoint),
+    Acs(FakeAcs, IdentityEndpoint),
 }
 
 impl MailSink {
@@ -97,11 +99,16 @@ impl MailSink {
         Self::Graph(FakeGraph::start(), IdentityEndpoint::start())
     }
 
+    pub fn acs() -> Self {
+        Self::Acs(FakeAcs::start(), IdentityEndpoint::start())
+    }
+
     /// [`mail_settings`], sending through this sink.
     pub fn settings(&self) -> Vec<(&'static str, String)> {
         match self {
             Self::Smtp(smtp) => mail_settings(&smtp.url()),
             Self::Graph(graph, identity) => graph_settings(graph, identity),
+            Self::Acs(acs, identity) => acs_settings(acs, identity),
         }
     }
 
@@ -110,6 +117,7 @@ impl MailSink {
         match self {
             Self::Smtp(smtp) => smtp.messages(),
             Self::Graph(graph, _) => graph.accepted().into_iter().map(|(_, m)| m).collect(),
+            Self::Acs(acs, _) => acs.accepted(),
         }
     }
 }
@@ -134,7 +142,8 @@ pub fn graph_settings(
     settings
 }
 
-/// Runs each named `async fn(MailSink)` as two tests: `over_smtp::name` and `over_graph::name`.
+/// Runs each named `async fn(MailSink)` as three tests: `over_smtp::name`, `over_graph::name`
+/// and `over_acs::name`.
 macro_rules! over_every_transport {
     ($($name:ident),* $(,)?) => {
         mod over_smtp {
@@ -150,6 +159,14 @@ macro_rules! over_every_transport {
                 #[tokio::test]
                 async fn $name() {
                     super::$name($crate::support::MailSink::graph()).await
+                }
+            )*
+        }
+        mod over_acs {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::support::MailSink::acs()).await
                 }
             )*
         }
