@@ -15,8 +15,10 @@
 //! retry; the redelivery then finds the claim held (and waits) or done.
 //!
 //! The one window where a crash can still duplicate a mail is between the server's final 250
-//! and the ledger write that follows it: the write is the next thing done, and only for the
-//! recipients of that one message.
+//! (or Graph's 202) and the ledger write that follows it: the write is the next thing done, and
+//! only for the recipients of that one message. ACS Email closes it: each send carries a
+//! [`Repeat`] identity that the ledger keeps across a crash, and the service answers a repeat
+//! from its record.
 
 mod acs;
 mod graph;

@@ -227,3 +227,24 @@ async fn a_redelivery_after_a_crash_between_the_202_and_the_ledger_write_repeats
     );
     assert_eq!(acs.accepted().len(), 1, "and sent nothing twice");
 }
+
+#[tokio::test]
+async fn a_token_that_cannot_be_had_asks_for_a_redelivery_and_names_the_resource() {
+    let (acs, identity) = (FakeAcs::start(), IdentityEndpoint::start());
+    let mut settings = acs_settings(&acs, &identity);
+    set(&mut settings, "IDENTITY_HEADER", "not-the-platforms-secret");
+    let handler = Handler::start(&pairs(&settings)).await;
+
+    let answer = handler
+        .invoke(event_grid("SecretNearExpiry", "no-token", Some(5)))
+        .await;
+
+    assert_eq!(answer.status, 500, "{}", answer.text);
+    assert!(
+        acs.requests().is_empty(),
+        "nothing was sent without a token"
+    );
+    let log = handler.output_with("no token for Azure Communication Services");
+    assert!(log.contains("https://communication.azure.com"), "{log}");
+    assert!(!log.contains("not-the-platforms-secret"), "{log}");
+}
