@@ -248,3 +248,25 @@ async fn a_token_that_cannot_be_had_asks_for_a_redelivery_and_names_the_resource
     assert!(log.contains("https://communication.azure.com"), "{log}");
     assert!(!log.contains("not-the-platforms-secret"), "{log}");
 }
+
+#[tokio::test]
+async fn on_a_developers_machine_acs_tokens_come_from_the_azure_cli_login() {
+    let (acs, identity) = (FakeAcs::start(), IdentityEndpoint::start());
+    let az = fake_azure_cli();
+    let mut settings = acs_settings(&acs, &identity);
+    as_azure_cli_login(&mut settings, az.path());
+    let handler = Handler::start(&pairs(&settings)).await;
+
+    let answer = handler
+        .invoke(event_grid("CertificateNearExpiry", "tls", Some(9)))
+        .await;
+
+    assert_eq!(answer.statuses(), ["sent"], "{}", answer.text);
+    assert_eq!(acs.requests()[0].auth, "token");
+    let calls = std::fs::read_to_string(az.path().join("calls")).expect("az was called");
+    assert!(
+        calls.contains("--resource https://communication.azure.com"),
+        "{calls}"
+    );
+    assert_eq!(identity.requests(), 0);
+}
