@@ -124,3 +124,25 @@ async fn a_graph_that_hangs_or_fails_is_cut_off_and_the_redelivery_sends_once() 
     assert_eq!(after.statuses(), ["sent"], "{}", after.text);
     assert_eq!(graph.accepted().len(), 1);
 }
+
+#[tokio::test]
+async fn a_bad_request_is_final_for_each_recipient_and_not_tried_again() {
+    let (graph, identity) = (FakeGraph::start(), IdentityEndpoint::start());
+    let handler = Handler::start(&pairs(&graph_settings(&graph, &identity))).await;
+    let event = event_grid("SecretNearExpiry", "bad-request", Some(4));
+
+    graph.answer("400");
+    let refused = handler.invoke(event.clone()).await;
+    graph.answer("202");
+    let again = handler.invoke(event).await;
+
+    assert_eq!(
+        refused.status, 200,
+        "no redelivery can fix it: {}",
+        refused.text
+    );
+    assert_eq!(refused.statuses(), ["failed"]);
+    assert_eq!(again.statuses(), ["failed"], "recorded, not tried again");
+    assert_eq!(graph.requests(), 3, "to both, then to each alone");
+    assert!(graph.accepted().is_empty());
+}

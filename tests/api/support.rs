@@ -7,6 +7,7 @@ pub mod graph;
 pub mod host;
 pub mod identity;
 pub mod smtp;
+pub mod stand_in;
 pub mod tls;
 pub mod vault;
 pub mod wait;

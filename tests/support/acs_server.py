@@ -30,13 +30,13 @@ import hashlib
 import hmac
 import json
 import os
-import ssl
 import sys
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlparse
+
+from stand_in import JsonHandler, answer_mode, audience, serve
 
 RESOURCE = "https://communication.azure.com"
 WINDOW = 300
@@ -45,25 +45,7 @@ SEEN = {}  # repeatability id -> (first seen, body digest, status, body, headers
 OPERATIONS = {}  # operation id -> final status
 
 
-def audience(header):
-    try:
-        payload = header.split(" ", 1)[1].split(".")[1]
-        payload += "=" * (-len(payload) % 4)
-        return json.loads(base64.urlsafe_b64decode(payload))["aud"]
-    except (IndexError, KeyError, ValueError):
-        return None
-
-
-def answer_mode():
-    if os.path.exists(ANSWER_FILE):
-        with open(ANSWER_FILE) as f:
-            return f.readline().strip() or "202"
-    return "202"
-
-
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
+class Handler(JsonHandler):
     def authorised(self, body):
         auth = self.headers.get("Authorization", "")
         if auth.startswith("Bearer "):
@@ -139,7 +121,7 @@ class Handler(BaseHTTPRequestHandler):
         return self.answer(status, answer, headers)
 
     def decide(self, body, request_id):
-        mode = answer_mode()
+        mode = answer_mode(ANSWER_FILE)
         message = json.loads(body)
         if any(r["address"].startswith("bad") for r in message["recipients"]["to"]):
             return 400, {"error": {"code": "InvalidEmailAddress", "message": "no such mailbox"}}, {}
@@ -166,20 +148,6 @@ class Handler(BaseHTTPRequestHandler):
         return 202, {"id": operation, "status": "Running"}, {
             "Operation-Location": location, "Retry-After": "0"}
 
-    def answer(self, code, body, headers=None):
-        data = json.dumps(body).encode() if body is not None else b""
-        self.send_response(code)
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(data)
-        return code
-
-    def log_message(self, *args):
-        pass
-
 
 def mime(message):
     """The mail as ACS would send it, for the tests to read like any other."""
@@ -200,9 +168,4 @@ if __name__ == "__main__":
     port, cert, key, OUT_DIR, ANSWER_FILE, access_key = sys.argv[1:7]
     PORT = int(port)
     ACCESS_KEY = base64.b64decode(access_key)
-    server = ThreadingHTTPServer(("127.0.0.1", PORT), Handler)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    print("ready", flush=True)
-    server.serve_forever()
+    serve(Handler, PORT, cert, key)

@@ -14,32 +14,19 @@ usage: graph_server.py PORT CERT KEY OUT_DIR ANSWER_FILE
 import base64
 import email
 import email.utils
-import json
 import os
-import ssl
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote
 
-
-
-def audience(header):
-    try:
-        payload = header.split(" ", 1)[1].split(".")[1]
-        payload += "=" * (-len(payload) % 4)
-        return json.loads(base64.urlsafe_b64decode(payload))["aud"]
-    except (IndexError, KeyError, ValueError):
-        return None
+from stand_in import JsonHandler, answer_mode, audience, serve
 
 
 LOCK = threading.Lock()
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
+class Handler(JsonHandler):
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         with open(os.path.join(OUT_DIR, "requests.log"), "a") as log:
@@ -51,10 +38,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.answer(401, {"error": {"code": "InvalidAuthenticationToken"}})
         if self.headers.get("Content-Type") != "text/plain":
             return self.answer(400, {"error": {"code": "ErrorMimeContentInvalid"}})
-        answer = "202"
-        if os.path.exists(ANSWER_FILE):
-            with open(ANSWER_FILE) as f:
-                answer = f.readline().strip() or "202"
+        answer = answer_mode(ANSWER_FILE)
         if answer == "hang":
             time.sleep(3600)
         if answer != "202":
@@ -77,27 +61,8 @@ class Handler(BaseHTTPRequestHandler):
                 f.write(mime)
         self.answer(202, None)
 
-    def answer(self, code, body, headers=None):
-        data = json.dumps(body).encode() if body is not None else b""
-        self.send_response(code)
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(data)))
-        if data:
-            self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
-
 
 if __name__ == "__main__":
     port, cert, key, OUT_DIR, ANSWER_FILE = sys.argv[1:6]
     PORT = int(port)
-    server = ThreadingHTTPServer(("127.0.0.1", PORT), Handler)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    print("ready", flush=True)
-    server.serve_forever()
+    serve(Handler, PORT, cert, key)

@@ -1,18 +1,12 @@
 //! A stand-in for Azure Communication Services Email over HTTPS (tests/support/acs_server.py).
 
-use super::tls::test_certificates;
-use super::{IDENTITY_SECRET, IdentityEndpoint, Received, free_port, mail_settings, set};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use super::stand_in::MailStandIn;
+use super::{IDENTITY_SECRET, IdentityEndpoint, Received, mail_settings, set};
 
 /// The resource's access key, base64, as its connection string holds it.
 pub const ACS_KEY: &str = "dGVzdC1hY2Nlc3Mta2V5LWZvci1rdi1ub3RpZnk=";
 
-pub struct FakeAcs {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
+pub struct FakeAcs(MailStandIn);
 
 /// One POST to `emails:send`, as the stand-in logged it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,44 +19,23 @@ pub struct AcsRequest {
 
 impl FakeAcs {
     pub fn start() -> Self {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/acs_server.py");
-        let dir = tempfile::tempdir().expect("temp dir");
-        test_certificates(dir.path());
-        std::fs::create_dir(dir.path().join("out")).expect("mkdir");
-        let port = free_port();
-        let mut child = Command::new("python3")
-            .arg(script)
-            .arg(port.to_string())
-            .arg(dir.path().join("cert.pem"))
-            .arg(dir.path().join("key.pem"))
-            .arg(dir.path().join("out"))
-            .arg(dir.path().join("answer"))
-            .arg(ACS_KEY)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the ACS stand-in needs python3");
-        let mut ready = String::new();
-        let stdout = child.stdout.take().expect("stdout");
-        BufReader::new(stdout).read_line(&mut ready).expect("read");
-        assert_eq!(ready.trim(), "ready", "the ACS stand-in did not start");
-        Self { child, port, dir }
+        Self(MailStandIn::start("acs_server.py", &[ACS_KEY]))
     }
 
     /// `ACS_ENDPOINT`.
     pub fn url(&self) -> String {
-        format!("https://127.0.0.1:{}", self.port)
+        self.0.url()
     }
 
     /// From now on, answer every send with `answer` (`400`, `400-sender`, `403`, `429`, `500`,
     /// `hang`, `fail-later`, `stall-operation`; `202` to accept again).
     pub fn answer(&self, answer: &str) {
-        std::fs::write(self.dir.path().join("answer"), answer).expect("write");
+        self.0.answer(answer);
     }
 
     /// The mails ACS accepted, as it would send them.
     pub fn accepted(&self) -> Vec<Received> {
-        let out = self.dir.path().join("out");
+        let out = self.0.out();
         (0..)
             .map_while(|n| {
                 let raw = std::fs::read(out.join(format!("{n}.eml"))).ok()?;
@@ -73,7 +46,7 @@ impl FakeAcs {
 
     /// Every POST to `emails:send`, in order.
     pub fn requests(&self) -> Vec<AcsRequest> {
-        std::fs::read_to_string(self.dir.path().join("out/requests.log"))
+        std::fs::read_to_string(self.0.out().join("requests.log"))
             .unwrap_or_default()
             .lines()
             .map(|line| {
@@ -86,13 +59,6 @@ impl FakeAcs {
                 }
             })
             .collect()
-    }
-}
-
-impl Drop for FakeAcs {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -117,7 +83,7 @@ fn acs_base(acs: &FakeAcs) -> Vec<(&'static str, String)> {
     let mut settings = mail_settings("unused");
     settings.retain(|(name, _)| *name != "SMTP_URL");
     set(&mut settings, "ACS_SENDER", "kv-notify@contoso.com");
-    let certificate = acs.dir.path().join("ca.pem");
+    let certificate = acs.0.certificate();
     set(
         &mut settings,
         "SSL_CERT_FILE",

@@ -1,64 +1,38 @@
 //! A stand-in for Microsoft Graph's `sendMail` over HTTPS (tests/support/graph_server.py).
 
-use super::tls::test_certificates;
+use super::stand_in::MailStandIn;
 use super::{
-    FakeAcs, IDENTITY_SECRET, IdentityEndpoint, Received, SmtpServer, acs_settings, free_port,
-    mail_settings, set,
+    FakeAcs, IDENTITY_SECRET, IdentityEndpoint, Received, SmtpServer, acs_settings, mail_settings,
+    set,
 };
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 
-pub struct FakeGraph {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
+pub struct FakeGraph(MailStandIn);
 
 impl FakeGraph {
     pub fn start() -> Self {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/graph_server.py");
-        let dir = tempfile::tempdir().expect("temp dir");
-        test_certificates(dir.path());
-        std::fs::create_dir(dir.path().join("out")).expect("mkdir");
-        let port = free_port();
-        let mut child = Command::new("python3")
-            .arg(script)
-            .arg(port.to_string())
-            .arg(dir.path().join("cert.pem"))
-            .arg(dir.path().join("key.pem"))
-            .arg(dir.path().join("out"))
-            .arg(dir.path().join("answer"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the Graph stand-in needs python3");
-        let mut ready = String::new();
-        let stdout = child.stdout.take().expect("stdout");
-        BufReader::new(stdout).read_line(&mut ready).expect("read");
-        assert_eq!(ready.trim(), "ready", "the Graph stand-in did not start");
-        Self { child, port, dir }
+        Self(MailStandIn::start("graph_server.py", &[]))
     }
 
     /// `GRAPH_ENDPOINT`.
     pub fn url(&self) -> String {
-        format!("https://127.0.0.1:{}", self.port)
+        self.0.url()
     }
 
     /// The CA certificate to trust (`SSL_CERT_FILE`).
     pub fn certificate(&self) -> PathBuf {
-        self.dir.path().join("ca.pem")
+        self.0.certificate()
     }
 
     /// From now on, answer every send with `answer` (`403`, `429`, `500`, `hang`; `202` to
     /// accept again).
     pub fn answer(&self, answer: &str) {
-        std::fs::write(self.dir.path().join("answer"), answer).expect("write");
+        self.0.answer(answer);
     }
 
     /// The mails accepted: the mailbox each was sent as, and the message.
     pub fn accepted(&self) -> Vec<(String, Received)> {
-        let out = self.dir.path().join("out");
+        let out = self.0.out();
         (0..)
             .map_while(|n| {
                 let mime = std::fs::read(out.join(format!("{n}.eml"))).ok()?;
@@ -70,15 +44,8 @@ impl FakeGraph {
 
     /// How many sends were asked for, accepted or not.
     pub fn requests(&self) -> usize {
-        std::fs::read_to_string(self.dir.path().join("out/requests.log"))
+        std::fs::read_to_string(self.0.out().join("requests.log"))
             .map_or(0, |log| log.lines().count())
-    }
-}
-
-impl Drop for FakeGraph {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
