@@ -42,9 +42,43 @@ pub fn bounded(mut text: String, limit: usize) -> String {
     text
 }
 
+/// An error and its causes, one after another: a client's own words alone ("error sending
+/// request") say nothing of why (a refused connection, a certificate not trusted).
+pub fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text = format!("{text}: {cause}");
+        source = cause.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_shows_with_every_cause() {
+        let cause = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let error = std::io::Error::other(ErrorWith("error sending request", cause));
+        assert_eq!(with_causes(&error), "error sending request: refused");
+    }
+
+    #[derive(Debug)]
+    struct ErrorWith(&'static str, std::io::Error);
+
+    impl std::fmt::Display for ErrorWith {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for ErrorWith {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.1)
+        }
+    }
 
     #[test]
     fn control_characters_become_spaces_and_the_ends_are_trimmed() {

@@ -22,6 +22,7 @@ use super::outcome::Failure;
 use super::transport::{Delivered, Letter, MailTransport, Repeat, SendError};
 use crate::identity::ManagedIdentity;
 use crate::settings::{AcsAuth, AcsSettings};
+use crate::text;
 use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -135,7 +136,7 @@ impl Acs {
             request = request.header("Content-Type", "application/json");
         }
         request.body(body).send().await.map_err(|e| {
-            let reason = format!("acs: {}", chain(&e.without_url()));
+            let reason = format!("acs: {}", text::with_causes(&e.without_url()));
             SendError::Failed(Failure::Transient(reason))
         })
     }
@@ -235,6 +236,12 @@ struct Operation {
     error: Option<ErrorDetail>,
 }
 
+/// An error answer: `{"error": {"code", "message"}}`.
+#[derive(Deserialize)]
+struct ErrorAnswer {
+    error: ErrorDetail,
+}
+
 #[derive(Deserialize, Default)]
 struct ErrorDetail {
     #[serde(default)]
@@ -289,18 +296,6 @@ fn repeatability(repeat: &Repeat, now: DateTime<Utc>) -> (String, DateTime<Utc>)
     (id.to_string(), header)
 }
 
-/// An error and its causes, one after another: reqwest's own words alone ("error sending
-/// request") say nothing of why.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text = format!("{text}: {cause}");
-        source = cause.source();
-    }
-    text
-}
-
 /// `Retry-After` in seconds, bounded below.
 fn retry_after(answer: &reqwest::Response) -> Option<Duration> {
     let seconds: f64 = answer
@@ -318,17 +313,16 @@ fn retry_after(answer: &reqwest::Response) -> Option<Duration> {
 
 /// Sorts a refused send into retry or give up, as for SMTP and Graph.
 fn classify(status: StatusCode, sender: &str, text: &str, wait: Option<Duration>) -> SendError {
-    let error = serde_json::from_str::<serde_json::Value>(text)
-        .ok()
-        .and_then(|v| serde_json::from_value::<ErrorDetail>(v["error"].clone()).ok())
+    let error = serde_json::from_str::<ErrorAnswer>(text)
+        .map(|answer| answer.error)
         .unwrap_or_default();
-    let excerpt: String = if error.code.is_empty() {
-        text.chars().take(ANSWER_EXCERPT).collect()
+    let excerpt = if error.code.is_empty() {
+        text::truncate(text, ANSWER_EXCERPT)
     } else {
-        format!("{}: {}", error.code, error.message)
-            .chars()
-            .take(ANSWER_EXCERPT)
-            .collect()
+        text::truncate(
+            &format!("{}: {}", error.code, error.message),
+            ANSWER_EXCERPT,
+        )
     };
     let transient = |reason: String| SendError::Failed(Failure::Transient(reason));
     match status {

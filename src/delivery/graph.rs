@@ -11,6 +11,7 @@
 use super::outcome::Failure;
 use super::transport::{Delivered, Letter, MailTransport, SendError};
 use crate::identity::ManagedIdentity;
+use crate::text;
 use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -74,7 +75,7 @@ impl MailTransport for Graph {
             .send()
             .await
             .map_err(|e| {
-                let reason = format!("graph: {}", e.without_url());
+                let reason = format!("graph: {}", text::with_causes(&e.without_url()));
                 SendError::Failed(Failure::Transient(reason))
             })?;
         let status = answer.status();
@@ -86,8 +87,8 @@ impl MailTransport for Graph {
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let text = answer.text().await.unwrap_or_default();
-        let excerpt: String = text.chars().take(ANSWER_EXCERPT).collect();
+        let answer_text = answer.text().await.unwrap_or_default();
+        let excerpt = text::truncate(&answer_text, ANSWER_EXCERPT);
         Err(classify(status, &self.sender, &excerpt, retry_after))
     }
 }
