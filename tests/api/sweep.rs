@@ -210,13 +210,15 @@ async fn the_ladder_climbs_down_step_by_step_and_a_rotation_starts_a_new_one() {
     }
     // Rotated: the new version expires in a year, so the old ladder ends and nothing is due.
     s.vault.set(at(365.5, "v2"));
-    handler.timer().await;
+    let rotated = handler.timer().await;
+    assert_eq!(rotated.status, 200, "{}", rotated.text);
     assert_eq!(s.smtp.messages().len(), 4);
     // Rotated again to a version expiring soon: its own ladder starts at its step.
     s.vault.set(at(5.5, "v3"));
-    handler.timer().await;
+    let again = handler.timer().await;
+    assert_eq!(again.status, 200, "{}", again.text);
     let messages = s.smtp.messages();
-    assert_eq!(messages.len(), 5);
+    assert_eq!(messages.len(), 5, "{}", again.text);
     assert_eq!(messages[4].subject(), "Secret db in kv-a expires in 5 days");
 }
 
