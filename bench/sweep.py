@@ -15,7 +15,8 @@ Each vault: 500 certificates (each with its own managed key and secret), 500 sec
 keys; expiries spread evenly from 30 days ago to two years ahead, one object in ten undated.
 
 usage: python3 bench/sweep.py  (scripts/bench runs it; BENCH_RUNS sets the runs, default 5;
-SWEEP_VAULTS the vault counts, default 1,20)
+SWEEP_VAULTS the vault counts, default 1,20; SWEEP_PROFILE_DIR, when set, is where the Key Vault
+stand-in writes its CPU profile, to check that the benchmark measures kv-notify and not it)
 """
 
 import json
@@ -35,7 +36,8 @@ from bench import KV, free_port, median  # noqa: E402
 def started(args):
     """A stand-in server from tests/support (Python or Node), once it says it is ready."""
     runtime = "node" if args[0].endswith(".js") else sys.executable
-    process = subprocess.Popen([runtime, *(["--cpu-prof", "--cpu-prof-dir=/tmp/prof"] if runtime == "node" else []), *args], stdout=subprocess.PIPE,
+    profile = ["--cpu-prof", f"--cpu-prof-dir={PROFILE_DIR}"] if PROFILE_DIR and runtime == "node" else []
+    process = subprocess.Popen([runtime, *profile, *args], stdout=subprocess.PIPE,
                                stderr=subprocess.DEVNULL, text=True)
     if process.stdout.readline().strip() != "ready":
         raise RuntimeError(f"{args[0]} did not start")
@@ -50,6 +52,7 @@ LIMIT = 4000
 PAGE = 25
 REQUESTS_PER_VAULT = 6
 RUNS = int(os.environ.get("BENCH_RUNS", "5"))
+PROFILE_DIR = os.environ.get("SWEEP_PROFILE_DIR")
 RESOURCE = "https://vault.localhost"
 SECRET = "bench-identity-secret"
 LADDER = (-14, 60)  # days left of the objects due a reminder (default ladder, 7-day memory)

@@ -1,8 +1,8 @@
 //! The HTTP side: authenticated GETs with Key Vault's backoff, and the JSON of its answers.
 
 use super::{
-    BACKOFF_SECS, MAX_RETRY_AFTER, PAGE_SIZE, Session, TIMEOUT, VaultError, VaultObject, Version,
-    resolve,
+    BACKOFF_SECS, MAX_RETRY_AFTER, PAGE_SIZE, REQUESTS_PER_VAULT, Session, TIMEOUT, VaultError,
+    VaultObject, Version, resolve,
 };
 use crate::event::ObjectKind;
 use crate::identity::ManagedIdentity;
@@ -101,6 +101,10 @@ impl VaultClient {
             .timeout(TIMEOUT)
             .user_agent(concat!("kv-notify/", env!("CARGO_PKG_VERSION")))
             .dns_resolver(resolve::LoopbackAware)
+            // A vault never has more requests in flight than this; connections beyond it, opened
+            // while another was on its way back to the pool, are closed rather than kept idle
+            // with their buffers.
+            .pool_max_idle_per_host(REQUESTS_PER_VAULT)
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         Ok(Self { http, identity })
