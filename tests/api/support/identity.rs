@@ -1,9 +1,9 @@
 //! A stand-in for the platform's managed-identity endpoint (tests/support/identity_server.py).
 
 use super::free_port;
-use std::io::{BufRead, BufReader};
+use super::stand_in::started;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 
 /// The secret the platform puts in `IDENTITY_HEADER`.
 pub const IDENTITY_SECRET: &str = "identity-header-secret";
@@ -22,19 +22,15 @@ impl IdentityEndpoint {
         );
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
-        let mut child = Command::new("python3")
-            .arg(script)
-            .arg(port.to_string())
-            .arg(IDENTITY_SECRET)
-            .arg(dir.path().join("count"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the identity endpoint needs python3");
-        let mut ready = String::new();
-        let stdout = child.stdout.take().expect("stdout");
-        BufReader::new(stdout).read_line(&mut ready).expect("read");
-        assert_eq!(ready.trim(), "ready", "the identity endpoint did not start");
+        let child = started(
+            Command::new("python3")
+                .arg(script)
+                .arg(port.to_string())
+                .arg(IDENTITY_SECRET)
+                .arg(dir.path().join("count")),
+            "the identity endpoint",
+            "python3",
+        );
         Self { child, port, dir }
     }
 

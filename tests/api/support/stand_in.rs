@@ -1,6 +1,7 @@
 //! What the HTTPS mail stand-ins (Graph, ACS) share: a Python script from tests/support,
 //! started as `script PORT CERT KEY OUT_DIR ANSWER_FILE extra…` with the test CA's certificates,
-//! writing what it accepted to `out/` and answering as the answer file says.
+//! writing what it accepted to `out/` and answering as the answer file says. Also how every
+//! stand-in server is started: [`started`].
 
 use super::free_port;
 use super::tls::test_certificates;
@@ -22,22 +23,18 @@ impl MailStandIn {
         test_certificates(dir.path());
         std::fs::create_dir(dir.path().join("out")).expect("mkdir");
         let port = free_port();
-        let mut child = Command::new("python3")
-            .arg(path)
-            .arg(port.to_string())
-            .arg(dir.path().join("cert.pem"))
-            .arg(dir.path().join("key.pem"))
-            .arg(dir.path().join("out"))
-            .arg(dir.path().join("answer"))
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{script} needs python3: {e}"));
-        let mut ready = String::new();
-        let stdout = child.stdout.take().expect("stdout");
-        BufReader::new(stdout).read_line(&mut ready).expect("read");
-        assert_eq!(ready.trim(), "ready", "{script} did not start");
+        let child = started(
+            Command::new("python3")
+                .arg(path)
+                .arg(port.to_string())
+                .arg(dir.path().join("cert.pem"))
+                .arg(dir.path().join("key.pem"))
+                .arg(dir.path().join("out"))
+                .arg(dir.path().join("answer"))
+                .args(extra),
+            script,
+            "python3",
+        );
         Self { child, port, dir }
     }
 
@@ -67,4 +64,19 @@ impl Drop for MailStandIn {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Spawns a stand-in server and waits for the `ready` line it prints once it listens; `needs`
+/// names the runtime to install when it cannot be spawned.
+pub fn started(command: &mut Command, what: &str, needs: &str) -> Child {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what} needs {needs}: {e}"));
+    let mut ready = String::new();
+    let stdout = child.stdout.take().expect("stdout");
+    BufReader::new(stdout).read_line(&mut ready).expect("read");
+    assert_eq!(ready.trim(), "ready", "{what} did not start");
+    child
 }

@@ -2,13 +2,13 @@
 //! vaults named `NAME.localhost` (which kv-notify resolves to this machine, as RFC 6761 asks)
 //! from a JSON state the test rewrites between sweeps.
 
+use super::stand_in::started;
 use super::tls::test_certificates_for;
 use super::{IDENTITY_SECRET, IdentityEndpoint, free_port, set};
 use chrono::{TimeDelta, Utc};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 
 /// The resource the test vault wants tokens for (`KEY_VAULT_RESOURCE`).
 pub const VAULT_RESOURCE: &str = "https://vault.localhost";
@@ -35,27 +35,19 @@ impl FakeVault {
         test_certificates_for(dir.path(), &hosts);
         let port = free_port();
         write_state(dir.path(), &json!({"vaults": {}}));
-        let mut child = Command::new("node")
-            .arg(script)
-            .arg(port.to_string())
-            .arg(dir.path().join("cert.pem"))
-            .arg(dir.path().join("key.pem"))
-            .arg(dir.path().join("state.json"))
-            .arg(dir.path().join("requests.log"))
-            .arg(VAULT_RESOURCE)
-            .arg(latency_ms.to_string())
-            .arg(limit.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the Key Vault stand-in needs Node.js: apt-get install -y nodejs (scripts/test does)");
-        let mut ready = String::new();
-        let stdout = child.stdout.take().expect("stdout");
-        BufReader::new(stdout).read_line(&mut ready).expect("read");
-        assert_eq!(
-            ready.trim(),
-            "ready",
-            "the Key Vault stand-in did not start"
+        let child = started(
+            Command::new("node")
+                .arg(script)
+                .arg(port.to_string())
+                .arg(dir.path().join("cert.pem"))
+                .arg(dir.path().join("key.pem"))
+                .arg(dir.path().join("state.json"))
+                .arg(dir.path().join("requests.log"))
+                .arg(VAULT_RESOURCE)
+                .arg(latency_ms.to_string())
+                .arg(limit.to_string()),
+            "the Key Vault stand-in",
+            "Node.js (apt-get install -y nodejs; scripts/test does)",
         );
         Self { child, port, dir }
     }
