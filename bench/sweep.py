@@ -1,5 +1,5 @@
 """The expiry sweep at scale: 1 and 20 vaults of 2,500 objects each on the Key Vault stand-in
-(tests/support/vault_server.js), every call 10 ms late and each vault held to Key Vault's
+(tests/support/vault_server.rs, built as target/release/vault-stand-in), every call 10 ms late and each vault held to Key Vault's
 published limit (4,000 requests per 10 s, answered 429 beyond it), tokens from the
 managed-identity stand-in. Runs `kv-notify sweep --dry-run` (every list read, every due
 object's version looked up, a certificate's with its policy in one read; no mail) and reports, as medians over the
@@ -15,8 +15,7 @@ Each vault: 500 certificates (each with its own managed key and secret), 500 sec
 keys; expiries spread evenly from 30 days ago to two years ahead, one object in ten undated.
 
 usage: python3 bench/sweep.py  (scripts/bench runs it; BENCH_RUNS sets the runs, default 5;
-SWEEP_VAULTS the vault counts, default 1,20; SWEEP_PROFILE_DIR, when set, is where the Key Vault
-stand-in writes its CPU profile, to check that the benchmark measures kv-notify and not it)
+SWEEP_VAULTS the vault counts, default 1,20)
 """
 
 import json
@@ -32,13 +31,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 from bench import KV, free_port, median  # noqa: E402
 
+STAND_IN = os.path.join(ROOT, "target/release/vault-stand-in")
+
 
 def started(args):
-    """A stand-in server from tests/support (Python or Node), once it says it is ready."""
-    runtime = "node" if args[0].endswith(".js") else sys.executable
-    profile = ["--cpu-prof", f"--cpu-prof-dir={PROFILE_DIR}"] if PROFILE_DIR and runtime == "node" else []
-    process = subprocess.Popen([runtime, *profile, *args], stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL, text=True)
+    """A stand-in server (a binary, or a Python script from tests/support), once it says it is
+    ready."""
+    command = [sys.executable, *args] if args[0].endswith(".py") else args
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     if process.stdout.readline().strip() != "ready":
         raise RuntimeError(f"{args[0]} did not start")
     return process
@@ -52,7 +52,6 @@ LIMIT = 4000
 PAGE = 25
 REQUESTS_PER_VAULT = 6
 RUNS = int(os.environ.get("BENCH_RUNS", "5"))
-PROFILE_DIR = os.environ.get("SWEEP_PROFILE_DIR")
 RESOURCE = "https://vault.localhost"
 SECRET = "bench-identity-secret"
 LADDER = (-14, 60)  # days left of the objects due a reminder (default ladder, 7-day memory)
@@ -124,7 +123,7 @@ def sweep(vaults_swept):
         json.dump({"vaults": vaults}, f)
     vault_port, identity_port = free_port(), free_port()
     servers = [
-        started([os.path.join(ROOT, "tests/support/vault_server.js"), str(vault_port),
+        started([STAND_IN, str(vault_port),
                  os.path.join(work, "cert.pem"), os.path.join(work, "key.pem"),
                  os.path.join(work, "state.json"), os.path.join(work, "requests.log"), RESOURCE,
                  str(LATENCY_MS), str(LIMIT)]),

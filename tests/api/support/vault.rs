@@ -1,4 +1,4 @@
-//! A stand-in for Key Vault's data plane over HTTPS (tests/support/vault_server.js), serving
+//! A stand-in for Key Vault's data plane over HTTPS (tests/support/vault_server.rs), serving
 //! vaults named `NAME.localhost` (which kv-notify resolves to this machine, as RFC 6761 asks)
 //! from a JSON state the test rewrites between sweeps.
 
@@ -28,7 +28,6 @@ impl FakeVault {
     /// The same, each answer `latency_ms` late, and each vault limited to `limit` requests per
     /// 10 s (0: no limit), as Key Vault is.
     pub fn start_with(names: &[&str], latency_ms: u32, limit: u32) -> Self {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/vault_server.js");
         let dir = tempfile::tempdir().expect("temp dir");
         let mut hosts: Vec<String> = names.iter().map(|n| format!("{n}.localhost")).collect();
         hosts.push("management.localhost".to_owned());
@@ -36,8 +35,7 @@ impl FakeVault {
         let port = free_port();
         write_state(dir.path(), &json!({"vaults": {}}));
         let child = started(
-            Command::new("node")
-                .arg(script)
+            Command::new(env!("CARGO_BIN_EXE_vault-stand-in"))
                 .arg(port.to_string())
                 .arg(dir.path().join("cert.pem"))
                 .arg(dir.path().join("key.pem"))
@@ -47,7 +45,7 @@ impl FakeVault {
                 .arg(latency_ms.to_string())
                 .arg(limit.to_string()),
             "the Key Vault stand-in",
-            "Node.js (apt-get install -y nodejs; scripts/test does)",
+            "its binary (cargo builds it with the tests)",
         );
         Self { child, port, dir }
     }
@@ -56,7 +54,7 @@ impl FakeVault {
         self.dir.path().join(name)
     }
 
-    /// Replaces what the vaults hold (see vault_server.js for the shape).
+    /// Replaces what the vaults hold (see tests/support/vault_server.rs for the shape).
     pub fn set(&self, state: Value) {
         write_state(self.dir.path(), &state);
     }

@@ -1,0 +1,602 @@
+//! A stand-in for Azure Key Vault's data plane over HTTPS, for the black-box tests and the sweep
+//! benchmark. Written in Rust on hyper and rustls so that it costs a few tens of microseconds a
+//! request: the benchmark then measures kv-notify, not the stand-in.
+//!
+//! Serves several vaults on one port, told apart by the Host header (kv-a.localhost, ...):
+//! - `GET /{secrets|keys|certificates}?api-version=&maxresults=N[&$skiptoken=K]`: pages of items
+//!   (id or kid, attributes with epoch-second enabled/exp/nbf/created/updated, tags, managed),
+//!   never values; nextLink is absolute and null on the last page.
+//! - `GET /{kind}/{name}/versions?...`: pages of an object's versions (ids with the version): the
+//!   current one (`version`, default a digest of the name) and any `older` ones.
+//! - `GET /certificates/{name}`: the current version's bundle: id with the version, attributes, a
+//!   placeholder public `cer` and the policy (AutoRenew or EmailContacts).
+//!
+//! A vault listed in `listOnly` grants `list` alone, as an access policy can: a certificate's
+//! bundle gets 403 (AccessDenied). Like Key Vault, a request without a bearer token gets 401 with
+//! the challenge the official clients start with; a token for another resource (its `aud`) gets
+//! 401 too. Any other path, in particular a secret's value (`/secrets/{name}[/{version}]`), gets
+//! 403 and is logged as a violation.
+//!
+//! The vaults' contents are read from STATE (JSON, reloaded when it changes):
+//! ```text
+//! {"vaults": {"kv-a": {"secrets": [{"name", "version", "older", "exp", "nbf", "enabled",
+//!                                   "managed", "tags", "created"}],
+//!                      "keys": [...], "certificates": [{..., "autoRenew": true}]}},
+//!  "deny": {"kv-b": "ForbiddenByRbac"},                      // 403 with that inner error code
+//!  "listOnly": ["kv-c"],
+//!  "throttle": {"kv-a": {"count": 3, "retryAfter": 1}}}      // the next 3 requests get 429
+//! ```
+//! The host management.localhost stands in for Azure Resource Manager (tokens for
+//! `https://management.localhost:PORT`):
+//! `GET /subscriptions/{id}/providers/Microsoft.KeyVault/vaults?api-version=…` lists the vaults
+//! of `subscriptions[id]` (2 a page, nextLink absolute), each with its tags and vaultUri
+//! (`https://NAME.localhost:PORT/`); a subscription given as a string gets 403 with that code:
+//! `{"subscriptions": {"0000…0001": [{"name": "kv-a", "tags": {…}}], "0000…0002": "AuthorizationFailed"}}`
+//!
+//! Each request is appended to LOG as `VAULT METHOD PATH STATUS`; the count of TLS connections
+//! opened is in LOG.connections, the violations in LOG.violations.
+//!
+//! usage: vault-stand-in PORT CERT KEY STATE LOG RESOURCE [LATENCY_MS] [LIMIT_PER_10S]
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_TYPE, HOST, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use percent_encoding::percent_decode_str;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+use std::collections::{HashMap, VecDeque};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+const KINDS: [&str; 3] = ["secrets", "keys", "certificates"];
+/// Key Vault's largest page.
+const MAX_PAGE: usize = 25;
+/// Resource Manager's page, small so that tests see its paging.
+const ARM_PAGE: usize = 2;
+const WINDOW: Duration = Duration::from_secs(10);
+
+/// What the test or benchmark wrote to STATE.
+#[derive(Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct Data {
+    vaults: HashMap<String, HashMap<String, Vec<Object>>>,
+    deny: HashMap<String, String>,
+    list_only: Vec<String>,
+    throttle: HashMap<String, Throttle>,
+    subscriptions: HashMap<String, Subscription>,
+}
+
+#[derive(Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct Object {
+    name: String,
+    version: Option<String>,
+    older: Vec<String>,
+    exp: Option<i64>,
+    nbf: Option<i64>,
+    enabled: Option<bool>,
+    managed: bool,
+    tags: Option<Map<String, Value>>,
+    auto_renew: bool,
+    created: Option<i64>,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Throttle {
+    count: u32,
+    retry_after: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Subscription {
+    Denied(String),
+    Vaults(Vec<ArmVault>),
+}
+
+#[derive(Deserialize)]
+struct ArmVault {
+    name: String,
+    #[serde(default)]
+    tags: Map<String, Value>,
+}
+
+/// The state as last read, and what requests have changed since.
+#[derive(Default)]
+struct State {
+    modified: Option<SystemTime>,
+    data: Data,
+    /// Where each object is in `data.vaults`, by vault, kind and name (the first of a name).
+    by_name: HashMap<(String, String, String), usize>,
+    throttle: HashMap<String, Throttle>,
+    windows: HashMap<String, VecDeque<Instant>>,
+    audiences: HashMap<String, Option<String>>,
+}
+
+struct Server {
+    port: u16,
+    state_file: PathBuf,
+    log: File,
+    /// LOG's path: the violations and the connection count go beside it.
+    log_file: String,
+    resource: String,
+    latency: Duration,
+    limit: usize,
+    state: Mutex<State>,
+    connections: AtomicU64,
+}
+
+type Answer = (
+    StatusCode,
+    Value,
+    Option<(hyper::header::HeaderName, String)>,
+);
+
+impl Server {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let modified = std::fs::metadata(&self.state_file)
+            .and_then(|m| m.modified())
+            .ok();
+        if modified.is_some() && state.modified != modified {
+            let text = std::fs::read_to_string(&self.state_file).unwrap_or_default();
+            let data: Data = serde_json::from_str(&text).expect("STATE is not valid state JSON");
+            state.by_name.clear();
+            for (vault, contents) in &data.vaults {
+                for (kind, objects) in contents {
+                    for (at, object) in objects.iter().enumerate() {
+                        let key = (vault.clone(), kind.clone(), object.name.clone());
+                        state.by_name.entry(key).or_insert(at);
+                    }
+                }
+            }
+            state.throttle = data.throttle.clone();
+            state.data = data;
+            state.modified = modified;
+        }
+        state
+    }
+
+    fn violation(&self, line: String) {
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(format!("{}.violations", self.log_file))
+            .expect("violations log");
+        writeln!(file, "{line}").expect("write violations log");
+    }
+
+    fn answer(&self, vault: &str, request: &Request<Incoming>) -> Answer {
+        let target = request.uri().path_and_query().map_or("/", |p| p.as_str());
+        let (path, query) = split_query(target);
+        let bearer = request
+            .headers()
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok());
+        let mut state = self.state();
+        let audience = audience(&mut state.audiences, bearer);
+        if vault == "management" {
+            if audience.as_deref() != Some(&format!("https://management.localhost:{}", self.port)) {
+                let body = error("InvalidAuthenticationToken", "The access token is invalid.");
+                return (StatusCode::UNAUTHORIZED, body, None);
+            }
+            return self.resource_manager(&state.data, path, &query, target);
+        }
+        if audience.as_deref() != Some(self.resource.as_str()) {
+            let challenge = format!(
+                "Bearer authorization=\"https://login.microsoftonline.com/tenant\", resource=\"{}\"",
+                self.resource
+            );
+            let body = error(
+                "Unauthorized",
+                "AKV10000: Request is missing a Bearer or PoP token.",
+            );
+            return (
+                StatusCode::UNAUTHORIZED,
+                body,
+                Some((WWW_AUTHENTICATE, challenge)),
+            );
+        }
+        if self.limit > 0 && over_limit(&mut state.windows, vault, self.limit) {
+            let body = error("Throttled", "Rate limit exceeded");
+            return (StatusCode::TOO_MANY_REQUESTS, body, None);
+        }
+        if let Some(throttle) = state.throttle.get_mut(vault).filter(|t| t.count > 0) {
+            throttle.count -= 1;
+            let header = throttle.retry_after.map(|s| (RETRY_AFTER, s.to_string()));
+            let body = error("Throttled", "Too many requests");
+            return (StatusCode::TOO_MANY_REQUESTS, body, header);
+        }
+        let data = &state.data;
+        if let Some(code) = data.deny.get(vault) {
+            let message = format!("Caller is not authorized ({code})");
+            let body = error_with("Forbidden", &message, code);
+            return (StatusCode::FORBIDDEN, body, None);
+        }
+        let Some(contents) = data.vaults.get(vault) else {
+            let body = error("VaultNotFound", "no such vault");
+            return (StatusCode::NOT_FOUND, body, None);
+        };
+        let parts: Vec<String> = path
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned())
+            .collect();
+        let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+        let objects = |kind: &str| contents.get(kind).map_or(&[][..], Vec::as_slice);
+        let find = |kind: &str, name: &str| {
+            let key = (vault.to_owned(), kind.to_owned(), name.to_owned());
+            state.by_name.get(&key).map(|at| &objects(kind)[*at])
+        };
+        let base = format!("https://{vault}.localhost:{}", self.port);
+        match parts[..] {
+            [kind] if KINDS.contains(&kind) => {
+                let page = page(&base, kind, objects(kind), &query, kind, false);
+                (StatusCode::OK, page, None)
+            }
+            [kind, name, "versions"] if KINDS.contains(&kind) => match find(kind, name) {
+                Some(object) => {
+                    let all = versions(object);
+                    let path = format!("{kind}/{name}/versions");
+                    (
+                        StatusCode::OK,
+                        page(&base, kind, &all, &query, &path, true),
+                        None,
+                    )
+                }
+                None => (
+                    StatusCode::NOT_FOUND,
+                    error("NotFound", "no such object"),
+                    None,
+                ),
+            },
+            ["certificates", name] => {
+                if data.list_only.iter().any(|v| v == vault) {
+                    let message = format!(
+                        "The caller does not have certificates get permission on key vault '{vault}'"
+                    );
+                    let body = error_with("Forbidden", &message, "AccessDenied");
+                    return (StatusCode::FORBIDDEN, body, None);
+                }
+                let Some(certificate) = find("certificates", name) else {
+                    let body = error("CertificateNotFound", "no such certificate");
+                    return (StatusCode::NOT_FOUND, body, None);
+                };
+                let action = if certificate.auto_renew {
+                    "AutoRenew"
+                } else {
+                    "EmailContacts"
+                };
+                let mut bundle = item(&base, "certificates", certificate, true);
+                bundle["cer"] = json!("MIIBszCCAVmgAwIBAgIU");
+                bundle["policy"] = json!({
+                    "id": format!("{base}/certificates/{name}/policy"),
+                    "issuer": {"name": "Self"},
+                    "lifetime_actions": [{"trigger": {"lifetime_percentage": 80},
+                                          "action": {"action_type": action}}],
+                });
+                (StatusCode::OK, bundle, None)
+            }
+            _ => {
+                drop(state);
+                self.violation(format!("{vault} {} {target}", request.method()));
+                let body = error("Forbidden", "not served by the test vault");
+                (StatusCode::FORBIDDEN, body, None)
+            }
+        }
+    }
+
+    fn resource_manager(
+        &self,
+        data: &Data,
+        path: &str,
+        query: &HashMap<String, String>,
+        target: &str,
+    ) -> Answer {
+        let id = path
+            .strip_prefix("/subscriptions/")
+            .and_then(|rest| rest.split_once('/'))
+            .filter(|(_, rest)| rest.eq_ignore_ascii_case("providers/Microsoft.KeyVault/vaults"))
+            .map(|(id, _)| id)
+            .filter(|id| !id.is_empty() && query.contains_key("api-version"));
+        let Some(id) = id else {
+            self.violation(format!("management GET {target}"));
+            let body = error(
+                "InvalidResourceType",
+                "not served by the test Resource Manager",
+            );
+            return (StatusCode::NOT_FOUND, body, None);
+        };
+        match data.subscriptions.get(id) {
+            None => {
+                let message = format!("The subscription '{id}' could not be found.");
+                let body = error("SubscriptionNotFound", &message);
+                (StatusCode::NOT_FOUND, body, None)
+            }
+            Some(Subscription::Denied(code)) => {
+                let message = format!(
+                    "The client does not have authorization to perform action \
+                     'Microsoft.KeyVault/vaults/read' over scope '/subscriptions/{id}'."
+                );
+                (StatusCode::FORBIDDEN, error(code, &message), None)
+            }
+            Some(Subscription::Vaults(vaults)) => {
+                let start: usize = query
+                    .get("$skipToken")
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+                let value: Vec<Value> = vaults
+                    .iter()
+                    .skip(start)
+                    .take(ARM_PAGE)
+                    .map(|v| {
+                        json!({
+                            "id": format!("/subscriptions/{id}/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/{}", v.name),
+                            "name": v.name,
+                            "type": "Microsoft.KeyVault/vaults",
+                            "location": "westeurope",
+                            "tags": v.tags,
+                            "properties": {
+                                "vaultUri": format!("https://{}.localhost:{}/", v.name, self.port),
+                                "tenantId": "tenant",
+                                "enableRbacAuthorization": true,
+                            },
+                        })
+                    })
+                    .collect();
+                let mut body = json!({ "value": value });
+                if start + ARM_PAGE < vaults.len() {
+                    body["nextLink"] = json!(format!(
+                        "https://management.localhost:{}{path}?api-version=2023-07-01&$skipToken={}",
+                        self.port,
+                        start + ARM_PAGE
+                    ));
+                }
+                (StatusCode::OK, body, None)
+            }
+        }
+    }
+
+    async fn respond(self: Arc<Self>, request: Request<Incoming>) -> Response<Full<Bytes>> {
+        let host = request
+            .headers()
+            .get(HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or_default();
+        let host = host.split(':').next().unwrap_or_default();
+        let vault = host.strip_suffix(".localhost").unwrap_or(host).to_owned();
+        let (status, body, header) = self.answer(&vault, &request);
+        tokio::time::sleep(self.latency).await;
+        let target = request.uri().path_and_query().map_or("/", |p| p.as_str());
+        let line = format!(
+            "{vault} {} {target} {}\n",
+            request.method(),
+            status.as_u16()
+        );
+        (&self.log).write_all(line.as_bytes()).expect("write log");
+        let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        let json = HeaderValue::from_static("application/json; charset=utf-8");
+        headers.insert(CONTENT_TYPE, json);
+        if let Some((name, value)) = header {
+            headers.insert(name, HeaderValue::from_str(&value).expect("header value"));
+        }
+        response
+    }
+}
+
+/// The path, and the query's parameters decoded.
+fn split_query(target: &str) -> (&str, HashMap<String, String>) {
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let decode = |s: &str| percent_decode_str(s).decode_utf8_lossy().into_owned();
+    let params = query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k), decode(v))
+        })
+        .collect();
+    (path, params)
+}
+
+/// A bearer token's audience, decoded once per token (a sweep sends the same one thousands of
+/// times).
+fn audience(cache: &mut HashMap<String, Option<String>>, header: Option<&str>) -> Option<String> {
+    let token = header?.strip_prefix("Bearer ")?;
+    cache
+        .entry(token.to_owned())
+        .or_insert_with(|| {
+            let claims = token.split('.').nth(1)?;
+            let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(claims.trim_end_matches('='))
+                .ok()?;
+            let claims: Value = serde_json::from_slice(&claims).ok()?;
+            claims.get("aud")?.as_str().map(str::to_owned)
+        })
+        .clone()
+}
+
+fn over_limit(windows: &mut HashMap<String, VecDeque<Instant>>, vault: &str, limit: usize) -> bool {
+    let now = Instant::now();
+    let window = windows.entry(vault.to_owned()).or_default();
+    while window.front().is_some_and(|t| now - *t > WINDOW) {
+        window.pop_front();
+    }
+    if window.len() >= limit {
+        return true;
+    }
+    window.push_back(now);
+    false
+}
+
+fn error(code: &str, message: &str) -> Value {
+    json!({"error": {"code": code, "message": message}})
+}
+
+fn error_with(code: &str, message: &str, inner: &str) -> Value {
+    json!({"error": {"code": code, "message": message, "innererror": {"code": inner}}})
+}
+
+/// The object's current version: its `version`, or a digest of its name.
+fn version_of(object: &Object) -> String {
+    object.version.clone().unwrap_or_else(|| {
+        let digest = Sha256::digest(object.name.as_bytes());
+        digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+    })
+}
+
+/// Older versions first, then the current one.
+fn versions(object: &Object) -> Vec<Object> {
+    let older = object
+        .older
+        .iter()
+        .zip(1_600_000_000..)
+        .map(|(v, created)| Object {
+            name: object.name.clone(),
+            version: Some(v.clone()),
+            created: Some(created),
+            ..Object::default()
+        });
+    let current = Object {
+        version: Some(version_of(object)),
+        ..object.clone()
+    };
+    older.chain([current]).collect()
+}
+
+fn item(base: &str, kind: &str, object: &Object, with_version: bool) -> Value {
+    let mut url = format!("{base}/{kind}/{}", object.name);
+    if with_version {
+        url = format!("{url}/{}", version_of(object));
+    }
+    let created = object.created.unwrap_or(1_700_000_000);
+    let mut attributes = json!({
+        "enabled": object.enabled != Some(false),
+        "created": created,
+        "updated": created,
+        "recoveryLevel": "Recoverable+Purgeable",
+    });
+    if let Some(exp) = object.exp {
+        attributes["exp"] = json!(exp);
+    }
+    if let Some(nbf) = object.nbf {
+        attributes["nbf"] = json!(nbf);
+    }
+    let mut out =
+        json!({"attributes": attributes, "tags": object.tags.clone().unwrap_or_default()});
+    out[if kind == "keys" { "kid" } else { "id" }] = json!(url);
+    if object.managed {
+        out["managed"] = json!(true);
+    }
+    if kind == "certificates" {
+        out["x5t"] = json!("fLi3U52HunIVNXubkEnf8tP6Wbo");
+    }
+    out
+}
+
+fn page(
+    base: &str,
+    kind: &str,
+    objects: &[Object],
+    query: &HashMap<String, String>,
+    path: &str,
+    with_version: bool,
+) -> Value {
+    let number = |name: &str| query.get(name).and_then(|s| s.parse::<usize>().ok());
+    let size = number("maxresults").unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
+    let start = number("$skiptoken").unwrap_or(0);
+    let value: Vec<Value> = objects
+        .iter()
+        .skip(start)
+        .take(size)
+        .map(|o| item(base, kind, o, with_version))
+        .collect();
+    let following = start + size;
+    let next_link = (following < objects.len())
+        .then(|| format!("{base}/{path}?api-version=7.5&$skiptoken={following}&maxresults={size}"));
+    json!({"value": value, "nextLink": next_link})
+}
+
+fn tls_config(cert: &str, key: &str) -> rustls::ServerConfig {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .expect("CERT")
+        .collect::<Result<_, _>>()
+        .expect("CERT");
+    let key = PrivateKeyDer::from_pem_file(key).expect("KEY");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .expect("certificate and key");
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [port, cert, key, state, log, resource, rest @ ..] = &args[..] else {
+        eprintln!(
+            "usage: vault-stand-in PORT CERT KEY STATE LOG RESOURCE [LATENCY_MS] [LIMIT_PER_10S]"
+        );
+        std::process::exit(2);
+    };
+    let number = |i: usize| rest.get(i).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+    let server = Arc::new(Server {
+        port: port.parse().expect("PORT"),
+        state_file: state.into(),
+        log: OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("LOG"),
+        log_file: log.clone(),
+        resource: resource.clone(),
+        latency: Duration::from_millis(number(0)),
+        limit: usize::try_from(number(1)).expect("LIMIT"),
+        state: Mutex::new(State::default()),
+        connections: AtomicU64::new(0),
+    });
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls_config(cert, key)));
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", server.port))
+        .await
+        .expect("bind");
+    println!("ready");
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
+        let (acceptor, server) = (acceptor.clone(), server.clone());
+        tokio::spawn(async move {
+            let Ok(tls) = acceptor.accept(tcp).await else {
+                return;
+            };
+            let opened = server.connections.fetch_add(1, Ordering::Relaxed) + 1;
+            let counter = format!("{}.connections", server.log_file);
+            let _ = std::fs::write(counter, opened.to_string());
+            let service = hyper::service::service_fn(move |request| {
+                let server = server.clone();
+                async move { Ok::<_, std::convert::Infallible>(server.respond(request).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tls), service)
+                .await;
+        });
+    }
+}
