@@ -215,7 +215,7 @@ impl Sweeper {
             self.scan(&session, pass_on, deadline).await
         };
         let lookups = stream::poll_fn(|cx| found_rx.poll_recv(cx))
-            .map(|object| self.look_up(&session, object, deadline))
+            .map(|object| session.looking_up(self.look_up(&session, object, deadline)))
             .buffer_unordered(REQUESTS_PER_VAULT)
             .collect::<Vec<_>>();
         let (scan, looked_up) = tokio::join!(listing, lookups);
@@ -283,6 +283,7 @@ impl Sweeper {
                         "out of budget (SWEEP_BUDGET_SECS) before the list was read".to_owned(),
                     )),
                 };
+                session.list_done();
                 (kind, seen, kept, result)
             }
         };

@@ -208,12 +208,19 @@ pub struct Traffic {
     pub throttled: AtomicU32,
 }
 
+/// The lists of a vault read at once: one per kind.
+const LISTS: usize = 3;
+
 /// A vault being read: where, how many requests at once, and what was sent.
 #[derive(Debug)]
 pub struct Session {
     /// The vault.
     pub vault: VaultRef,
     permits: Semaphore,
+    /// Lookups of due objects in flight: what the lists still being read leave of
+    /// [`REQUESTS_PER_VAULT`]. A list's next page then never waits behind lookups: the longest
+    /// list is the sweep's critical path.
+    lookups: Semaphore,
     /// What was sent.
     pub traffic: Traffic,
 }
@@ -224,8 +231,21 @@ impl Session {
         Self {
             vault,
             permits: Semaphore::new(REQUESTS_PER_VAULT),
+            lookups: Semaphore::new(REQUESTS_PER_VAULT - LISTS),
             traffic: Traffic::default(),
         }
+    }
+
+    /// One of the vault's lists is read (or given up): its request slot goes to lookups.
+    pub fn list_done(&self) {
+        self.lookups.add_permits(1);
+    }
+
+    /// Runs `lookup` once a lookup slot is free.
+    pub async fn looking_up<T>(&self, lookup: impl Future<Output = T>) -> T {
+        // Never closed, so the permit is always granted.
+        let _slot = self.lookups.acquire().await;
+        lookup.await
     }
 }
 

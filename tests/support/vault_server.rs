@@ -42,20 +42,21 @@ use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_TYPE, HOST, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
+use hyper::header::{CONTENT_TYPE, HOST, HeaderName, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use percent_encoding::percent_decode_str;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -87,7 +88,7 @@ struct Object {
     nbf: Option<i64>,
     enabled: Option<bool>,
     managed: bool,
-    tags: Option<Map<String, Value>>,
+    tags: Map<String, Value>,
     auto_renew: bool,
     created: Option<i64>,
 }
@@ -136,13 +137,56 @@ struct Server {
     limit: usize,
     state: Mutex<State>,
     connections: AtomicU64,
+    alarm: Alarm,
 }
 
-type Answer = (
-    StatusCode,
-    Value,
-    Option<(hyper::header::HeaderName, String)>,
-);
+/// Wakes tasks at instants, to the microsecond: tokio's timer counts whole milliseconds and
+/// makes a 10 ms wait 11 to 12, which would overstate the latency the benchmark says it sets.
+/// One thread sleeps until the earliest instant asked for.
+struct Alarm {
+    requests: std::sync::mpsc::Sender<(Instant, tokio::sync::oneshot::Sender<()>)>,
+}
+
+impl Alarm {
+    fn start() -> Self {
+        let (requests, asked) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut due: BTreeMap<(Instant, u64), tokio::sync::oneshot::Sender<()>> =
+                BTreeMap::new();
+            for sequence in 0.. {
+                let now = Instant::now();
+                while let Some(entry) = due.first_entry().filter(|e| e.key().0 <= now) {
+                    let _ = entry.remove().send(());
+                }
+                let next = match due.first_key_value() {
+                    Some(((at, _), _)) => asked.recv_timeout(at.saturating_duration_since(now)),
+                    None => asked.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                };
+                match next {
+                    Ok((at, wake)) => drop(due.insert((at, sequence), wake)),
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
+            }
+        });
+        Self { requests }
+    }
+
+    async fn at(&self, instant: Instant) {
+        let (wake, woken) = tokio::sync::oneshot::channel();
+        if instant > Instant::now() && self.requests.send((instant, wake)).is_ok() {
+            let _ = woken.await;
+        }
+    }
+}
+
+/// A status, a JSON body and perhaps one more header.
+type Answer = (StatusCode, String, Option<(HeaderName, String)>);
+
+fn reply(status: StatusCode, body: impl Serialize) -> Answer {
+    let body = serde_json::to_string(&body).expect("JSON");
+    (status, body, None)
+}
 
 impl Server {
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -190,7 +234,7 @@ impl Server {
         if vault == "management" {
             if audience.as_deref() != Some(&format!("https://management.localhost:{}", self.port)) {
                 let body = error("InvalidAuthenticationToken", "The access token is invalid.");
-                return (StatusCode::UNAUTHORIZED, body, None);
+                return reply(StatusCode::UNAUTHORIZED, body);
             }
             return self.resource_manager(&state.data, path, &query, target);
         }
@@ -203,31 +247,29 @@ impl Server {
                 "Unauthorized",
                 "AKV10000: Request is missing a Bearer or PoP token.",
             );
-            return (
-                StatusCode::UNAUTHORIZED,
-                body,
-                Some((WWW_AUTHENTICATE, challenge)),
-            );
+            let (status, body, _) = reply(StatusCode::UNAUTHORIZED, body);
+            return (status, body, Some((WWW_AUTHENTICATE, challenge)));
         }
         if self.limit > 0 && over_limit(&mut state.windows, vault, self.limit) {
             let body = error("Throttled", "Rate limit exceeded");
-            return (StatusCode::TOO_MANY_REQUESTS, body, None);
+            return reply(StatusCode::TOO_MANY_REQUESTS, body);
         }
         if let Some(throttle) = state.throttle.get_mut(vault).filter(|t| t.count > 0) {
             throttle.count -= 1;
             let header = throttle.retry_after.map(|s| (RETRY_AFTER, s.to_string()));
             let body = error("Throttled", "Too many requests");
-            return (StatusCode::TOO_MANY_REQUESTS, body, header);
+            let (status, body, _) = reply(StatusCode::TOO_MANY_REQUESTS, body);
+            return (status, body, header);
         }
         let data = &state.data;
         if let Some(code) = data.deny.get(vault) {
             let message = format!("Caller is not authorized ({code})");
             let body = error_with("Forbidden", &message, code);
-            return (StatusCode::FORBIDDEN, body, None);
+            return reply(StatusCode::FORBIDDEN, body);
         }
         let Some(contents) = data.vaults.get(vault) else {
             let body = error("VaultNotFound", "no such vault");
-            return (StatusCode::NOT_FOUND, body, None);
+            return reply(StatusCode::NOT_FOUND, body);
         };
         let parts: Vec<String> = path
             .split('/')
@@ -244,23 +286,15 @@ impl Server {
         match parts[..] {
             [kind] if KINDS.contains(&kind) => {
                 let page = page(&base, kind, objects(kind), &query, kind, false);
-                (StatusCode::OK, page, None)
+                reply(StatusCode::OK, page)
             }
             [kind, name, "versions"] if KINDS.contains(&kind) => match find(kind, name) {
                 Some(object) => {
                     let all = versions(object);
                     let path = format!("{kind}/{name}/versions");
-                    (
-                        StatusCode::OK,
-                        page(&base, kind, &all, &query, &path, true),
-                        None,
-                    )
+                    reply(StatusCode::OK, page(&base, kind, &all, &query, &path, true))
                 }
-                None => (
-                    StatusCode::NOT_FOUND,
-                    error("NotFound", "no such object"),
-                    None,
-                ),
+                None => reply(StatusCode::NOT_FOUND, error("NotFound", "no such object")),
             },
             ["certificates", name] => {
                 if data.list_only.iter().any(|v| v == vault) {
@@ -268,32 +302,34 @@ impl Server {
                         "The caller does not have certificates get permission on key vault '{vault}'"
                     );
                     let body = error_with("Forbidden", &message, "AccessDenied");
-                    return (StatusCode::FORBIDDEN, body, None);
+                    return reply(StatusCode::FORBIDDEN, body);
                 }
                 let Some(certificate) = find("certificates", name) else {
                     let body = error("CertificateNotFound", "no such certificate");
-                    return (StatusCode::NOT_FOUND, body, None);
+                    return reply(StatusCode::NOT_FOUND, body);
                 };
                 let action = if certificate.auto_renew {
                     "AutoRenew"
                 } else {
                     "EmailContacts"
                 };
-                let mut bundle = item(&base, "certificates", certificate, true);
-                bundle["cer"] = json!("MIIBszCCAVmgAwIBAgIU");
-                bundle["policy"] = json!({
-                    "id": format!("{base}/certificates/{name}/policy"),
-                    "issuer": {"name": "Self"},
-                    "lifetime_actions": [{"trigger": {"lifetime_percentage": 80},
-                                          "action": {"action_type": action}}],
-                });
-                (StatusCode::OK, bundle, None)
+                let bundle = Bundle {
+                    item: item(&base, "certificates", certificate, true),
+                    cer: "MIIBszCCAVmgAwIBAgIU",
+                    policy: json!({
+                        "id": format!("{base}/certificates/{name}/policy"),
+                        "issuer": {"name": "Self"},
+                        "lifetime_actions": [{"trigger": {"lifetime_percentage": 80},
+                                              "action": {"action_type": action}}],
+                    }),
+                };
+                reply(StatusCode::OK, bundle)
             }
             _ => {
                 drop(state);
                 self.violation(format!("{vault} {} {target}", request.method()));
                 let body = error("Forbidden", "not served by the test vault");
-                (StatusCode::FORBIDDEN, body, None)
+                reply(StatusCode::FORBIDDEN, body)
             }
         }
     }
@@ -317,20 +353,20 @@ impl Server {
                 "InvalidResourceType",
                 "not served by the test Resource Manager",
             );
-            return (StatusCode::NOT_FOUND, body, None);
+            return reply(StatusCode::NOT_FOUND, body);
         };
         match data.subscriptions.get(id) {
             None => {
                 let message = format!("The subscription '{id}' could not be found.");
                 let body = error("SubscriptionNotFound", &message);
-                (StatusCode::NOT_FOUND, body, None)
+                reply(StatusCode::NOT_FOUND, body)
             }
             Some(Subscription::Denied(code)) => {
                 let message = format!(
                     "The client does not have authorization to perform action \
                      'Microsoft.KeyVault/vaults/read' over scope '/subscriptions/{id}'."
                 );
-                (StatusCode::FORBIDDEN, error(code, &message), None)
+                reply(StatusCode::FORBIDDEN, error(code, &message))
             }
             Some(Subscription::Vaults(vaults)) => {
                 let start: usize = query
@@ -364,7 +400,7 @@ impl Server {
                         start + ARM_PAGE
                     ));
                 }
-                (StatusCode::OK, body, None)
+                reply(StatusCode::OK, body)
             }
         }
     }
@@ -377,8 +413,9 @@ impl Server {
             .unwrap_or_default();
         let host = host.split(':').next().unwrap_or_default();
         let vault = host.strip_suffix(".localhost").unwrap_or(host).to_owned();
+        let ready_at = Instant::now() + self.latency;
         let (status, body, header) = self.answer(&vault, &request);
-        tokio::time::sleep(self.latency).await;
+        self.alarm.at(ready_at).await;
         let target = request.uri().path_and_query().map_or("/", |p| p.as_str());
         let line = format!(
             "{vault} {} {target} {}\n",
@@ -386,7 +423,7 @@ impl Server {
             status.as_u16()
         );
         (&self.log).write_all(line.as_bytes()).expect("write log");
-        let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+        let mut response = Response::new(Full::new(Bytes::from(body)));
         *response.status_mut() = status;
         let headers = response.headers_mut();
         let json = HeaderValue::from_static("application/json; charset=utf-8");
@@ -478,48 +515,91 @@ fn versions(object: &Object) -> Vec<Object> {
     older.chain([current]).collect()
 }
 
-fn item(base: &str, kind: &str, object: &Object, with_version: bool) -> Value {
+/// An item of a list, as Key Vault lists it (never a value).
+#[derive(Serialize)]
+struct Item<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+    /// Keys name their id `kid`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kid: Option<String>,
+    attributes: Attributes,
+    tags: &'a Map<String, Value>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    managed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    x5t: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Attributes {
+    enabled: bool,
+    created: i64,
+    updated: i64,
+    recovery_level: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nbf: Option<i64>,
+}
+
+/// A certificate's current version with its policy.
+#[derive(Serialize)]
+struct Bundle<'a> {
+    #[serde(flatten)]
+    item: Item<'a>,
+    cer: &'static str,
+    policy: Value,
+}
+
+#[derive(Serialize)]
+struct Page<'a> {
+    value: Vec<Item<'a>>,
+    #[serde(rename = "nextLink")]
+    next_link: Option<String>,
+}
+
+fn item<'a>(base: &str, kind: &str, object: &'a Object, with_version: bool) -> Item<'a> {
     let mut url = format!("{base}/{kind}/{}", object.name);
     if with_version {
         url = format!("{url}/{}", version_of(object));
     }
     let created = object.created.unwrap_or(1_700_000_000);
-    let mut attributes = json!({
-        "enabled": object.enabled != Some(false),
-        "created": created,
-        "updated": created,
-        "recoveryLevel": "Recoverable+Purgeable",
-    });
-    if let Some(exp) = object.exp {
-        attributes["exp"] = json!(exp);
+    let (id, kid) = if kind == "keys" {
+        (None, Some(url))
+    } else {
+        (Some(url), None)
+    };
+    Item {
+        id,
+        kid,
+        attributes: Attributes {
+            enabled: object.enabled != Some(false),
+            created,
+            updated: created,
+            recovery_level: "Recoverable+Purgeable",
+            exp: object.exp,
+            nbf: object.nbf,
+        },
+        tags: &object.tags,
+        managed: object.managed,
+        x5t: (kind == "certificates").then_some("fLi3U52HunIVNXubkEnf8tP6Wbo"),
     }
-    if let Some(nbf) = object.nbf {
-        attributes["nbf"] = json!(nbf);
-    }
-    let mut out =
-        json!({"attributes": attributes, "tags": object.tags.clone().unwrap_or_default()});
-    out[if kind == "keys" { "kid" } else { "id" }] = json!(url);
-    if object.managed {
-        out["managed"] = json!(true);
-    }
-    if kind == "certificates" {
-        out["x5t"] = json!("fLi3U52HunIVNXubkEnf8tP6Wbo");
-    }
-    out
 }
 
-fn page(
+fn page<'a>(
     base: &str,
     kind: &str,
-    objects: &[Object],
+    objects: &'a [Object],
     query: &HashMap<String, String>,
     path: &str,
     with_version: bool,
-) -> Value {
+) -> Page<'a> {
     let number = |name: &str| query.get(name).and_then(|s| s.parse::<usize>().ok());
     let size = number("maxresults").unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
     let start = number("$skiptoken").unwrap_or(0);
-    let value: Vec<Value> = objects
+    let value = objects
         .iter()
         .skip(start)
         .take(size)
@@ -528,7 +608,7 @@ fn page(
     let following = start + size;
     let next_link = (following < objects.len())
         .then(|| format!("{base}/{path}?api-version=7.5&$skiptoken={following}&maxresults={size}"));
-    json!({"value": value, "nextLink": next_link})
+    Page { value, next_link }
 }
 
 fn tls_config(cert: &str, key: &str) -> rustls::ServerConfig {
@@ -572,6 +652,7 @@ async fn main() {
         limit: usize::try_from(number(1)).expect("LIMIT"),
         state: Mutex::new(State::default()),
         connections: AtomicU64::new(0),
+        alarm: Alarm::start(),
     });
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls_config(cert, key)));
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", server.port))
