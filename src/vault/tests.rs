@@ -67,15 +67,23 @@ fn list_items_become_objects_named_by_their_id() {
 #[test]
 fn an_id_names_its_object_and_version() {
     let parts = |id: &str| super::client::id_parts(id, ObjectKind::Secret);
-    let named = |name: &str, version: Option<&str>| {
-        Some((name.to_owned(), version.map(str::to_owned)))
-    };
+    let named =
+        |name: &str, version: Option<&str>| Some((name.to_owned(), version.map(str::to_owned)));
     let vault = "https://kv.vault.azure.net";
     assert_eq!(parts(&format!("{vault}/secrets/db")), named("db", None));
     assert_eq!(parts(&format!("{vault}/secrets/db/")), named("db", None));
-    assert_eq!(parts(&format!("{vault}/secrets/db/0a1b")), named("db", Some("0a1b")));
-    assert_eq!(parts(&format!("{vault}:443/Secrets/db?x=1#y")), named("db", None));
-    assert_eq!(parts(&format!("{vault}/secrets/a%20b/v")), named("a b", Some("v")));
+    assert_eq!(
+        parts(&format!("{vault}/secrets/db/0a1b")),
+        named("db", Some("0a1b"))
+    );
+    assert_eq!(
+        parts(&format!("{vault}:443/Secrets/db?x=1#y")),
+        named("db", None)
+    );
+    assert_eq!(
+        parts(&format!("{vault}/secrets/a%20b/v")),
+        named("a b", Some("v"))
+    );
     assert_eq!(parts(&format!("{vault}/keys/db")), None);
     assert_eq!(parts(&format!("{vault}/secrets/")), None);
     assert_eq!(parts("secrets/db"), None);

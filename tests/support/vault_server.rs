@@ -188,6 +188,15 @@ fn reply(status: StatusCode, body: impl Serialize) -> Answer {
     (status, body, None)
 }
 
+fn reply_with(
+    status: StatusCode,
+    body: impl Serialize,
+    header: Option<(HeaderName, String)>,
+) -> Answer {
+    let (status, body, _) = reply(status, body);
+    (status, body, header)
+}
+
 impl Server {
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -247,8 +256,11 @@ impl Server {
                 "Unauthorized",
                 "AKV10000: Request is missing a Bearer or PoP token.",
             );
-            let (status, body, _) = reply(StatusCode::UNAUTHORIZED, body);
-            return (status, body, Some((WWW_AUTHENTICATE, challenge)));
+            return reply_with(
+                StatusCode::UNAUTHORIZED,
+                body,
+                Some((WWW_AUTHENTICATE, challenge)),
+            );
         }
         if self.limit > 0 && over_limit(&mut state.windows, vault, self.limit) {
             let body = error("Throttled", "Rate limit exceeded");
@@ -258,8 +270,7 @@ impl Server {
             throttle.count -= 1;
             let header = throttle.retry_after.map(|s| (RETRY_AFTER, s.to_string()));
             let body = error("Throttled", "Too many requests");
-            let (status, body, _) = reply(StatusCode::TOO_MANY_REQUESTS, body);
-            return (status, body, header);
+            return reply_with(StatusCode::TOO_MANY_REQUESTS, body, header);
         }
         let data = &state.data;
         if let Some(code) = data.deny.get(vault) {
