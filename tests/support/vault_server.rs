@@ -46,6 +46,11 @@ use hyper::header::{CONTENT_TYPE, HOST, HeaderName, HeaderValue, RETRY_AFTER, WW
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use percent_encoding::percent_decode_str;
+use rustix::fd::OwnedFd;
+use rustix::time::{
+    Itimerspec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags, Timespec, timerfd_create,
+    timerfd_settime,
+};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde::{Deserialize, Serialize};
@@ -56,9 +61,10 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
+use tokio::io::unix::AsyncFd;
+use tokio::sync::oneshot;
 
 // As kv-notify: glibc's malloc was the stand-in's largest cost after JSON.
 #[global_allocator]
@@ -146,40 +152,86 @@ struct Server {
 
 /// Wakes tasks at instants, to the microsecond: tokio's timer counts whole milliseconds and
 /// makes a 10 ms wait 11 to 12, which would overstate the latency the benchmark says it sets.
-/// One thread sleeps until the earliest instant asked for.
+/// A timerfd, armed for the earliest instant asked for, wakes the runtime through the same
+/// epoll as the sockets (a thread of its own cost a context switch per request).
 struct Alarm {
-    requests: std::sync::mpsc::Sender<(Instant, tokio::sync::oneshot::Sender<()>)>,
+    timer: AsyncFd<OwnedFd>,
+    due: Mutex<BTreeMap<(Instant, u64), oneshot::Sender<()>>>,
+    sequence: AtomicU64,
 }
 
 impl Alarm {
-    fn start() -> Self {
-        let (requests, asked) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut due: BTreeMap<(Instant, u64), tokio::sync::oneshot::Sender<()>> =
-                BTreeMap::new();
-            for sequence in 0.. {
-                let now = Instant::now();
+    fn new() -> Self {
+        let flags = TimerfdFlags::NONBLOCK | TimerfdFlags::CLOEXEC;
+        let timer = timerfd_create(TimerfdClockId::Monotonic, flags).expect("timerfd");
+        // Deprecated because an `AsRawFd` type could hand back another descriptor later; an
+        // `OwnedFd` cannot. Its replacement, `register`, is `unsafe`, which this crate forbids.
+        #[allow(deprecated)]
+        let timer = AsyncFd::new(timer).expect("timerfd in the runtime");
+        Self {
+            timer,
+            due: Mutex::new(BTreeMap::new()),
+            sequence: AtomicU64::new(0),
+        }
+    }
+
+    /// Returns at `instant`.
+    async fn at(&self, instant: Instant) {
+        if instant <= Instant::now() {
+            return;
+        }
+        let (wake, woken) = oneshot::channel();
+        let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
+        let earliest = {
+            let mut due = self.due.lock().unwrap_or_else(|e| e.into_inner());
+            due.insert((instant, sequence), wake);
+            due.first_key_value()
+                .is_some_and(|((first, _), _)| *first == instant)
+        };
+        if earliest {
+            self.arm(instant);
+        }
+        let _ = woken.await;
+    }
+
+    fn arm(&self, instant: Instant) {
+        // A zero time would disarm the timer: at least a nanosecond.
+        let wait = instant
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_nanos(1));
+        let value = Timespec {
+            tv_sec: i64::try_from(wait.as_secs()).unwrap_or(i64::MAX),
+            tv_nsec: i64::from(wait.subsec_nanos()),
+        };
+        let zero = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        let spec = Itimerspec {
+            it_interval: zero,
+            it_value: value,
+        };
+        timerfd_settime(self.timer.get_ref(), TimerfdTimerFlags::empty(), &spec).expect("arm");
+    }
+
+    /// Wakes what is due whenever the timer fires, and arms it for what comes next.
+    async fn run(&self) {
+        loop {
+            let mut ready = self.timer.readable().await.expect("timerfd");
+            let mut expirations = [0u8; 8];
+            let _ = rustix::io::read(self.timer.get_ref(), &mut expirations);
+            ready.clear_ready();
+            let now = Instant::now();
+            let next = {
+                let mut due = self.due.lock().unwrap_or_else(|e| e.into_inner());
                 while let Some(entry) = due.first_entry().filter(|e| e.key().0 <= now) {
                     let _ = entry.remove().send(());
                 }
-                let next = match due.first_key_value() {
-                    Some(((at, _), _)) => asked.recv_timeout(at.saturating_duration_since(now)),
-                    None => asked.recv().map_err(|_| RecvTimeoutError::Disconnected),
-                };
-                match next {
-                    Ok((at, wake)) => drop(due.insert((at, sequence), wake)),
-                    Err(RecvTimeoutError::Timeout) => {}
-                    Err(RecvTimeoutError::Disconnected) => return,
-                }
+                due.first_key_value().map(|((at, _), _)| *at)
+            };
+            if let Some(at) = next {
+                self.arm(at);
             }
-        });
-        Self { requests }
-    }
-
-    async fn at(&self, instant: Instant) {
-        let (wake, woken) = tokio::sync::oneshot::channel();
-        if instant > Instant::now() && self.requests.send((instant, wake)).is_ok() {
-            let _ = woken.await;
         }
     }
 }
@@ -667,8 +719,10 @@ async fn main() {
         limit: usize::try_from(number(1)).expect("LIMIT"),
         state: Mutex::new(State::default()),
         connections: AtomicU64::new(0),
-        alarm: Alarm::start(),
+        alarm: Alarm::new(),
     });
+    let alarm = server.clone();
+    tokio::spawn(async move { alarm.alarm.run().await });
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls_config(cert, key)));
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", server.port))
         .await
