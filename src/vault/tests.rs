@@ -66,7 +66,7 @@ fn list_items_become_objects_named_by_their_id() {
 
 #[test]
 fn an_id_names_its_object_and_version() {
-    let parts = |id: &str| super::client::id_parts(id, ObjectKind::Secret);
+    let parts = |id: &str| super::id_parts(id, ObjectKind::Secret);
     let named =
         |name: &str, version: Option<&str>| Some((name.to_owned(), version.map(str::to_owned)));
     let vault = "https://kv.vault.azure.net";
