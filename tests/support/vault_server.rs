@@ -1,6 +1,7 @@
 //! A stand-in for Azure Key Vault's data plane over HTTPS, for the black-box tests and the sweep
-//! benchmark. Written in Rust on hyper and rustls so that it costs a few tens of microseconds a
-//! request: the benchmark then measures kv-notify, not the stand-in.
+//! benchmark. Written in Rust on hyper and rustls so that it costs about 0.1 ms of CPU a request,
+//! kernel included (a Node one cost 0.55 ms): the benchmark then measures kv-notify, not the
+//! stand-in.
 //!
 //! Serves several vaults on one port, told apart by the Host header (kv-a.localhost, ...):
 //! - `GET /{secrets|keys|certificates}?api-version=&maxresults=N[&$skiptoken=K]`: pages of items
