@@ -206,7 +206,7 @@ async fn the_ladder_climbs_down_step_by_step_and_a_rotation_starts_a_new_one() {
         subjects.sort();
         let mut sorted = expected.clone();
         sorted.sort();
-        assert_eq!(subjects, sorted, "at {days} days left");
+        assert_eq!(subjects, sorted, "at {days} days left: {}", answer.text);
     }
     // Rotated: the new version expires in a year, so the old ladder ends and nothing is due.
     s.vault.set(at(365.5, "v2"));

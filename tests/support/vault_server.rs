@@ -60,6 +60,7 @@ use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -128,7 +129,10 @@ struct ArmVault {
 /// The state as last read, and what requests have changed since.
 #[derive(Default)]
 struct State {
-    modified: Option<SystemTime>,
+    /// The STATE file last read: its inode, size and modification time. The time alone misses
+    /// a rewrite: a new file's time can come from the kernel's coarse clock, which ticks every
+    /// few milliseconds, and a test can write the state twice in one tick.
+    file: Option<(u64, u64, SystemTime)>,
     data: Data,
     /// Where each object is in `data.vaults`, by vault, kind and name (the first of a name).
     by_name: HashMap<(String, String, String), usize>,
@@ -257,10 +261,10 @@ fn reply_with(
 impl Server {
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let modified = std::fs::metadata(&self.state_file)
-            .and_then(|m| m.modified())
+        let file = std::fs::metadata(&self.state_file)
+            .and_then(|m| Ok((m.ino(), m.len(), m.modified()?)))
             .ok();
-        if modified.is_some() && state.modified != modified {
+        if file.is_some() && state.file != file {
             let text = std::fs::read_to_string(&self.state_file).unwrap_or_default();
             let data: Data = serde_json::from_str(&text).expect("STATE is not valid state JSON");
             state.by_name.clear();
@@ -274,7 +278,7 @@ impl Server {
             }
             state.throttle = data.throttle.clone();
             state.data = data;
-            state.modified = modified;
+            state.file = file;
         }
         state
     }
