@@ -122,3 +122,30 @@ fn a_certificate_renews_itself_with_an_auto_renew_action_and_an_issuer_that_can(
     let bare: Policy = serde_json::from_str("{}").expect("an empty policy");
     assert!(!bare.renews());
 }
+
+#[tokio::test]
+async fn lookups_get_what_the_lists_being_read_leave_of_the_vault_budget() {
+    let vault = VaultRef::parse("kv-a").expect("a vault");
+    let session = Session::new(vault);
+    assert_eq!(
+        session.lookups.available_permits(),
+        REQUESTS_PER_VAULT - LISTS
+    );
+    let during = session
+        .looking_up(async { session.lookups.available_permits() })
+        .await;
+    assert_eq!(
+        during,
+        REQUESTS_PER_VAULT - LISTS - 1,
+        "a lookup holds a slot"
+    );
+    assert_eq!(
+        session.lookups.available_permits(),
+        REQUESTS_PER_VAULT - LISTS
+    );
+    for _ in 0..LISTS {
+        session.list_done();
+    }
+    assert_eq!(session.lookups.available_permits(), REQUESTS_PER_VAULT);
+    assert_eq!(session.permits.available_permits(), REQUESTS_PER_VAULT);
+}

@@ -245,8 +245,7 @@ impl Alarm {
 type Answer = (StatusCode, String, Option<(HeaderName, String)>);
 
 fn reply(status: StatusCode, body: impl Serialize) -> Answer {
-    let body = serde_json::to_string(&body).expect("JSON");
-    (status, body, None)
+    reply_with(status, body, None)
 }
 
 fn reply_with(
@@ -254,8 +253,7 @@ fn reply_with(
     body: impl Serialize,
     header: Option<(HeaderName, String)>,
 ) -> Answer {
-    let (status, body, _) = reply(status, body);
-    (status, body, header)
+    (status, serde_json::to_string(&body).expect("JSON"), header)
 }
 
 impl Server {
@@ -346,7 +344,7 @@ impl Server {
         let parts: Vec<String> = path
             .split('/')
             .filter(|s| !s.is_empty())
-            .map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned())
+            .map(decode)
             .collect();
         let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
         let objects = |kind: &str| contents.get(kind).map_or(&[][..], Vec::as_slice);
@@ -507,10 +505,13 @@ impl Server {
     }
 }
 
+fn decode(text: &str) -> String {
+    percent_decode_str(text).decode_utf8_lossy().into_owned()
+}
+
 /// The path, and the query's parameters decoded.
 fn split_query(target: &str) -> (&str, HashMap<String, String>) {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let decode = |s: &str| percent_decode_str(s).decode_utf8_lossy().into_owned();
     let params = query
         .split('&')
         .filter(|p| !p.is_empty())
@@ -556,8 +557,11 @@ fn error(code: &str, message: &str) -> Value {
     json!({"error": {"code": code, "message": message}})
 }
 
+/// An error with an inner code, as Key Vault gives the cause of a 403 (`ForbiddenByRbac`).
 fn error_with(code: &str, message: &str, inner: &str) -> Value {
-    json!({"error": {"code": code, "message": message, "innererror": {"code": inner}}})
+    let mut body = error(code, message);
+    body["error"]["innererror"] = json!({ "code": inner });
+    body
 }
 
 /// The object's current version: its `version`, or a digest of its name.
