@@ -210,17 +210,23 @@ impl RawEvent {
             subject,
             data,
         );
-        let event_time = event.event_time.map(|t| t.to_rfc3339());
-        let content = [
-            Some(event.event_type.short_name()),
-            event.vault.as_deref(),
-            event.object.as_deref(),
-            event.version.as_deref(),
-            event_time.as_deref(),
-        ];
-        event.key = EventKey::new(id_value.as_ref(), &content);
+        event.key = EventKey::new(id_value.as_ref(), || content_of(&event));
         Ok(Event::KeyVault(Box::new(event)))
     }
+}
+
+/// What an event says (type, vault, object, version, time) as one JSON array: what tells apart
+/// events without a usable id.
+fn content_of(event: &KeyVaultEvent) -> String {
+    let event_time = event.event_time.map(|t| t.to_rfc3339());
+    let content = [
+        Some(event.event_type.short_name()),
+        event.vault.as_deref(),
+        event.object.as_deref(),
+        event.version.as_deref(),
+        event_time.as_deref(),
+    ];
+    serde_json::to_string(&content).expect("strings serialise")
 }
 
 /// Fills in what `data` says, deriving missing names from the object URL, the topic and the

@@ -35,6 +35,10 @@ pub fn truncate(text: &str, limit: usize) -> String {
 /// `text`, cut to at most `limit` characters with `…` where it was cut; not copied when it
 /// is short enough.
 pub fn bounded(mut text: String, limit: usize) -> String {
+    // No more bytes than the limit means no more characters: nothing to count.
+    if text.len() <= limit {
+        return text;
+    }
     if let Some((cut, _)) = text.char_indices().nth(limit) {
         text.truncate(cut);
         text.push('…');
@@ -98,5 +102,8 @@ mod tests {
         assert_eq!(truncate("ééééé", 3), "ééé…");
         assert_eq!(truncate("abc", 3), "abc");
         assert_eq!(bounded("abcd".to_owned(), 4), "abcd");
+        // Longer in bytes than the limit, not in characters.
+        assert_eq!(bounded("éé".to_owned(), 2), "éé");
+        assert_eq!(bounded("ééé".to_owned(), 2), "éé…");
     }
 }

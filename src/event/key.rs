@@ -33,17 +33,14 @@ pub enum EventKey {
 
 impl EventKey {
     /// The key for an event whose `id` member held `id`; `content` names the event when the
-    /// id cannot.
-    pub(super) fn new(id: Option<&Scalar>, content: &[Option<&str>]) -> Self {
+    /// id cannot (and is called only then).
+    pub(super) fn new(id: Option<&Scalar>, content: impl FnOnce() -> String) -> Self {
         match id {
             Some(Scalar::Text(id)) if id.chars().count() > MAX_ID => Self::Digest(sha256(id)),
             Some(Scalar::Text(id)) if !id.is_empty() => Self::Id(id.clone()),
             Some(Scalar::Number(n)) => Self::Literal(n.to_string()),
             Some(Scalar::Bool(b)) => Self::Literal(b.to_string()),
-            _ => {
-                let content = serde_json::to_string(content).expect("strings serialise");
-                Self::Content(sha256(&content))
-            }
+            _ => Self::Content(sha256(&content())),
         }
     }
 }
@@ -74,7 +71,7 @@ mod tests {
     use super::*;
 
     fn key(id: Option<Scalar>, vault: &str) -> EventKey {
-        EventKey::new(id.as_ref(), &[Some("SecretNearExpiry"), Some(vault), None])
+        EventKey::new(id.as_ref(), || format!("SecretNearExpiry {vault}"))
     }
 
     #[test]
