@@ -209,8 +209,9 @@ impl Dispatcher {
 
     /// Handles one parsed event.
     async fn handle(&self, event: Event, deadline: Instant) -> EventReport {
+        // The event stays boxed: the future of every event of the batch would otherwise carry it.
         let mut event = match event {
-            Event::KeyVault(event) => *event,
+            Event::KeyVault(event) => event,
             Event::Other { id, event_type } => {
                 // The host logs the invocation and its `Logs`; stderr stays for what needs
                 // attention.
@@ -238,7 +239,7 @@ impl Dispatcher {
                 tracing::info!(id = %event.id, %why, "expiry event not mailed");
                 let skipped =
                     ActionReport::new(ActionKind::Email, Vec::new(), Outcome::Skipped(why));
-                return EventReport::key_vault(event, vec![skipped]);
+                return EventReport::key_vault(*event, vec![skipped]);
             }
             Vetting::Mail(Some(owners)) => {
                 event.tag_owners = Some(owners);
@@ -248,7 +249,7 @@ impl Dispatcher {
         }
         if !acts {
             tracing::debug!(id = %event.id, event_type = %event.event_type, "recorded event");
-            return EventReport::key_vault(event, Vec::new());
+            return EventReport::key_vault(*event, Vec::new());
         }
         // Boxed: acting is rare next to recording, and its future is large (it would more than
         // double the size of every invocation's future, which is moved as it is polled).
@@ -256,14 +257,13 @@ impl Dispatcher {
         for action in &actions {
             log_action(&event.id, action);
         }
-        EventReport::key_vault(event, actions)
+        EventReport::key_vault(*event, actions)
     }
 
     /// What the vault says of an expiry event that would act (see [`Sweeper::vet`]).
     async fn vetted(&self, event: &KeyVaultEvent, acts: bool) -> Vetting {
         match (&self.sweeper, acts) {
-            // Boxed, as acting is: it reads the vault, and its future is four times the size
-            // of the rest of an event's, which every event would otherwise carry and move.
+            // Boxed, as acting is: reading the vault takes a large future every event would carry.
             (Some(sweeper), true) => Box::pin(sweeper.vet(event)).await,
             _ => Vetting::Unknown,
         }

@@ -179,7 +179,9 @@ async fn invoke(
             .await
             .map_err(|_| ApiError::BodyTimeout)??;
         if timer {
-            let (response, failed) = timer::invoke(&body, &dispatcher)
+            // Boxed: the sweep runs once a day, and its future would make every invocation's
+            // larger, which is moved as it is polled.
+            let (response, failed) = Box::pin(timer::invoke(&body, &dispatcher))
                 .await
                 .map_err(ApiError::NotATimer)?;
             let status = if failed {
