@@ -121,3 +121,40 @@ fn a_key_vault_event_without_a_data_object_is_an_error() {
         Err(EventError::NotAnObject(_))
     ));
 }
+
+#[test]
+fn events_without_a_usable_id_are_told_apart_by_type_vault_object_version_and_time() {
+    let event = |id: Value, change: (&str, &str)| {
+        let mut raw = json!({
+            "id": id, "eventType": "Microsoft.KeyVault.SecretNearExpiry",
+            "eventTime": "2026-11-21T08:00:00Z",
+            "data": {"VaultName": "v", "ObjectName": "s", "Version": "1"}
+        });
+        let (path, value) = change;
+        match path {
+            "" => {}
+            "eventType" | "eventTime" => raw[path] = json!(value),
+            field => raw["data"][field] = json!(value),
+        }
+        key_vault(raw).key
+    };
+    for id in [Value::Null, json!(""), json!({"not": "an id"})] {
+        let base = event(id.clone(), ("", ""));
+        assert!(matches!(base, EventKey::Content(_)), "{base:?}");
+        assert_eq!(
+            event(id.clone(), ("", "")),
+            base,
+            "the same content, the same key"
+        );
+        for change in [
+            ("eventType", "Microsoft.KeyVault.SecretExpired"),
+            ("VaultName", "w"),
+            ("ObjectName", "t"),
+            ("Version", "2"),
+            ("eventTime", "2026-11-22T08:00:00Z"),
+        ] {
+            assert_ne!(event(id.clone(), change), base, "{change:?}");
+        }
+    }
+    assert_eq!(event(json!("e1"), ("", "")), EventKey::Id("e1".into()));
+}
