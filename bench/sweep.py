@@ -1,5 +1,5 @@
 """The expiry sweep at scale: 1 and 20 vaults of 2,500 objects each on the Key Vault stand-in
-(tests/support/vault_server.rs, built as target/release/vault-stand-in), every call 10 ms late
+(tests/vault-stand-in/src/main.rs, built as target/release/vault-stand-in), every call 10 ms late
 and each vault held to Key Vault's published limit (4,000 requests per 10 s, answered 429 beyond
 it), tokens from the managed-identity stand-in. Runs `kv-notify sweep --dry-run` (every list read, every due
 object's version looked up, a certificate's with its policy in one read; no mail) and reports, as medians over the

@@ -198,13 +198,11 @@ impl Settings {
             get(name::FUNCTIONS_APP_ROOT_PATH),
             &mut problems,
         );
-        let templates_dir = get(name::TEMPLATES_DIR).map(PathBuf::from);
-        if let Some(dir) = templates_dir.as_ref().filter(|d| !d.is_dir()) {
-            problems.push(format!(
-                "TEMPLATES_DIR: {} is not a directory",
-                dir.display()
-            ));
-        }
+        let templates_dir = templates_dir(
+            get(name::TEMPLATES_DIR),
+            get(name::FUNCTIONS_APP_ROOT_PATH),
+            &mut problems,
+        );
         let outbox_dir =
             PathBuf::from(get(name::OUTBOX_DIR).unwrap_or_else(|| "outbox".to_owned()));
         let ledger_path = get(name::LEDGER_PATH)
@@ -340,6 +338,26 @@ fn rules_file(
     }
     let root = app_root.map_or_else(PathBuf::new, PathBuf::from);
     Some(root.join("rules.toml")).filter(|p| p.is_file())
+}
+
+/// The mail templates' folder: `TEMPLATES_DIR` when set (it must be a folder), else
+/// `mail-templates` in the app root when present (where `scripts/package --templates` puts them).
+fn templates_dir(
+    setting: Option<String>,
+    app_root: Option<String>,
+    problems: &mut Vec<String>,
+) -> Option<PathBuf> {
+    if let Some(dir) = setting.map(PathBuf::from) {
+        if !dir.is_dir() {
+            problems.push(format!(
+                "TEMPLATES_DIR: {} is not a directory",
+                dir.display()
+            ));
+        }
+        return Some(dir);
+    }
+    let root = app_root.map_or_else(PathBuf::new, PathBuf::from);
+    Some(root.join("mail-templates")).filter(|p| p.is_dir())
 }
 
 /// Parses a positive number up to `max`, or returns `default` when unset.

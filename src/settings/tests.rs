@@ -314,3 +314,36 @@ fn a_subscription_name_and_a_clear_text_resource_manager_are_refused_together() 
     assert!(problems[0].contains("\"contoso-prod\" is not a subscription id"));
     assert!(problems[1].starts_with("ARM_ENDPOINT"));
 }
+
+#[test]
+fn mail_templates_in_the_app_root_are_read_without_a_setting() {
+    let app = tempfile::tempdir().expect("temp dir");
+    let root = app.path().to_str().expect("utf-8");
+    assert_eq!(
+        load(&[("FUNCTIONS_APP_ROOT_PATH", root)])
+            .expect("valid")
+            .templates_dir,
+        None,
+        "no folder, no templates"
+    );
+
+    std::fs::create_dir(app.path().join("mail-templates")).expect("mkdir");
+    let settings = load(&[("FUNCTIONS_APP_ROOT_PATH", root)]).expect("valid");
+    assert_eq!(
+        settings.templates_dir,
+        Some(app.path().join("mail-templates"))
+    );
+
+    let chosen = tempfile::tempdir().expect("temp dir");
+    let chosen_dir = chosen.path().to_str().expect("utf-8");
+    let settings = load(&[
+        ("FUNCTIONS_APP_ROOT_PATH", root),
+        ("TEMPLATES_DIR", chosen_dir),
+    ])
+    .expect("valid");
+    assert_eq!(
+        settings.templates_dir,
+        Some(chosen.path().to_owned()),
+        "TEMPLATES_DIR wins"
+    );
+}

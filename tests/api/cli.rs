@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn kv_notify(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_kv-notify"));
+    let mut command = Command::new(kv_notify_binary());
     command
         .args(args)
         .current_dir(dir)
@@ -245,7 +245,7 @@ async fn the_server_started_by_hand_reads_local_settings_json_like_check() {
     });
     std::fs::write(dir.path().join("local.settings.json"), settings.to_string()).expect("write");
     let port = free_port();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_kv-notify"))
+    let mut server = Command::new(kv_notify_binary())
         .args(["serve", "--port", &port.to_string()])
         .current_dir(dir.path())
         .env_clear()

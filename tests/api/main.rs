@@ -17,6 +17,7 @@ mod identity;
 mod ledger_faults;
 mod mail;
 mod owner_tags;
+mod package;
 mod protocol;
 mod rendering;
 mod replay;

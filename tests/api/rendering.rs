@@ -81,7 +81,7 @@ fn every_event_types_mail_renders_as_a_real_page_in_chromium() {
         )
         .expect("write");
     }
-    let output = Command::new(env!("CARGO_BIN_EXE_kv-notify"))
+    let output = Command::new(kv_notify_binary())
         .args(["preview", ".", "--out", "html"])
         .current_dir(dir.path())
         .env_clear()

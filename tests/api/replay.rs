@@ -7,7 +7,7 @@ use std::process::Command;
 fn replaying_the_bundled_samples_writes_one_mail_per_alerting_event() {
     let outbox = tempfile::tempdir().expect("temp dir");
 
-    let output = Command::new(env!("CARGO_BIN_EXE_kv-notify"))
+    let output = Command::new(kv_notify_binary())
         .args(["replay", "examples/events/"])
         .current_dir(app_root())
         .env_clear()
@@ -45,7 +45,7 @@ fn replay_reports_a_file_it_cannot_understand_and_exits_non_zero() {
     let broken = dir.path().join("broken.json");
     std::fs::write(&broken, "{ not json").expect("write");
 
-    let output = Command::new(env!("CARGO_BIN_EXE_kv-notify"))
+    let output = Command::new(kv_notify_binary())
         .arg("replay")
         .arg(&broken)
         .current_dir(dir.path())
@@ -61,7 +61,7 @@ fn replay_reports_a_file_it_cannot_understand_and_exits_non_zero() {
 
 /// Runs `replay` in `dir` with a clean environment (no SMTP, the outbox in `dir`).
 fn replay_in(dir: &std::path::Path, args: &[&str]) -> (bool, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_kv-notify"))
+    let output = Command::new(kv_notify_binary())
         .arg("replay")
         .args(args)
         .current_dir(dir)

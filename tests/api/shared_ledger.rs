@@ -230,7 +230,7 @@ async fn a_second_process_on_one_ledger_file_is_refused_naming_the_shared_ledger
 /// Runs `kv-notify purge` with `settings` as its environment; its standard output.
 fn purge(settings: &[(&'static str, String)]) -> String {
     let folder = tempfile::tempdir().expect("temp dir");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_kv-notify"))
+    let output = std::process::Command::new(kv_notify_binary())
         .arg("purge")
         .current_dir(folder.path())
         .env_clear()

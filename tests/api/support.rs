@@ -2,6 +2,7 @@
 
 pub mod acs;
 pub mod azurite;
+pub mod binaries;
 pub mod events;
 pub mod graph;
 pub mod host;
@@ -15,6 +16,7 @@ pub mod webhook;
 
 pub use acs::*;
 pub use azurite::*;
+pub use binaries::*;
 pub use events::*;
 pub use graph::*;
 pub use host::*;

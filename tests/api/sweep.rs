@@ -461,7 +461,7 @@ async fn rules_send_the_last_steps_of_the_ladder_to_a_webhook_too() {
 
 pub(crate) fn kv_notify(args: &[&str], settings: &[(&'static str, String)]) -> (bool, String) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_kv-notify"));
+    let mut command = std::process::Command::new(kv_notify_binary());
     command
         .args(args)
         .current_dir(dir.path())

@@ -30,7 +30,11 @@ pub struct FunctionApp {
 
 impl FunctionApp {
     pub fn load() -> Self {
-        let root = app_root();
+        Self::load_from(&app_root())
+    }
+
+    /// The app in `root`: a checkout, or a release zip unpacked there.
+    pub fn load_from(root: &Path) -> Self {
         let host: Value = read_json(&root.join("host.json"));
         let description = &host["customHandler"]["description"];
         let executable = description["defaultExecutablePath"]
@@ -47,7 +51,7 @@ impl FunctionApp {
             })
             .unwrap_or_default();
         let mut functions = BTreeMap::new();
-        for entry in std::fs::read_dir(&root).expect("app root").flatten() {
+        for entry in std::fs::read_dir(root).expect("app root").flatten() {
             let path = entry.path().join("function.json");
             if path.is_file() {
                 let function: Value = read_json(&path);
@@ -63,15 +67,11 @@ impl FunctionApp {
         }
     }
 
-    /// The binary to exec. The real host execs `executable`; when the tests run in release
-    /// (as scripts/test does) that is the very binary cargo built for them, otherwise we run
-    /// the debug build of the same sources.
+    /// The binary to exec. The real host execs `executable`; the tests exec the packaged build
+    /// when `KV_NOTIFY_PACKAGE` names one (as scripts/test does: the package's own host.json
+    /// then names it), otherwise the build cargo made for the tests from the same sources.
     pub fn binary(&self) -> PathBuf {
-        let built = PathBuf::from(env!("CARGO_BIN_EXE_kv-notify"));
-        match (self.executable.canonicalize(), built.canonicalize()) {
-            (Ok(a), Ok(b)) if a == b => a,
-            _ => built,
-        }
+        super::binaries::kv_notify_binary()
     }
 }
 
@@ -166,11 +166,54 @@ impl Handler {
     /// Starts the process without waiting (for tests of start-up failures).
     pub fn spawn(settings: &[(&str, &str)], port_var: &str) -> (Self, Instant) {
         let app = FunctionApp::load();
-        let port = super::free_port();
         let mut command = Command::new(app.binary());
         command
             .args(&app.arguments)
-            .current_dir(&app.working_directory)
+            .current_dir(&app.working_directory);
+        Self::launch(app, command, &app_root(), settings, port_var)
+    }
+
+    /// Starts the app unpacked at `app_dir` (a path inside `root`) in the file system `root`
+    /// through chroot(8), as a worker with that system would run it: the working directory and
+    /// the executable are the ones the app's host.json names. Needs root; the settings must
+    /// put the ledger and the outbox inside `root`.
+    pub async fn start_chrooted(root: &Path, app_dir: &Path, settings: &[(&str, &str)]) -> Self {
+        let relative = app_dir.strip_prefix("/").unwrap_or(app_dir);
+        let app = FunctionApp::load_from(&root.join(relative));
+        let inside = |host_path: &Path| {
+            app_dir.join(
+                host_path
+                    .strip_prefix(root.join(relative))
+                    .expect("a path of the app"),
+            )
+        };
+        let mut command = Command::new("chroot");
+        command
+            .arg(root)
+            .args(["/bin/sh", "-c", r#"cd "$1" && shift && exec "$@""#, "sh"])
+            .arg(inside(&app.working_directory))
+            .arg(inside(&app.executable))
+            .args(&app.arguments);
+        let (handler, started) = Self::launch(
+            app,
+            command,
+            app_dir,
+            settings,
+            "FUNCTIONS_CUSTOMHANDLER_PORT",
+        );
+        handler.wait_ready(started).await;
+        handler
+    }
+
+    fn launch(
+        app: FunctionApp,
+        mut command: Command,
+        app_root: &Path,
+        settings: &[(&str, &str)],
+        port_var: &str,
+    ) -> (Self, Instant) {
+        let port = super::free_port();
+        command
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env(port_var, port.to_string())
@@ -178,7 +221,7 @@ impl Handler {
                 "FUNCTIONS_CUSTOMHANDLER_WORKER_ID",
                 "b6d2ad9e-6a0c-4f0a-9d0e-000000000001",
             )
-            .env("FUNCTIONS_APP_ROOT_PATH", app_root())
+            .env("FUNCTIONS_APP_ROOT_PATH", app_root)
             .env("FUNCTIONS_WORKER_RUNTIME", "custom")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

@@ -1,4 +1,4 @@
-//! A stand-in for Key Vault's data plane over HTTPS (tests/support/vault_server.rs), serving
+//! A stand-in for Key Vault's data plane over HTTPS (tests/vault-stand-in/src/main.rs), serving
 //! vaults named `NAME.localhost` (which kv-notify resolves to this machine, as RFC 6761 asks)
 //! from a JSON state the test rewrites between sweeps.
 
@@ -35,7 +35,7 @@ impl FakeVault {
         let port = free_port();
         write_state(dir.path(), &json!({"vaults": {}}));
         let child = started(
-            Command::new(env!("CARGO_BIN_EXE_vault-stand-in"))
+            Command::new(super::binaries::stand_in_binary())
                 .arg(port.to_string())
                 .arg(dir.path().join("cert.pem"))
                 .arg(dir.path().join("key.pem"))
@@ -54,7 +54,7 @@ impl FakeVault {
         self.dir.path().join(name)
     }
 
-    /// Replaces what the vaults hold (see tests/support/vault_server.rs for the shape).
+    /// Replaces what the vaults hold (see tests/vault-stand-in/src/main.rs for the shape).
     pub fn set(&self, state: Value) {
         write_state(self.dir.path(), &state);
     }
