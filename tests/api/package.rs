@@ -138,6 +138,120 @@ async fn the_packaged_binary_starts_in_a_debian_11_root_and_answers_an_invocatio
     assert!(mail.contains("To: a@contoso.com"), "{mail}");
 }
 
+#[tokio::test]
+async fn a_zip_made_with_rules_and_templates_carries_them_where_kv_notify_reads_them() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let binary = unpack_package(&work.path().join("release"));
+    let rules = work.path().join("my-rules.toml");
+    std::fs::write(
+        &rules,
+        "[[owners]]\nvault = \"prod-*\"\nobject = \"db-*\"\nemails = [\"dba@contoso.com\"]\n\n\
+         [[rules]]\nevents = [\"SecretNearExpiry\"]\nnotify = [\"owners\"]\n",
+    )
+    .expect("write rules");
+    let templates = work.path().join("my-templates");
+    std::fs::create_dir(&templates).expect("mkdir");
+    std::fs::write(
+        templates.join("mail.txt"),
+        "Packaged template: {{ headline }}\n",
+    )
+    .expect("write a template");
+    let zip = work.path().join("custom.zip");
+
+    let made = package(&[
+        "--binary".as_ref(),
+        binary.as_os_str(),
+        "--rules".as_ref(),
+        rules.as_os_str(),
+        "--templates".as_ref(),
+        templates.as_os_str(),
+        "--out".as_ref(),
+        zip.as_os_str(),
+    ]);
+    assert!(made.status.success(), "{}", output_of(&made));
+
+    let app = work.path().join("app");
+    let mut archive =
+        zip::ZipArchive::new(std::fs::File::open(&zip).expect("the zip")).expect("a zip");
+    archive.extract(&app).expect("unpack");
+    assert!(app.join("rules.toml").is_file() && app.join("mail-templates/mail.txt").is_file());
+    let outbox = work.path().join("outbox");
+    let handler = Handler::start_app(
+        &app,
+        &[
+            ("OWNER_EMAILS", "platform@contoso.com"),
+            ("OUTBOX_DIR", outbox.to_str().expect("utf-8")),
+        ],
+    )
+    .await;
+    let answer = handler
+        .invoke(event_grid("SecretNearExpiry", "db-password", Some(20)))
+        .await;
+
+    assert_eq!(answer.statuses(), ["written"], "{}", answer.text);
+    let mail = std::fs::read_dir(&outbox)
+        .expect("the outbox")
+        .flatten()
+        .map(|entry| std::fs::read_to_string(entry.path()).expect("the mail"))
+        .next()
+        .expect("one mail");
+    assert!(
+        mail.contains("To: dba@contoso.com"),
+        "the zip's rules: {mail}"
+    );
+    assert!(
+        mail.contains("Packaged template: "),
+        "the zip's template: {mail}"
+    );
+}
+
+#[test]
+fn a_rules_file_that_check_refuses_is_never_packaged() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let binary = unpack_package(&work.path().join("release"));
+    let rules = work.path().join("rules.toml");
+    std::fs::write(
+        &rules,
+        "[[rules]]\nevents = [\"SecretNearExpiry\"]\nnotify = [\"nowhere\"]\n",
+    )
+    .expect("write rules");
+    let zip = work.path().join("custom.zip");
+
+    let made = package(&[
+        "--binary".as_ref(),
+        binary.as_os_str(),
+        "--rules".as_ref(),
+        rules.as_os_str(),
+        "--out".as_ref(),
+        zip.as_os_str(),
+    ]);
+
+    assert!(!made.status.success());
+    assert!(
+        output_of(&made).contains("unknown channel \"nowhere\""),
+        "{}",
+        output_of(&made)
+    );
+    assert!(!zip.exists(), "no zip is written");
+}
+
+/// Runs scripts/package with these arguments.
+fn package(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    Command::new("python3")
+        .arg(app_root().join("scripts/package"))
+        .args(args)
+        .output()
+        .expect("run scripts/package (python3)")
+}
+
+fn output_of(output: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
 /// The release zip: `KV_NOTIFY_ZIP`, or the one scripts/package writes for this version.
 fn package_path() -> PathBuf {
     let path = std::env::var_os("KV_NOTIFY_ZIP").map_or_else(

@@ -173,6 +173,20 @@ impl Handler {
         Self::launch(app, command, &app_root(), settings, port_var)
     }
 
+    /// Starts the app unpacked at `dir` (a release zip's contents): the executable its
+    /// host.json names, in the working directory it names, with `dir` as the app root.
+    pub async fn start_app(dir: &Path, settings: &[(&str, &str)]) -> Self {
+        let app = FunctionApp::load_from(dir);
+        let mut command = Command::new(&app.executable);
+        command
+            .args(&app.arguments)
+            .current_dir(&app.working_directory);
+        let (handler, started) =
+            Self::launch(app, command, dir, settings, "FUNCTIONS_CUSTOMHANDLER_PORT");
+        handler.wait_ready(started).await;
+        handler
+    }
+
     /// Starts the app unpacked at `app_dir` (a path inside `root`) in the file system `root`
     /// through chroot(8), as a worker with that system would run it: the working directory and
     /// the executable are the ones the app's host.json names. Needs root; the settings must
