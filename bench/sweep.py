@@ -111,7 +111,7 @@ def main():
 
 def sweep(vaults_swept):
     work = tempfile.mkdtemp(prefix="kv-notify-sweep-")
-    hosts = [f"{n}.localhost" for n in names(vaults_swept)]
+    hosts = [f"{n}.vault.localhost" for n in names(vaults_swept)]
     certificates(work, hosts)
     rng = random.Random(7)
     now = time.time()

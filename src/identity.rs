@@ -18,6 +18,9 @@ const CLI_TIMEOUT: Duration = Duration::from_secs(30);
 /// A token is renewed this long before it expires.
 const RENEW_BEFORE: TimeDelta = TimeDelta::minutes(5);
 
+/// Largest token answer read: a token is a few KiB.
+const TOKEN_ANSWER_CAP: usize = 64 * 1024;
+
 /// Tokens for one resource, from the platform's managed-identity endpoint or the Azure CLI.
 pub struct ManagedIdentity {
     source: Source,
@@ -82,12 +85,7 @@ impl ManagedIdentity {
         client_id: Option<String>,
         resource: &str,
     ) -> Result<Self, String> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .connect_timeout(TIMEOUT)
-            .timeout(TIMEOUT)
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let http = crate::http::client(TIMEOUT)?;
         let source = Source::Platform {
             endpoint,
             header,
@@ -187,10 +185,9 @@ impl ManagedIdentity {
                 }
             ));
         }
-        let answer: TokenAnswer = response
-            .json()
+        let answer: TokenAnswer = crate::http::read_json(response, TOKEN_ANSWER_CAP)
             .await
-            .map_err(|e| format!("managed identity: unreadable answer: {e}"))?;
+            .map_err(|e| format!("managed identity: {e}"))?;
         let expires = answer
             .expires_on
             .trim()

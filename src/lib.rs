@@ -17,6 +17,7 @@ mod dispatch;
 mod envelope;
 mod event;
 mod health;
+mod http;
 mod identity;
 mod ledger;
 mod logging;

@@ -86,8 +86,13 @@ impl Sweeper {
                 let endpoint = settings.arm_endpoint.clone();
                 let subscriptions = settings.subscriptions.clone();
                 Some(
-                    Discovery::new(identity, endpoint, subscriptions)
-                        .map_err(anyhow::Error::msg)?,
+                    Discovery::new(
+                        identity,
+                        endpoint,
+                        subscriptions,
+                        settings.vault_domain.clone(),
+                    )
+                    .map_err(anyhow::Error::msg)?,
                 )
             }
         };

@@ -35,17 +35,41 @@ const PAGE_SIZE: &str = "25";
 /// whatever else uses the vault.
 pub const REQUESTS_PER_VAULT: usize = 6;
 
-/// Waits after a throttled or failed request, when the vault does not say how long.
-const BACKOFF_SECS: [u64; 5] = [1, 2, 4, 8, 16];
+/// Waits after a throttled or failed request, when the vault does not say how long; one step
+/// per attempt, so a request is tried at most six times.
+const BACKOFF: [Duration; 5] = [
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(4),
+    Duration::from_secs(8),
+    Duration::from_secs(16),
+];
 
-/// Longest `Retry-After` honoured: a longer one is taken as a broken header.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+/// Shortest wait between two attempts, whatever `Retry-After` says (`0` included).
+const BACKOFF_FLOOR: Duration = Duration::from_secs(1);
+
+/// Largest answer read: a page of 25 objects with their tags is a few hundred KiB at most.
+const ANSWER_CAP: usize = 4 * 1024 * 1024;
 
 /// Bound on one request.
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The public Azure cloud's domain for vaults, which a bare vault name lives under.
-const VAULT_DOMAIN: &str = "vault.azure.net";
+/// The domain of the vaults whose tokens are for `resource` (`KEY_VAULT_RESOURCE`):
+/// `vault.azure.net` for `https://vault.azure.net`, `vault.azure.cn` in Azure China. A vault
+/// is reached only under it, as the official clients check a vault's challenge, so that a
+/// Key Vault token never goes to another host.
+pub fn vault_domain(resource: &str) -> Result<String, String> {
+    let url = Url::parse(resource.trim()).map_err(|e| format!("{resource:?} is not a URI: {e}"))?;
+    match url.host_str() {
+        Some(host) if url.scheme() == "https" && host.contains('.') => {
+            Ok(host.trim_end_matches('.').to_ascii_lowercase())
+        }
+        _ => Err(format!(
+            "{resource:?} is not a Key Vault resource (https://vault.azure.net, or a national \
+             cloud's: https://vault.azure.cn, https://vault.usgovcloudapi.net)"
+        )),
+    }
+}
 
 /// A vault to read: its name (what events and mails call it) and its URI.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,9 +84,10 @@ pub struct VaultRef {
 }
 
 impl VaultRef {
-    /// Reads one entry of `VAULTS`: a vault name (`contoso-kv`, in the public cloud) or a
-    /// vault URI (`https://contoso-kv.vault.azure.cn/`).
-    pub fn parse(entry: &str) -> Result<Self, String> {
+    /// Reads one entry of `VAULTS`: a vault name (`contoso-kv`, meaning
+    /// `https://contoso-kv.{domain}`) or a vault URI (`https://contoso-kv.vault.azure.cn/`),
+    /// whose host must lie under `domain` (see [`vault_domain`]).
+    pub fn parse(entry: &str, domain: &str) -> Result<Self, String> {
         let entry = entry.trim();
         if !entry.contains("://") {
             let valid = (3..=24).contains(&entry.len())
@@ -74,7 +99,7 @@ impl VaultRef {
                      with a letter) nor a vault URI (https://NAME.vault.azure.net)"
                 ));
             }
-            let url = Url::parse(&format!("https://{entry}.{VAULT_DOMAIN}"))
+            let url = Url::parse(&format!("https://{entry}.{domain}"))
                 .map_err(|e| format!("{entry:?}: {e}"))?;
             return Ok(Self {
                 name: entry.to_ascii_lowercase(),
@@ -96,6 +121,11 @@ impl VaultRef {
             )),
             None => Err(format!(
                 "{entry:?}: a vault URI names the vault by its host (https://NAME.vault.azure.net)"
+            )),
+            Some(_) if !under(&url, domain) => Err(format!(
+                "{entry:?}: not a vault of this cloud: its host must end in .{domain}, the domain \
+                 of KEY_VAULT_RESOURCE (set that for a national cloud), so that no Key Vault \
+                 token goes to another host"
             )),
             Some(name) => Ok(Self {
                 name: name.to_ascii_lowercase(),
@@ -130,6 +160,15 @@ impl VaultRef {
                 VaultError::Unexpected(format!("a nextLink off the vault ({next:?}): not followed"))
             })
     }
+}
+
+/// Whether `url`'s host is a name under `domain`.
+fn under(url: &Url, domain: &str) -> bool {
+    url.host_str().is_some_and(|host| {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        host.strip_suffix(domain)
+            .is_some_and(|name| name.len() > 1 && name.ends_with('.'))
+    })
 }
 
 /// One object, as a vault's list shows its current version.
@@ -197,6 +236,10 @@ pub enum VaultError {
     /// An answer kv-notify cannot use.
     #[error("unexpected answer: {0}")]
     Unexpected(String),
+    /// The vault (or Resource Manager) answered with a redirect, which is never followed: the
+    /// token would go wherever it points.
+    #[error("{0}")]
+    Redirected(String),
 }
 
 /// Counts of one vault's requests, for the sweep's summary and the benchmark.

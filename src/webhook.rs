@@ -6,17 +6,14 @@
 
 use crate::alert::Alert;
 use crate::delivery::{Failure, WebhookTransport};
-use crate::text::{clean, truncate};
+use crate::http::{self, Verdict};
+use crate::text::truncate;
 use async_trait::async_trait;
-use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use std::fmt;
 use std::sync::OnceLock;
 use std::time::Duration;
-
-/// Longest response body kept for a failure's log line and reason.
-const BODY_EXCERPT: usize = 200;
 
 /// How a webhook wants its message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,17 +94,12 @@ impl fmt::Display for Webhook {
 }
 
 impl Webhook {
-    /// Validates an http(s) URL and the format (guessed from the host when absent). Errors
-    /// never repeat the URL.
+    /// Validates an https URL (http only to this machine: the URL is the key) and the format
+    /// (guessed from the host when absent). Errors never repeat the URL.
     pub fn parse(url: &str, format: Option<&str>) -> Result<Self, String> {
         let parsed =
             reqwest::Url::parse(url.trim()).map_err(|e| format!("not a valid URL ({e})"))?;
-        if !matches!(parsed.scheme(), "https" | "http") {
-            return Err(format!(
-                "the URL must be https:// (got {}://)",
-                parsed.scheme()
-            ));
-        }
+        http::require_https(&parsed)?;
         let host = parsed.host_str().ok_or("the URL has no host")?.to_owned();
         let format = match format {
             Some(name) => Format::parse(name)
@@ -139,16 +131,7 @@ impl WebhookClient {
     }
 
     fn http(&self) -> Result<&reqwest::Client, String> {
-        let built = self.http.get_or_init(|| {
-            // reqwest is built without a bundled crypto provider; use ring, as lettre does.
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            reqwest::Client::builder()
-                .connect_timeout(self.timeout)
-                .timeout(self.timeout)
-                .user_agent(concat!("kv-notify/", env!("CARGO_PKG_VERSION")))
-                .build()
-                .map_err(|e| format!("cannot build the HTTP client: {e}"))
-        });
+        let built = self.http.get_or_init(|| http::client(self.timeout));
         built.as_ref().map_err(Clone::clone)
     }
 }
@@ -156,8 +139,10 @@ impl WebhookClient {
 #[async_trait]
 impl WebhookTransport for WebhookClient {
     /// A non-2xx answer is a failure carrying the status and the start of the body; the URL
-    /// never appears in it. 408, 429 and 5xx may pass later; any other 4xx will not (a
-    /// retired or misconfigured webhook), so Event Grid is not made to retry it for a day.
+    /// never appears in it. 408, 429 and 5xx may pass later; a 3xx or any other 4xx will not (a
+    /// retired, moved or misconfigured webhook, or a login page in front of it), so Event Grid
+    /// is not made to retry it for a day. A redirect is never followed: it would carry the
+    /// URL's key and the alert to another host, or turn the POST into a GET.
     async fn post(&self, webhook: &Webhook, payload: &Value) -> Result<(), Failure> {
         let response = self
             .http()
@@ -168,19 +153,23 @@ impl WebhookTransport for WebhookClient {
             .await
             .map_err(|e| Failure::Transient(format!("{}: {}", webhook.host, e.without_url())))?;
         let status = response.status();
-        if status.is_success() {
+        let verdict = http::verdict(status);
+        if verdict == Verdict::Success {
             return Ok(());
         }
-        let body = response.text().await.unwrap_or_default();
-        let excerpt = truncate(&clean(&body), BODY_EXCERPT);
-        let reason = format!("{} answered {status}: {excerpt}", webhook.host);
-        let retry_helps = status.is_server_error()
-            || status == StatusCode::REQUEST_TIMEOUT
-            || status == StatusCode::TOO_MANY_REQUESTS;
-        Err(if retry_helps {
-            Failure::Transient(reason)
+        let reason = if status.is_redirection() {
+            format!(
+                "{} {}",
+                webhook.host,
+                http::redirect_reason(status, response.headers())
+            )
         } else {
-            Failure::Permanent(reason)
+            let excerpt = http::excerpt(response).await;
+            format!("{} answered {status}: {excerpt}", webhook.host)
+        };
+        Err(match verdict {
+            Verdict::Transient => Failure::Transient(reason),
+            Verdict::Success | Verdict::Permanent => Failure::Permanent(reason),
         })
     }
 }

@@ -48,6 +48,9 @@ pub const REPEAT_WINDOW: Duration = Duration::from_secs(4 * 60);
 /// Wait between two looks at a send's operation, when ACS does not say (`Retry-After`).
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
 
+/// Largest operation status read: a few hundred bytes of JSON.
+const OPERATION_CAP: usize = 64 * 1024;
+
 /// Shortest wait between two looks, whatever `Retry-After` says.
 const MIN_POLL_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -73,11 +76,7 @@ enum Auth {
 impl Acs {
     /// The transport the settings describe; each send bounded by `timeout`.
     pub fn new(settings: &AcsSettings, timeout: Duration) -> anyhow::Result<Self> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .connect_timeout(timeout)
-            .user_agent(concat!("kv-notify/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let http = crate::http::client(timeout).map_err(anyhow::Error::msg)?;
         let auth = match &settings.auth {
             AcsAuth::Token {
                 identity,
@@ -163,7 +162,8 @@ impl Acs {
             if !answer.status().is_success() {
                 continue;
             }
-            let Ok(status) = answer.json::<Operation>().await else {
+            let Ok(status) = crate::http::read_json::<Operation>(answer, OPERATION_CAP).await
+            else {
                 continue;
             };
             match status.status.as_str() {
@@ -209,7 +209,11 @@ impl MailTransport for Acs {
         let status = answer.status();
         let wait = retry_after(&answer);
         if status != StatusCode::ACCEPTED {
-            let text = answer.text().await.unwrap_or_default();
+            let text = if status.is_redirection() {
+                crate::http::redirect_reason(status, answer.headers())
+            } else {
+                String::from_utf8_lossy(&crate::http::read_prefix(answer).await).into_owned()
+            };
             return Err(classify(status, &self.sender, &text, wait));
         }
         let operation = answer
@@ -296,19 +300,9 @@ fn repeatability(repeat: &Repeat, now: DateTime<Utc>) -> (String, DateTime<Utc>)
     (id.to_string(), header)
 }
 
-/// `Retry-After` in seconds, bounded below.
+/// `Retry-After`, bounded below: ACS may say `0`.
 fn retry_after(answer: &reqwest::Response) -> Option<Duration> {
-    let seconds: f64 = answer
-        .headers()
-        .get("retry-after")?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    Duration::try_from_secs_f64(seconds)
-        .ok()
-        .map(|wait| wait.max(MIN_POLL_INTERVAL))
+    crate::http::retry_after(answer.headers()).map(|wait| wait.max(MIN_POLL_INTERVAL))
 }
 
 /// Sorts a refused send into retry or give up, as for SMTP and Graph.
@@ -339,7 +333,7 @@ fn classify(status: StatusCode, sender: &str, text: &str, wait: Option<Duration>
             "acs refused the repeat's first-sent time (412; is this machine's clock right?): \
              {excerpt}"
         )),
-        status if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT => {
+        status if crate::http::verdict(status) == crate::http::Verdict::Transient => {
             transient(format!("acs answered {status}: {excerpt}"))
         }
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {

@@ -10,6 +10,7 @@
 
 use super::outcome::Failure;
 use super::transport::{Delivered, Letter, MailTransport, SendError};
+use crate::http::{self, Verdict};
 use crate::identity::ManagedIdentity;
 use crate::text;
 use async_trait::async_trait;
@@ -19,9 +20,6 @@ use lettre::address::Envelope;
 use reqwest::StatusCode;
 use secrecy::ExposeSecret;
 use std::time::Duration;
-
-/// Longest excerpt of an error answer kept in a reason.
-const ANSWER_EXCERPT: usize = 300;
 
 /// Microsoft Graph's `sendMail` for one mailbox.
 pub struct Graph {
@@ -42,13 +40,7 @@ impl Graph {
         identity: ManagedIdentity,
         timeout: Duration,
     ) -> Result<Self, String> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .connect_timeout(timeout)
-            .timeout(timeout)
-            .user_agent(concat!("kv-notify/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let http = http::client(timeout)?;
         Ok(Self {
             http,
             url: send_mail_url(endpoint, sender)?,
@@ -82,13 +74,12 @@ impl MailTransport for Graph {
         if status == StatusCode::ACCEPTED {
             return Ok(Delivered::Sent);
         }
-        let retry_after = answer
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let answer_text = answer.text().await.unwrap_or_default();
-        let excerpt = text::truncate(&answer_text, ANSWER_EXCERPT);
+        let retry_after = http::retry_after(answer.headers());
+        let excerpt = if status.is_redirection() {
+            http::redirect_reason(status, answer.headers())
+        } else {
+            http::excerpt(answer).await
+        };
         Err(classify(status, &self.sender, &excerpt, retry_after))
     }
 }
@@ -99,20 +90,20 @@ fn classify(
     status: StatusCode,
     sender: &str,
     excerpt: &str,
-    retry_after: Option<String>,
+    retry_after: Option<Duration>,
 ) -> SendError {
     match status {
         StatusCode::TOO_MANY_REQUESTS => {
-            let after = retry_after.map_or(String::new(), |s| format!(", retry after {s} s"));
+            let after = retry_after.map_or(String::new(), |d| {
+                format!(", retry after {} s", d.as_secs())
+            });
             SendError::Failed(Failure::Transient(format!(
                 "graph throttled the send (429{after})"
             )))
         }
-        status if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT => {
-            SendError::Failed(Failure::Transient(format!(
-                "graph answered {status}: {excerpt}"
-            )))
-        }
+        status if http::verdict(status) == Verdict::Transient => SendError::Failed(
+            Failure::Transient(format!("graph answered {status}: {excerpt}")),
+        ),
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
             SendError::Failed(Failure::Permanent(format!(
                 "graph refused to send as {sender} ({status}): grant the app's identity the \
@@ -161,6 +152,7 @@ fn addressed_to(raw: &[u8], envelope: &Envelope) -> Vec<u8> {
 /// `{endpoint}/v1.0/users/{sender}/sendMail`, the sender escaped as one path segment.
 fn send_mail_url(endpoint: &str, sender: &str) -> Result<String, String> {
     let mut url = reqwest::Url::parse(endpoint).map_err(|e| format!("GRAPH_ENDPOINT: {e}"))?;
+    http::require_https(&url).map_err(|why| format!("GRAPH_ENDPOINT: {why}"))?;
     url.path_segments_mut()
         .map_err(|()| "GRAPH_ENDPOINT: not an http(s) URL".to_owned())?
         .pop_if_empty()
@@ -189,7 +181,7 @@ mod tests {
 
     #[test]
     fn throttling_and_server_errors_are_retried_and_missing_permissions_are_not() {
-        let retry = |status| classify(status, "kv@contoso.com", "", Some("7".into()));
+        let retry = |status| classify(status, "kv@contoso.com", "", Some(Duration::from_secs(7)));
         assert!(matches!(
             retry(StatusCode::TOO_MANY_REQUESTS),
             SendError::Failed(Failure::Transient(r)) if r.contains("retry after 7 s")

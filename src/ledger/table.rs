@@ -44,6 +44,9 @@ const API_VERSION: &str = "2019-02-02";
 /// Bound on one storage request, connect included.
 const TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Largest entity read: an entry is a few hundred bytes (a table allows 1 MiB).
+const ENTITY_CAP: usize = 1024 * 1024;
+
 /// Added to a lease before another instance may take it over: the instances' clocks differ.
 const CLOCK_SKEW: TimeDelta = TimeDelta::seconds(5);
 
@@ -95,13 +98,7 @@ impl TableLedger {
         prefix: &str,
         retention: Duration,
     ) -> Result<Self, LedgerError> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .connect_timeout(TIMEOUT)
-            .timeout(TIMEOUT)
-            .user_agent(concat!("kv-notify/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| LedgerError(format!("cannot build the HTTP client: {e}")))?;
+        let http = crate::http::client(TIMEOUT).map_err(LedgerError)?;
         let ledger = Self {
             http,
             account,
@@ -186,9 +183,11 @@ impl Ledger for TableLedger {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
                 .unwrap_or_default();
-            let entity: Entity = found.json().await.map_err(|e| {
-                LedgerError(format!("{}: unreadable entry: {e}", table_name(&table_url)))
-            })?;
+            let entity: Entity = crate::http::read_json(found, ENTITY_CAP)
+                .await
+                .map_err(|e| {
+                    LedgerError(format!("{}: unreadable entry: {e}", table_name(&table_url)))
+                })?;
             if let Some(outcome) = entity.outcome.as_deref() {
                 let recorded = serde_json::from_str(outcome).map_err(|e| {
                     LedgerError(format!(

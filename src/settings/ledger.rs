@@ -84,6 +84,19 @@ fn identity_account(get: &impl Fn(&str) -> Option<String>) -> Option<Result<Acco
                 name::STORAGE_CREDENTIAL
             ));
         }
+        if let Some(name) = account_name.as_deref() {
+            check_account_name(name)?;
+        }
+        if let Some(uri) = table_uri.as_deref() {
+            let url = reqwest::Url::parse(uri.trim())
+                .map_err(|e| format!("{}: not a URL ({e})", name::STORAGE_TABLE_URI))?;
+            crate::http::require_https(&url).map_err(|why| {
+                format!(
+                    "{}: {why}; the storage token must not travel in clear",
+                    name::STORAGE_TABLE_URI
+                )
+            })?;
+        }
         let endpoint = table_uri.unwrap_or_else(|| {
             format!(
                 "https://{}.table.core.windows.net",
@@ -117,6 +130,24 @@ fn identity_account(get: &impl Fn(&str) -> Option<String>) -> Option<Result<Acco
         )?;
         Ok(Account::with_identity(account, &endpoint, identity))
     })())
+}
+
+/// A storage account's name is 3 to 24 lower-case letters and digits; anything else (a host, a
+/// path) would decide where the storage token is sent.
+fn check_account_name(account: &str) -> Result<(), String> {
+    let valid = (3..=24).contains(&account.len())
+        && account
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}: {account:?} is not a storage account name (3 to 24 lower-case letters and \
+             digits, as in az storage account list --query [].name)",
+            name::STORAGE_ACCOUNT_NAME
+        ))
+    }
 }
 
 /// The resource a storage token is for.

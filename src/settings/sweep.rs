@@ -4,7 +4,7 @@
 use super::mail::{Identity, identity};
 use super::{name, parse_number};
 use crate::sweep::Ladder;
-use crate::vault::VaultRef;
+use crate::vault::{VaultRef, vault_domain};
 use std::time::Duration;
 
 /// Default bound on one sweep: well inside the Consumption plan's 5-minute function timeout,
@@ -37,6 +37,8 @@ pub struct SweepSettings {
     pub budget: Duration,
     /// `KEY_VAULT_RESOURCE`: what the tokens are for.
     pub resource: String,
+    /// The domain every vault lies under (`vault.azure.net`), from `KEY_VAULT_RESOURCE`.
+    pub vault_domain: String,
     /// Where tokens come from.
     pub identity: Identity,
     /// `AZURE_CLIENT_ID`: a user-assigned identity; unset for the system-assigned one.
@@ -87,9 +89,14 @@ pub(super) fn sweep(
     if raw_vaults.is_none() && raw_subscriptions.is_none() {
         return None;
     }
+    let resource = get(name::KEY_VAULT_RESOURCE).unwrap_or_else(|| KEY_VAULT_RESOURCE.to_owned());
+    let domain = vault_domain(&resource).unwrap_or_else(|why| {
+        problems.push(format!("{}: {why}", name::KEY_VAULT_RESOURCE));
+        vault_domain(KEY_VAULT_RESOURCE).unwrap_or_default()
+    });
     let mut vaults: Vec<VaultRef> = Vec::new();
     for entry in list(raw_vaults.as_deref()) {
-        match VaultRef::parse(entry) {
+        match VaultRef::parse(entry, &domain) {
             Ok(vault) if vaults.iter().any(|v| v.name == vault.name) => {
                 if !vaults.contains(&vault) {
                     problems.push(format!(
@@ -134,7 +141,8 @@ pub(super) fn sweep(
         subscriptions,
         arm_endpoint,
         budget: Duration::from_secs_f64(budget),
-        resource: get(name::KEY_VAULT_RESOURCE).unwrap_or_else(|| KEY_VAULT_RESOURCE.to_owned()),
+        resource,
+        vault_domain: domain,
         identity,
         client_id: get(name::AZURE_CLIENT_ID),
         owner_tag: get(name::OWNER_TAG)

@@ -142,6 +142,13 @@ fn blind_spot(vault: &str, error: &VaultError) -> Option<Diagnosis> {
                 "Otherwise check the name in VAULTS.".to_owned(),
             ],
         ),
+        VaultError::Redirected(why) => spot(
+            format!("the vault's address {why}: kv-notify sends its token to the vault alone"),
+            vec![
+                format!("Check the URI of vault {vault} in VAULTS (https://NAME.vault.azure.net, or its national cloud's)."),
+                "If a proxy stands between the function app and Key Vault, let it pass requests to the vault through instead of redirecting them.".to_owned(),
+            ],
+        ),
         VaultError::NotFound => spot(
             "the vault does not exist (404)".to_owned(),
             vec![format!("Check the name {vault} in VAULTS; remove a vault that was deleted.")],

@@ -13,7 +13,7 @@ fn an_expiry_event_in_a_step_is_keyed_like_the_sweeps_reminder_of_it() {
     place_event(&mut event, position);
     let reminder = event.reminder.expect("on the ladder");
     assert_eq!(reminder.step, 30);
-    let vault = VaultRef::parse("contoso-kv").expect("a name");
+    let vault = VaultRef::parse("contoso-kv", "vault.azure.net").expect("a name");
     let object = VaultObject {
         kind: ObjectKind::Secret,
         name: "DB-PASSWORD".to_owned(),
@@ -53,13 +53,14 @@ fn an_event_off_the_ladder_keeps_its_own_id() {
 
 #[test]
 fn a_discovered_vault_already_in_vaults_is_kept_once_with_its_tags() {
-    let configured = VaultRef::parse("https://kv-a.vault.azure.cn").expect("a URI");
+    let configured =
+        VaultRef::parse("https://kv-a.vault.azure.cn", "vault.azure.cn").expect("a URI");
     let mut vaults = vec![configured.clone()];
-    let mut found_a = VaultRef::parse("KV-A").expect("a name");
+    let mut found_a = VaultRef::parse("KV-A", "vault.azure.cn").expect("a name");
     found_a
         .tags
         .insert("owner".into(), "ann@contoso.com".into());
-    let found_b = VaultRef::parse("kv-b").expect("a name");
+    let found_b = VaultRef::parse("kv-b", "vault.azure.cn").expect("a name");
 
     merge(&mut vaults, [found_a, found_b.clone()]);
 

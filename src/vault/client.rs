@@ -1,10 +1,11 @@
 //! The HTTP side: authenticated GETs with Key Vault's backoff, and the JSON of its answers.
 
 use super::{
-    BACKOFF_SECS, MAX_RETRY_AFTER, PAGE_SIZE, REQUESTS_PER_VAULT, Session, TIMEOUT, VaultError,
-    VaultObject, Version, id_parts, resolve,
+    ANSWER_CAP, BACKOFF, BACKOFF_FLOOR, PAGE_SIZE, REQUESTS_PER_VAULT, Session, TIMEOUT,
+    VaultError, VaultObject, Version, id_parts, resolve,
 };
 use crate::event::ObjectKind;
+use crate::http::{self, Backoff};
 use crate::identity::ManagedIdentity;
 use chrono::DateTime;
 use reqwest::{StatusCode, Url};
@@ -12,7 +13,6 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 /// Reads vaults' metadata with the app's identity.
 #[derive(Debug)]
@@ -95,18 +95,14 @@ struct ErrorDetail {
 impl VaultClient {
     /// A client whose tokens come from `identity` (for the Key Vault resource).
     pub fn new(identity: ManagedIdentity) -> Result<Self, String> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .connect_timeout(TIMEOUT)
-            .timeout(TIMEOUT)
-            .user_agent(concat!("kv-notify/", env!("CARGO_PKG_VERSION")))
-            .dns_resolver(resolve::LoopbackAware)
-            // A vault never has more requests in flight than this; connections beyond it, opened
-            // while another was on its way back to the pool, are closed rather than kept idle
-            // with their buffers.
-            .pool_max_idle_per_host(REQUESTS_PER_VAULT)
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let http = http::client_with(TIMEOUT, |builder| {
+            builder
+                .dns_resolver(resolve::LoopbackAware)
+                // A vault never has more requests in flight than this; connections beyond it,
+                // opened while another was on its way back to the pool, are closed rather than
+                // kept idle with their buffers.
+                .pool_max_idle_per_host(REQUESTS_PER_VAULT)
+        })?;
         Ok(Self { http, identity })
     }
 
@@ -215,13 +211,15 @@ impl VaultClient {
         }
     }
 
-    /// GETs `url` from the session's host and reads its JSON, waiting out throttling.
+    /// GETs `url` from the session's host and reads its JSON, waiting out throttling. Every
+    /// attempt takes a step of the backoff, so a call makes at most one request more than it
+    /// has steps, whatever `Retry-After` says.
     pub(super) async fn get<T: serde::de::DeserializeOwned>(
         &self,
         session: &Session,
         url: Url,
     ) -> Result<T, VaultError> {
-        let mut backoff = BACKOFF_SECS.iter().map(|s| Duration::from_secs(*s));
+        let mut backoff = Backoff::new(&BACKOFF, BACKOFF_FLOOR);
         let mut attempts = 0;
         loop {
             let token = self.identity.token().await.map_err(VaultError::Token)?;
@@ -248,21 +246,24 @@ impl VaultClient {
                 Err(err) => return Err(VaultError::Unreachable(err.without_url().to_string())),
                 Ok(response) => {
                     let status = response.status();
-                    let retry_after = retry_after(&response);
-                    let body = response
-                        .bytes()
-                        .await
-                        .map_err(|e| VaultError::Unreachable(e.without_url().to_string()))?;
+                    let retry_after = http::retry_after(response.headers());
+                    if status.is_redirection() {
+                        let reason = http::redirect_reason(status, response.headers());
+                        return Err(VaultError::Redirected(reason));
+                    }
+                    if status.is_success() {
+                        let body = http::read_capped(response, ANSWER_CAP).await;
+                        drop(permit);
+                        let body = body.map_err(|e| VaultError::Unexpected(e.to_string()))?;
+                        return serde_json::from_slice(&body)
+                            .map_err(|e| VaultError::Unexpected(format!("unreadable list: {e}")));
+                    }
+                    let body = http::read_prefix(response).await;
                     drop(permit);
                     match status {
-                        s if s.is_success() => {
-                            return serde_json::from_slice(&body).map_err(|e| {
-                                VaultError::Unexpected(format!("unreadable list: {e}"))
-                            });
-                        }
                         StatusCode::TOO_MANY_REQUESTS => {
                             session.traffic.throttled.fetch_add(1, Ordering::Relaxed);
-                            match retry_after.or_else(|| backoff.next()) {
+                            match backoff.next_wait(retry_after) {
                                 Some(wait) => {
                                     tokio::time::sleep(wait).await;
                                     continue;
@@ -274,7 +275,7 @@ impl VaultClient {
                             return Err(denied(status, &body, &self.identity));
                         }
                         StatusCode::NOT_FOUND => return Err(VaultError::NotFound),
-                        s if s.is_server_error() => s.to_string(),
+                        s if http::verdict(s) == http::Verdict::Transient => s.to_string(),
                         s => {
                             let (code, message) = error_of(&body);
                             let code = code.map(|c| format!(" {c}")).unwrap_or_default();
@@ -283,7 +284,7 @@ impl VaultClient {
                     }
                 }
             };
-            match backoff.next() {
+            match backoff.next_wait(None) {
                 Some(wait) => tokio::time::sleep(wait).await,
                 None => return Err(VaultError::GaveUp(attempts, failure)),
             }
@@ -334,19 +335,6 @@ impl Item {
             tags: self.tags.unwrap_or_default(),
         })
     }
-}
-
-/// `Retry-After` in seconds, when present and sane.
-fn retry_after(response: &reqwest::Response) -> Option<Duration> {
-    let seconds: u64 = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER))
 }
 
 /// Key Vault's error code (the inner one when there is one: `ForbiddenByRbac`) and message.

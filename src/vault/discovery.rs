@@ -19,6 +19,8 @@ pub struct Discovery {
     /// Resource Manager, as the session every request goes through.
     endpoint: VaultRef,
     subscriptions: Vec<String>,
+    /// The domain every vault's URI must lie under.
+    vault_domain: String,
 }
 
 /// What one discovery found.
@@ -55,10 +57,13 @@ struct Properties {
 impl Discovery {
     /// Discovery of `subscriptions`' vaults through Resource Manager at `endpoint`, with tokens
     /// from `identity` (for Resource Manager).
+    /// Vaults whose URI is not under `vault_domain` are not swept (see
+    /// [`super::vault_domain`]).
     pub fn new(
         identity: ManagedIdentity,
         endpoint: Url,
         subscriptions: Vec<String>,
+        vault_domain: String,
     ) -> Result<Self, String> {
         let endpoint = VaultRef {
             name: endpoint.host_str().unwrap_or_default().to_owned(),
@@ -69,6 +74,7 @@ impl Discovery {
             client: VaultClient::new(identity)?,
             endpoint,
             subscriptions,
+            vault_domain,
         })
     }
 
@@ -114,7 +120,10 @@ impl Discovery {
             let page: Page = self.client.get(&session, url).await?;
             for resource in page.value {
                 let uri = resource.properties.and_then(|p| p.vault_uri);
-                match uri.as_deref().map(VaultRef::parse) {
+                match uri
+                    .as_deref()
+                    .map(|uri| VaultRef::parse(uri, &self.vault_domain))
+                {
                     Some(Ok(mut vault)) => {
                         vault.tags = resource.tags.unwrap_or_default();
                         vaults.push(vault);

@@ -5,10 +5,10 @@ use super::*;
 use reqwest::Url;
 #[test]
 fn a_vault_is_named_or_given_by_its_uri() {
-    let named = VaultRef::parse(" Contoso-KV ").expect("a name");
+    let named = VaultRef::parse(" Contoso-KV ", "vault.azure.net").expect("a name");
     assert_eq!(named.name, "contoso-kv");
     assert_eq!(named.url.as_str(), "https://contoso-kv.vault.azure.net/");
-    let china = VaultRef::parse("https://Ops.vault.azure.cn/").expect("a URI");
+    let china = VaultRef::parse("https://Ops.vault.azure.cn/", "vault.azure.cn").expect("a URI");
     assert_eq!(china.name, "ops");
     assert_eq!(
         china.endpoint(&["secrets"]).as_str(),
@@ -22,14 +22,36 @@ fn a_vault_is_named_or_given_by_its_uri() {
         "https://kv.vault.azure.net/secrets",
         "https://127.0.0.1:8443",
         "https://",
+        "https://kv.attacker.example.net",
+        "https://kv.vault.azure.net.attacker.example",
+        "https://vault.azure.net",
+        "https://kv.vault.azure.cn",
     ] {
-        assert!(VaultRef::parse(bad).is_err(), "{bad:?} accepted");
+        assert!(
+            VaultRef::parse(bad, "vault.azure.net").is_err(),
+            "{bad:?} accepted"
+        );
     }
 }
 
 #[test]
+fn a_bare_name_lies_in_the_cloud_of_key_vault_resource() {
+    let domain = vault_domain("https://vault.usgovcloudapi.net").expect("a resource");
+    let vault = VaultRef::parse("ops-kv", &domain).expect("a name");
+    assert_eq!(
+        vault.url.as_str(),
+        "https://ops-kv.vault.usgovcloudapi.net/"
+    );
+    assert!(
+        vault_domain("http://vault.azure.net").is_err(),
+        "https only"
+    );
+    assert!(vault_domain("vault").is_err());
+}
+
+#[test]
 fn a_next_link_is_followed_only_on_the_vault_itself() {
-    let vault = VaultRef::parse("https://kv.vault.azure.net").expect("a URI");
+    let vault = VaultRef::parse("https://kv.vault.azure.net", "vault.azure.net").expect("a URI");
     let on = |u: &str| vault.owns(&Url::parse(u).expect("url"));
     assert!(on("https://kv.vault.azure.net/secrets?$skiptoken=x"));
     assert!(!on("https://evil.example/secrets?$skiptoken=x"));
@@ -125,7 +147,7 @@ fn a_certificate_renews_itself_with_an_auto_renew_action_and_an_issuer_that_can(
 
 #[tokio::test]
 async fn lookups_get_what_the_lists_being_read_leave_of_the_vault_budget() {
-    let vault = VaultRef::parse("kv-a").expect("a vault");
+    let vault = VaultRef::parse("kv-a", "vault.azure.net").expect("a vault");
     let session = Session::new(vault);
     assert_eq!(
         session.lookups.available_permits(),

@@ -3,6 +3,7 @@
 pub mod acs;
 pub mod azurite;
 pub mod binaries;
+pub mod endless;
 pub mod events;
 pub mod graph;
 pub mod host;
@@ -17,6 +18,7 @@ pub mod webhook;
 pub use acs::*;
 pub use azurite::*;
 pub use binaries::*;
+pub use endless::*;
 pub use events::*;
 pub use graph::*;
 pub use host::*;

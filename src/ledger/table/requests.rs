@@ -2,6 +2,7 @@
 //! and the table made when it is missing.
 
 use super::{API_VERSION, Held, TableLedger};
+use crate::http::Verdict;
 use crate::ledger::{ActionKey, LedgerError};
 use chrono::Utc;
 use reqwest::{Method, StatusCode};
@@ -72,7 +73,10 @@ impl TableLedger {
                 request = request.json(body).header("Prefer", "return-no-content");
             }
             let retry = match request.send().await {
-                Ok(response) if !is_transient(response.status()) || attempt == 3 => {
+                Ok(response)
+                    if crate::http::verdict(response.status()) != Verdict::Transient
+                        || attempt == 3 =>
+                {
                     return Ok(response);
                 }
                 Ok(response) => response.status().to_string(),
@@ -113,14 +117,4 @@ impl TableLedger {
             "storage account {account}: {what} answered {status}"
         ))
     }
-}
-
-/// Answers that a moment later may not repeat.
-fn is_transient(status: StatusCode) -> bool {
-    matches!(
-        status,
-        StatusCode::TOO_MANY_REQUESTS
-            | StatusCode::INTERNAL_SERVER_ERROR
-            | StatusCode::SERVICE_UNAVAILABLE
-    )
 }

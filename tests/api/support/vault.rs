@@ -1,5 +1,6 @@
 //! A stand-in for Key Vault's data plane over HTTPS (tests/vault-stand-in/src/main.rs), serving
-//! vaults named `NAME.localhost` (which kv-notify resolves to this machine, as RFC 6761 asks)
+//! vaults named `NAME.vault.localhost` (which kv-notify resolves to this machine, as RFC 6761
+//! asks; under the domain of `KEY_VAULT_RESOURCE`, as every vault must be)
 //! from a JSON state the test rewrites between sweeps.
 
 use super::stand_in::started;
@@ -29,7 +30,10 @@ impl FakeVault {
     /// 10 s (0: no limit), as Key Vault is.
     pub fn start_with(names: &[&str], latency_ms: u32, limit: u32) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut hosts: Vec<String> = names.iter().map(|n| format!("{n}.localhost")).collect();
+        let mut hosts: Vec<String> = names
+            .iter()
+            .map(|n| format!("{n}.vault.localhost"))
+            .collect();
         hosts.push("management.localhost".to_owned());
         test_certificates_for(dir.path(), &hosts);
         let port = free_port();
@@ -61,7 +65,7 @@ impl FakeVault {
 
     /// `VAULTS` entry of a vault: its URI.
     pub fn uri(&self, name: &str) -> String {
-        format!("https://{name}.localhost:{}", self.port)
+        format!("https://{name}.vault.localhost:{}", self.port)
     }
 
     /// `ARM_ENDPOINT` of the stand-in's Resource Manager.

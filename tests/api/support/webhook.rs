@@ -1,5 +1,6 @@
 //! A real local HTTP server standing in for Teams, Slack or an audit endpoint: it records
-//! every POST and answers with a status the test sets.
+//! every request (a POST's JSON body; `null` for any other body) and answers with a status the
+//! test sets, and a `Location` when the test sets one.
 
 use serde_json::Value;
 use std::sync::atomic::{AtomicU16, Ordering};
@@ -12,6 +13,7 @@ pub struct WebhookServer {
     pub port: u16,
     received: Arc<Mutex<Vec<(String, Value)>>>,
     status: Arc<AtomicU16>,
+    location: Arc<Mutex<Option<String>>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -19,11 +21,12 @@ impl WebhookServer {
     pub fn start() -> Self {
         let received: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
         let status = Arc::new(AtomicU16::new(200));
+        let location: Arc<Mutex<Option<String>>> = Arc::default();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
         listener.set_nonblocking(true).expect("non-blocking");
-        let (log, answer) = (received.clone(), status.clone());
+        let (log, answer, moved) = (received.clone(), status.clone(), location.clone());
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -31,17 +34,20 @@ impl WebhookServer {
                 .expect("runtime");
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                let route = warp::post()
-                    .and(warp::path::full())
-                    .and(warp::body::json())
-                    .map(move |path: warp::path::FullPath, body: Value| {
+                let route = warp::path::full().and(warp::body::bytes()).map(
+                    move |path: warp::path::FullPath, body: bytes::Bytes| {
+                        let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
                         log.lock()
                             .expect("lock")
                             .push((path.as_str().to_owned(), body));
                         let code = warp::http::StatusCode::from_u16(answer.load(Ordering::SeqCst))
                             .expect("status");
-                        warp::reply::with_status("webhook test server says hello", code)
-                    });
+                        let location = moved.lock().expect("lock").clone().unwrap_or_default();
+                        let reply =
+                            warp::reply::with_status("webhook test server says hello", code);
+                        warp::reply::with_header(reply, "location", location)
+                    },
+                );
                 warp::serve(route)
                     .incoming(listener)
                     .graceful(async {
@@ -55,6 +61,7 @@ impl WebhookServer {
             port,
             received,
             status,
+            location,
             stop: Some(stop),
         }
     }
@@ -72,6 +79,12 @@ impl WebhookServer {
     /// Sets the status of the following answers.
     pub fn answer_with(&self, status: u16) {
         self.status.store(status, Ordering::SeqCst);
+    }
+
+    /// Answers with `status` (a redirect) and this `Location` from now on.
+    pub fn redirect_to(&self, status: u16, location: &str) {
+        *self.location.lock().expect("lock") = Some(location.to_owned());
+        self.answer_with(status);
     }
 }
 

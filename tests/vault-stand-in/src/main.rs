@@ -3,7 +3,7 @@
 //! kernel included (a Node one cost 0.55 ms): the benchmark then measures kv-notify, not the
 //! stand-in.
 //!
-//! Serves several vaults on one port, told apart by the Host header (kv-a.localhost, ...):
+//! Serves several vaults on one port, told apart by the Host header (kv-a.vault.localhost, ...):
 //! - `GET /{secrets|keys|certificates}?api-version=&maxresults=N[&$skiptoken=K]`: pages of items
 //!   (id or kid, attributes with epoch-second enabled/exp/nbf/created/updated, tags, managed),
 //!   never values; nextLink is absolute and null on the last page.
@@ -25,13 +25,14 @@
 //!                      "keys": [...], "certificates": [{..., "autoRenew": true}]}},
 //!  "deny": {"kv-b": "ForbiddenByRbac"},                      // 403 with that inner error code
 //!  "listOnly": ["kv-c"],
-//!  "throttle": {"kv-a": {"count": 3, "retryAfter": 1}}}      // the next 3 requests get 429
+//!  "throttle": {"kv-a": {"count": 3, "retryAfter": 1}},      // the next 3 requests get 429
+//!  "redirect": {"kv-a": "https://elsewhere/"}}               // 307 to that Location
 //! ```
 //! The host management.localhost stands in for Azure Resource Manager (tokens for
 //! `https://management.localhost:PORT`):
 //! `GET /subscriptions/{id}/providers/Microsoft.KeyVault/vaults?api-version=…` lists the vaults
 //! of `subscriptions[id]` (2 a page, nextLink absolute), each with its tags and vaultUri
-//! (`https://NAME.localhost:PORT/`); a subscription given as a string gets 403 with that code:
+//! (`https://NAME.vault.localhost:PORT/`); a subscription given as a string gets 403 with that code:
 //! `{"subscriptions": {"0000…0001": [{"name": "kv-a", "tags": {…}}], "0000…0002": "AuthorizationFailed"}}`
 //!
 //! Each request is appended to LOG as `VAULT METHOD PATH STATUS`; the count of TLS connections
@@ -87,6 +88,7 @@ struct Data {
     deny: HashMap<String, String>,
     list_only: Vec<String>,
     throttle: HashMap<String, Throttle>,
+    redirect: HashMap<String, String>,
     subscriptions: HashMap<String, Subscription>,
 }
 
@@ -332,6 +334,14 @@ impl Server {
             return reply_with(StatusCode::TOO_MANY_REQUESTS, body, header);
         }
         let data = &state.data;
+        if let Some(location) = data.redirect.get(vault) {
+            let header = Some((hyper::header::LOCATION, location.clone()));
+            return reply_with(
+                StatusCode::TEMPORARY_REDIRECT,
+                error("Moved", "elsewhere"),
+                header,
+            );
+        }
         if let Some(code) = data.deny.get(vault) {
             let message = format!("Caller is not authorized ({code})");
             let body = error_with("Forbidden", &message, code);
@@ -352,7 +362,7 @@ impl Server {
             let key = (vault.to_owned(), kind.to_owned(), name.to_owned());
             state.by_name.get(&key).map(|at| &objects(kind)[*at])
         };
-        let base = format!("https://{vault}.localhost:{}", self.port);
+        let base = format!("https://{vault}.vault.localhost:{}", self.port);
         match parts[..] {
             [kind] if KINDS.contains(&kind) => {
                 let page = page(&base, kind, objects(kind), &query, kind, false);
@@ -455,7 +465,7 @@ impl Server {
                             "location": "westeurope",
                             "tags": v.tags,
                             "properties": {
-                                "vaultUri": format!("https://{}.localhost:{}/", v.name, self.port),
+                                "vaultUri": format!("https://{}.vault.localhost:{}/", v.name, self.port),
                                 "tenantId": "tenant",
                                 "enableRbacAuthorization": true,
                             },
@@ -482,7 +492,11 @@ impl Server {
             .and_then(|h| h.to_str().ok())
             .unwrap_or_default();
         let host = host.split(':').next().unwrap_or_default();
-        let vault = host.strip_suffix(".localhost").unwrap_or(host).to_owned();
+        let vault = host
+            .strip_suffix(".vault.localhost")
+            .or_else(|| host.strip_suffix(".localhost"))
+            .unwrap_or(host)
+            .to_owned();
         let ready_at = Instant::now() + self.latency;
         let (status, body, header) = self.answer(&vault, &request);
         self.alarm.at(ready_at).await;
