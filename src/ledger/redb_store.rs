@@ -144,11 +144,7 @@ impl Store {
     /// Makes `db` the open database, with the ledger's table in it. Creating the table needs
     /// no fsync: the first completion makes it durable.
     fn install(&self, db: Database) -> Result<(), LedgerError> {
-        let mut txn = db.begin_write().map_err(store_error)?;
-        txn.set_durability(Durability::None)
-            .map_err(|e| LedgerError(e.to_string()))?;
-        txn.open_table(ACTIONS).map_err(store_error)?;
-        txn.commit().map_err(store_error)?;
+        create_table(&db)?;
         *self.db.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(db));
         Ok(())
     }
@@ -164,7 +160,10 @@ impl Store {
             .path
             .as_deref()
             .expect("only a file ledger is ever closed");
-        let reopened = Arc::new(open_checked(path)?);
+        let reopened = open_checked(path)?;
+        // The table too: a file whose first write met a full disk may hold none yet.
+        create_table(&reopened)?;
+        let reopened = Arc::new(reopened);
         tracing::info!(path = %path.display(), "ledger reopened");
         *db = Some(reopened.clone());
         Ok(reopened)
@@ -313,6 +312,16 @@ impl Ledger for RedbLedger {
     async fn troubles(&self) -> Result<Vec<Trouble>, LedgerError> {
         self.list_troubles().await
     }
+}
+
+/// Creates the ledger's table if the file has none yet. Needs no fsync: the first completion
+/// makes it durable.
+fn create_table(db: &Database) -> Result<(), LedgerError> {
+    let mut txn = db.begin_write().map_err(store_error)?;
+    txn.set_durability(Durability::None)
+        .map_err(|e| LedgerError(e.to_string()))?;
+    txn.open_table(ACTIONS).map_err(store_error)?;
+    txn.commit().map_err(store_error)
 }
 
 fn encode(entry: &Entry) -> Vec<u8> {

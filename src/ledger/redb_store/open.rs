@@ -52,10 +52,31 @@ fn open_file(path: &Path) -> Result<Database, LedgerError> {
         Ok(Err(DatabaseError::DatabaseAlreadyOpen)) => {
             return Err(cannot_open(path, &ALREADY_OPEN));
         }
+        Ok(Err(e)) if never_written(path) => return start_over(path, &e),
         Ok(Err(e)) => return Err(cannot_open(path, &e)),
         Err(_) => "redb panicked while opening it".to_owned(),
     };
     start_afresh(path, &damage)
+}
+
+/// Whether the file holds nothing but zeros (or nothing): its creation was cut short, by a
+/// full disk most often, before redb wrote its header. Such a file holds no history.
+fn never_written(path: &Path) -> bool {
+    /// Larger than the region redb sets aside as it creates a file (about 1 MiB, sparse): a
+    /// bigger file is not a cut-short creation.
+    const MOST: u64 = 16 * 1024 * 1024;
+    let small = std::fs::metadata(path).is_ok_and(|m| m.len() <= MOST);
+    small && std::fs::read(path).is_ok_and(|bytes| bytes.iter().all(|b| *b == 0))
+}
+
+/// Replaces a file whose creation was cut short with a fresh ledger.
+fn start_over(path: &Path, why: &dyn std::fmt::Display) -> Result<Database, LedgerError> {
+    std::fs::remove_file(path).map_err(|e| cannot_open(path, &format!("{why}; {e}")))?;
+    tracing::warn!(path = %path.display(), "the ledger file was never written in full (a full disk?): starting it afresh; it held nothing");
+    Database::builder()
+        .set_cache_size(CACHE_BYTES)
+        .create(path)
+        .map_err(|e| cannot_open(path, &e))
 }
 
 /// Checks every page of the open `db`, repairing what redb can; a file that cannot be repaired
