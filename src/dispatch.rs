@@ -221,11 +221,21 @@ impl Dispatcher {
         };
         for warning in &event.warnings {
             tracing::warn!(id = %event.id, "{warning}");
-            let subject = format!("{} (event {})", event.display_name(), event.id);
+            // Kept by the problem (which date field), not by event: a stream of bad events is
+            // one line of the notice and one entry in the store, naming the latest.
+            let field = warning
+                .strip_prefix("ignored ")
+                .and_then(|rest| rest.split_once(':'))
+                .map_or(warning.as_str(), |(field, _)| field);
+            let detail = format!(
+                "{warning}; latest in event {} for {}",
+                event.id,
+                event.display_name()
+            );
             self.note(Trouble::seen(
                 TroubleKind::UnusableDates,
-                &subject,
-                warning,
+                field,
+                &detail,
                 Utc::now(),
             ))
             .await;

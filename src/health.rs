@@ -171,8 +171,8 @@ fn line(trouble: &Trouble) -> String {
             format!("The owner tag of {subject}: {detail}. Its alerts went to the rules' owners.")
         }
         TroubleKind::UnusableDates => format!(
-            "An event for {subject} carried dates kv-notify could not use ({detail}): its days \
-             left could not be counted."
+            "Events carried an unusable {subject} ({detail}): their days left could not be \
+             counted."
         ),
     }
 }

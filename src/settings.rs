@@ -140,12 +140,20 @@ impl Settings {
             (DEFAULT_DEADLINE_SECS, MAX_TIMEOUT_SECS),
             &mut problems,
         );
-        let retention_days = parse_number(
+        let mut retention_days = parse_number(
             name::LEDGER_RETENTION_DAYS,
             get(name::LEDGER_RETENTION_DAYS),
             (DEFAULT_RETENTION_DAYS, MAX_RETENTION_DAYS),
             &mut problems,
         );
+        if retention_days < 1.0 {
+            problems.push(format!(
+                "{}: {retention_days} is less than a day: Event Grid redelivers an event for 24 \
+                 hours, and a ledger that forgot it would mail it again",
+                name::LEDGER_RETENTION_DAYS
+            ));
+            retention_days = DEFAULT_RETENTION_DAYS;
+        }
         let webhook_timeout = parse_number(
             name::WEBHOOK_TIMEOUT_SECS,
             get(name::WEBHOOK_TIMEOUT_SECS),

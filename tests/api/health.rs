@@ -206,6 +206,39 @@ async fn what_one_instance_meets_reaches_the_notice_another_sends_on_the_shared_
         text.contains("Mail to gone@contoso.com was refused for good"),
         "{text}"
     );
-    assert!(text.contains("An event for prod-kv/signing"), "{text}");
+    assert!(text.contains("Events carried an unusable EXP"), "{text}");
+    assert!(text.contains("for prod-kv/signing"), "{text}");
     assert!(text.contains("ignored EXP: not a Unix timestamp"), "{text}");
+}
+
+#[tokio::test]
+async fn a_stream_of_events_with_unusable_dates_is_one_problem_naming_the_latest() {
+    let smtp = SmtpServer::start();
+    let identity = IdentityEndpoint::start();
+    let vault = FakeVault::start(&["kv-a"]);
+    vault.set(json!({"vaults": {"kv-a": {}}}));
+    let mut settings = mail_settings(&smtp.url());
+    settings.extend(vault.settings(&["kv-a"], &identity));
+    let handler = Handler::start(&pairs(&settings)).await;
+    let mut last = String::new();
+    for n in 0..5 {
+        let mut event = event_grid("SecretNearExpiry", &format!("odd-{n}"), Some(20));
+        // Milliseconds sent as seconds: a date in the year 50,000 and more.
+        event["data"]["EXP"] = json!(1_900_000_000_000_i64);
+        last = event["id"].as_str().expect("an id").to_owned();
+        assert_eq!(handler.invoke(event).await.status, 200);
+    }
+
+    let answer = handler.timer().await;
+
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let sent = notices(&smtp);
+    assert_eq!(sent.len(), 1, "one notice");
+    let text = sent[0].text();
+    assert!(
+        text.contains("met one problem"),
+        "one problem, not one per event: {text}"
+    );
+    assert!(text.contains("Events carried an unusable EXP"), "{text}");
+    assert!(text.contains(&last), "the latest event is named: {text}");
 }

@@ -113,6 +113,7 @@ async fn a_full_ledger_disk_fails_invocations_until_space_returns_then_recovers_
     }
     let (failed, _) = during.last().expect("the failed one");
     let redelivered = handler.invoke(failed.clone()).await;
+    assert_eq!(redelivered.status, 200, "{}", redelivered.text);
 }
 
 /// Overwrites part of the page after the header with garbage, as a failing disk would: redb
@@ -202,4 +203,12 @@ async fn a_ledger_disk_full_before_its_first_write_recovers_once_space_returns()
         after.text,
         handler.output()
     );
+}
+
+#[test]
+fn a_ledger_that_would_forget_before_event_grid_stops_redelivering_is_refused() {
+    let output =
+        Handler::refused_start(&[("LEDGER_RETENTION_DAYS", "0.5")], "LEDGER_RETENTION_DAYS");
+
+    assert!(output.contains("less than a day"), "{output}");
 }
