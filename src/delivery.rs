@@ -259,7 +259,7 @@ impl Deliverer {
         let mut outcomes = vec![Outcome::Duplicate; keys.len()];
         let mut claimed = Claimed::new();
         for (index, key) in keys.iter().enumerate() {
-            match self.claim(key, lease, start_by).await {
+            match self.claim(key, lease, start_by, deadline).await {
                 Ok(since) => claimed.push(Held {
                     index,
                     key: key.clone(),
@@ -296,7 +296,12 @@ impl Deliverer {
             );
             let mut outcomes = Vec::with_capacity(claimed.len());
             for held in claimed {
-                let outcome = record(&self.ledger, &held.key, Err(failure.clone())).await;
+                // Giving the claim back is a courtesy to the redelivery: on slow storage it is
+                // left to its lease rather than keep the invocation past its deadline.
+                let released = record(&self.ledger, &held.key, Err(failure.clone()));
+                let outcome = tokio::time::timeout_at(deadline, released)
+                    .await
+                    .unwrap_or(Outcome::Failed(failure.clone()));
                 outcomes.push((held.index, outcome));
             }
             return outcomes;
@@ -321,15 +326,24 @@ impl Deliverer {
 
     /// Claims one ledger entry, waiting (until `start_by`) while a concurrent delivery holds
     /// it; returns when it was first claimed. `Err` carries the outcome when there is nothing
-    /// to do.
+    /// to do. A ledger that has not answered by `deadline` is a transient failure: the
+    /// invocation answers by its deadline whatever the storage does (a claim that landed
+    /// meanwhile is held until its lease ends, and a redelivery then acts).
     async fn claim(
         &self,
         key: &ActionKey,
         lease: Duration,
         start_by: Instant,
+        deadline: Instant,
     ) -> Result<DateTime<Utc>, Outcome> {
         loop {
-            match self.ledger.claim(key, Utc::now(), lease).await {
+            let claim = self.ledger.claim(key, Utc::now(), lease);
+            let Ok(claimed) = tokio::time::timeout_at(deadline, claim).await else {
+                tracing::error!("the ledger did not answer a claim before the deadline");
+                let reason = "the ledger did not answer a claim before the invocation deadline";
+                return Err(Outcome::Failed(Failure::Transient(reason.to_owned())));
+            };
+            match claimed {
                 Ok(Claim::Acquired { since }) => return Ok(since),
                 Ok(Claim::Done(Recorded::Sent)) => return Err(Outcome::Duplicate),
                 Ok(Claim::Done(Recorded::Refused { reason })) => {

@@ -6,20 +6,18 @@ use crate::ledger::{ActionKey, ActionKind, Ledger, Recorded, Trouble, TroubleKin
 use chrono::Utc;
 use std::sync::Arc;
 
-/// Keeps what the daily health notice reports of a result: a recipient or webhook that
-/// refused for good, a webhook failing (until it succeeds again). See [`crate::ledger::keep`].
-async fn keep_health(
-    ledger: &Arc<dyn Ledger>,
-    key: &ActionKey,
-    result: &Result<Delivered, Failure>,
-) {
+/// What the daily health notice keeps of a result: a recipient or webhook that refused for
+/// good, a webhook failing (until it succeeds again). See [`crate::ledger::keep`].
+enum Health {
+    /// A webhook answered: its failures are over.
+    Clear(String),
+    /// A trouble to keep.
+    Note(Trouble),
+}
+
+fn keep_health_of(key: &ActionKey, result: &Result<Delivered, Failure>) -> Option<Health> {
     let (kind, detail) = match (key.action, result) {
-        (ActionKind::Webhook, Ok(_)) => {
-            if let Err(err) = ledger.clear(TroubleKind::WebhookFailing, &key.target).await {
-                tracing::warn!(error = %err, "cannot clear a webhook's failures for the health notice");
-            }
-            return;
-        }
+        (ActionKind::Webhook, Ok(_)) => return Some(Health::Clear(key.target.clone())),
         (ActionKind::Email, Err(Failure::Permanent(reason))) => (TroubleKind::MailRefused, reason),
         (ActionKind::Webhook, Err(Failure::Permanent(reason))) => {
             (TroubleKind::WebhookRefused, reason)
@@ -27,20 +25,51 @@ async fn keep_health(
         (ActionKind::Webhook, Err(Failure::Transient(reason))) => {
             (TroubleKind::WebhookFailing, reason)
         }
-        _ => return,
+        _ => return None,
     };
-    let trouble = Trouble::seen(kind, &key.target, detail, Utc::now());
-    crate::ledger::keep(ledger.as_ref(), &trouble).await;
+    Some(Health::Note(Trouble::seen(
+        kind,
+        &key.target,
+        detail,
+        Utc::now(),
+    )))
+}
+
+impl Health {
+    async fn keep(self, ledger: &Arc<dyn Ledger>) {
+        match self {
+            Self::Clear(webhook) => {
+                if let Err(err) = ledger.clear(TroubleKind::WebhookFailing, &webhook).await {
+                    tracing::warn!(error = %err, "cannot clear a webhook's failures for the health notice");
+                }
+            }
+            Self::Note(trouble) => crate::ledger::keep(ledger.as_ref(), &trouble).await,
+        }
+    }
 }
 
 /// Records one target's result, right after the answer: done (sent, or refused for good), or
-/// given back so that a redelivery tries again.
+/// given back so that a redelivery tries again. The health notice's bookkeeping comes after:
+/// until the outcome is recorded, a crash (or slow storage) would have a redelivery act again.
 pub(super) async fn record(
     ledger: &Arc<dyn Ledger>,
     key: &ActionKey,
     result: Result<Delivered, Failure>,
 ) -> Outcome {
-    keep_health(ledger, key, &result).await;
+    let health = keep_health_of(key, &result);
+    let outcome = record_outcome(ledger, key, result).await;
+    if let Some(health) = health {
+        health.keep(ledger).await;
+    }
+    outcome
+}
+
+/// Writes the outcome of `result` for `key`.
+async fn record_outcome(
+    ledger: &Arc<dyn Ledger>,
+    key: &ActionKey,
+    result: Result<Delivered, Failure>,
+) -> Outcome {
     let (recorded, outcome) = match result {
         Ok(delivered) => {
             let outcome = match delivered {

@@ -47,6 +47,12 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest entity read: an entry is a few hundred bytes (a table allows 1 MiB).
 const ENTITY_CAP: usize = 1024 * 1024;
 
+/// First wait before a completion is tried again; it doubles up to [`COMPLETION_MAX_PAUSE`].
+const COMPLETION_FIRST_PAUSE: Duration = Duration::from_millis(250);
+
+/// Longest wait between two tries of a completion.
+const COMPLETION_MAX_PAUSE: Duration = Duration::from_secs(2);
+
 /// Added to a lease before another instance may take it over: the instances' clocks differ.
 const CLOCK_SKEW: TimeDelta = TimeDelta::seconds(5);
 
@@ -66,6 +72,8 @@ pub struct TableLedger {
 struct Held {
     url: String,
     etag: String,
+    /// When the claim's lease ends: until then no other instance takes it over.
+    until: DateTime<Utc>,
 }
 
 /// One entity as stored.
@@ -130,6 +138,7 @@ impl TableLedger {
             .unwrap_or_else(|| Held {
                 url: self.locate(key, Utc::now()).0,
                 etag: "*".to_owned(),
+                until: Utc::now(),
             })
     }
 }
@@ -160,7 +169,7 @@ impl Ledger for TableLedger {
                 .await?;
             match inserted.status() {
                 StatusCode::CREATED | StatusCode::NO_CONTENT => {
-                    self.hold(key, &url, &inserted);
+                    self.hold(key, &url, &inserted, until);
                     return Ok(Claim::Acquired { since: now });
                 }
                 StatusCode::CONFLICT => {}
@@ -209,7 +218,7 @@ impl Ledger for TableLedger {
                 .await?;
             match taken.status() {
                 StatusCode::NO_CONTENT | StatusCode::OK => {
-                    self.hold(key, &url, &taken);
+                    self.hold(key, &url, &taken, until);
                     return Ok(Claim::Acquired { since });
                 }
                 StatusCode::PRECONDITION_FAILED | StatusCode::NOT_FOUND => continue,
@@ -235,16 +244,43 @@ impl Ledger for TableLedger {
             key: key.to_string(),
         };
         let body = entity_json(&held.url, &done);
-        let response = self
-            .send(Method::PUT, &held.url, Some(&held.etag), Some(&body))
-            .await?;
-        match response.status() {
-            StatusCode::NO_CONTENT | StatusCode::OK => Ok(()),
-            StatusCode::PRECONDITION_FAILED => {
-                tracing::warn!(target = %key.target, "the lease was lost to another instance before the outcome was recorded; its entry is left as it is");
-                Ok(())
+        // The action was done: until the lease ends, no other instance can take the entry
+        // over, so the record is tried again (a storage blip, a failover) for as long as that
+        // holds. Past it, a redelivery may act again; the error says so.
+        let mut if_match = Some(held.etag.clone());
+        let mut pause = COMPLETION_FIRST_PAUSE;
+        loop {
+            let answer = self
+                .send(Method::PUT, &held.url, if_match.as_deref(), Some(&body))
+                .await;
+            let failure = match answer.as_ref().map(reqwest::Response::status) {
+                Ok(StatusCode::NO_CONTENT | StatusCode::OK) => return Ok(()),
+                Ok(StatusCode::PRECONDITION_FAILED) => {
+                    tracing::warn!(target = %key.target, "the lease was lost to another instance before the outcome was recorded; its entry is left as it is");
+                    return Ok(());
+                }
+                // The table went (deleted by hand, or dropped): make it again and write the
+                // entry whole, since the action was done.
+                Ok(StatusCode::NOT_FOUND) => {
+                    if let Err(err) = self.create_table(entity_table(&held.url)).await {
+                        tracing::warn!(error = %err, "cannot re-create the ledger's table");
+                    }
+                    if_match = None;
+                    "the table or the entry was missing".to_owned()
+                }
+                Ok(status) => self.unexpected("a completion", status).to_string(),
+                Err(err) => err.to_string(),
+            };
+            if Utc::now() + TimeDelta::from_std(pause).unwrap_or_default() + CLOCK_SKEW
+                >= held.until
+            {
+                return Err(LedgerError(format!(
+                    "the outcome could not be recorded before the claim's lease ended: {failure}"
+                )));
             }
-            status => Err(self.unexpected("a completion", status)),
+            tracing::warn!(target = %key.target, reason = %failure, "recording an outcome failed; trying again");
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(COMPLETION_MAX_PAUSE);
         }
     }
 
@@ -304,6 +340,11 @@ fn entity_json(url: &str, entity: &impl Serialize) -> serde_json::Value {
 }
 
 /// The table's name, from its URL.
+/// The table of an entity's URL (`{endpoint}/{table}(PartitionKey='…',RowKey='…')`).
+fn entity_table(entity_url: &str) -> &str {
+    table_name(entity_url.split('(').next().unwrap_or(entity_url))
+}
+
 fn table_name(table_url: &str) -> &str {
     table_url.rsplit('/').next().unwrap_or(table_url)
 }

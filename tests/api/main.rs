@@ -28,6 +28,7 @@ mod shared_ledger;
 mod slow_clients;
 mod smtp_failures;
 mod smtp_oauth;
+mod storage_faults;
 mod support;
 mod sweep;
 mod sweep_faults;

@@ -97,11 +97,18 @@ impl TableLedger {
     }
 
     /// Remembers the entity URL and ETag of an entry this instance just claimed.
-    pub(super) fn hold(&self, key: &ActionKey, url: &str, response: &reqwest::Response) {
+    pub(super) fn hold(
+        &self,
+        key: &ActionKey,
+        url: &str,
+        response: &reqwest::Response,
+        until: chrono::DateTime<Utc>,
+    ) {
         if let Some(etag) = response.headers().get("etag").and_then(|v| v.to_str().ok()) {
             let held = Held {
                 url: url.to_owned(),
                 etag: etag.to_owned(),
+                until,
             };
             self.held_entries().insert(key.to_string(), held);
         }
