@@ -158,16 +158,11 @@ async fn a_zip_made_with_rules_and_templates_carries_them_where_kv_notify_reads_
     .expect("write a template");
     let zip = work.path().join("custom.zip");
 
-    let made = package(&[
-        "--binary".as_ref(),
-        binary.as_os_str(),
-        "--rules".as_ref(),
-        rules.as_os_str(),
-        "--templates".as_ref(),
-        templates.as_os_str(),
-        "--out".as_ref(),
-        zip.as_os_str(),
-    ]);
+    let made = package(
+        &binary,
+        &[("--rules", &rules), ("--templates", &templates)],
+        &zip,
+    );
     assert!(made.status.success(), "{}", output_of(&made));
 
     let app = work.path().join("app");
@@ -217,14 +212,7 @@ fn a_rules_file_that_check_refuses_is_never_packaged() {
     .expect("write rules");
     let zip = work.path().join("custom.zip");
 
-    let made = package(&[
-        "--binary".as_ref(),
-        binary.as_os_str(),
-        "--rules".as_ref(),
-        rules.as_os_str(),
-        "--out".as_ref(),
-        zip.as_os_str(),
-    ]);
+    let made = package(&binary, &[("--rules", &rules)], &zip);
 
     assert!(!made.status.success());
     assert!(
@@ -235,13 +223,19 @@ fn a_rules_file_that_check_refuses_is_never_packaged() {
     assert!(!zip.exists(), "no zip is written");
 }
 
-/// Runs scripts/package with these arguments.
-fn package(args: &[&std::ffi::OsStr]) -> std::process::Output {
-    Command::new("python3")
+/// Runs scripts/package on a built `binary`, with these options, writing `out`.
+fn package(binary: &Path, options: &[(&str, &Path)], out: &Path) -> std::process::Output {
+    let mut command = Command::new("python3");
+    command
         .arg(app_root().join("scripts/package"))
-        .args(args)
-        .output()
-        .expect("run scripts/package (python3)")
+        .arg("--binary")
+        .arg(binary)
+        .arg("--out")
+        .arg(out);
+    for (option, path) in options {
+        command.arg(option).arg(path);
+    }
+    command.output().expect("run scripts/package (python3)")
 }
 
 fn output_of(output: &std::process::Output) -> String {

@@ -5,6 +5,21 @@
 use crate::support::*;
 use std::time::{Duration, Instant};
 
+/// A shared ledger in an Azurite of its own reached through a [`StorageProxy`], and mail
+/// settings for it.
+fn behind_a_proxy(smtp: &SmtpServer) -> (Azurite, StorageProxy, Vec<(&'static str, String)>) {
+    let azurite = Azurite::start();
+    let proxy = StorageProxy::before(&azurite);
+    let mut settings = mail_settings(&smtp.url());
+    set(&mut settings, "LEDGER", "table");
+    set(
+        &mut settings,
+        "AzureWebJobsStorage",
+        &proxy.connection_string(&azurite),
+    );
+    (azurite, proxy, settings)
+}
+
 /// Posts of an alert of `event_type` that `hook` received.
 fn posts(hook: &WebhookServer, event_type: &str) -> usize {
     hook.received()
@@ -32,16 +47,8 @@ async fn redeliver_until_done(handler: &Handler, event: &serde_json::Value, with
 
 #[tokio::test]
 async fn a_crash_during_slow_health_bookkeeping_never_posts_an_alert_twice() {
-    let azurite = Azurite::start();
-    let proxy = StorageProxy::before(&azurite);
     let (smtp, hook) = (SmtpServer::start(), WebhookServer::start());
-    let mut settings = mail_settings(&smtp.url());
-    set(&mut settings, "LEDGER", "table");
-    set(
-        &mut settings,
-        "AzureWebJobsStorage",
-        &proxy.connection_string(&azurite),
-    );
+    let (_azurite, proxy, mut settings) = behind_a_proxy(&smtp);
     set(
         &mut settings,
         "ALERT_WEBHOOK_URL",
@@ -77,16 +84,8 @@ async fn a_crash_during_slow_health_bookkeeping_never_posts_an_alert_twice() {
 
 #[tokio::test]
 async fn slow_storage_never_keeps_an_invocation_past_its_deadline() {
-    let azurite = Azurite::start();
-    let proxy = StorageProxy::before(&azurite);
     let smtp = SmtpServer::start();
-    let mut settings = mail_settings(&smtp.url());
-    set(&mut settings, "LEDGER", "table");
-    set(
-        &mut settings,
-        "AzureWebJobsStorage",
-        &proxy.connection_string(&azurite),
-    );
+    let (_azurite, proxy, mut settings) = behind_a_proxy(&smtp);
     set(&mut settings, "DEADLINE_SECS", "20");
     let hook = WebhookServer::start();
     set(
@@ -123,16 +122,8 @@ async fn slow_storage_never_keeps_an_invocation_past_its_deadline() {
 
 #[tokio::test]
 async fn a_storage_front_end_dropping_connections_mid_burst_neither_doubles_nor_loses_a_mail() {
-    let azurite = Azurite::start();
-    let proxy = StorageProxy::before(&azurite);
     let smtp = SmtpServer::start();
-    let mut settings = mail_settings(&smtp.url());
-    set(&mut settings, "LEDGER", "table");
-    set(
-        &mut settings,
-        "AzureWebJobsStorage",
-        &proxy.connection_string(&azurite),
-    );
+    let (_azurite, proxy, settings) = behind_a_proxy(&smtp);
     let settings = pairs(&settings);
     let (a, b) = tokio::join!(Handler::start(&settings), Handler::start(&settings));
     let events: Vec<_> = (0..60)
