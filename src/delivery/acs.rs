@@ -114,10 +114,14 @@ impl Acs {
         let mut request = self.http.request(method.clone(), url.clone()).timeout(left);
         match &self.auth {
             Auth::Token(identity) => {
-                let token = identity.token().await.map_err(|e| {
-                    tracing::error!(error = %e, resource = RESOURCE, "no token for Azure Communication Services");
-                    SendError::Failed(Failure::Transient(e))
-                })?;
+                // The wait for a token counts against the send's deadline, as the request does.
+                let token = tokio::time::timeout_at(deadline, identity.token())
+                    .await
+                    .unwrap_or_else(|_| Err("no token within the send's timeout".to_owned()))
+                    .map_err(|e| {
+                        tracing::error!(error = %e, resource = RESOURCE, "no token for Azure Communication Services");
+                        SendError::Failed(Failure::Transient(e))
+                    })?;
                 request = request.bearer_auth(token.expose_secret());
             }
             Auth::Key(key) => {

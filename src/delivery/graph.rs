@@ -28,6 +28,8 @@ pub struct Graph {
     url: String,
     sender: String,
     identity: ManagedIdentity,
+    /// Bound on one send, waiting for its token included.
+    timeout: Duration,
 }
 
 impl Graph {
@@ -46,6 +48,7 @@ impl Graph {
             url: send_mail_url(endpoint, sender)?,
             sender: sender.to_owned(),
             identity,
+            timeout,
         })
     }
 }
@@ -53,10 +56,15 @@ impl Graph {
 #[async_trait]
 impl MailTransport for Graph {
     async fn send(&self, letter: &Letter<'_>) -> Result<Delivered, SendError> {
-        let token = self.identity.token().await.map_err(|e| {
-            tracing::error!(error = %e, "no token for Microsoft Graph");
-            SendError::Failed(Failure::Transient(e))
-        })?;
+        // The wait for a token counts against the send's bound: an attempt that waited out a
+        // hung identity endpoint past its claim's lease would send after a redelivery did.
+        let token = tokio::time::timeout(self.timeout, self.identity.token())
+            .await
+            .unwrap_or_else(|_| Err("no token within the send's timeout".to_owned()))
+            .map_err(|e| {
+                tracing::error!(error = %e, "no token for Microsoft Graph");
+                SendError::Failed(Failure::Transient(e))
+            })?;
         let body = BASE64.encode(addressed_to(letter.raw, letter.envelope));
         let answer = self
             .http

@@ -146,3 +146,43 @@ async fn a_bad_request_is_final_for_each_recipient_and_not_tried_again() {
     assert_eq!(graph.requests(), 3, "to both, then to each alone");
     assert!(graph.accepted().is_empty());
 }
+
+#[tokio::test]
+async fn a_hung_identity_endpoint_delays_graph_mail_but_never_doubles_it() {
+    let (graph, identity) = (FakeGraph::start(), IdentityEndpoint::start());
+    // A token kv-notify holds for about a second (it renews five minutes before the end).
+    identity.token_lifetime(301);
+    let mut settings = graph_settings(&graph, &identity);
+    set(&mut settings, "SMTP_TIMEOUT_SECS", "5");
+    let handler = Handler::start(&pairs(&settings)).await;
+    let events: Vec<_> = (0..8)
+        .map(|n| event_grid("SecretNearExpiry", &format!("s{n}"), Some(5)))
+        .collect();
+    let first = handler.invoke(events[0].clone()).await;
+    assert_eq!(first.statuses(), ["sent"], "{}", first.text);
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+
+    // The cached token has lapsed; the endpoint now hangs for 45 s while Event Grid delivers
+    // and redelivers every few seconds.
+    identity.hang_for(std::time::Duration::from_secs(45));
+    let started = std::time::Instant::now();
+    let mut pending: Vec<serde_json::Value> = events[1..].to_vec();
+    while !pending.is_empty() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(150),
+            "{} events never delivered",
+            pending.len()
+        );
+        let answers =
+            futures_util::future::join_all(pending.iter().map(|e| handler.invoke(e.clone()))).await;
+        pending = pending
+            .into_iter()
+            .zip(answers)
+            .filter(|(_, answer)| answer.status != 200)
+            .map(|(event, _)| event)
+            .collect();
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    }
+
+    assert_eq!(graph.requests(), 8, "one Graph send per event");
+}

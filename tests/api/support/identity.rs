@@ -39,6 +39,22 @@ impl IdentityEndpoint {
         format!("http://127.0.0.1:{}/token", self.port)
     }
 
+    /// Tokens from now on live `seconds` (kv-notify renews one five minutes before its end).
+    pub fn token_lifetime(&self, seconds: u64) {
+        std::fs::write(self.dir.path().join("lifetime"), seconds.to_string())
+            .expect("write the lifetime");
+    }
+
+    /// Every request waits `spell` from now before it is answered.
+    pub fn hang_for(&self, spell: std::time::Duration) {
+        let until = std::time::SystemTime::now() + spell;
+        let at = until
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs_f64();
+        std::fs::write(self.dir.path().join("hang-until"), at.to_string()).expect("write the hang");
+    }
+
     /// How many token requests it has answered (or refused).
     pub fn requests(&self) -> usize {
         std::fs::read_to_string(self.dir.path().join("count")).map_or(0, |c| c.len())
