@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// The server, on its own thread and runtime; it stops with the test process.
+/// The server, on a thread of its own; it stops with the test process.
 pub struct EndlessServer {
     pub port: u16,
     sent: Arc<AtomicU64>,
@@ -13,22 +13,12 @@ pub struct EndlessServer {
 
 impl EndlessServer {
     pub fn start() -> Self {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        listener.set_nonblocking(true).expect("non-blocking");
         let sent = Arc::new(AtomicU64::new(0));
         let counter = sent.clone();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                while let Ok((socket, _)) = listener.accept().await {
-                    tokio::spawn(stream_forever(socket, counter.clone()));
-                }
-            });
+        let port = super::serve_on_a_thread(move |listener| async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                tokio::spawn(stream_forever(socket, counter.clone()));
+            }
         });
         Self { port, sent }
     }

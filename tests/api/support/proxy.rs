@@ -30,18 +30,9 @@ pub struct StorageProxy {
 impl StorageProxy {
     /// Forwards to the table service at `upstream` (`http://127.0.0.1:PORT`).
     pub fn start(upstream: &str) -> Self {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        listener.set_nonblocking(true).expect("non-blocking");
         let faults: Arc<Mutex<Faults>> = Arc::default();
         let (shared, upstream) = (faults.clone(), upstream.trim_end_matches('/').to_owned());
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(serve(listener, shared, upstream));
-        });
+        let port = super::serve_on_a_thread(move |listener| serve(listener, shared, upstream));
         Self { port, faults }
     }
 
@@ -89,8 +80,7 @@ impl StorageProxy {
     }
 }
 
-async fn serve(listener: std::net::TcpListener, faults: Arc<Mutex<Faults>>, upstream: String) {
-    let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+async fn serve(listener: tokio::net::TcpListener, faults: Arc<Mutex<Faults>>, upstream: String) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

@@ -23,39 +23,28 @@ impl WebhookServer {
         let status = Arc::new(AtomicU16::new(200));
         let location: Arc<Mutex<Option<String>>> = Arc::default();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        listener.set_nonblocking(true).expect("non-blocking");
         let (log, answer, moved) = (received.clone(), status.clone(), location.clone());
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                let route = warp::path::full().and(warp::body::bytes()).map(
-                    move |path: warp::path::FullPath, body: bytes::Bytes| {
-                        let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                        log.lock()
-                            .expect("lock")
-                            .push((path.as_str().to_owned(), body));
-                        let code = warp::http::StatusCode::from_u16(answer.load(Ordering::SeqCst))
-                            .expect("status");
-                        let location = moved.lock().expect("lock").clone().unwrap_or_default();
-                        let reply =
-                            warp::reply::with_status("webhook test server says hello", code);
-                        warp::reply::with_header(reply, "location", location)
-                    },
-                );
-                warp::serve(route)
-                    .incoming(listener)
-                    .graceful(async {
-                        stopped.await.ok();
-                    })
-                    .run()
-                    .await;
-            });
+        let port = super::serve_on_a_thread(move |listener| async move {
+            let route = warp::path::full().and(warp::body::bytes()).map(
+                move |path: warp::path::FullPath, body: bytes::Bytes| {
+                    let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                    log.lock()
+                        .expect("lock")
+                        .push((path.as_str().to_owned(), body));
+                    let code = warp::http::StatusCode::from_u16(answer.load(Ordering::SeqCst))
+                        .expect("status");
+                    let location = moved.lock().expect("lock").clone().unwrap_or_default();
+                    let reply = warp::reply::with_status("webhook test server says hello", code);
+                    warp::reply::with_header(reply, "location", location)
+                },
+            );
+            warp::serve(route)
+                .incoming(listener)
+                .graceful(async {
+                    stopped.await.ok();
+                })
+                .run()
+                .await;
         });
         Self {
             port,
