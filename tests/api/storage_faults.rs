@@ -164,3 +164,51 @@ async fn a_storage_front_end_dropping_connections_mid_burst_neither_doubles_nor_
         "none lost: 60 events, 2 owners each"
     );
 }
+
+#[tokio::test]
+async fn the_ledger_table_deleted_mid_burst_neither_doubles_nor_loses_a_mail_in_flight() {
+    let smtp = SmtpServer::start();
+    let (azurite, _proxy, settings) = behind_a_proxy(&smtp);
+    let settings = pairs(&settings);
+    let (a, b) = tokio::join!(Handler::start(&settings), Handler::start(&settings));
+    let events: Vec<_> = (0..60)
+        .map(|n| event_grid("KeyNearExpiry", &format!("k{n}"), Some(5)))
+        .collect();
+    // Beyond the reminder ladder's steps the entries live in this month's table.
+    let table = format!("kvnotifyledger{}", chrono::Utc::now().format("%Y%m"));
+
+    // Each event once, to one instance or the other, as Event Grid spreads them. (An event
+    // delivered twice at once, whose first delivery finished before the table went, is mailed
+    // again: the table held the only record of it.)
+    let burst = futures_util::future::join_all(events.iter().enumerate().map(|(n, e)| {
+        let instance = if n % 2 == 0 { &a } else { &b };
+        instance.invoke(e.clone())
+    }));
+    let (answers, ()) = tokio::join!(burst, async {
+        let start = Instant::now();
+        while smtp.messages().len() < 10 && start.elapsed() < Duration::from_secs(20) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        azurite.delete_table(&table).await;
+    });
+    // Event Grid redelivers only what was not answered 200.
+    for (event, answer) in events.iter().zip(&answers) {
+        if answer.status != 200 {
+            redeliver_until_done(&b, event, Duration::from_secs(60)).await;
+        }
+    }
+
+    let mut per_recipient = std::collections::HashMap::<(String, String), usize>::new();
+    for message in smtp.messages() {
+        for rcpt in message.rcpt_to() {
+            *per_recipient.entry((message.subject(), rcpt)).or_default() += 1;
+        }
+    }
+    let doubled: Vec<_> = per_recipient.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(doubled.is_empty(), "doubled: {doubled:?}");
+    assert_eq!(
+        per_recipient.len(),
+        120,
+        "none lost: 60 events, 2 owners each"
+    );
+}

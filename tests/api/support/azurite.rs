@@ -75,6 +75,44 @@ impl Azurite {
         self.child = spawn(self.port, self.dir.path(), self.tls.is_some());
     }
 
+    /// Deletes the table `name`, as an operator (or a clean-up script) might, signed with the
+    /// account key (Shared Key Lite).
+    pub async fn delete_table(&self, name: &str) {
+        use base64::Engine as _;
+        use hmac::Mac as _;
+        let url = format!("{}/Tables('{name}')", self.table_uri());
+        let date = chrono::Utc::now()
+            .format("%a, %d %b %Y %H:%M:%S GMT")
+            .to_string();
+        let path = url.split_once("127.0.0.1").map_or("", |(_, rest)| rest);
+        let path = path.find('/').map_or("", |slash| &path[slash..]);
+        let text = format!("{date}\n/devstoreaccount1{path}");
+        let engine = base64::engine::general_purpose::STANDARD;
+        let key = engine.decode(DEV_KEY).expect("the key is base64");
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).expect("a key");
+        mac.update(text.as_bytes());
+        let signature = engine.encode(mac.finalize().into_bytes());
+        let answer = super::http_client()
+            .delete(&url)
+            .header("x-ms-date", &date)
+            .header("x-ms-version", "2019-02-02")
+            .header("Accept", "application/json;odata=nometadata")
+            .header("Content-Type", "application/json")
+            .header("DataServiceVersion", "3.0;NetFx")
+            .header(
+                "Authorization",
+                format!("SharedKeyLite devstoreaccount1:{signature}"),
+            )
+            .send()
+            .await
+            .expect("Azurite answers");
+        assert!(
+            answer.status().is_success(),
+            "deleting {name}: {}",
+            answer.status()
+        );
+    }
+
     /// The connection string a function app would have in `AzureWebJobsStorage`.
     pub fn connection_string(&self) -> String {
         format!(
