@@ -78,16 +78,26 @@ pub fn verdict(status: StatusCode) -> Verdict {
     }
 }
 
+/// What an error answer says, for a reason: for a 3xx where it pointed, else the start of its
+/// body ([`excerpt`]).
+pub async fn error_detail(response: reqwest::Response) -> String {
+    if response.status().is_redirection() {
+        redirect_reason(response.headers())
+    } else {
+        excerpt(response).await
+    }
+}
+
 /// Says what a 3xx was, for a reason: where it pointed (the host only: a `Location` may hold a
 /// key too), and that it was not followed.
-pub fn redirect_reason(status: StatusCode, headers: &HeaderMap) -> String {
+pub fn redirect_reason(headers: &HeaderMap) -> String {
     let target = headers
         .get(reqwest::header::LOCATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|location| Url::parse(location).ok())
         .and_then(|url| url.host_str().map(str::to_owned))
         .map_or_else(String::new, |host| format!(" to {host}"));
-    format!("answered {status}, a redirect{target}: not followed")
+    format!("a redirect{target}, not followed")
 }
 
 /// `Retry-After` as a number of seconds (what Azure sends), at most [`MAX_WAIT`].

@@ -157,16 +157,8 @@ impl WebhookTransport for WebhookClient {
         if verdict == Verdict::Success {
             return Ok(());
         }
-        let reason = if status.is_redirection() {
-            format!(
-                "{} {}",
-                webhook.host,
-                http::redirect_reason(status, response.headers())
-            )
-        } else {
-            let excerpt = http::excerpt(response).await;
-            format!("{} answered {status}: {excerpt}", webhook.host)
-        };
+        let detail = http::error_detail(response).await;
+        let reason = format!("{} answered {status}: {detail}", webhook.host);
         Err(match verdict {
             Verdict::Transient => Failure::Transient(reason),
             Verdict::Success | Verdict::Permanent => Failure::Permanent(reason),

@@ -214,7 +214,7 @@ impl MailTransport for Acs {
         let wait = retry_after(&answer);
         if status != StatusCode::ACCEPTED {
             let text = if status.is_redirection() {
-                crate::http::redirect_reason(status, answer.headers())
+                crate::http::redirect_reason(answer.headers())
             } else {
                 String::from_utf8_lossy(&crate::http::read_prefix(answer).await).into_owned()
             };

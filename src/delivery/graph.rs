@@ -83,11 +83,7 @@ impl MailTransport for Graph {
             return Ok(Delivered::Sent);
         }
         let retry_after = http::retry_after(answer.headers());
-        let excerpt = if status.is_redirection() {
-            http::redirect_reason(status, answer.headers())
-        } else {
-            http::excerpt(answer).await
-        };
+        let excerpt = http::error_detail(answer).await;
         Err(classify(status, &self.sender, &excerpt, retry_after))
     }
 }

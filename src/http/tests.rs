@@ -118,7 +118,7 @@ fn a_redirect_is_named_by_its_target_host_only() {
             .expect("a header value"),
     );
 
-    let reason = redirect_reason(StatusCode::TEMPORARY_REDIRECT, &headers);
+    let reason = redirect_reason(&headers);
 
     assert!(reason.contains("login.example.com"), "{reason}");
     assert!(!reason.contains("secret"), "{reason}");

@@ -248,8 +248,10 @@ impl VaultClient {
                     let status = response.status();
                     let retry_after = http::retry_after(response.headers());
                     if status.is_redirection() {
-                        let reason = http::redirect_reason(status, response.headers());
-                        return Err(VaultError::Redirected(reason));
+                        let reason = http::redirect_reason(response.headers());
+                        return Err(VaultError::Redirected(format!(
+                            "answered {status}, {reason}"
+                        )));
                     }
                     if status.is_success() {
                         let body = http::read_capped(response, ANSWER_CAP).await;
