@@ -3,8 +3,9 @@
 //! disk, sees the same claims and completions.
 //!
 //! Each entry is one entity, in a table per month (`kvnotifyledger202611`): the month of the
-//! event's own time, so that every redelivery finds it, and so that a month past its retention
-//! goes whole, with one request, never a scan (see `retention`). Its keys are digests (Table keys
+//! event's own time (for a reminder step, of its ladder's end; see `filing`), so that every
+//! redelivery finds it, and so that a month past its retention goes whole, with one request,
+//! never a scan (see `retention`). Its keys are digests (Table keys
 //! forbid `/ \ # ?` and control characters, which event ids and addresses may hold): the
 //! partition is the event, so all of an event's entries sit together, and the row is the action
 //! and target; the originals are kept as a property. The state machine is the file ledger's, made
@@ -22,6 +23,7 @@
 //! ledger that did not answer.
 
 mod connection;
+mod filing;
 mod requests;
 mod retention;
 mod troubles;
@@ -121,7 +123,11 @@ impl TableLedger {
     /// Where `key`'s entity lives when claimed at `now`: the URL of the entity, and that of its
     /// table.
     fn locate(&self, key: &ActionKey, now: DateTime<Utc>) -> (String, String) {
-        let table = self.table_for(key, now);
+        self.locate_in(key, &self.table_for(key, now))
+    }
+
+    /// The URL of `key`'s entity in `table`, and that of the table.
+    fn locate_in(&self, key: &ActionKey, table: &str) -> (String, String) {
         let event = serde_json::to_string(&key.event).expect("a key serialises");
         let partition = hex_digest(&event);
         let row = hex_digest(&format!("{}\n{}", key.action, key.target));
@@ -151,7 +157,10 @@ impl Ledger for TableLedger {
         now: DateTime<Utc>,
         lease: Duration,
     ) -> Result<Claim, LedgerError> {
-        let (url, table_url) = self.locate(key, now);
+        let (url, table_url) = match self.moved_step_table(key, now).await? {
+            Some(table) => self.locate_in(key, &table),
+            None => self.locate(key, now),
+        };
         let until = super::lease_end(now, lease);
         let claimed = |since| Entity {
             at: rfc3339(now),
@@ -339,12 +348,12 @@ fn entity_json(url: &str, entity: &impl Serialize) -> serde_json::Value {
     body
 }
 
-/// The table's name, from its URL.
 /// The table of an entity's URL (`{endpoint}/{table}(PartitionKey='…',RowKey='…')`).
 fn entity_table(entity_url: &str) -> &str {
     table_name(entity_url.split('(').next().unwrap_or(entity_url))
 }
 
+/// The table's name, from its URL.
 fn table_name(table_url: &str) -> &str {
     table_url.rsplit('/').next().unwrap_or(table_url)
 }

@@ -3,7 +3,10 @@
 //! tokens, a real SMTP server takes the reminders.
 
 use crate::support::*;
+use chrono::{DateTime, Datelike, TimeDelta, TimeZone, Utc};
 use serde_json::{Value, json};
+
+on_both_ledgers!(an_expiry_moved_back_across_a_month_end_is_not_reminded_again);
 
 struct Setup {
     smtp: SmtpServer,
@@ -621,5 +624,53 @@ async fn on_a_developers_machine_the_vaults_are_read_with_the_azure_cli_login() 
     assert!(
         calls.contains(&format!("--resource {VAULT_RESOURCE}")),
         "{calls}"
+    );
+}
+
+/// The start of the month `time` is in.
+fn month_start(time: DateTime<Utc>) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(time.year(), time.month(), 1, 0, 0, 0)
+        .single()
+        .expect("the first of a month")
+}
+
+/// A one-step ladder (30 days): the step's record is filed by when the step began, this month;
+/// the owner then moves the same version's expiry back three days, so that the step began in
+/// the month before. Whatever today's date, both moments are past and remembered.
+async fn an_expiry_moved_back_across_a_month_end_is_not_reminded_again(ledger: TestLedger) {
+    let smtp = SmtpServer::start();
+    let identity = IdentityEndpoint::start();
+    let vault = FakeVault::start(&["kv-a"]);
+    let mut settings = ledger.settings(&smtp.url());
+    settings.extend(vault.settings(&["kv-a"], &identity));
+    set(&mut settings, "REMINDER_DAYS", "30");
+    set(&mut settings, "LEDGER_RETENTION_DAYS", "60");
+    let now = Utc::now();
+    let this_month = month_start(now);
+    let began = this_month + (now - this_month) / 2;
+    let moved = this_month - TimeDelta::days(2);
+    // The 30-day step begins 31 days before the expiry (when whole days left fall to 30).
+    let expiring = |step_began: DateTime<Utc>| {
+        let exp = step_began + TimeDelta::days(31);
+        json!({"vaults": {"kv-a": {"secrets": [
+            {"name": "db", "version": "v1", "exp": exp.timestamp()},
+        ]}}})
+    };
+    let handler = Handler::start(&pairs(&settings)).await;
+
+    vault.set(expiring(began));
+    let first = handler.timer().await;
+    vault.set(expiring(moved));
+    let after_the_move = handler.timer().await;
+
+    assert_eq!(first.status, 200, "{}", first.text);
+    assert_eq!(after_the_move.status, 200, "{}", after_the_move.text);
+    let summary = vault_summary(&after_the_move, 0);
+    assert_eq!(summary["duplicate"], json!(1), "{summary}");
+    let subjects = subjects(&smtp);
+    assert_eq!(subjects.len(), 1, "{subjects:?}");
+    assert!(
+        subjects[0].starts_with("Secret db in kv-a expires in"),
+        "{subjects:?}"
     );
 }

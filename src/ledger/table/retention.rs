@@ -3,14 +3,10 @@
 //! request, once everything in it is past the retention period. One instance an hour does it.
 
 use super::{TableLedger, rfc3339};
-use crate::ledger::{ActionKey, LedgerError};
+use crate::ledger::LedgerError;
 use chrono::{DateTime, Months, NaiveDate, TimeDelta, Utc};
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
-
-/// How far ahead of this instance's clock an event may be dated and still be filed by its date:
-/// clocks differ, but not by days.
-const AHEAD: TimeDelta = TimeDelta::days(1);
 
 /// Kept beyond a month's end plus retention before its table goes: an entry is written when its
 /// event arrives, after the event's own time.
@@ -20,16 +16,6 @@ const STRAGGLERS: TimeDelta = TimeDelta::days(1);
 const NEXT_TABLE: &str = "x-ms-continuation-NextTableName";
 
 impl TableLedger {
-    /// The table that holds `key` when claimed at `now`.
-    pub(super) fn table_for(&self, key: &ActionKey, now: DateTime<Utc>) -> String {
-        self.table_at(filing_of(key, now, self.retention))
-    }
-
-    /// The table of the month of `time`: `kvnotifyledger202611`.
-    pub(super) fn table_at(&self, time: DateTime<Utc>) -> String {
-        format!("{}{}", self.prefix, time.format("%Y%m"))
-    }
-
     /// Takes this hour's purge turn, if no other instance took it: the turn is an entity in
     /// this month's table (dropped with it), inserted by the first to ask.
     pub(super) async fn take_purge_turn(&self, now: DateTime<Utc>) -> Result<bool, LedgerError> {
@@ -129,28 +115,6 @@ impl TableLedger {
     }
 }
 
-/// When an entry counts as written, for filing: the event's own time, which every redelivery
-/// carries, wherever it lands. An event without a time, dated more than a day ahead, or older
-/// than the retention period (its month's table may be gone) is filed at `now`.
-/// The time `key` is filed by at `now`: a reminder step's by the start of its ladder's last
-/// step, even ahead (so its month's table outlives the ladder), an event's by its own time.
-fn filing_of(key: &ActionKey, now: DateTime<Utc>, retention: TimeDelta) -> DateTime<Utc> {
-    match key.kept_from(now) {
-        ahead if ahead > now => ahead,
-        _ => filing_time(key.event_time, now, retention),
-    }
-}
-
-fn filing_time(
-    event_time: Option<DateTime<Utc>>,
-    now: DateTime<Utc>,
-    retention: TimeDelta,
-) -> DateTime<Utc> {
-    event_time
-        .filter(|time| *time <= now + AHEAD && *time >= now - retention)
-        .unwrap_or(now)
-}
-
 /// The first moment of the month a ledger table is for: `prefix` and `YYYYMM`, nothing else
 /// (so another app's `kvnotifyledger2…` tables are not taken for ours).
 fn month_of_table(prefix: &str, table: &str) -> Option<DateTime<Utc>> {
@@ -168,47 +132,6 @@ mod tests {
 
     fn time(text: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(text).expect("a time").to_utc()
-    }
-
-    const WEEK: TimeDelta = TimeDelta::days(7);
-
-    #[test]
-    fn an_event_is_filed_by_its_own_time_on_every_redelivery() {
-        let event = Some(time("2026-10-31T23:59:00Z"));
-        let first = filing_time(event, time("2026-10-31T23:59:30Z"), WEEK);
-        let redelivered = filing_time(event, time("2026-11-01T20:00:00Z"), WEEK);
-        assert_eq!(first, redelivered);
-        assert_eq!(first.format("%Y%m").to_string(), "202610");
-    }
-
-    #[test]
-    fn an_undated_far_future_or_too_old_event_is_filed_at_arrival() {
-        let now = time("2026-11-23T10:00:00Z");
-        assert_eq!(filing_time(None, now, WEEK), now);
-        let ahead = Some(time("2027-06-01T00:00:00Z"));
-        assert_eq!(filing_time(ahead, now, WEEK), now);
-        let old = Some(time("2024-01-15T00:00:00Z"));
-        assert_eq!(filing_time(old, now, WEEK), now);
-        let slightly_ahead = time("2026-11-23T12:00:00Z");
-        assert_eq!(filing_time(Some(slightly_ahead), now, WEEK), slightly_ahead);
-    }
-
-    #[test]
-    fn a_reminder_step_is_filed_in_the_month_its_ladder_ends_from_first_to_last_run() {
-        let last_step = time("2027-02-10T00:00:00Z");
-        let key = |now: DateTime<Utc>| {
-            let step =
-                crate::event::EventKey::step("kv", crate::event::ObjectKind::Key, "k", "v", 60);
-            let key = ActionKey {
-                event: step,
-                action: crate::ledger::ActionKind::Email,
-                target: "a@b.c".to_owned(),
-                event_time: Some(last_step),
-            };
-            filing_of(&key, now, WEEK).format("%Y%m").to_string()
-        };
-        assert_eq!(key(time("2026-11-23T10:00:00Z")), "202702");
-        assert_eq!(key(time("2027-02-12T10:00:00Z")), "202702");
     }
 
     #[test]
