@@ -32,3 +32,4 @@ mod storage_faults;
 mod support;
 mod sweep;
 mod sweep_faults;
+mod upgrade;

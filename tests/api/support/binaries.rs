@@ -1,5 +1,6 @@
 //! The binaries under test: kv-notify itself (the packaged one when `KV_NOTIFY_PACKAGE` names an
-//! unpacked release zip, as `scripts/test` does) and the Key Vault stand-in.
+//! unpacked release zip, as `scripts/test` does), the previous release, and the Key Vault
+//! stand-in.
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -33,6 +34,20 @@ pub fn packaged_executable(package: &Path) -> PathBuf {
         "the package's host.json names {path}, which the package does not hold"
     );
     executable
+}
+
+/// The previous release's binary, which `KV_NOTIFY_PREVIOUS_RELEASE` names (`scripts/test`
+/// builds it from the commit it names): the upgrade tests hand its ledger to this build.
+pub fn previous_release_binary() -> PathBuf {
+    let binary = std::env::var_os("KV_NOTIFY_PREVIOUS_RELEASE").map(PathBuf::from);
+    match binary {
+        Some(binary) if binary.is_file() => binary,
+        _ => panic!(
+            "KV_NOTIFY_PREVIOUS_RELEASE does not name the previous release's kv-notify binary: \
+             run scripts/test, which builds it from the commit scripts/previous-release names \
+             (or build that commit and point KV_NOTIFY_PREVIOUS_RELEASE at its binary)"
+        ),
+    }
 }
 
 /// The Key Vault stand-in (the workspace member `vault-stand-in`), built beside the test binary

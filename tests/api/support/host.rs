@@ -173,6 +173,25 @@ impl Handler {
         Self::launch(app, command, &app_root(), settings, port_var)
     }
 
+    /// Starts another build of kv-notify (the previous release, say) as the host starts this
+    /// app.
+    pub async fn start_binary(binary: &Path, settings: &[(&str, &str)]) -> Self {
+        let app = FunctionApp::load();
+        let mut command = Command::new(binary);
+        command
+            .args(&app.arguments)
+            .current_dir(&app.working_directory);
+        let (handler, started) = Self::launch(
+            app,
+            command,
+            &app_root(),
+            settings,
+            "FUNCTIONS_CUSTOMHANDLER_PORT",
+        );
+        handler.wait_ready(started).await;
+        handler
+    }
+
     /// Starts the app unpacked at `dir` (a release zip's contents): the executable its
     /// host.json names, in the working directory it names, with `dir` as the app root.
     pub async fn start_app(dir: &Path, settings: &[(&str, &str)]) -> Self {
