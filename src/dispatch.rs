@@ -244,7 +244,7 @@ impl Dispatcher {
         sweep::place_event(&mut event, |expires| self.ladder_position(expires, now));
         let mut plan = self.config.routing.plan(&event);
         let acts = !plan.email_channels.is_empty() || !plan.webhooks.is_empty();
-        match self.vetted(&event, acts).await {
+        match self.vetted(&event, acts, deadline).await {
             Vetting::Skip(why) => {
                 tracing::info!(id = %event.id, %why, "expiry event not mailed");
                 let skipped =
@@ -254,6 +254,11 @@ impl Dispatcher {
             Vetting::Mail(Some(owners)) => {
                 event.tag_owners = Some(owners);
                 plan = self.config.routing.plan(&event);
+            }
+            Vetting::Retry(why) => {
+                let failed = Outcome::Failed(Failure::Transient(why));
+                let retry = ActionReport::new(ActionKind::Email, Vec::new(), failed);
+                return EventReport::key_vault(*event, vec![retry]);
             }
             Vetting::Mail(None) | Vetting::Unknown => {}
         }
@@ -271,10 +276,10 @@ impl Dispatcher {
     }
 
     /// What the vault says of an expiry event that would act (see [`Sweeper::vet`]).
-    async fn vetted(&self, event: &KeyVaultEvent, acts: bool) -> Vetting {
+    async fn vetted(&self, event: &KeyVaultEvent, acts: bool, deadline: Instant) -> Vetting {
         match (&self.sweeper, acts) {
             // Boxed, as acting is: reading the vault takes a large future every event would carry.
-            (Some(sweeper), true) => Box::pin(sweeper.vet(event)).await,
+            (Some(sweeper), true) => Box::pin(sweeper.vet(event, deadline)).await,
             _ => Vetting::Unknown,
         }
     }

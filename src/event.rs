@@ -316,17 +316,24 @@ fn timestamp(
         warnings.push(format!("ignored {key}: not a Unix timestamp"));
         return None;
     };
-    // Whole seconds: the cast saturates, and the range check below rejects what it clipped.
-    let parsed = DateTime::from_timestamp(seconds as i64, 0).filter(|t| SANE_DATES.contains(t));
+    // Whole seconds: the cast saturates, and the range check rejects what it clipped.
+    let parsed = sane_date(seconds as i64);
     if parsed.is_none() {
         warnings.push(format!(
-            "ignored {key}: {seconds} is not a date between {} and {}",
-            SANE_DATES.start().format("%Y"),
-            SANE_DATES.end().format("%Y")
+            "ignored {key}: {seconds} is not a date between {SANE_YEARS}"
         ));
     }
     parsed
 }
+
+/// The date `seconds` after the epoch, if it is one an `NBF` or `EXP` can sensibly hold (see
+/// [`SANE_DATES`]), from an event or a vault's list alike.
+pub fn sane_date(seconds: i64) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(seconds, 0).filter(|t| SANE_DATES.contains(t))
+}
+
+/// [`SANE_DATES`] in words, for the warnings that drop a date.
+pub const SANE_YEARS: &str = "1990 and 2200";
 
 /// The dates an `NBF` or `EXP` can sensibly hold; anything outside is a broken value (`NaN`
 /// read as 0, milliseconds sent as seconds), dropped with a warning rather than mailed as

@@ -66,8 +66,8 @@ fn lines(findings: &Findings<'_>, now: DateTime<Utc>) -> Vec<String> {
     if let Some(sweep) = findings.sweep {
         for why in &sweep.subscriptions_not_listed {
             lines.push(format!(
-                "Subscription {why}: its vaults were not swept. Give the app's identity the \
-                 Reader role on the subscription."
+                "Subscription {why}. Give the app's identity the Reader role on the \
+                 subscription."
             ));
         }
         for vault in sweep.vaults.iter().filter(|v| v.unread()) {
@@ -75,10 +75,27 @@ fn lines(findings: &Findings<'_>, now: DateTime<Utc>) -> Vec<String> {
                 Some(_) => " The blind-spot alert about it says how to fix it.",
                 None => " The next run tries again.",
             };
+            let more = match vault.more_errors {
+                0 => String::new(),
+                n => format!(" (and {n} more errors: the function's log names them)"),
+            };
             lines.push(format!(
-                "Vault {} was not read in full by today's sweep: {}.{fix}",
+                "Vault {} was not read in full by today's sweep: {}{more}.{fix}",
                 vault.vault,
                 grouped(&vault.errors)
+            ));
+        }
+        for vault in sweep.vaults.iter().filter(|v| !v.bad_dates.is_empty()) {
+            let more = match vault.more_bad_dates {
+                0 => String::new(),
+                n => format!(", and {n} more"),
+            };
+            lines.push(format!(
+                "Vault {} lists objects with dates kv-notify cannot use: {}{more}. They get no \
+                 reminders until their dates are set right (az keyvault secret set-attributes \
+                 --expires).",
+                vault.vault,
+                vault.bad_dates.join("; ")
             ));
         }
         if sweep.vaults.iter().any(|v| v.out_of_budget) {

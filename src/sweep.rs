@@ -11,7 +11,6 @@ mod events;
 mod ladder;
 mod owners;
 mod report;
-mod targets;
 mod vet;
 
 pub use ladder::{Ladder, Position};
@@ -27,36 +26,58 @@ use crate::identity::ManagedIdentity;
 use crate::ledger::Ledger;
 use crate::settings::SweepSettings;
 use crate::vault::{
-    Discovery, REQUESTS_PER_VAULT, Session, VaultClient, VaultError, VaultObject, VaultRef,
+    Discovery, REQUESTS_PER_VAULT, Session, VaultClient, VaultError, VaultObject, VaultRef, Watched,
 };
 use chrono::{DateTime, TimeDelta, Utc};
-use futures_util::{StreamExt, stream};
+use futures_util::{FutureExt, StreamExt, stream};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use tokio::sync::mpsc::Sender;
 use tokio::time::Instant;
 
 /// Vaults read at once: each has its own request budget, so this bounds only memory and
 /// connections.
 const VAULTS_AT_ONCE: usize = 32;
 
+/// Due objects listed and waiting for their version's lookup, per vault.
+const LOOKUPS_QUEUED: usize = 64;
+
 /// The sweep, built once at start-up when `VAULTS` or `SUBSCRIPTIONS` is set.
 pub struct Sweeper {
     client: VaultClient,
     settings: SweepSettings,
     owner_tag: OwnerTag,
-    /// With `SUBSCRIPTIONS`: the vaults Resource Manager lists.
-    discovery: Option<Discovery>,
-    /// The vaults the last discovery found, and when.
-    discovered: tokio::sync::Mutex<Option<(Instant, Vec<VaultRef>)>>,
+    /// The vaults of `VAULTS`, and those Resource Manager lists in `SUBSCRIPTIONS`.
+    watched: Watched,
     /// Where owner tags that named foreign addresses are kept for the health notice.
     ledger: Arc<dyn Ledger>,
 }
 
+impl Scan {
+    /// Notes an object whose dates are off the calendar (if it is one that would be reminded
+    /// of); `true` when its dates are usable.
+    fn note(&mut self, object: &VaultObject) -> bool {
+        let Some(why) = object.bad_date.as_deref() else {
+            return true;
+        };
+        if object.enabled && !object.managed {
+            let said = format!("{} {}: {why}", object.kind.as_str(), object.name);
+            report::keep(&mut self.bad_dates, &mut self.more_bad_dates, said);
+        }
+        false
+    }
+}
+
 /// What one vault's lists held that the caller kept, and what went wrong.
+#[derive(Default)]
 struct Scan {
     seen: usize,
     kept: Vec<VaultObject>,
     errors: Vec<(ObjectKind, VaultError)>,
+    /// Objects whose dates are off the calendar: the first few, and how many more.
+    bad_dates: Vec<String>,
+    more_bad_dates: usize,
 }
 
 impl Sweeper {
@@ -98,10 +119,9 @@ impl Sweeper {
         };
         Ok(Self {
             client,
-            settings,
             owner_tag,
-            discovery,
-            discovered: tokio::sync::Mutex::new(None),
+            watched: Watched::new(settings.vaults.clone(), discovery),
+            settings,
             ledger,
         })
     }
@@ -116,9 +136,9 @@ impl Sweeper {
     pub async fn run(&self, dispatcher: &Dispatcher, dry_run: bool) -> SweepReport {
         let started = Utc::now();
         let deadline = Instant::now() + self.settings.budget;
-        let targets = self.targets(deadline).await;
+        let targets = self.watched.all(deadline).await;
         let vaults = stream::iter(targets.vaults)
-            .map(|vault| self.sweep_vault(vault, dispatcher, deadline, dry_run))
+            .map(|vault| self.sweep_vault_alone(vault, dispatcher, deadline, dry_run))
             .buffered(VAULTS_AT_ONCE)
             .collect()
             .await;
@@ -133,7 +153,7 @@ impl Sweeper {
         let now = Utc::now();
         let horizon = now + TimeDelta::days(days);
         let deadline = Instant::now() + self.settings.budget;
-        let targets = self.targets(deadline).await;
+        let targets = self.watched.all(deadline).await;
         let mut rows: Vec<InventoryRow> = targets
             .unlisted
             .iter()
@@ -143,7 +163,7 @@ impl Sweeper {
             .map(|vault| async move {
                 let session = Session::new(vault);
                 let within = |o: &VaultObject| !o.managed && o.expires.is_none_or(|t| t <= horizon);
-                let scan = self.scan(&session, within, deadline).await;
+                let scan = self.scan(&session, within, None, deadline).await;
                 (session, scan)
             })
             .buffered(VAULTS_AT_ONCE)
@@ -188,6 +208,21 @@ impl Sweeper {
         rows
     }
 
+    /// Sweeps one vault; a bug that its data sets off (a panic) costs that vault alone.
+    async fn sweep_vault_alone(
+        &self,
+        vault: VaultRef,
+        dispatcher: &Dispatcher,
+        deadline: Instant,
+        dry_run: bool,
+    ) -> VaultSummary {
+        let name = vault.name.clone();
+        let swept = AssertUnwindSafe(self.sweep_vault(vault, dispatcher, deadline, dry_run))
+            .catch_unwind()
+            .await;
+        swept.unwrap_or_else(|panic| VaultSummary::crashed(&name, panic.as_ref()))
+    }
+
     async fn sweep_vault(
         &self,
         vault: VaultRef,
@@ -206,18 +241,13 @@ impl Sweeper {
                 })
         };
         // Each due object's version is looked up as soon as its page arrives, sharing the
-        // vault's request budget with the lists still being read.
-        let (found, mut found_rx) = tokio::sync::mpsc::unbounded_channel();
+        // vault's request budget with the lists still being read. The queue is short: a list
+        // whose due objects come faster than they are looked up waits for them.
+        let (found, mut found_rx) = tokio::sync::mpsc::channel(LOOKUPS_QUEUED);
         let listing = async {
             // Owned here, so that the lookups end once the lists are read.
             let found = found;
-            let pass_on = |object: &VaultObject| {
-                if due(object) {
-                    let _ = found.send(object.clone());
-                }
-                false
-            };
-            self.scan(&session, pass_on, deadline).await
+            self.scan(&session, due, Some(&found), deadline).await
         };
         let lookups = stream::poll_fn(|cx| found_rx.poll_recv(cx))
             .map(|object| session.looking_up(self.look_up(&session, object, deadline)))
@@ -226,10 +256,15 @@ impl Sweeper {
         let (scan, looked_up) = tokio::join!(listing, lookups);
         let blind_spot = blind_spot_event(vault, &scan.errors, now);
         let mut summary = VaultSummary::new(vault, scan.seen, &scan.errors);
+        summary.bad_dates = scan.bad_dates;
+        summary.more_bad_dates = scan.more_bad_dates;
         summary.due = looked_up.len();
-        let mut events = Vec::with_capacity(looked_up.len());
+        // Past the budget no reminder goes: none is made.
+        let in_time = dry_run || Instant::now() < deadline;
+        let mut events = Vec::new();
         for found in looked_up {
             match found {
+                Ok(_) if !in_time => {}
                 Ok((object, version, renews)) => {
                     let position = object.expires.map(|t| dispatcher.ladder_position(t, now));
                     let mut event =
@@ -242,7 +277,7 @@ impl Sweeper {
                 }
                 Err(error) => {
                     summary.failed += 1;
-                    summary.errors.push(error);
+                    summary.error(error);
                 }
             }
         }
@@ -264,24 +299,37 @@ impl Sweeper {
         summary
     }
 
-    /// Reads the vault's three lists at once, keeping the objects `keep` wants.
+    /// Reads the vault's three lists at once, keeping the objects `keep` wants (or, with a
+    /// `queue`, passing them on down it as they come: the lists wait while it is full), and
+    /// noting those whose dates are off the calendar.
     async fn scan(
         &self,
         session: &Session,
         keep: impl Fn(&VaultObject) -> bool,
+        queue: Option<&Sender<VaultObject>>,
         deadline: Instant,
     ) -> Scan {
         let list = |kind: ObjectKind| {
             let keep = &keep;
             async move {
-                let mut seen = 0;
-                let mut kept = Vec::new();
-                let listed = self.client.list(session, kind, |object| {
-                    seen += 1;
-                    if keep(&object) {
-                        kept.push(object);
+                let mut scan = Scan::default();
+                let listed = async {
+                    let mut objects = self.client.list(session, kind);
+                    while let Some(page) = objects.next().await? {
+                        scan.seen += page.len();
+                        for object in page {
+                            if !scan.note(&object) || !keep(&object) {
+                                continue;
+                            }
+                            match queue {
+                                // Closed only once the lookups are over: the budget ran out.
+                                Some(queue) => queue.send(object).await.unwrap_or_default(),
+                                None => scan.kept.push(object),
+                            }
+                        }
                     }
-                });
+                    Ok(())
+                };
                 let result = match tokio::time::timeout_at(deadline, listed).await {
                     Ok(result) => result,
                     Err(_) => Err(VaultError::Unexpected(
@@ -289,7 +337,10 @@ impl Sweeper {
                     )),
                 };
                 session.list_done();
-                (kind, seen, kept, result)
+                if let Err(error) = result {
+                    scan.errors.push((kind, error));
+                }
+                scan
             }
         };
         let (secrets, keys, certificates) = tokio::join!(
@@ -297,17 +348,15 @@ impl Sweeper {
             list(ObjectKind::Key),
             list(ObjectKind::Certificate)
         );
-        let mut scan = Scan {
-            seen: 0,
-            kept: Vec::new(),
-            errors: Vec::new(),
-        };
-        for (kind, seen, kept, result) in [secrets, keys, certificates] {
-            scan.seen += seen;
-            scan.kept.extend(kept);
-            if let Err(error) = result {
-                scan.errors.push((kind, error));
+        let mut scan = Scan::default();
+        for part in [secrets, keys, certificates] {
+            scan.seen += part.seen;
+            scan.kept.extend(part.kept);
+            scan.errors.extend(part.errors);
+            for said in part.bad_dates {
+                report::keep(&mut scan.bad_dates, &mut scan.more_bad_dates, said);
             }
+            scan.more_bad_dates += part.more_bad_dates;
         }
         scan
     }

@@ -10,9 +10,11 @@
 mod client;
 mod discovery;
 mod resolve;
+mod watched;
 
 pub use client::VaultClient;
 pub use discovery::Discovery;
+pub use watched::Watched;
 
 use crate::event::ObjectKind;
 use chrono::{DateTime, Utc};
@@ -27,6 +29,10 @@ const API_VERSION: &str = "7.5";
 
 /// Items per page: the most Key Vault gives.
 const PAGE_SIZE: &str = "25";
+
+/// Most pages read of one list: 50,000 objects at 25 a page. A list that goes on beyond it is
+/// a server that is not Key Vault, or broken.
+const MAX_PAGES: usize = 2_000;
 
 /// Requests in flight per vault: the lists of a vault's three kinds, plus three lookups of
 /// due objects' versions, so that most lookups are done by the time the longest list is
@@ -188,6 +194,9 @@ pub struct VaultObject {
     pub managed: bool,
     /// The object's tags.
     pub tags: BTreeMap<String, String>,
+    /// A date the list gave that is off the calendar (`exp -8300000000000 is not a date
+    /// between 1990 and 2200`), dropped from the fields above.
+    pub bad_date: Option<String>,
 }
 
 /// One version of an object.
@@ -203,6 +212,32 @@ pub struct Version {
     pub managed: bool,
     /// Its tags.
     pub tags: std::collections::BTreeMap<String, String>,
+}
+
+/// What an object's versions say: the newest, and the one asked for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Versions {
+    /// The newest version (the current one), by creation time.
+    pub newest: Option<Version>,
+    /// The version asked for, if listed.
+    pub wanted: Option<Version>,
+}
+
+impl Versions {
+    /// Takes in one listed version: kept when it is the newest so far (of two created in the
+    /// same second, the one listed last) or the one `wanted`.
+    fn see(&mut self, version: Version, wanted: Option<&str>) {
+        if wanted.is_some_and(|id| version.id.eq_ignore_ascii_case(id)) {
+            self.wanted = Some(version.clone());
+        }
+        if self
+            .newest
+            .as_ref()
+            .is_none_or(|newest| version.created >= newest.created)
+        {
+            self.newest = Some(version);
+        }
+    }
 }
 
 /// Why a vault (or one of its lists) could not be read.

@@ -98,7 +98,10 @@ impl Ladder {
             };
         };
         let last = self.steps[self.steps.len() - 1];
-        let kept_from = step_start(expires, last);
+        // Only a date at the very edge of the calendar has no start: nothing to remind of.
+        let Some(kept_from) = step_start(expires, last) else {
+            return Position::Past;
+        };
         if now - kept_from >= memory {
             return Position::Past;
         }
@@ -123,9 +126,10 @@ pub fn days_left(expires: DateTime<Utc>, now: DateTime<Utc>) -> i64 {
     (expires - now).num_seconds().div_euclid(86_400)
 }
 
-/// The moment an object expiring at `expires` enters `step`: when its days left fall to it.
-fn step_start(expires: DateTime<Utc>, step: i64) -> DateTime<Utc> {
-    expires - TimeDelta::days(step + 1)
+/// The moment an object expiring at `expires` enters `step`: when its days left fall to it;
+/// `None` when that moment is beyond the calendar.
+fn step_start(expires: DateTime<Utc>, step: i64) -> Option<DateTime<Utc>> {
+    expires.checked_sub_signed(TimeDelta::try_days(step.checked_add(1)?)?)
 }
 
 #[cfg(test)]
@@ -231,5 +235,18 @@ mod tests {
         for bad in ["", " , ", "7,x", "1.5", "99999", "-4000"] {
             assert!(Ladder::parse(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn an_expiry_at_the_edge_of_the_calendar_is_past_the_ladder_not_a_panic() {
+        let ladder = Ladder::parse("30,7,1").expect("a ladder");
+        let now = Utc::now();
+        let earliest = DateTime::<Utc>::MIN_UTC + TimeDelta::days(3);
+        assert_eq!(ladder.position(earliest, now, WEEK), Position::Past);
+        let latest = DateTime::<Utc>::MAX_UTC;
+        assert!(matches!(
+            ladder.position(latest, now, WEEK),
+            Position::Ahead { step: 30, .. }
+        ));
     }
 }

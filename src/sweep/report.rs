@@ -48,8 +48,19 @@ pub struct VaultSummary {
     /// With `--dry-run`: the mails that would go (one per reminder and recipient).
     #[serde(skip_serializing_if = "is_zero")]
     pub would_mail: usize,
-    /// Lists that could not be read, and why.
+    /// Lists that could not be read, and objects that could not be looked up, and why: the
+    /// first [`KEPT`].
     pub errors: Vec<String>,
+    /// Errors beyond those in `errors`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub more_errors: usize,
+    /// Objects listed with a date off the calendar, which get no reminders: the first
+    /// [`KEPT`], each with what was wrong.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bad_dates: Vec<String>,
+    /// Such objects beyond those in `bad_dates`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub more_bad_dates: usize,
     /// Whether the budget ran out before this vault was done.
     pub out_of_budget: bool,
     /// Requests sent to the vault.
@@ -62,6 +73,11 @@ pub struct VaultSummary {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub blind_spot_alert: Option<&'static str>,
 }
+
+/// Errors (and objects with bad dates) a summary names per vault; the rest are counted. A
+/// hostile or broken vault can fail every one of thousands of objects: the timer's answer and
+/// the health notice stay short.
+pub const KEPT: usize = 5;
 
 const FAILED: &str = "failed";
 const SENT: &str = "sent";
@@ -87,6 +103,15 @@ fn is_zero(n: &usize) -> bool {
     *n == 0
 }
 
+/// Pushes `item` onto `kept` while it holds fewer than [`KEPT`]; counts it in `more` after.
+pub(super) fn keep(kept: &mut Vec<String>, more: &mut usize, item: String) {
+    if kept.len() < KEPT {
+        kept.push(item);
+    } else {
+        *more += 1;
+    }
+}
+
 impl VaultSummary {
     /// The summary of a vault read, before its reminders went.
     pub fn new(vault: &VaultRef, objects: usize, errors: &[(ObjectKind, VaultError)]) -> Self {
@@ -104,6 +129,28 @@ impl VaultSummary {
     /// Whether some list was not read in full.
     pub fn unread(&self) -> bool {
         !self.errors.is_empty()
+    }
+
+    /// Adds an error: named among the first [`KEPT`], else counted.
+    pub fn error(&mut self, error: String) {
+        keep(&mut self.errors, &mut self.more_errors, error);
+    }
+
+    /// The summary of a vault whose sweep failed on a bug (a panic, with its message): that
+    /// vault's problem alone, said like a list error.
+    pub fn crashed(vault: &str, panic: &(dyn std::any::Any + Send)) -> Self {
+        let message = panic
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("no message");
+        Self {
+            vault: vault.to_owned(),
+            errors: vec![format!(
+                "kv-notify failed on this vault ({message}); the other vaults were swept"
+            )],
+            ..Self::default()
+        }
     }
 
     /// Counts the reminders' outcomes.
@@ -137,6 +184,18 @@ impl VaultSummary {
         for error in &self.errors {
             line.push_str(&format!("; NOT READ: {error}"));
         }
+        if self.more_errors > 0 {
+            line.push_str(&format!("; and {} more errors", self.more_errors));
+        }
+        for object in &self.bad_dates {
+            line.push_str(&format!("; UNUSABLE DATE: {object}"));
+        }
+        if self.more_bad_dates > 0 {
+            line.push_str(&format!(
+                "; and {} more objects with unusable dates",
+                self.more_bad_dates
+            ));
+        }
         if let Some(fate) = self.blind_spot_alert {
             line.push_str(&format!("; security contacts alerted: {fate}"));
         }
@@ -165,7 +224,10 @@ impl SweepReport {
     pub fn failed(&self) -> bool {
         !self.subscriptions_not_listed.is_empty()
             || !self.not_reached.is_empty()
-            || self.vaults.iter().any(|v| v.failed > 0)
+            || self
+                .vaults
+                .iter()
+                .any(|v| v.failed > 0 || !v.bad_dates.is_empty())
     }
 
     /// One line per vault, for the invocation log and the command line.
@@ -173,7 +235,7 @@ impl SweepReport {
         let mut lines: Vec<String> = self
             .subscriptions_not_listed
             .iter()
-            .map(|why| format!("subscription NOT LISTED (its vaults were not swept): {why}"))
+            .map(|why| format!("subscription NOT LISTED: {why}"))
             .collect();
         lines.extend(self.vaults.iter().map(VaultSummary::log_line));
         if self.vaults.iter().any(|v| v.out_of_budget) {

@@ -1,6 +1,5 @@
 //! Unit tests of how events and the sweep's reminders meet on the ladder.
 
-use super::targets::merge;
 use super::*;
 #[test]
 fn an_expiry_event_in_a_step_is_keyed_like_the_sweeps_reminder_of_it() {
@@ -22,6 +21,7 @@ fn an_expiry_event_in_a_step_is_keyed_like_the_sweeps_reminder_of_it() {
         not_before: None,
         managed: false,
         tags: Default::default(),
+        bad_date: None,
     };
     let expires = event.expires.expect("an expiry");
     let version = event.version.as_deref().map(str::to_uppercase);
@@ -49,23 +49,4 @@ fn an_event_off_the_ladder_keeps_its_own_id() {
         assert_eq!(event.key, key, "{event_type}");
         assert!(event.reminder.is_none());
     }
-}
-
-#[test]
-fn a_discovered_vault_already_in_vaults_is_kept_once_with_its_tags() {
-    let configured =
-        VaultRef::parse("https://kv-a.vault.azure.cn", "vault.azure.cn").expect("a URI");
-    let mut vaults = vec![configured.clone()];
-    let mut found_a = VaultRef::parse("KV-A", "vault.azure.cn").expect("a name");
-    found_a
-        .tags
-        .insert("owner".into(), "ann@contoso.com".into());
-    let found_b = VaultRef::parse("kv-b", "vault.azure.cn").expect("a name");
-
-    merge(&mut vaults, [found_a, found_b.clone()]);
-
-    assert_eq!(vaults.len(), 2);
-    assert_eq!(vaults[0].url, configured.url, "VAULTS says where it is");
-    assert_eq!(vaults[0].tags["owner"], "ann@contoso.com");
-    assert_eq!(vaults[1], found_b);
 }

@@ -5,6 +5,7 @@ use super::Sweeper;
 use crate::event::{EventType, KeyVaultEvent};
 use crate::vault::{Session, VaultError};
 use std::time::Duration;
+use tokio::time::Instant;
 
 /// Bound on the look: an alert waits no longer for it.
 const EVENT_LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -16,9 +17,13 @@ pub enum Vetting {
     Skip(String),
     /// Worth a mail; the owners its tags name, if it has an owner tag.
     Mail(Option<Vec<lettre::message::Mailbox>>),
-    /// Not asked (not an expiry event, or its vault is not swept), or no answer: the mail
-    /// goes to the rules' owners.
+    /// Not asked (not an expiry event, or its vault is not swept), or no answer from the
+    /// vault: the mail goes to the rules' owners.
     Unknown,
+    /// Whether its vault is watched could not be told before the invocation's deadline (the
+    /// subscriptions were still being listed): the event fails, for Event Grid to deliver it
+    /// again, rather than go to other recipients than its owners.
+    Retry(String),
 }
 
 impl Sweeper {
@@ -28,23 +33,28 @@ impl Sweeper {
     /// vault the sweep reads is asked (an event's URL never decides where a token goes), and
     /// a lookup that fails or is slow costs no alert: the mail goes, to the rules' owners. The
     /// version's tags, else its vault's, name its owners (`OWNER_TAG`).
-    pub async fn vet(&self, event: &KeyVaultEvent) -> Vetting {
-        self.look(event).await.unwrap_or(Vetting::Unknown)
+    pub async fn vet(&self, event: &KeyVaultEvent, deadline: Instant) -> Vetting {
+        self.look(event, deadline).await.unwrap_or(Vetting::Unknown)
     }
 
-    async fn look(&self, event: &KeyVaultEvent) -> Option<Vetting> {
+    async fn look(&self, event: &KeyVaultEvent, deadline: Instant) -> Option<Vetting> {
         let (EventType::NearExpiry(kind) | EventType::Expired(kind)) = event.event_type else {
             return None;
         };
         let name = event.vault.as_deref()?.to_lowercase();
         let (object, version) = (event.object.as_deref()?, event.version.as_deref()?);
-        let deadline = tokio::time::Instant::now() + EVENT_LOOKUP_TIMEOUT;
-        let Ok(vault) = tokio::time::timeout_at(deadline, self.vault_named(&name)).await else {
-            tracing::warn!(vault = %name, "no answer from Resource Manager within {} s: alerting the rules' owners", EVENT_LOOKUP_TIMEOUT.as_secs());
-            return None;
+        let vault = match self.watched.named(&name, deadline).await {
+            Ok(vault) => vault?,
+            Err(not_in_time) => {
+                tracing::warn!(vault = %name, "{not_in_time}: the event fails, to be delivered again");
+                return Some(Vetting::Retry(format!(
+                    "whether vault {name} is watched could not be told in time ({not_in_time})"
+                )));
+            }
         };
-        let session = Session::new(vault?);
-        let lookup = self.client.versions(&session, kind, object);
+        let session = Session::new(vault);
+        let deadline = deadline.min(Instant::now() + EVENT_LOOKUP_TIMEOUT);
+        let lookup = self.client.versions(&session, kind, object, Some(version));
         let versions = match tokio::time::timeout_at(deadline, lookup).await {
             Ok(Ok(versions)) => versions,
             Ok(Err(VaultError::NotFound)) => {
@@ -62,7 +72,7 @@ impl Sweeper {
                 return None;
             }
         };
-        let Some(this) = versions.iter().find(|v| v.id.eq_ignore_ascii_case(version)) else {
+        let Some(this) = versions.wanted else {
             return Some(Vetting::Skip(format!(
                 "version {version} no longer exists in vault {name}"
             )));
@@ -77,7 +87,7 @@ impl Sweeper {
                 "a certificate's own key or secret: the certificate's notices cover it".to_owned(),
             ));
         }
-        if let Some(newest) = versions.last().filter(|newest| newest.id != this.id) {
+        if let Some(newest) = versions.newest.filter(|newest| newest.id != this.id) {
             return Some(Vetting::Skip(format!(
                 "rotated: version {} is now the current one",
                 newest.id

@@ -1,17 +1,17 @@
 //! The HTTP side: authenticated GETs with Key Vault's backoff, and the JSON of its answers.
 
 use super::{
-    ANSWER_CAP, BACKOFF, BACKOFF_FLOOR, PAGE_SIZE, REQUESTS_PER_VAULT, Session, TIMEOUT,
-    VaultError, VaultObject, Version, id_parts, resolve,
+    ANSWER_CAP, BACKOFF, BACKOFF_FLOOR, MAX_PAGES, PAGE_SIZE, REQUESTS_PER_VAULT, Session, TIMEOUT,
+    VaultError, VaultObject, Version, Versions, id_parts, resolve,
 };
 use crate::event::ObjectKind;
 use crate::http::{self, Backoff};
 use crate::identity::ManagedIdentity;
-use chrono::DateTime;
 use reqwest::{StatusCode, Url};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::marker::PhantomData;
 use std::sync::atomic::Ordering;
 
 /// Reads vaults' metadata with the app's identity.
@@ -21,10 +21,98 @@ pub struct VaultClient {
     identity: ManagedIdentity,
 }
 
+/// A paged list being read, from a first URL on. Its `nextLink`s are followed on the vault
+/// alone (a token goes nowhere else), never twice to one page (a list that leads back to a page
+/// already read stops there), and for at most [`MAX_PAGES`] pages. A page is asked for only
+/// when the caller wants it.
+pub(super) struct Pager<'a, T> {
+    client: &'a VaultClient,
+    session: &'a Session,
+    next: Next,
+    read: HashSet<String>,
+    item: PhantomData<T>,
+}
+
+/// What a [`Pager`] reads next.
+enum Next {
+    Page(Url),
+    /// The page before was the last one.
+    Done,
+    /// The page before led somewhere it is not followed: said once that page is handed over.
+    Refused(VaultError),
+}
+
+/// The objects of one of a vault's lists, a page at a time.
+pub struct Objects<'a> {
+    pages: Pager<'a, Item>,
+    kind: ObjectKind,
+}
+
+impl<'a, T: serde::de::DeserializeOwned> Pager<'a, T> {
+    pub(super) fn new(client: &'a VaultClient, session: &'a Session, first: Url) -> Self {
+        Self {
+            client,
+            session,
+            read: HashSet::from([first.to_string()]),
+            next: Next::Page(first),
+            item: PhantomData,
+        }
+    }
+
+    /// The next page's items; `None` after the last page.
+    pub(super) async fn next(&mut self) -> Result<Option<Vec<T>>, VaultError> {
+        let url = match std::mem::replace(&mut self.next, Next::Done) {
+            Next::Page(url) => url,
+            Next::Done => return Ok(None),
+            Next::Refused(error) => return Err(error),
+        };
+        let page: Page<T> = self.client.get(self.session, url).await?;
+        if let Some(link) = page.next_link.filter(|link| !link.is_empty()) {
+            self.next = match self.follow(&link) {
+                Ok(url) => Next::Page(url),
+                Err(error) => Next::Refused(error),
+            };
+        }
+        Ok(Some(page.value))
+    }
+
+    fn follow(&mut self, link: &str) -> Result<Url, VaultError> {
+        let url = self.session.vault.follow(link)?;
+        if !self.read.insert(url.to_string()) {
+            return Err(VaultError::Unexpected(
+                "the list's nextLink leads back to a page already read: read up to there"
+                    .to_owned(),
+            ));
+        }
+        if self.read.len() > MAX_PAGES {
+            return Err(VaultError::Unexpected(format!(
+                "the list goes on past {MAX_PAGES} pages: read up to there"
+            )));
+        }
+        Ok(url)
+    }
+}
+
+impl Objects<'_> {
+    /// The next page's objects; `None` after the last page.
+    pub async fn next(&mut self) -> Result<Option<Vec<VaultObject>>, VaultError> {
+        let kind = self.kind;
+        let items = self.pages.next().await?;
+        Ok(items.map(|items| {
+            items
+                .into_iter()
+                .filter_map(|item| item.into_object(kind))
+                .collect()
+        }))
+    }
+}
+
+/// One page of a list: Key Vault's and Resource Manager's have the same shape.
 #[derive(Deserialize)]
-pub(super) struct Page {
-    #[serde(default)]
-    pub(super) value: Vec<Item>,
+#[serde(bound(deserialize = "T: Deserialize<'de>"))]
+pub(super) struct Page<T> {
+    #[serde(default = "Vec::new")]
+    pub(super) value: Vec<T>,
     #[serde(rename = "nextLink")]
     next_link: Option<String>,
 }
@@ -106,64 +194,49 @@ impl VaultClient {
         Ok(Self { http, identity })
     }
 
-    /// Lists every object of `kind` in the session's vault, page by page, handing each to
-    /// `each` (only one page is held at a time).
-    pub async fn list(
-        &self,
-        session: &Session,
-        kind: ObjectKind,
-        mut each: impl FnMut(VaultObject),
-    ) -> Result<(), VaultError> {
+    /// The objects of `kind` in the session's vault, read a page at a time as the caller asks
+    /// for them (see [`Objects::next`]): a slow caller slows the list, rather than objects
+    /// piling up.
+    pub fn list<'a>(&'a self, session: &'a Session, kind: ObjectKind) -> Objects<'a> {
         let mut url = session.vault.endpoint(&[kind.collection()]);
         url.query_pairs_mut().append_pair("maxresults", PAGE_SIZE);
-        loop {
-            let page: Page = self.get(session, url).await?;
-            for item in page.value {
-                if let Some(object) = item.into_object(kind) {
-                    each(object);
-                }
-            }
-            let Some(next) = page.next_link.filter(|link| !link.is_empty()) else {
-                return Ok(());
-            };
-            url = session.vault.follow(&next)?;
+        Objects {
+            pages: Pager::new(self, session, url),
+            kind,
         }
     }
 
-    /// The object's versions, oldest first, from its list of versions: metadata only, like
-    /// the lists, and readable with the same `list` permission.
+    /// Of the object's versions (its list of versions: metadata only, like the lists, and
+    /// readable with the same `list` permission), the newest and the one called `wanted`.
+    /// Only those two are kept while paging, however many versions there are.
     pub async fn versions(
         &self,
         session: &Session,
         kind: ObjectKind,
         name: &str,
-    ) -> Result<Vec<Version>, VaultError> {
+        wanted: Option<&str>,
+    ) -> Result<Versions, VaultError> {
         let mut url = session
             .vault
             .endpoint(&[kind.collection(), name, "versions"]);
         url.query_pairs_mut().append_pair("maxresults", PAGE_SIZE);
-        let mut versions = Vec::new();
-        loop {
-            let page: Page = self.get(session, url).await?;
-            for item in page.value {
+        let mut versions = Versions::default();
+        let mut pages = Pager::<Item>::new(self, session, url);
+        while let Some(items) = pages.next().await? {
+            for item in items {
                 let Some(id) = item.version(kind) else {
                     continue;
                 };
-                versions.push(Version {
+                let version = Version {
                     id,
                     created: item.attributes.created.unwrap_or(i64::MIN),
                     enabled: item.attributes.enabled.unwrap_or(true),
                     managed: item.managed.unwrap_or(false),
                     tags: item.tags.unwrap_or_default(),
-                });
-            }
-            match page.next_link.filter(|link| !link.is_empty()) {
-                None => break,
-                Some(next) => url = session.vault.follow(&next)?,
+                };
+                versions.see(version, wanted);
             }
         }
-        // Stable: of two versions created in the same second, the one listed last is newer.
-        versions.sort_by_key(|v| v.created);
         Ok(versions)
     }
 
@@ -174,10 +247,9 @@ impl VaultClient {
         kind: ObjectKind,
         name: &str,
     ) -> Result<String, VaultError> {
-        let versions = self.versions(session, kind, name).await?;
+        let versions = self.versions(session, kind, name, None).await?;
         versions
-            .into_iter()
-            .next_back()
+            .newest
             .map(|v| v.id)
             .ok_or_else(|| VaultError::Unexpected(format!("{name} has no versions")))
     }
@@ -326,15 +398,31 @@ impl Item {
 
     pub(super) fn into_object(self, kind: ObjectKind) -> Option<VaultObject> {
         let (name, _) = self.id_parts(kind)?;
-        let time = |t: Option<i64>| t.and_then(|s| DateTime::from_timestamp(s, 0));
+        // A date off the calendar (no vault sends one; a proxy or a broken server might) is
+        // dropped and said, as an event's is, rather than placed on the ladder.
+        let mut bad_dates = Vec::new();
+        let mut date = |field: &str, seconds: Option<i64>| {
+            let seconds = seconds?;
+            let date = crate::event::sane_date(seconds);
+            if date.is_none() {
+                bad_dates.push(format!(
+                    "{field} {seconds} is not a date between {}",
+                    crate::event::SANE_YEARS
+                ));
+            }
+            date
+        };
+        let expires = date("exp", self.attributes.exp);
+        let not_before = date("nbf", self.attributes.nbf);
         Some(VaultObject {
             kind,
             name,
             enabled: self.attributes.enabled.unwrap_or(true),
-            expires: time(self.attributes.exp),
-            not_before: time(self.attributes.nbf),
+            expires,
+            not_before,
             managed: self.managed.unwrap_or(false),
             tags: self.tags.unwrap_or_default(),
+            bad_date: (!bad_dates.is_empty()).then(|| bad_dates.join("; ")),
         })
     }
 }

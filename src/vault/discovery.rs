@@ -2,12 +2,16 @@
 //! in the subscriptions of `SUBSCRIPTIONS`, with its URI and its tags (the Reader role on the
 //! subscription is enough). The token is for Resource Manager and goes nowhere else.
 
+use super::client::Pager;
 use super::{Session, VaultClient, VaultError, VaultRef};
 use crate::identity::ManagedIdentity;
-use futures_util::future::join_all;
+use futures_util::{Stream, StreamExt, stream};
 use reqwest::Url;
 use serde::Deserialize;
 use std::collections::BTreeMap;
+
+/// Subscriptions listed at once (each listing is one request at a time, page after page).
+pub const SUBSCRIPTIONS_AT_ONCE: usize = 4;
 
 /// The Key Vault resource provider's API version: GA everywhere, including national clouds.
 const API_VERSION: &str = "2023-07-01";
@@ -21,23 +25,6 @@ pub struct Discovery {
     subscriptions: Vec<String>,
     /// The domain every vault's URI must lie under.
     vault_domain: String,
-}
-
-/// What one discovery found.
-#[derive(Debug, Default)]
-pub struct Discovered {
-    /// The vaults, in subscription order, each with its tags.
-    pub vaults: Vec<VaultRef>,
-    /// The subscriptions that could not be listed, and why.
-    pub failures: Vec<(String, VaultError)>,
-}
-
-#[derive(Deserialize)]
-struct Page {
-    #[serde(default)]
-    value: Vec<Resource>,
-    #[serde(rename = "nextLink")]
-    next_link: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -84,20 +71,21 @@ impl Discovery {
         format!("{}/", endpoint.origin().ascii_serialization())
     }
 
-    /// Every vault of every subscription, the subscriptions listed at once.
-    pub async fn vaults(&self) -> Discovered {
-        let lists = join_all(self.subscriptions.iter().map(|id| self.list(id))).await;
-        let mut discovered = Discovered::default();
-        for (id, list) in self.subscriptions.iter().zip(lists) {
-            match list {
-                Ok(vaults) => discovered.vaults.extend(vaults),
-                Err(error) => {
-                    tracing::error!(subscription = %id, %error, "cannot list the subscription's vaults");
-                    discovered.failures.push((id.clone(), error));
-                }
-            }
-        }
-        discovered
+    /// The subscriptions it lists.
+    pub fn subscriptions(&self) -> &[String] {
+        &self.subscriptions
+    }
+
+    /// The vaults of each subscription of `ids`, as each listing ends: at most
+    /// [`SUBSCRIPTIONS_AT_ONCE`] at a time, so that hundreds of subscriptions take as many
+    /// connections to Resource Manager, not hundreds.
+    pub fn lists<'a>(
+        &'a self,
+        ids: &'a [String],
+    ) -> impl Stream<Item = (String, Result<Vec<VaultRef>, VaultError>)> + 'a {
+        stream::iter(ids)
+            .map(move |id| async move { (id.clone(), self.list(id).await) })
+            .buffer_unordered(SUBSCRIPTIONS_AT_ONCE)
     }
 
     /// One subscription's vaults, page by page.
@@ -116,9 +104,9 @@ impl Discovery {
         url.query_pairs_mut()
             .append_pair("api-version", API_VERSION);
         let mut vaults = Vec::new();
-        loop {
-            let page: Page = self.client.get(&session, url).await?;
-            for resource in page.value {
+        let mut pages = Pager::<Resource>::new(&self.client, &session, url);
+        while let Some(resources) = pages.next().await? {
+            for resource in resources {
                 let uri = resource.properties.and_then(|p| p.vault_uri);
                 match uri
                     .as_deref()
@@ -136,10 +124,7 @@ impl Discovery {
                     }
                 }
             }
-            match page.next_link.filter(|link| !link.is_empty()) {
-                None => return Ok(vaults),
-                Some(next) => url = self.endpoint.follow(&next)?,
-            }
         }
+        Ok(vaults)
     }
 }

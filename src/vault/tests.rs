@@ -1,6 +1,6 @@
 //! Unit tests of the vault names, links and list items.
 
-use super::client::{Page, Policy, error_of};
+use super::client::{Item, Page, Policy, error_of};
 use super::*;
 use reqwest::Url;
 #[test]
@@ -61,7 +61,7 @@ fn a_next_link_is_followed_only_on_the_vault_itself() {
 
 #[test]
 fn list_items_become_objects_named_by_their_id() {
-    let page: Page = serde_json::from_str(
+    let page: Page<Item> = serde_json::from_str(
         r#"{"value":[
             {"id":"https://kv.vault.azure.net/secrets/db-password","attributes":{"enabled":false,"exp":1767225600},"tags":{"owner":"a@b.c"}},
             {"kid":"https://kv.vault.azure.net/keys/signing","attributes":{},"managed":true},
@@ -170,4 +170,28 @@ async fn lookups_get_what_the_lists_being_read_leave_of_the_vault_budget() {
     }
     assert_eq!(session.lookups.available_permits(), REQUESTS_PER_VAULT);
     assert_eq!(session.permits.available_permits(), REQUESTS_PER_VAULT);
+}
+
+#[test]
+fn a_date_off_the_calendar_is_dropped_and_said_not_taken_for_an_expiry() {
+    let page: Page<Item> = serde_json::from_str(
+        r#"{"value":[
+            {"id":"https://kv.vault.azure.net/secrets/odd","attributes":{"exp":-8300000000000,"nbf":99999999999999}},
+            {"id":"https://kv.vault.azure.net/secrets/fine","attributes":{"exp":1767225600}}
+        ]}"#,
+    )
+    .expect("a page");
+    let objects: Vec<VaultObject> = page
+        .value
+        .into_iter()
+        .filter_map(|i| i.into_object(ObjectKind::Secret))
+        .collect();
+    assert_eq!((objects[0].expires, objects[0].not_before), (None, None));
+    let said = objects[0].bad_date.as_deref().expect("the bad date said");
+    assert!(
+        said.contains("-8300000000000") && said.contains("1990"),
+        "{said}"
+    );
+    assert_eq!(objects[1].bad_date, None);
+    assert!(objects[1].expires.is_some());
 }

@@ -1,0 +1,258 @@
+//! The vaults kv-notify watches: those of `VAULTS`, and those Resource Manager lists in the
+//! subscriptions of `SUBSCRIPTIONS`.
+//!
+//! What a listing found is kept per subscription. A sweep lists every subscription again; an
+//! expiry event lists only what is stale (older than an hour) or never listed, one listing at a
+//! time for all the events that arrive meanwhile. A subscription that cannot be listed (no
+//! Reader role, Resource Manager down) keeps the vaults it held at its last listing and is asked
+//! again after a backoff, not at every event; the others are unaffected by it.
+
+use super::{Discovery, VaultError, VaultRef};
+use futures_util::StreamExt;
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How long an expiry event trusts a subscription's listing.
+const KEPT: Duration = Duration::from_secs(3600);
+
+/// After a subscription's listing failed, how long until it is asked again; doubled after each
+/// failure in a row, up to [`KEPT`].
+const FIRST_RETRY: Duration = Duration::from_secs(300);
+
+/// The vaults to watch.
+#[derive(Debug)]
+pub struct Watched {
+    /// `VAULTS`.
+    configured: Vec<VaultRef>,
+    /// With `SUBSCRIPTIONS`: Resource Manager's lists.
+    discovery: Option<Discovery>,
+    /// What each subscription's listing found, by subscription id. Held across a listing, so
+    /// that events arriving meanwhile wait for it rather than list again.
+    listings: tokio::sync::Mutex<HashMap<String, Listing>>,
+}
+
+/// One subscription, as last listed.
+#[derive(Debug, Default)]
+struct Listing {
+    /// The vaults of its last successful listing.
+    vaults: Vec<VaultRef>,
+    /// When that was.
+    listed: Option<Instant>,
+    /// Since the last success: why the last try failed, failures in a row, when to ask again.
+    failed: Option<(VaultError, u32, Instant)>,
+}
+
+/// The vaults a sweep reads.
+#[derive(Debug, Default)]
+pub struct Targets {
+    /// `VAULTS`, then what the subscriptions hold (a vault in both once, with the tags Resource
+    /// Manager gives it).
+    pub vaults: Vec<VaultRef>,
+    /// The subscriptions that could not be listed, each with why.
+    pub unlisted: Vec<String>,
+}
+
+/// An event's vault could not be told in time: the subscriptions were still being listed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("Resource Manager's list of the subscriptions' vaults did not come in time")]
+pub struct NotInTime;
+
+impl Watched {
+    /// The vaults of `VAULTS` (`configured`) and, with a `discovery`, of its subscriptions.
+    pub fn new(configured: Vec<VaultRef>, discovery: Option<Discovery>) -> Self {
+        let listings = discovery
+            .iter()
+            .flat_map(|d| d.subscriptions())
+            .map(|id| (id.clone(), Listing::default()))
+            .collect();
+        Self {
+            configured,
+            discovery,
+            listings: tokio::sync::Mutex::new(listings),
+        }
+    }
+
+    /// For a sweep: every subscription listed again, until `deadline`. A subscription that
+    /// fails keeps the vaults of its last listing, which are read too.
+    pub async fn all(&self, deadline: Instant) -> Targets {
+        let mut targets = Targets {
+            vaults: self.configured.clone(),
+            unlisted: Vec::new(),
+        };
+        let Some(discovery) = &self.discovery else {
+            return targets;
+        };
+        let Ok(mut listings) = tokio::time::timeout_at(deadline, self.listings.lock()).await else {
+            targets.unlisted = discovery
+                .subscriptions()
+                .iter()
+                .map(|id| {
+                    format!(
+                        "{id}: out of budget (SWEEP_BUDGET_SECS) before it was listed; its vaults \
+                         were not swept"
+                    )
+                })
+                .collect();
+            return targets;
+        };
+        let ids = discovery.subscriptions().to_vec();
+        list(discovery, &mut listings, &ids, deadline).await;
+        for id in &ids {
+            let listing = &listings[id];
+            merge(&mut targets.vaults, listing.vaults.iter().cloned());
+            if let Some((error, _, _)) = &listing.failed {
+                targets.unlisted.push(match listing.vaults.len() {
+                    0 => format!("{id}: {error}; its vaults were not swept"),
+                    n => {
+                        format!("{id}: {error}; the {n} vaults it held when last listed were swept")
+                    }
+                });
+            }
+        }
+        targets
+    }
+
+    /// For an expiry event: the vault named `name`, if kv-notify watches it. Subscriptions never
+    /// listed, listed over an hour ago, or due for another try after a failure are listed
+    /// first, until `deadline`. An event's own URL never decides where a token goes.
+    pub async fn named(
+        &self,
+        name: &str,
+        deadline: Instant,
+    ) -> Result<Option<VaultRef>, NotInTime> {
+        let Some(discovery) = &self.discovery else {
+            return Ok(self.configured.iter().find(|v| v.name == name).cloned());
+        };
+        let mut listings = tokio::time::timeout_at(deadline, self.listings.lock())
+            .await
+            .map_err(|_| NotInTime)?;
+        let now = Instant::now();
+        let due: Vec<String> = listings
+            .iter()
+            .filter(|(_, listing)| listing.due(now))
+            .map(|(id, _)| id.clone())
+            .collect();
+        if !due.is_empty() {
+            let listed = list(discovery, &mut listings, &due, deadline);
+            tokio::time::timeout_at(deadline, listed)
+                .await
+                .map_err(|_| NotInTime)?;
+        }
+        let mut vaults = self.configured.clone();
+        for id in discovery.subscriptions() {
+            merge(&mut vaults, listings[id].vaults.iter().cloned());
+        }
+        Ok(vaults.into_iter().find(|v| v.name == name))
+    }
+}
+
+impl Listing {
+    /// Whether an event should have this subscription listed now.
+    fn due(&self, now: Instant) -> bool {
+        match (&self.failed, self.listed) {
+            (Some((_, _, retry_at)), _) => now >= *retry_at,
+            (None, Some(listed)) => now.duration_since(listed) >= KEPT,
+            (None, None) => true,
+        }
+    }
+
+    fn succeeded(&mut self, vaults: Vec<VaultRef>) {
+        *self = Self {
+            vaults,
+            listed: Some(Instant::now()),
+            failed: None,
+        };
+    }
+
+    fn failed(&mut self, id: &str, error: VaultError) {
+        tracing::error!(subscription = %id, %error, "cannot list the subscription's vaults");
+        let failures = self.failed.as_ref().map_or(0, |(_, n, _)| *n) + 1;
+        let wait = FIRST_RETRY
+            .saturating_mul(1 << (failures - 1).min(8))
+            .min(KEPT);
+        self.failed = Some((error, failures, Instant::now() + wait));
+    }
+}
+
+/// Lists the subscriptions `ids`, a few at a time, until `deadline`, and keeps what each
+/// listing found; one not listed by then counts as failed.
+async fn list(
+    discovery: &Discovery,
+    listings: &mut HashMap<String, Listing>,
+    ids: &[String],
+    deadline: Instant,
+) {
+    let mut lists = discovery.lists(ids);
+    let mut pending: Vec<&String> = ids.iter().collect();
+    while let Ok(Some((id, found))) = tokio::time::timeout_at(deadline, lists.next()).await {
+        pending.retain(|p| **p != id);
+        let listing = listings.entry(id.clone()).or_default();
+        match found {
+            Ok(vaults) => listing.succeeded(vaults),
+            Err(error) => listing.failed(&id, error),
+        }
+    }
+    for id in pending {
+        let out_of_time = VaultError::Unexpected("out of time before it was listed".to_owned());
+        listings
+            .entry(id.clone())
+            .or_default()
+            .failed(id, out_of_time);
+    }
+}
+
+/// Adds `found` to `vaults`; a vault already there by name takes the tags found.
+pub fn merge(vaults: &mut Vec<VaultRef>, found: impl IntoIterator<Item = VaultRef>) {
+    for vault in found {
+        match vaults.iter_mut().find(|v| v.name == vault.name) {
+            Some(known) => known.tags = vault.tags,
+            None => vaults.push(vault),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_discovered_vault_already_in_vaults_is_kept_once_with_its_tags() {
+        let configured =
+            VaultRef::parse("https://kv-a.vault.azure.cn", "vault.azure.cn").expect("a URI");
+        let mut vaults = vec![configured.clone()];
+        let mut found_a = VaultRef::parse("KV-A", "vault.azure.cn").expect("a name");
+        found_a
+            .tags
+            .insert("owner".into(), "ann@contoso.com".into());
+        let found_b = VaultRef::parse("kv-b", "vault.azure.cn").expect("a name");
+
+        merge(&mut vaults, [found_a, found_b.clone()]);
+
+        assert_eq!(vaults.len(), 2);
+        assert_eq!(vaults[0].url, configured.url, "VAULTS says where it is");
+        assert_eq!(vaults[0].tags["owner"], "ann@contoso.com");
+        assert_eq!(vaults[1], found_b);
+    }
+
+    #[test]
+    fn a_failed_subscription_waits_longer_after_each_failure_and_never_past_an_hour() {
+        let mut listing = Listing::default();
+        let now = Instant::now();
+        assert!(listing.due(now), "never listed");
+        let waits: Vec<Duration> = (0..10)
+            .map(|_| {
+                listing.failed("sub", VaultError::NotFound);
+                let (_, _, retry_at) = listing.failed.as_ref().expect("failed");
+                retry_at.duration_since(Instant::now())
+            })
+            .collect();
+        assert!(waits[0] > Duration::from_secs(290) && waits[0] <= FIRST_RETRY);
+        assert!(waits[1] > Duration::from_secs(590));
+        assert!(waits.iter().all(|w| *w <= KEPT));
+        assert!(!listing.due(Instant::now()));
+        listing.succeeded(Vec::new());
+        assert!(!listing.due(Instant::now()), "just listed");
+        assert!(listing.failed.is_none());
+    }
+}
