@@ -1,6 +1,7 @@
 //! Unit tests of how events and the sweep's reminders meet on the ladder.
 
 use super::*;
+
 #[test]
 fn an_expiry_event_in_a_step_is_keyed_like_the_sweeps_reminder_of_it() {
     let now = Utc::now();
@@ -49,4 +50,19 @@ fn an_event_off_the_ladder_keeps_its_own_id() {
         assert_eq!(event.key, key, "{event_type}");
         assert!(event.reminder.is_none());
     }
+}
+
+#[test]
+fn a_vault_whose_sweep_failed_on_a_bug_is_reported_with_its_message() {
+    let panic =
+        std::panic::catch_unwind(|| panic!("overflow in {}", "the ladder")).expect_err("a panic");
+
+    let summary = VaultSummary::crashed("kv-a", panic.as_ref());
+
+    assert!(summary.unread(), "said like a list error");
+    assert!(
+        summary.errors[0].contains("(overflow in the ladder)"),
+        "{:?}",
+        summary.errors
+    );
 }

@@ -13,6 +13,7 @@ mod exactly_once;
 mod graph_mail;
 mod health;
 mod host_emulator;
+mod hostile_vaults;
 mod http_policy;
 mod identity;
 mod ledger_faults;

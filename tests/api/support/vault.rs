@@ -87,6 +87,14 @@ impl FakeVault {
             .collect()
     }
 
+    /// TLS connections opened to the stand-in so far (any host).
+    pub fn connections(&self) -> u64 {
+        std::fs::read_to_string(self.path("requests.log.connections"))
+            .ok()
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
     /// Requests for anything but lists, versions and certificates (a secret's value above all).
     pub fn violations(&self) -> Vec<String> {
         std::fs::read_to_string(self.path("requests.log.violations"))

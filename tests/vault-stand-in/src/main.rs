@@ -26,8 +26,14 @@
 //!  "deny": {"kv-b": "ForbiddenByRbac"},                      // 403 with that inner error code
 //!  "listOnly": ["kv-c"],
 //!  "throttle": {"kv-a": {"count": 3, "retryAfter": 1}},      // the next 3 requests get 429
-//!  "redirect": {"kv-a": "https://elsewhere/"}}               // 307 to that Location
+//!  "redirect": {"kv-a": "https://elsewhere/"},              // 307 to that Location
+//!  "hostile": {"kv-a": {"pageSize": 2000, "loop": true, "endless": true, "loopVersions": true}}}
 //! ```
+//! A vault in `hostile` answers as no Key Vault does, for the tests of what kv-notify bears:
+//! `pageSize` items a page whatever `maxresults` says; with `loop`, every page of its three
+//! lists has a nextLink back to that page; with `endless`, those lists never end: past the last
+//! object they start again, each round's names suffixed `-1`, `-2`, ... (objects no vault
+//! holds); with `loopVersions`, every page of an object's versions leads back to itself.
 //! The host management.localhost stands in for Azure Resource Manager (tokens for
 //! `https://management.localhost:PORT`):
 //! `GET /subscriptions/{id}/providers/Microsoft.KeyVault/vaults?api-version=…` lists the vaults
@@ -90,6 +96,18 @@ struct Data {
     throttle: HashMap<String, Throttle>,
     redirect: HashMap<String, String>,
     subscriptions: HashMap<String, Subscription>,
+    hostile: HashMap<String, Hostile>,
+}
+
+/// How a vault in `hostile` misbehaves.
+#[derive(Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct Hostile {
+    page_size: Option<usize>,
+    #[serde(rename = "loop")]
+    loops: bool,
+    endless: bool,
+    loop_versions: bool,
 }
 
 #[derive(Clone, Default, Deserialize)]
@@ -363,16 +381,35 @@ impl Server {
             state.by_name.get(&key).map(|at| &objects(kind)[*at])
         };
         let base = format!("https://{vault}.vault.localhost:{}", self.port);
+        let hostile = data.hostile.get(vault).cloned().unwrap_or_default();
         match parts[..] {
             [kind] if KINDS.contains(&kind) => {
-                let page = page(&base, kind, objects(kind), &query, kind, false);
-                reply(StatusCode::OK, page)
+                let list = List {
+                    base: &base,
+                    kind,
+                    path: kind,
+                    with_version: false,
+                    hostile: &hostile,
+                };
+                reply(StatusCode::OK, list.page(objects(kind), &query, target))
             }
             [kind, name, "versions"] if KINDS.contains(&kind) => match find(kind, name) {
                 Some(object) => {
                     let all = versions(object);
                     let path = format!("{kind}/{name}/versions");
-                    reply(StatusCode::OK, page(&base, kind, &all, &query, &path, true))
+                    let hostile = Hostile {
+                        page_size: hostile.page_size,
+                        loops: hostile.loop_versions,
+                        ..Hostile::default()
+                    };
+                    let list = List {
+                        base: &base,
+                        kind,
+                        path: &path,
+                        with_version: true,
+                        hostile: &hostile,
+                    };
+                    reply(StatusCode::OK, list.page(&all, &query, target))
                 }
                 None => reply(StatusCode::NOT_FOUND, error("NotFound", "no such object")),
             },
@@ -394,7 +431,7 @@ impl Server {
                     "EmailContacts"
                 };
                 let bundle = Bundle {
-                    item: item(&base, "certificates", certificate, true),
+                    item: item(&base, "certificates", certificate, &certificate.name, true),
                     cer: "MIIBszCCAVmgAwIBAgIU",
                     policy: json!({
                         "id": format!("{base}/certificates/{name}/policy"),
@@ -650,8 +687,15 @@ struct Page<'a> {
     next_link: Option<String>,
 }
 
-fn item<'a>(base: &str, kind: &str, object: &'a Object, with_version: bool) -> Item<'a> {
-    let mut url = format!("{base}/{kind}/{}", object.name);
+/// An object as a list shows it, under `name` (its own, or an endless list's round of it).
+fn item<'a>(
+    base: &str,
+    kind: &str,
+    object: &'a Object,
+    name: &str,
+    with_version: bool,
+) -> Item<'a> {
+    let mut url = format!("{base}/{kind}/{name}");
     if with_version {
         url = format!("{url}/{}", version_of(object));
     }
@@ -678,27 +722,54 @@ fn item<'a>(base: &str, kind: &str, object: &'a Object, with_version: bool) -> I
     }
 }
 
-fn page<'a>(
-    base: &str,
-    kind: &str,
-    objects: &'a [Object],
-    query: &HashMap<String, String>,
-    path: &str,
+/// One of a vault's paged lists.
+struct List<'a> {
+    base: &'a str,
+    kind: &'a str,
+    /// The list's path, for its nextLinks.
+    path: &'a str,
     with_version: bool,
-) -> Page<'a> {
-    let number = |name: &str| query.get(name).and_then(|s| s.parse::<usize>().ok());
-    let size = number("maxresults").unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
-    let start = number("$skiptoken").unwrap_or(0);
-    let value = objects
-        .iter()
-        .skip(start)
-        .take(size)
-        .map(|o| item(base, kind, o, with_version))
-        .collect();
-    let following = start + size;
-    let next_link = (following < objects.len())
-        .then(|| format!("{base}/{path}?api-version=7.5&$skiptoken={following}&maxresults={size}"));
-    Page { value, next_link }
+    hostile: &'a Hostile,
+}
+
+impl List<'_> {
+    /// The page of `objects` the query asks for (`$skiptoken` is where it starts).
+    fn page<'o>(
+        &self,
+        objects: &'o [Object],
+        query: &HashMap<String, String>,
+        target: &str,
+    ) -> Page<'o> {
+        let number = |name: &str| query.get(name).and_then(|s| s.parse::<usize>().ok());
+        let asked = number("maxresults").unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
+        let size = self.hostile.page_size.unwrap_or(asked);
+        let start = number("$skiptoken").unwrap_or(0);
+        let end = match self.hostile.endless {
+            true if !objects.is_empty() => start + size,
+            _ => objects.len().min(start + size),
+        };
+        let value = (start..end)
+            .map(|at| {
+                let (object, round) = (&objects[at % objects.len()], at / objects.len());
+                let name = match round {
+                    0 => object.name.clone(),
+                    n => format!("{}-{n}", object.name),
+                };
+                item(self.base, self.kind, object, &name, self.with_version)
+            })
+            .collect();
+        let (base, path) = (self.base, self.path);
+        let next_link = if self.hostile.loops {
+            Some(format!("{base}{target}"))
+        } else if end < objects.len() || (self.hostile.endless && !objects.is_empty()) {
+            Some(format!(
+                "{base}/{path}?api-version=7.5&$skiptoken={end}&maxresults={asked}"
+            ))
+        } else {
+            None
+        };
+        Page { value, next_link }
+    }
 }
 
 fn tls_config(cert: &str, key: &str) -> rustls::ServerConfig {
