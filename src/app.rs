@@ -52,7 +52,13 @@ enum Command {
         now: Option<chrono::DateTime<chrono::Utc>>,
     },
     /// Validate settings, rules and templates, and print the effective routing.
-    Check,
+    ///
+    /// Example: `kv-notify check --strict` in a pipeline, before publishing.
+    Check {
+        /// Exit non-zero on a warning too (a misspelt setting, alerts that reach nobody).
+        #[arg(long)]
+        strict: bool,
+    },
     /// Print which rules match the events in the files and who would be notified; sends
     /// nothing.
     Explain {
@@ -125,14 +131,14 @@ async fn serve(default_port: u16) -> anyhow::Result<ExitCode> {
     // Under the host, the app settings are the environment; started by hand, the settings file
     // `func start` would read, so that `check` and the server agree.
     let (values, source) = match under_host {
-        Some(_) => (std::env::vars().collect(), "the environment"),
+        Some(_) => (settings::Values::environment(), "the environment"),
         None => (
-            settings::local_settings(Path::new(LOCAL_SETTINGS))?,
+            settings::Values::local(Path::new(LOCAL_SETTINGS))?,
             "local.settings.json and the environment",
         ),
     };
     tracing::info!("settings from {source}");
-    let config = Config::load(|name| values.get(name).cloned())?;
+    let config = Config::from_values(&values)?;
     let port = under_host.unwrap_or(default_port);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
@@ -194,9 +200,15 @@ async fn run_cli(command: Command) -> anyhow::Result<ExitCode> {
             let dispatcher = start(config, Arc::new(RedbLedger::in_memory()))?.with_clock(clock);
             replay::replay(&dispatcher, &files).await?
         }
-        Command::Check => {
+        Command::Check { strict } => {
             inspect::check(&config);
-            true
+            let warnings = config.warnings().len();
+            if strict && warnings > 0 {
+                cli::emit(format_args!(
+                    "check --strict: {warnings} warning(s), see above"
+                ));
+            }
+            !strict || warnings == 0
         }
         Command::Explain { files } => inspect::explain(&config, &files)?,
         Command::Purge => {

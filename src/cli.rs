@@ -27,8 +27,8 @@ use std::path::{Path, PathBuf};
 /// Loads the configuration from `local.settings.json` in the working directory and the
 /// environment.
 pub fn load_config() -> anyhow::Result<Result<Config, ConfigError>> {
-    let values = crate::settings::local_settings(Path::new("local.settings.json"))?;
-    Ok(Config::load(|name| values.get(name).cloned()))
+    let values = crate::settings::Values::local(Path::new("local.settings.json"))?;
+    Ok(Config::from_values(&values))
 }
 
 /// Reads a `--now` value: RFC 3339 (`2027-01-31T09:00:00Z`) or a date (`2027-01-31`, midnight

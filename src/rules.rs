@@ -193,6 +193,33 @@ impl Routing {
         plan
     }
 
+    /// Whether some rule sends mail: to the owners (whose addresses an owner tag may give), or
+    /// to a channel with addresses.
+    pub fn sends_mail(&self) -> bool {
+        self.rules.iter().flat_map(|rule| &rule.notify).any(|name| {
+            name == OWNERS
+                || self
+                    .channels
+                    .get(name)
+                    .is_some_and(|channel| !channel.emails.is_empty())
+        })
+    }
+
+    /// Whether some rule sends events of `event_type` somewhere (to some vaults, objects or
+    /// steps at least).
+    pub fn routes(&self, event_type: EventType) -> bool {
+        self.rules
+            .iter()
+            .any(|rule| rule.events.contains(&event_type))
+    }
+
+    /// The channels that post to a webhook, by name.
+    pub fn webhooks(&self) -> impl Iterator<Item = (&str, &Webhook)> {
+        self.channels
+            .iter()
+            .filter_map(|(name, channel)| Some((name.as_str(), channel.webhook.as_ref()?)))
+    }
+
     /// Whether the rules file names owners.
     pub fn has_owner_entries(&self) -> bool {
         !self.owners.is_empty()

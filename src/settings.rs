@@ -7,6 +7,7 @@
 mod acs;
 mod ledger;
 mod mail;
+mod spelling;
 mod sweep;
 
 use crate::ledger::Account;
@@ -18,8 +19,8 @@ use lettre::message::Mailbox;
 use lettre::transport::smtp::AsyncSmtpTransport;
 pub use mail::{AcsAuth, AcsSettings, Identity, MailRoute};
 use secrecy::{ExposeSecret, SecretString};
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+pub use spelling::Values;
+use std::path::PathBuf;
 use std::time::Duration;
 pub use sweep::SweepSettings;
 
@@ -85,6 +86,11 @@ pub struct Settings {
     pub ladder: Ladder,
     /// The expiry sweep, when `VAULTS` is set.
     pub sweep: Option<SweepSettings>,
+    /// Whether the app runs in Azure (`WEBSITE_INSTANCE_ID` is set).
+    pub in_azure: bool,
+    /// Whether `MAIL_TRANSPORT=outbox` asks for the outbox by name (rather than it being what
+    /// is left when no transport is set).
+    pub outbox_chosen: bool,
 }
 
 impl Settings {
@@ -240,6 +246,9 @@ impl Settings {
             templates_dir,
             ladder: sweep::ladder(&get, &mut problems),
             sweep: sweep::sweep(&get, &mut problems),
+            in_azure: get(name::WEBSITE_INSTANCE_ID).is_some(),
+            outbox_chosen: get(name::MAIL_TRANSPORT)
+                .is_some_and(|t| t.eq_ignore_ascii_case("outbox")),
         };
         (settings, problems)
     }
@@ -260,28 +269,6 @@ impl Settings {
         }
         warnings
     }
-}
-
-/// Reads `Values` from a `local.settings.json` file, as `func start` does, with the process
-/// environment taking precedence. A missing file yields the environment alone.
-pub fn local_settings(path: &Path) -> anyhow::Result<HashMap<String, String>> {
-    let mut values = HashMap::new();
-    if path.exists() {
-        let text = std::fs::read_to_string(path)?;
-        let json: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("{}: not valid JSON: {e}", path.display()))?;
-        if let Some(map) = json.get("Values").and_then(|v| v.as_object()) {
-            for (key, value) in map {
-                let text = match value {
-                    serde_json::Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                };
-                values.insert(key.clone(), text);
-            }
-        }
-    }
-    values.extend(std::env::vars());
-    Ok(values)
 }
 
 /// Adds `mailbox` to a recipient list unless its address is there already. Domains are

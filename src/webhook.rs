@@ -114,6 +114,15 @@ impl Webhook {
     }
 }
 
+impl Webhook {
+    /// Whether the URL is an Office 365 connector's (`*.webhook.office.com`), which Microsoft
+    /// is retiring in favour of Teams Workflows.
+    pub fn is_office_connector(&self) -> bool {
+        let host = self.host.to_ascii_lowercase();
+        host == "webhook.office.com" || host.ends_with(".webhook.office.com")
+    }
+}
+
 /// Posts alerts to webhooks. The HTTP client (and its TLS roots) is built on first use, so
 /// that start-up, which the host waits on, does not pay for it.
 pub struct WebhookClient {

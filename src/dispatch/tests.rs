@@ -42,13 +42,8 @@ impl WebhookTransport for Retired {
 }
 
 fn dispatcher(settings: &[(&str, &str)]) -> (Dispatcher, Arc<Recording>) {
-    let config = Config::load(|name| {
-        settings
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| (*v).to_owned())
-    })
-    .expect("valid settings");
+    let values = crate::settings::Values::from_pairs([], settings.iter().copied());
+    let config = Config::from_values(&values).expect("valid settings");
     let mail = Arc::new(Recording::default());
     let deliverer = Deliverer::new(
         Arc::new(RedbLedger::in_memory()),

@@ -82,7 +82,61 @@ pub const REMINDER_DAYS: &str = "REMINDER_DAYS";
 pub const SWEEP_BUDGET_SECS: &str = "SWEEP_BUDGET_SECS";
 /// What Key Vault tokens are for (a national cloud's Key Vault service).
 pub const KEY_VAULT_RESOURCE: &str = "KEY_VAULT_RESOURCE";
+/// The daily sweep's NCRONTAB schedule, read by the host from the timer's binding.
+pub const SWEEP_SCHEDULE: &str = "SWEEP_SCHEDULE";
 /// The tag that names an object's owners.
 pub const OWNER_TAG: &str = "OWNER_TAG";
 /// Domains an owner tag's addresses may be in, beyond those the configuration mails.
 pub const OWNER_TAG_DOMAINS: &str = "OWNER_TAG_DOMAINS";
+
+/// Every setting kv-notify reads that a user sets: what a misspelt name is compared with.
+pub const OWN: &[&str] = &[
+    ALERT_WEBHOOK_URL,
+    ACS_ENDPOINT,
+    ACS_CONNECTION_STRING,
+    ACS_SENDER,
+    AZURE_CLIENT_ID,
+    GRAPH_ENDPOINT,
+    GRAPH_SENDER,
+    MAIL_TRANSPORT,
+    SMTP_AUTH,
+    SMTP_OAUTH_RESOURCE,
+    DEADLINE_SECS,
+    LEDGER,
+    LEDGER_PATH,
+    LEDGER_TABLE,
+    LEDGER_RETENTION_DAYS,
+    MAIL_FROM,
+    OUTBOX_DIR,
+    OWNER_EMAILS,
+    RULES_FILE,
+    SECURITY_EMAILS,
+    SMTP_POOL,
+    SMTP_TIMEOUT_SECS,
+    SMTP_URL,
+    TEMPLATES_DIR,
+    WEBHOOK_TIMEOUT_SECS,
+    VAULTS,
+    SUBSCRIPTIONS,
+    ARM_ENDPOINT,
+    REMINDER_DAYS,
+    SWEEP_BUDGET_SECS,
+    KEY_VAULT_RESOURCE,
+    OWNER_TAG,
+    OWNER_TAG_DOMAINS,
+    SWEEP_SCHEDULE,
+];
+
+/// Settings the platform sets, which kv-notify reads but nobody types.
+pub const PLATFORM: &[&str] = &[
+    FUNCTIONS_APP_ROOT_PATH,
+    HOME,
+    AZURE_WEB_JOBS_STORAGE,
+    STORAGE_ACCOUNT_NAME,
+    STORAGE_TABLE_URI,
+    STORAGE_CREDENTIAL,
+    STORAGE_CLIENT_ID,
+    IDENTITY_ENDPOINT,
+    IDENTITY_HEADER,
+    WEBSITE_INSTANCE_ID,
+];

@@ -1,6 +1,7 @@
 //! Settings: defaults, every problem at once, and where state lives.
 
 use super::*;
+use std::collections::HashMap;
 
 fn load(pairs: &[(&str, &str)]) -> Result<Settings, Vec<String>> {
     let map: HashMap<String, String> = pairs

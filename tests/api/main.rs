@@ -25,6 +25,7 @@ mod rendering;
 mod replay;
 mod resilience;
 mod routing;
+mod setting_mistakes;
 mod shared_ledger;
 mod slow_clients;
 mod smtp_failures;
