@@ -53,7 +53,7 @@ impl Config {
         let get = |name: &str| values.get(name);
         // Invalid settings fall back to defaults here, so that the rules and templates are
         // still checked and one run lists every problem.
-        let (settings, mut problems) = Settings::parse(&get);
+        let (settings, mut problems) = Settings::parse(get);
         let routing = match &settings.rules_file {
             Some(path) if path.is_file() => Routing::load(path, &settings)
                 .map_err(|e| problems.extend(e))
