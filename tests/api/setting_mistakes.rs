@@ -107,7 +107,7 @@ fn each_misspelt_setting_gets_exactly_one_suggestion_in_check_and_at_start_up() 
                 .filter(|l| l.contains("did you mean"))
                 .collect();
             assert_eq!(suggestions.len(), 1, "{typed}: {text}");
-            assert!(suggestions[0].contains(&format!("{typed}")), "{text}");
+            assert!(suggestions[0].contains(typed), "{text}");
             assert!(
                 suggestions[0].contains(&format!("did you mean {meant}?")),
                 "{text}"
