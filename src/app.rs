@@ -61,10 +61,16 @@ enum Command {
     },
     /// Print which rules match the events in the files and who would be notified; sends
     /// nothing.
+    ///
+    /// Example: `kv-notify explain examples/events/ --now 2027-01-31`.
     Explain {
         /// Event files or directories.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Count days left from this time (RFC 3339, or a date) instead of each event's own
+        /// eventTime, as `replay --now` does.
+        #[arg(long, value_parser = cli::parse_time)]
+        now: Option<chrono::DateTime<chrono::Utc>>,
     },
     /// Delete what the ledger keeps beyond LEDGER_RETENTION_DAYS now, as the server does each
     /// hour, and print how much went.
@@ -210,7 +216,10 @@ async fn run_cli(command: Command) -> anyhow::Result<ExitCode> {
             }
             !strict || warnings == 0
         }
-        Command::Explain { files } => inspect::explain(&config, &files)?,
+        Command::Explain { files, now } => {
+            let clock = now.map_or(Clock::EventTime, Clock::At);
+            inspect::explain(&config, &files, clock)?
+        }
         Command::Purge => {
             let ledger = open_ledger(&config.settings).await?;
             let cutoff = chrono::Utc::now() - config.settings.retention;

@@ -7,7 +7,8 @@ use crate::event::{EventType, KeyVaultEvent, ObjectKind};
 use crate::mail::Composer;
 use crate::rules::Routing;
 use crate::settings::{MailRoute, Settings, Values};
-use chrono::Utc;
+use crate::sweep::Position;
+use chrono::{DateTime, TimeDelta, Utc};
 use std::fmt;
 
 /// Validated configuration.
@@ -77,6 +78,13 @@ impl Config {
                 misspelt: values.misspelt(),
             }),
         }
+    }
+
+    /// Where an expiry stands on the reminder ladder at `now`: a step lasts, past the last
+    /// one, as long as the ledger remembers it.
+    pub fn ladder_position(&self, expires: DateTime<Utc>, now: DateTime<Utc>) -> Position {
+        let memory = TimeDelta::from_std(self.settings.retention).unwrap_or(TimeDelta::MAX);
+        self.settings.ladder.position(expires, now, memory)
     }
 
     /// Start-up warnings: settings that work, but probably not as intended.

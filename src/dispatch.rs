@@ -16,7 +16,7 @@ use crate::report::{ActionReport, EventReport};
 use crate::rules::{OWNERS, Plan, SECURITY};
 use crate::sweep::{self, Ladder, Position, SweepReport, Sweeper, Vetting};
 use crate::webhook::WebhookClient;
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
 use futures_util::{StreamExt, stream};
 use std::sync::Arc;
@@ -109,8 +109,7 @@ impl Dispatcher {
     /// Where an expiry stands on the ladder at `now`: a step lasts, past the last one, as long
     /// as the ledger remembers it.
     pub fn ladder_position(&self, expires: DateTime<Utc>, now: DateTime<Utc>) -> Position {
-        let memory = TimeDelta::from_std(self.config.settings.retention).unwrap_or(TimeDelta::MAX);
-        self.ladder().position(expires, now, memory)
+        self.config.ladder_position(expires, now)
     }
 
     /// Where the event's owners come from, in words.

@@ -43,19 +43,23 @@ pub fn check(config: &Config) {
     say!("\nok: the configuration is valid");
 }
 
-/// Prints, for every event in the files, which rules match and who would be notified.
-/// Returns whether every file was understood.
-pub fn explain(config: &Config, paths: &[PathBuf]) -> anyhow::Result<bool> {
+/// Prints, for every event in the files, which rules match and who would be notified: an
+/// expiry event placed on the reminder ladder as the server places it (days left counting from
+/// `clock`), so that rules with `steps` match as they do in `replay`. Returns whether every
+/// file was understood.
+pub fn explain(config: &Config, paths: &[PathBuf], clock: Clock) -> anyhow::Result<bool> {
     let mut ok = true;
     for file in event_files(paths)? {
         for parsed in events_of(&file, &mut ok) {
-            let Event::KeyVault(event) = parsed else {
+            let Event::KeyVault(mut event) = parsed else {
                 say!(
                     "{}: not a Key Vault event kv-notify acts on: acknowledged only",
                     file_name(&file)
                 );
                 continue;
             };
+            let now = clock.now_for(&event);
+            crate::sweep::place_event(&mut event, |expires| config.ladder_position(expires, now));
             let plan = config.routing.plan(&event);
             say!(
                 "{}: {} {} (id {})",
@@ -64,6 +68,9 @@ pub fn explain(config: &Config, paths: &[PathBuf]) -> anyhow::Result<bool> {
                 event.display_name(),
                 event.id
             );
+            if let Some(reminder) = &event.reminder {
+                say!("  reminder step {} of the ladder", reminder.step);
+            }
             if plan.rules.is_empty() {
                 say!("  no rule matches: recorded only");
             }

@@ -1,6 +1,7 @@
 //! The commands beside the server: `check`, `explain` and `preview`.
 
 use crate::support::*;
+use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -288,5 +289,143 @@ async fn the_server_started_by_hand_reads_local_settings_json_like_check() {
     assert!(
         log.contains("settings from local.settings.json and the environment"),
         "{log}"
+    );
+}
+
+/// For each event (by id) of `explain`'s or `replay`'s output, the addresses its mail goes to.
+fn mail_recipients(output: &str) -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut by_event = std::collections::BTreeMap::new();
+    let mut current = None;
+    for line in output.lines() {
+        let id = line
+            .split_once("(id ")
+            .map(|(_, rest)| rest.trim_end_matches(')'))
+            .or_else(|| {
+                line.split_once(": event ")
+                    .and_then(|(_, rest)| rest.split_whitespace().next())
+            });
+        if let Some(id) = id {
+            current = Some(id.to_owned());
+            by_event.entry(id.to_owned()).or_insert_with(Vec::new);
+            continue;
+        }
+        let Some(to) = line
+            .trim_start()
+            .strip_prefix("email")
+            .and_then(|l| l.split_once(" to "))
+        else {
+            continue;
+        };
+        let to = to.1.split(": ").next().unwrap_or_default();
+        let mut addresses: Vec<String> = to
+            .split(", ")
+            .filter(|a| a.contains('@'))
+            .map(str::to_owned)
+            .collect();
+        addresses.sort();
+        if let Some(id) = &current {
+            by_event.insert(id.clone(), addresses);
+        }
+    }
+    by_event
+}
+
+/// Every `EXP` in the sample events.
+fn sample_expiries() -> Vec<i64> {
+    fn collect(value: &Value, found: &mut Vec<i64>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(exp) = map.get("EXP").and_then(Value::as_i64) {
+                    found.push(exp);
+                }
+                map.values().for_each(|v| collect(v, found));
+            }
+            Value::Array(items) => items.iter().for_each(|v| collect(v, found)),
+            Value::String(text) => {
+                if let Ok(inner) = serde_json::from_str::<Value>(text) {
+                    collect(&inner, found);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(app_root().join("examples/events")).expect("samples") {
+        let text = std::fs::read_to_string(entry.expect("entry").path()).expect("read");
+        collect(&serde_json::from_str(&text).expect("JSON"), &mut found);
+    }
+    found.sort_unstable();
+    found.dedup();
+    found
+}
+
+#[test]
+fn explain_and_replay_name_the_same_recipients_for_rules_with_steps() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("rules.toml"),
+        r#"
+[channels.early]
+email = ["early@contoso.com"]
+
+[channels.late]
+email = ["late@contoso.com"]
+
+[[rules]]
+events = ["*NearExpiry", "*Expired"]
+steps = [45]
+notify = ["early"]
+
+[[rules]]
+events = ["*NearExpiry", "*Expired"]
+steps = [3, 0, -2]
+notify = ["late", "owners"]
+
+[[rules]]
+events = ["*"]
+notify = ["security"]
+"#,
+    )
+    .expect("write rules");
+    let outbox = dir.path().join("outbox");
+    let env = [
+        ("REMINDER_DAYS", "45,3,0,-2"),
+        ("OWNER_EMAILS", "owner@contoso.com"),
+        ("SECURITY_EMAILS", "secops@contoso.com"),
+        ("OUTBOX_DIR", outbox.to_str().expect("utf-8")),
+    ];
+    let samples = app_root().join("examples/events");
+    let samples = samples.to_str().expect("utf-8");
+    let mut steps_seen = std::collections::BTreeSet::new();
+
+    for exp in sample_expiries() {
+        for step in [45_i64, 3, 0, -2] {
+            // Half a day inside the step.
+            let now = chrono::DateTime::from_timestamp(exp - step * 86_400 - 43_200, 0)
+                .expect("a time")
+                .to_rfc3339();
+            let explained = stdout(&kv_notify(
+                dir.path(),
+                &["explain", samples, "--now", &now],
+                &env,
+            ));
+            let replayed = stdout(&kv_notify(
+                dir.path(),
+                &["replay", samples, "--now", &now],
+                &env,
+            ));
+
+            let (explain, replay) = (mail_recipients(&explained), mail_recipients(&replayed));
+            assert!(!explain.is_empty(), "{explained}");
+            assert_eq!(explain, replay, "--now {now}\n{explained}\n{replayed}");
+            if explained.contains(&format!("reminder step {step} of the ladder")) {
+                steps_seen.insert(step);
+            }
+        }
+    }
+    assert_eq!(
+        steps_seen.len(),
+        4,
+        "every step was landed on: {steps_seen:?}"
     );
 }
