@@ -323,7 +323,7 @@ impl Dispatcher {
             let skipped = Outcome::Skipped(no_recipients(&plan.email_channels));
             return ActionReport::new(ActionKind::Email, to(), skipped);
         }
-        let (parts, raw) = match self.compose(alert, plan) {
+        let (parts, raw) = match self.compose(event, alert, plan) {
             Ok(composed) => composed,
             Err(failure) => {
                 return ActionReport::new(ActionKind::Email, to(), Outcome::Failed(failure));
@@ -344,18 +344,27 @@ impl Dispatcher {
 
     /// Renders the mail and formats it (MIME). A failure here is a bug or a broken template:
     /// no redelivery would fix it.
-    fn compose(&self, alert: &Alert, plan: &Plan) -> Result<(Rendered, Vec<u8>), Failure> {
+    fn compose(
+        &self,
+        event: &KeyVaultEvent,
+        alert: &Alert,
+        plan: &Plan,
+    ) -> Result<(Rendered, Vec<u8>), Failure> {
         let rendered = self
             .config
             .composer
             .render(alert)
             .map_err(|e| Failure::Permanent(e.to_string()))?;
-        let message = mail::message(
-            &self.config.settings.mail_from,
-            &plan.emails,
-            rendered.clone(),
-        )
-        .map_err(|e| Failure::Permanent(format!("cannot build the message: {e}")))?;
+        let from = &self.config.settings.mail_from;
+        let key = serde_json::to_string(&event.key).unwrap_or_default();
+        let kind = event.event_type.object_kind().map(|k| k.collection());
+        let object = match (&event.vault, kind, &event.object) {
+            (Some(vault), Some(kind), Some(name)) => Some((vault.as_str(), kind, name.as_str())),
+            _ => None,
+        };
+        let ids = mail::MessageIds::new(&key, object, from);
+        let message = mail::message(from, &plan.emails, rendered.clone(), &ids)
+            .map_err(|e| Failure::Permanent(format!("cannot build the message: {e}")))?;
         Ok((rendered, message.formatted()))
     }
 }

@@ -10,6 +10,7 @@ use lettre::Message;
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, Mailboxes, MultiPart};
 use minijinja::{Environment, UndefinedBehavior};
+use sha2::{Digest, Sha256};
 use std::path::Path;
 
 /// A rendered mail, before addressing.
@@ -101,16 +102,58 @@ fn builtin() -> [(&'static str, &'static str); 2] {
     ]
 }
 
+/// The ids of one mail: its `Message-ID`, derived from what the ledger knows the mail by (so
+/// that a send repeated after a crash carries the same id, and receivers collapse the two),
+/// and the id of the thread of every mail about one object (`References`), so that a mail
+/// client shows an object's reminders together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageIds {
+    /// `<…@domain>`.
+    pub message_id: String,
+    /// `<…@domain>`, when the mail is about one object.
+    pub thread: Option<String>,
+}
+
+impl MessageIds {
+    /// The ids of the mail known to the ledger as `ledger_key`, about `object` (`vault`,
+    /// kind and name), sent from `from`'s domain.
+    pub fn new(ledger_key: &str, object: Option<(&str, &str, &str)>, from: &Mailbox) -> Self {
+        let domain = from.email.domain();
+        let id = |text: &str| {
+            let digest = Sha256::digest(text.as_bytes());
+            let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+            format!("<{hex}@{domain}>")
+        };
+        let thread = object.map(|(vault, kind, name)| {
+            id(&format!(
+                "thread\n{}\n{kind}\n{}",
+                vault.to_lowercase(),
+                name.to_lowercase()
+            ))
+        });
+        Self {
+            message_id: id(&format!("mail\n{ledger_key}")),
+            thread,
+        }
+    }
+}
+
 /// Builds the message: one multipart/alternative mail with every recipient in `To`.
 pub fn message(
     from: &Mailbox,
     to: &[Mailbox],
     rendered: Rendered,
+    ids: &MessageIds,
 ) -> Result<Message, lettre::error::Error> {
     let to: Mailboxes = to.iter().cloned().collect();
-    Message::builder()
+    let mut builder = Message::builder()
         .from(from.clone())
         .mailbox(lettre::message::header::To::from(to))
+        .message_id(Some(ids.message_id.clone()));
+    if let Some(thread) = &ids.thread {
+        builder = builder.references(thread.clone());
+    }
+    builder
         .subject(literal_subject(&rendered.subject))
         .raw_header(HeaderValue::new(
             HeaderName::new_from_ascii_str("Auto-Submitted"),
@@ -157,7 +200,8 @@ mod tests {
         let from: Mailbox = "kv-notify <kv@contoso.com>".parse().expect("mailbox");
         let mut rendered = render("=?utf-8?q?Bcc:_evil@x?=");
         rendered.subject = format!("Secret {} expires", "=?utf-8?q?Bcc:_evil@x?=");
-        let raw = message(&from, std::slice::from_ref(&from), rendered)
+        let ids = MessageIds::new("key", None, &from);
+        let raw = message(&from, std::slice::from_ref(&from), rendered, &ids)
             .expect("builds")
             .formatted();
 
@@ -203,5 +247,23 @@ mod tests {
             .err()
             .expect("a syntax error");
         assert!(problems[0].contains("mail.html"), "{problems:?}");
+    }
+
+    #[test]
+    fn a_mails_id_comes_from_its_ledger_key_and_an_objects_mails_share_a_thread() {
+        let from: Mailbox = "kv-notify <kv@contoso.com>".parse().expect("mailbox");
+        let object = Some(("Prod-KV", "secrets", "DB"));
+        let first = MessageIds::new(r#"["step","kv",30]"#, object, &from);
+        let repeat = MessageIds::new(r#"["step","kv",30]"#, object, &from);
+        let next_step = MessageIds::new(
+            r#"["step","kv",7]"#,
+            Some(("prod-kv", "secrets", "db")),
+            &from,
+        );
+
+        assert_eq!(first, repeat, "a repeated send carries the same id");
+        assert_ne!(first.message_id, next_step.message_id);
+        assert_eq!(first.thread, next_step.thread);
+        assert!(first.message_id.starts_with('<') && first.message_id.ends_with("@contoso.com>"));
     }
 }

@@ -245,6 +245,41 @@ async fn without_smtp_the_mail_is_written_to_the_outbox() {
         raw.contains("Subject: EXPIRED: Secret old in prod-kv"),
         "{raw}"
     );
+    assert!(raw.contains("Message-ID: <"), "{raw}");
+}
+
+#[tokio::test]
+async fn each_mail_has_its_own_message_id_and_one_objects_mails_share_a_thread() {
+    let smtp = SmtpServer::start();
+    let handler = Handler::start(&pairs(&mail_settings(&smtp.url()))).await;
+
+    for event in [
+        event_grid("SecretNearExpiry", "db-password", Some(20)),
+        event_grid("SecretExpired", "db-password", Some(-1)),
+        event_grid("KeyExpired", "signing", Some(-1)),
+    ] {
+        let answer = handler.invoke(event).await;
+        assert_eq!(answer.statuses(), ["sent"], "{}", answer.text);
+    }
+
+    let messages = smtp.messages();
+    let ids: Vec<String> = messages
+        .iter()
+        .map(|m| m.header("Message-ID").expect("a Message-ID"))
+        .collect();
+    assert!(
+        ids.iter()
+            .all(|id| id.starts_with('<') && id.ends_with("@contoso.com>")),
+        "{ids:?}"
+    );
+    assert!(ids[0] != ids[1] && ids[1] != ids[2], "{ids:?}");
+    let threads: Vec<Option<String>> = messages.iter().map(|m| m.header("References")).collect();
+    assert!(threads[0].is_some(), "{threads:?}");
+    assert_eq!(threads[0], threads[1], "one secret's mails, one thread");
+    assert_ne!(
+        threads[1], threads[2],
+        "another object's mail, another thread"
+    );
 }
 
 #[tokio::test]
