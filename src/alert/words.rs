@@ -105,11 +105,14 @@ pub(super) fn notes(event: &KeyVaultEvent, kind: AlertKind) -> String {
         return String::new();
     }
     let mut notes =
-        " Its key and secret (the certificate's own, of the same name) expire with it: renewing          the certificate renews them."
+        " Its key and secret (the certificate's own, of the same name) expire with it: renewing \
+         the certificate renews them."
             .to_owned();
     if event.reminder.and_then(|r| r.auto_renews) == Some(true) {
         notes.push_str(
-            " Its policy renews it automatically before it expires, so this notice means the              renewal has not happened yet: check the issuer and the certificate's operation in              the portal.",
+            " Its policy renews it automatically before it expires, so this notice means the \
+             renewal has not happened yet: check the issuer and the certificate's operation in \
+             the portal.",
         );
     }
     notes

@@ -129,3 +129,84 @@ fn every_event_types_mail_renders_as_a_real_page_in_chromium() {
         );
     }
 }
+
+/// The page's width as Chromium lays it out in a window `window` pixels wide.
+fn laid_out_width(browser: &Path, html: &Path, window: u32, profile: &Path) -> u32 {
+    let page = std::fs::read_to_string(html).expect("html");
+    let measured = html.with_extension("measured.html");
+    // Headless Chromium's windows are at least 500 px wide: the page is laid out in a box of
+    // the phone's width instead, and the box's content width measured.
+    let probe = format!(
+        "<script>const phone = document.createElement('div'); \
+         phone.style.width = '{window}px'; \
+         while (document.body.firstChild) phone.appendChild(document.body.firstChild); \
+         document.body.appendChild(phone); \
+         document.body.setAttribute('data-width', String(phone.scrollWidth));</script>"
+    );
+    std::fs::write(
+        &measured,
+        page.replace("</body>", &format!("{probe}</body>")),
+    )
+    .expect("write");
+    let output = Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+        ])
+        .arg("--window-size=800,900")
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg("--dump-dom")
+        .arg(format!("file://{}", measured.display()))
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {} ({e}): {INSTALL_HINT}", browser.display()));
+    let dom = String::from_utf8_lossy(&output.stdout);
+    dom.split("data-width=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .and_then(|width| width.parse().ok())
+        .unwrap_or_else(|| panic!("no width measured: {dom}"))
+}
+
+#[test]
+fn on_a_390_pixel_phone_the_mail_fits_without_scrolling_sideways() {
+    let browser = chromium();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let event = event_grid("CertificateNearExpiry", "api-contoso-com", Some(21));
+    std::fs::write(dir.path().join("event.json"), event.to_string()).expect("write");
+    let output = Command::new(kv_notify_binary())
+        .args(["preview", ".", "--out", "html"])
+        .current_dir(dir.path())
+        .env_clear()
+        .output()
+        .expect("run preview");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let html = dir.path().join("html/event.html");
+
+    let width = laid_out_width(&browser, &html, 390, &dir.path().join("profile"));
+
+    assert!(width <= 390, "laid out {width} px wide in a 390 px window");
+    let page = std::fs::read_to_string(&html).expect("html");
+    // `width="600"` or `width:600px`; a `max-width` (or `min-`, `border-`) is another thing.
+    let chunks: Vec<&str> = page.split("width").collect();
+    for pair in chunks.windows(2) {
+        let (before, after) = (pair[0], pair[1]);
+        if before.ends_with('-') {
+            continue;
+        }
+        let number: String = after
+            .trim_start_matches(['=', ':', '"', ' '])
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        if let Ok(pixels) = number.parse::<u32>() {
+            let at = &after[..40.min(after.len())];
+            assert!(pixels <= 390, "a fixed width of {pixels} px: width{at}");
+        }
+    }
+}
