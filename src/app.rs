@@ -24,7 +24,17 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
 
 #[derive(Parser)]
-#[command(version, about = "Key Vault event alerts for Azure Functions")]
+#[command(
+    version,
+    about = "Key Vault expiry and access alerts, as an Azure Functions custom handler",
+    after_help = "Examples:\n  \
+        kv-notify replay examples/events/          what the sample events would send\n  \
+        kv-notify check --strict                   validate settings, rules and templates\n  \
+        kv-notify test                             one test alert through every channel\n  \
+        kv-notify inventory --days 30              what expires in the next 30 days\n  \
+        kv-notify sweep --dry-run                  the daily sweep, sending nothing\n\n\
+        Settings come from local.settings.json (Values) and the environment, as with func start."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -95,6 +105,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Send one clearly labelled test alert through every configured channel (mail to each
+    /// channel's addresses, a post to each webhook) and say what each answered. Nothing is
+    /// recorded in the ledger.
+    ///
+    /// Example: with the app's settings in local.settings.json (`func azure functionapp
+    /// fetch-app-settings <app>` writes them there), `kv-notify test`.
+    Test,
     /// Run the expiry sweep once now, as the daily timer does.
     Sweep {
         /// Say what would be sent, and send nothing.
@@ -114,9 +131,26 @@ pub fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("the tokio runtime starts");
-    let command = cli.command.unwrap_or(Command::Serve {
-        port: server::DEFAULT_PORT,
-    });
+    let env = |name: &str| std::env::var(name).ok();
+    let under_host = matches!(server::port_from_host(env), Ok(Some(_)) | Err(_));
+    let command = match cli.command {
+        Some(command) => command,
+        // What the Functions host runs: it always gives the port.
+        None if under_host => Command::Serve {
+            port: server::DEFAULT_PORT,
+        },
+        // Typed in a terminal: say what kv-notify is and how to use it, rather than start a
+        // server and create folders.
+        None => {
+            let mut help = <Cli as clap::CommandFactory>::command();
+            let _ = help.print_help();
+            println!(
+                "\nWith no command, kv-notify serves the Functions host (which gives it \
+                 FUNCTIONS_CUSTOMHANDLER_PORT). To serve by hand: kv-notify serve --port 3000"
+            );
+            return ExitCode::SUCCESS;
+        }
+    };
     let result = match command {
         Command::Serve { port } => runtime.block_on(serve(port)),
         command => runtime.block_on(run_cli(command)),
@@ -235,6 +269,7 @@ async fn run_cli(command: Command) -> anyhow::Result<ExitCode> {
             let dispatcher = start(config, Arc::new(RedbLedger::in_memory()))?;
             cli::sweep::inventory(&dispatcher, days, json).await?
         }
+        Command::Test => cli::test_alert::test_alert(&config).await?,
         Command::Sweep { dry_run } => {
             let ledger = open_ledger(&config.settings).await?;
             let dispatcher = start(config, ledger)?;

@@ -1,5 +1,5 @@
 //! The command-line tools beside the server: `replay`, `check`, `explain`, `preview`, `purge`,
-//! `inventory` and `sweep`.
+//! `inventory`, `sweep` and `test`.
 //!
 //! They read `local.settings.json` `Values` as `func start` does (the environment overrides
 //! them) and share the server's configuration path, so what they accept the server accepts.
@@ -15,6 +15,7 @@ macro_rules! say {
 pub mod inspect;
 pub mod replay;
 pub mod sweep;
+pub mod test_alert;
 
 use crate::config::{Config, ConfigError};
 use crate::envelope;

@@ -220,6 +220,33 @@ impl Routing {
             .filter_map(|(name, channel)| Some((name.as_str(), channel.webhook.as_ref()?)))
     }
 
+    /// Every channel a test alert goes through, by name, with its addresses and webhook: the
+    /// owners channel's addresses are `OWNER_EMAILS` and those of the `[[owners]]` entries.
+    pub fn test_targets(&self) -> Vec<(String, Vec<Mailbox>, Option<Webhook>)> {
+        let mut owners = Vec::new();
+        for mailbox in self
+            .fallback_owners
+            .iter()
+            .chain(self.owners.iter().flat_map(|o| &o.emails))
+        {
+            add_recipient(&mut owners, mailbox.clone());
+        }
+        let mut targets = Vec::new();
+        if !owners.is_empty() {
+            targets.push((OWNERS.to_owned(), owners, None));
+        }
+        for (name, channel) in &self.channels {
+            if !channel.emails.is_empty() || channel.webhook.is_some() {
+                targets.push((
+                    name.clone(),
+                    channel.emails.clone(),
+                    channel.webhook.clone(),
+                ));
+            }
+        }
+        targets
+    }
+
     /// Whether the rules file names owners.
     pub fn has_owner_entries(&self) -> bool {
         !self.owners.is_empty()

@@ -429,3 +429,90 @@ notify = ["security"]
         "every step was landed on: {steps_seen:?}"
     );
 }
+
+#[test]
+fn test_sends_one_labelled_alert_through_every_channel_and_says_what_each_answered() {
+    let smtp = SmtpServer::start();
+    let (teams, hook) = (WebhookServer::start(), WebhookServer::start());
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("rules.toml"),
+        format!(
+            r#"
+[channels.dba]
+email = ["dba@contoso.com"]
+
+[channels.teams]
+webhook = "{}"
+format = "teams"
+
+[channels.pager]
+webhook = "{}"
+format = "json"
+
+[[rules]]
+events = ["*"]
+notify = ["owners", "security", "dba", "teams", "pager"]
+"#,
+            teams.url("/teams"),
+            hook.url("/pager")
+        ),
+    )
+    .expect("write rules");
+    hook.answer_with(500);
+    let mut env = mail_settings(&smtp.url());
+    set(&mut env, "RULES_FILE", "rules.toml");
+
+    let output = kv_notify(dir.path(), &["test"], &pairs(&env));
+
+    let text = stdout(&output);
+    let mut subjects: Vec<String> = smtp.messages().iter().map(Received::subject).collect();
+    subjects.sort();
+    assert_eq!(
+        subjects,
+        [
+            "kv-notify test alert for channel dba",
+            "kv-notify test alert for channel owners",
+            "kv-notify test alert for channel security",
+        ]
+    );
+    assert_eq!(teams.received().len(), 1);
+    assert!(
+        teams.received()[0]
+            .1
+            .to_string()
+            .contains("This is a test of channel teams")
+    );
+    assert_eq!(
+        hook.received().len(),
+        1,
+        "tried once: a test is not retried"
+    );
+    assert!(
+        text.contains("owners: mail to owner1@contoso.com, owner2@contoso.com: sent"),
+        "{text}"
+    );
+    assert!(
+        text.contains("teams: teams webhook at 127.0.0.1: accepted"),
+        "{text}"
+    );
+    assert!(
+        text.contains("pager: json webhook at 127.0.0.1: FAILED"),
+        "{text}"
+    );
+    assert_eq!(output.status.code(), Some(1), "a channel failed: {text}");
+}
+
+#[test]
+fn bare_kv_notify_in_a_terminal_prints_help_and_starts_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+
+    let output = kv_notify(dir.path(), &[], &[]);
+
+    let text = stdout(&output);
+    assert!(output.status.success(), "{text}");
+    assert!(text.contains("Usage: kv-notify [COMMAND]"), "{text}");
+    assert!(text.contains("kv-notify serve --port 3000"), "{text}");
+    let created: Vec<_> = std::fs::read_dir(dir.path()).expect("dir").collect();
+    assert!(created.is_empty(), "nothing created: {created:?}");
+}
