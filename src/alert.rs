@@ -5,9 +5,9 @@
 //! can be tricked by a name holding CR/LF. Escaping for a format (HTML, Slack mrkdwn) is the
 //! channel's job.
 
-use crate::event::{EventType, KeyVaultEvent};
+use crate::event::{EventType, KeyVaultEvent, ObjectKind};
 use crate::text::clean;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde::Serialize;
 use words::{days, headline, next_steps, notes, subject_line, summary};
 
@@ -109,6 +109,9 @@ pub struct Alert {
     pub auto_renews: Option<bool>,
     /// Where the alert comes from, for the footer.
     pub origin: String,
+    /// Why the recipients got it, and how to change who does (set by the routing; empty
+    /// when not known).
+    pub why: String,
 }
 
 impl Alert {
@@ -155,6 +158,7 @@ impl Alert {
             step: event.reminder.map(|r| r.step),
             auto_renews: event.reminder.and_then(|r| r.auto_renews),
             origin: origin(event),
+            why: String::new(),
         }
     }
 }
@@ -192,14 +196,13 @@ fn origin(event: &KeyVaultEvent) -> String {
         (EventType::HealthNotice, _) => "Sent by kv-notify's daily timer, at most once a day, \
                                           and only when something needs a person."
             .to_owned(),
-        (EventType::Reminder(_), Some(r)) => format!(
-            "Sent by kv-notify's expiry sweep: the {} reminder (REMINDER_DAYS).",
-            step_name(r.step)
-        ),
-        (_, Some(r)) => format!(
-            "Sent by kv-notify for Key Vault event {} (id {id}): the {} reminder.",
-            event.event_type,
-            step_name(r.step)
+        (EventType::Reminder(_), Some(_)) => {
+            "Sent by kv-notify's daily expiry sweep, on the reminder days of REMINDER_DAYS."
+                .to_owned()
+        }
+        (_, Some(_)) => format!(
+            "Sent by kv-notify for Key Vault event {} (id {id}).",
+            event.event_type
         ),
         _ => format!(
             "Sent by kv-notify for Key Vault event {} (id {id}).",
@@ -208,13 +211,21 @@ fn origin(event: &KeyVaultEvent) -> String {
     }
 }
 
-/// `7-day`, `expiry-day`, `7-days-late`.
-fn step_name(step: i64) -> String {
-    match step {
-        0 => "expiry-day".to_owned(),
-        s if s > 0 => format!("{s}-day"),
-        s => format!("{}-days-late", -s),
-    }
+/// When the next reminder about an object expiring at `expires` comes, in words: the day its
+/// days left fall to the `next` step.
+fn next_reminder(next: Option<i64>, expires: DateTime<Utc>) -> String {
+    let Some(next) = next else {
+        return "none: this is the last one".to_owned();
+    };
+    let when = match next {
+        0 => "the day it expires".to_owned(),
+        n if n > 0 => format!("{} before it expires", days(n)),
+        n => format!("{} after it expires", days(-n)),
+    };
+    let on = expires
+        .checked_sub_signed(TimeDelta::days(next))
+        .map_or_else(String::new, |t| format!("on {}, ", t.format("%Y-%m-%d")));
+    format!("{on}{when}")
 }
 
 fn details(event: &KeyVaultEvent, names: &Names, days_left: Option<i64>) -> Vec<Detail> {
@@ -249,10 +260,10 @@ fn details(event: &KeyVaultEvent, names: &Names, days_left: Option<i64>) -> Vec<
             Some(n) => format!("expired {} ago", days(-n)),
         };
         rows.push(row("Time left", left, true));
-        if let Some(reminder) = event.reminder {
+        if let (Some(reminder), Some(expires)) = (event.reminder, event.expires) {
             rows.push(row(
-                "Reminder",
-                format!("the {} step", step_name(reminder.step)),
+                "Next reminder",
+                next_reminder(reminder.next, expires),
                 false,
             ));
         }
@@ -270,12 +281,16 @@ fn details(event: &KeyVaultEvent, names: &Names, days_left: Option<i64>) -> Vec<
     rows
 }
 
-/// A link to the object's list in the Azure portal, or to the vault list when the event
+/// A link to the object itself in the Azure portal; for a vault's alert, to the vault's
+/// activity log (who changed what); else to the object's list, or the vault list when the event
 /// carries no resource id.
 fn portal_url(event: &KeyVaultEvent) -> String {
+    if let Some(object) = object_link(event) {
+        return object;
+    }
     let blade = match event.event_type.object_kind() {
         Some(kind) => kind.collection(),
-        None => "access_policies",
+        None => "activitylog",
     };
     match event.topic.as_deref().map(clean) {
         Some(topic)
@@ -285,6 +300,28 @@ fn portal_url(event: &KeyVaultEvent) -> String {
         }
         _ => "https://portal.azure.com/#browse/Microsoft.KeyVault%2Fvaults".to_owned(),
     }
+}
+
+/// The portal's page of the object the event names: `#@/asset/Microsoft_Azure_KeyVault/Secret/`
+/// and the object's URL without its version (so the page lists every version).
+fn object_link(event: &KeyVaultEvent) -> Option<String> {
+    let asset = match event.event_type.object_kind()? {
+        ObjectKind::Secret => "Secret",
+        ObjectKind::Key => "Key",
+        ObjectKind::Certificate => "Certificate",
+    };
+    let url = reqwest::Url::parse(event.object_url.as_deref()?).ok()?;
+    let mut segments = url.path_segments()?;
+    let (collection, name) = (segments.next()?, segments.next()?);
+    let safe = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    let host = url.host_str()?;
+    let vault_host = host.contains(".vault")
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+    (url.scheme() == "https" && vault_host && safe(collection) && safe(name)).then(|| {
+        format!("https://portal.azure.com/#@/asset/Microsoft_Azure_KeyVault/{asset}/https://{host}/{collection}/{name}")
+    })
 }
 
 fn format_time(time: DateTime<Utc>) -> String {

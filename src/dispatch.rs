@@ -290,7 +290,8 @@ impl Dispatcher {
         plan: &Plan,
         deadline: Instant,
     ) -> Vec<ActionReport> {
-        let alert = Alert::new(event, self.clock.now_for(event));
+        let mut alert = Alert::new(event, self.clock.now_for(event));
+        alert.why = self.config.routing.why(event, plan);
         let mail = async {
             if plan.email_channels.is_empty() {
                 return None;

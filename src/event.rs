@@ -83,6 +83,8 @@ pub struct Reminder {
     /// When the ladder's last step begins (it may be ahead): the ledger keeps this step's
     /// records from then for its retention period, so they outlive the ladder.
     pub kept_from: DateTime<Utc>,
+    /// The ladder's next step, if any: when the next reminder comes.
+    pub next: Option<i64>,
     /// For a certificate: whether its policy renews it automatically (`None`: not known).
     pub auto_renews: Option<bool>,
 }

@@ -220,6 +220,36 @@ impl Routing {
             .filter_map(|(name, channel)| Some((name.as_str(), channel.webhook.as_ref()?)))
     }
 
+    /// Why the mail of `plan` reaches its recipients, and how to change who gets it: one clause
+    /// per mail channel (`Why you got this: …`). Empty when the plan mails nobody.
+    pub fn why(&self, event: &KeyVaultEvent, plan: &Plan) -> String {
+        let clauses: Vec<String> = plan
+            .email_channels
+            .iter()
+            .map(|channel| match channel.as_str() {
+                OWNERS => match self.owner_source(event).as_str() {
+                    "tag" => "its owner tag (OWNER_TAG, on the object or its vault) names you; \
+                              change the tag to change who is told"
+                        .to_owned(),
+                    "OWNER_EMAILS" => "you are in OWNER_EMAILS, the owners of every object no \
+                                       owner tag or [[owners]] entry assigns; an owner tag on \
+                                       the object sends its mail to its own team instead"
+                        .to_owned(),
+                    entry => format!(
+                        "{entry} of the rules file names you as its owner; edit that entry to \
+                         change who is told"
+                    ),
+                },
+                SECURITY => "you are a security contact (SECURITY_EMAILS)".to_owned(),
+                other => format!("you are on channel {other} of the rules file"),
+            })
+            .collect();
+        if clauses.is_empty() {
+            return String::new();
+        }
+        format!("Why you got this: {}.", clauses.join("; "))
+    }
+
     /// Every channel a test alert goes through, by name, with its addresses and webhook: the
     /// owners channel's addresses are `OWNER_EMAILS` and those of the `[[owners]]` entries.
     pub fn test_targets(&self) -> Vec<(String, Vec<Mailbox>, Option<Webhook>)> {

@@ -423,11 +423,17 @@ pub fn place_event(event: &mut KeyVaultEvent, position: impl Fn(DateTime<Utc>) -
     else {
         return;
     };
-    if let Position::In { step, kept_from } = position(expires) {
+    if let Position::In {
+        step,
+        kept_from,
+        next,
+    } = position(expires)
+    {
         event.key = EventKey::step(vault, kind, object, version, step);
         event.reminder = Some(Reminder {
             step,
             kept_from,
+            next,
             auto_renews: None,
         });
     }

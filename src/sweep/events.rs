@@ -18,11 +18,15 @@ pub(super) fn reminder_event(
     now: DateTime<Utc>,
 ) -> KeyVaultEvent {
     let step = match position {
-        Some(Position::In { step, kept_from }) => Some((step, kept_from)),
+        Some(Position::In {
+            step,
+            kept_from,
+            next,
+        }) => Some((step, kept_from, next)),
         _ => None,
     };
     let key = match (step, version) {
-        (Some((step, _)), Some(version)) => {
+        (Some((step, _, _)), Some(version)) => {
             EventKey::step(&vault.name, object.kind, &object.name, version, step)
         }
         _ => EventKey::Id(String::new()),
@@ -46,9 +50,10 @@ pub(super) fn reminder_event(
         expires: object.expires,
         event_time: Some(now),
         warnings: Vec::new(),
-        reminder: step.map(|(step, kept_from)| Reminder {
+        reminder: step.map(|(step, kept_from, next)| Reminder {
             step,
             kept_from,
+            next,
             auto_renews,
         }),
         tag_owners: None,

@@ -44,6 +44,8 @@ pub enum Position {
         /// When the ladder's last step begins (it may be ahead): the ledger keeps the step's
         /// records for its retention period from then.
         kept_from: DateTime<Utc>,
+        /// The step after this one, if any.
+        next: Option<i64>,
     },
     /// Past the last step for longer than the ledger remembers: no more reminders.
     Past,
@@ -105,7 +107,11 @@ impl Ladder {
         if now - kept_from >= memory {
             return Position::Past;
         }
-        Position::In { step, kept_from }
+        Position::In {
+            step,
+            kept_from,
+            next: self.after(step),
+        }
     }
 
     /// The next step after `step`, if any.
@@ -214,6 +220,7 @@ mod tests {
         let Position::In {
             step: 60,
             kept_from,
+            next: Some(30),
         } = ladder.position(expires, now, WEEK)
         else {
             panic!("not in step 60");
@@ -223,7 +230,15 @@ mod tests {
         assert_eq!(days_left(expires, kept_from), -6);
         assert_eq!(days_left(expires, kept_from + TimeDelta::seconds(1)), -7);
         let later = ladder.position(expires, now + TimeDelta::days(40), WEEK);
-        assert_eq!(later, Position::In { step: 7, kept_from });
+        let next = Some(1);
+        assert_eq!(
+            later,
+            Position::In {
+                step: 7,
+                kept_from,
+                next
+            }
+        );
     }
 
     #[test]

@@ -80,8 +80,8 @@ async fn the_mail_has_text_and_html_parts_with_every_fact_and_the_next_steps(sin
         }
         assert!(!part.contains("days left"), "said once, not twice:\n{part}");
         assert!(
-            part.contains("https://portal.azure.com/#@/resource/subscriptions/"),
-            "portal link"
+            part.contains("https://portal.azure.com/#@/asset/Microsoft_Azure_KeyVault/Key/"),
+            "a portal link to the key itself"
         );
         assert!(
             part.contains("Create a new version of Key token-signing"),
@@ -326,5 +326,55 @@ async fn what_an_invocation_logs_carries_the_host_invocation_id() {
     assert!(
         line.contains("INFO") && line.contains("action done") && line.contains(r#"status="sent""#),
         "{line}"
+    );
+}
+
+#[tokio::test]
+async fn a_mail_says_why_it_came_when_the_next_reminder_comes_and_links_the_object() {
+    let smtp = SmtpServer::start();
+    let handler = Handler::start(&pairs(&mail_settings(&smtp.url()))).await;
+
+    let expiry = handler
+        .invoke(event_grid("SecretNearExpiry", "db-password", Some(20)))
+        .await;
+    let access = handler
+        .invoke(event_grid("VaultAccessPolicyChanged", "prod-kv", None))
+        .await;
+
+    assert_eq!(
+        (expiry.statuses(), access.statuses()),
+        (vec!["sent".to_owned()], vec!["sent".to_owned()])
+    );
+    let messages = smtp.messages();
+    let expiry = messages
+        .iter()
+        .find(|m| m.subject().contains("db-password"))
+        .expect("expiry mail");
+    let text = expiry.text();
+    assert!(
+        text.contains("Why you got this: you are in OWNER_EMAILS"),
+        "{text}"
+    );
+    assert!(
+        text.contains("14 days before it expires"),
+        "the next step of the ladder: {text}"
+    );
+    assert!(!text.contains("-day step"), "{text}");
+    assert!(
+        text.contains("https://portal.azure.com/#@/asset/Microsoft_Azure_KeyVault/Secret/https://prod-kv.vault.azure.net/secrets/db-password"),
+        "{text}"
+    );
+    let access = messages
+        .iter()
+        .find(|m| m.subject().contains("Access policy"))
+        .expect("access mail");
+    let text = access.text();
+    assert!(
+        text.contains("Why you got this: you are a security contact (SECURITY_EMAILS)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("/providers/Microsoft.KeyVault/vaults/prod-kv/activitylog"),
+        "{text}"
     );
 }

@@ -140,7 +140,8 @@ async fn a_certificate_notice_speaks_for_its_key_and_secret_and_its_renewal() {
         text.contains("Its policy renews it automatically"),
         "{text}"
     );
-    assert!(text.contains("expiry sweep: the 7-day reminder"), "{text}");
+    assert!(text.contains("daily expiry sweep"), "{text}");
+    assert!(text.contains("Next reminder: on "), "{text}");
     assert!(messages[0].html().contains("renews it automatically"));
     let certificate_reads: Vec<String> = s
         .vault
