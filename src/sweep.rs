@@ -126,6 +126,16 @@ impl Sweeper {
         })
     }
 
+    /// Whether this machine can sign in and reach the vaults at all (see
+    /// [`Watched::reachable`]): for the command line, which says so once, up front.
+    pub async fn reachable(&self) -> Result<(), String> {
+        self.client
+            .sign_in()
+            .await
+            .map_err(|e| format!("cannot sign in to Key Vault: {e}"))?;
+        self.watched.reachable().await
+    }
+
     /// What is swept, in words: the vaults of `VAULTS` and the subscriptions of
     /// `SUBSCRIPTIONS`.
     pub fn scope(&self) -> String {

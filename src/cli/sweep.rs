@@ -6,16 +6,21 @@ use crate::sweep::{InventoryRow, Sweeper};
 /// Longest `inventory --days` window (ten years).
 const MAX_DAYS: i64 = 3650;
 
-/// The sweep, or a message naming the setting that turns it on.
-fn sweeper(dispatcher: &Dispatcher) -> Option<&Sweeper> {
-    let sweeper = dispatcher.sweeper();
-    if sweeper.is_none() {
+/// The sweep, once it can sign in and reach the vaults; else a message saying why (the
+/// setting that turns it on, the sign-in or the name that fails), once.
+async fn sweeper(dispatcher: &Dispatcher) -> Option<&Sweeper> {
+    let Some(sweeper) = dispatcher.sweeper() else {
         say!(
             "neither VAULTS nor SUBSCRIPTIONS is set: name the vaults to read (kv-a,kv-b or \
              https://kv-a.vault.azure.net), or the subscriptions whose vaults to find"
         );
+        return None;
+    };
+    if let Err(why) = sweeper.reachable().await {
+        say!("cannot read the vaults of {}: {why}", sweeper.scope());
+        return None;
     }
-    sweeper
+    Some(sweeper)
 }
 
 /// Prints every object expiring within `days` (or never) across the vaults; `false` when a
@@ -24,7 +29,7 @@ pub async fn inventory(dispatcher: &Dispatcher, days: i64, json: bool) -> anyhow
     if !(0..=MAX_DAYS).contains(&days) {
         anyhow::bail!("--days {days}: give a number of days from 0 to {MAX_DAYS}");
     }
-    let Some(sweeper) = sweeper(dispatcher) else {
+    let Some(sweeper) = sweeper(dispatcher).await else {
         return Ok(false);
     };
     let mut rows = sweeper.inventory(dispatcher, days).await;
@@ -67,7 +72,9 @@ fn line(row: &InventoryRow) -> String {
         .expires
         .as_deref()
         .map_or("never", |t| t.get(..10).unwrap_or(t));
-    let owners = if row.owners.is_empty() {
+    let owners = if row.name.is_empty() {
+        "(not read)".to_owned()
+    } else if row.owners.is_empty() {
         "nobody (set OWNER_EMAILS, an [[owners]] entry or an owner tag)".to_owned()
     } else if row.owner_source.is_empty() {
         row.owners.join(", ")
@@ -90,7 +97,7 @@ fn line(row: &InventoryRow) -> String {
 
 /// Runs one sweep and prints its summary; `false` when something failed.
 pub async fn sweep(dispatcher: &Dispatcher, dry_run: bool) -> anyhow::Result<bool> {
-    let Some(sweeper) = sweeper(dispatcher) else {
+    let Some(sweeper) = sweeper(dispatcher).await else {
         return Ok(false);
     };
     let report = sweeper.run(dispatcher, dry_run).await;

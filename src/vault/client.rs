@@ -194,6 +194,12 @@ impl VaultClient {
         Ok(Self { http, identity })
     }
 
+    /// Gets a token for the vaults: a sign-in that does not work (no `az login` here, a
+    /// missing identity) is said once, with its fix.
+    pub async fn sign_in(&self) -> Result<(), String> {
+        self.identity.token().await.map(|_| ())
+    }
+
     /// The objects of `kind` in the session's vault, read a page at a time as the caller asks
     /// for them (see [`Objects::next`]): a slow caller slows the list, rather than objects
     /// piling up.

@@ -71,6 +71,16 @@ impl Discovery {
         format!("{}/", endpoint.origin().ascii_serialization())
     }
 
+    /// Gets a token for Resource Manager (see [`VaultClient::sign_in`]).
+    pub async fn sign_in(&self) -> Result<(), String> {
+        self.client.sign_in().await
+    }
+
+    /// The host of Resource Manager.
+    pub fn host(&self) -> &str {
+        &self.endpoint.name
+    }
+
     /// The subscriptions it lists.
     pub fn subscriptions(&self) -> &[String] {
         &self.subscriptions

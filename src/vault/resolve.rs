@@ -55,7 +55,7 @@ pub fn not_resolved<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<
     None
 }
 
-fn is_localhost(host: &str) -> bool {
+pub(super) fn is_localhost(host: &str) -> bool {
     host == "localhost" || host.ends_with(".localhost")
 }
 

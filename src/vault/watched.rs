@@ -147,6 +147,38 @@ impl Watched {
     }
 }
 
+impl Watched {
+    /// Whether this machine can reach what it watches: a token for Resource Manager, and the
+    /// first vault's (or Resource Manager's) name resolving. Said once, up front, rather than
+    /// once per vault and list.
+    pub async fn reachable(&self) -> Result<(), String> {
+        if let Some(discovery) = &self.discovery {
+            discovery
+                .sign_in()
+                .await
+                .map_err(|e| format!("cannot sign in to Resource Manager: {e}"))?;
+        }
+        let host = match (self.configured.first(), &self.discovery) {
+            (Some(vault), _) => vault.url.host_str().unwrap_or_default().to_owned(),
+            (None, Some(discovery)) => discovery.host().to_owned(),
+            (None, None) => return Ok(()),
+        };
+        if super::resolve::is_localhost(&host) {
+            return Ok(());
+        }
+        let resolved = tokio::net::lookup_host((host.as_str(), 443)).await;
+        match resolved.map(|mut addresses| addresses.next().is_some()) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(format!(
+                "{host} does not resolve: check this machine's network, VPN or DNS"
+            )),
+            Err(e) => Err(format!(
+                "{host} does not resolve ({e}): check this machine's network, VPN or DNS"
+            )),
+        }
+    }
+}
+
 impl Listing {
     /// Whether an event should have this subscription listed now.
     fn due(&self, now: Instant) -> bool {

@@ -516,3 +516,49 @@ fn bare_kv_notify_in_a_terminal_prints_help_and_starts_nothing() {
     let created: Vec<_> = std::fs::read_dir(dir.path()).expect("dir").collect();
     assert!(created.is_empty(), "nothing created: {created:?}");
 }
+
+#[test]
+fn inventory_without_a_sign_in_says_so_once_and_fails() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // No managed identity here, and no Azure CLI on the PATH.
+    let env = [
+        ("VAULTS", "kv-a,kv-b,kv-c"),
+        ("OWNER_EMAILS", "a@contoso.com"),
+    ];
+
+    let output = kv_notify(dir.path(), &["inventory"], &env);
+
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert_eq!(
+        text.lines().count(),
+        1,
+        "one line, not one per vault and list: {text}"
+    );
+    assert!(text.contains("cannot sign in to Key Vault"), "{text}");
+    assert!(text.contains("az login"), "{text}");
+    assert!(!text.contains("nobody (set OWNER_EMAILS"), "{text}");
+}
+
+#[test]
+fn a_dry_run_sweep_whose_vaults_do_not_resolve_says_so_once_and_fails() {
+    let identity = IdentityEndpoint::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let env = [
+        ("VAULTS", "kv-a,kv-b"),
+        ("KEY_VAULT_RESOURCE", "https://vault.invalid"),
+        ("IDENTITY_ENDPOINT", &identity.url()),
+        ("IDENTITY_HEADER", IDENTITY_SECRET),
+        ("OWNER_EMAILS", "a@contoso.com"),
+    ];
+
+    let output = kv_notify(dir.path(), &["sweep", "--dry-run"], &env);
+
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(
+        text.contains("kv-a.vault.invalid does not resolve"),
+        "{text}"
+    );
+}
