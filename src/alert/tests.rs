@@ -100,3 +100,27 @@ fn portal_link_points_at_the_object_list_of_the_vault() {
     let alert = alert(EventType::NearExpiry(ObjectKind::Certificate), "c", Some(5));
     assert!(alert.portal_url.ends_with("/vaults/prod-kv/certificates"));
 }
+
+#[test]
+fn a_renewing_certificates_notice_reads_without_runs_of_spaces() {
+    let (mut event, now) = sample(
+        EventType::NearExpiry(ObjectKind::Certificate),
+        "www",
+        Some(9),
+    );
+    event.reminder = Some(crate::event::Reminder {
+        step: 14,
+        kept_from: now,
+        next: Some(7),
+        auto_renews: Some(true),
+    });
+
+    let alert = Alert::new(&event, now);
+
+    assert!(
+        alert.summary.contains("renews it automatically"),
+        "{}",
+        alert.summary
+    );
+    assert!(!alert.summary.contains("  "), "{:?}", alert.summary);
+}
