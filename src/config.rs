@@ -4,10 +4,10 @@
 
 use crate::alert::Alert;
 use crate::event::{EventType, KeyVaultEvent, ObjectKind};
+use crate::ladder::Position;
 use crate::mail::Composer;
 use crate::rules::Routing;
 use crate::settings::{MailRoute, Settings, Values};
-use crate::sweep::Position;
 use chrono::{DateTime, TimeDelta, Utc};
 use std::fmt;
 

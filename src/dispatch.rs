@@ -10,11 +10,12 @@ use crate::config::Config;
 use crate::delivery::{self, Deliverer, Failure, MailJob, Outcome, WebhookJob};
 use crate::event::{Event, KeyVaultEvent};
 use crate::health;
+use crate::ladder::{self, Ladder, Position};
 use crate::ledger::{self, ActionKind, Ledger, Trouble, TroubleKind};
 use crate::mail::{self, Rendered};
 use crate::report::{ActionReport, EventReport};
 use crate::rules::{OWNERS, Plan, SECURITY};
-use crate::sweep::{self, Ladder, Position, SweepReport, Sweeper, Vetting};
+use crate::sweep::{self, SweepReport, Sweeper, Vetting};
 use crate::webhook::WebhookClient;
 use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
@@ -240,7 +241,7 @@ impl Dispatcher {
             .await;
         }
         let now = self.clock.now_for(&event);
-        sweep::place_event(&mut event, |expires| self.ladder_position(expires, now));
+        ladder::place_event(&mut event, |expires| self.ladder_position(expires, now));
         let mut plan = self.config.routing.plan(&event);
         let acts = !plan.email_channels.is_empty() || !plan.webhooks.is_empty();
         match self.vetted(&event, acts, deadline).await {

@@ -19,6 +19,7 @@ mod event;
 mod health;
 mod http;
 mod identity;
+mod ladder;
 mod ledger;
 mod logging;
 mod mail;

@@ -10,8 +10,8 @@ mod mail;
 mod spelling;
 mod sweep;
 
+use crate::ladder::Ladder;
 use crate::ledger::Account;
-use crate::sweep::Ladder;
 use crate::webhook::Webhook;
 use ledger::{default_ledger_path, table_ledger};
 use lettre::Tokio1Executor;

@@ -8,12 +8,10 @@
 //! once. Mails started before the budget ran out finish and record their outcome.
 
 mod events;
-mod ladder;
 mod owners;
 mod report;
 mod vet;
 
-pub use ladder::{Ladder, Position};
 pub use owners::OwnerTag;
 pub use report::{InventoryRow, SweepReport, VaultSummary, fate};
 pub use vet::Vetting;
@@ -21,14 +19,15 @@ pub use vet::Vetting;
 use events::{blind_spot_event, reminder_event};
 
 use crate::dispatch::Dispatcher;
-use crate::event::{EventKey, EventType, KeyVaultEvent, ObjectKind, Reminder};
+use crate::event::ObjectKind;
 use crate::identity::ManagedIdentity;
+use crate::ladder::Position;
 use crate::ledger::Ledger;
 use crate::settings::SweepSettings;
 use crate::vault::{
     Discovery, REQUESTS_PER_VAULT, Session, VaultClient, VaultError, VaultObject, VaultRef, Watched,
 };
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{TimeDelta, Utc};
 use futures_util::{FutureExt, StreamExt, stream};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -418,34 +417,6 @@ impl Sweeper {
             }
             Err(_) => None,
         }
-    }
-}
-
-/// Puts an expiry event on the reminder ladder: its mail is then the step it falls in, known
-/// to the ledger by the same key as the sweep's reminder of that step. An event the ladder
-/// has no step for (too early, too late, or missing a name or date) keeps its own id.
-pub fn place_event(event: &mut KeyVaultEvent, position: impl Fn(DateTime<Utc>) -> Position) {
-    let (EventType::NearExpiry(kind) | EventType::Expired(kind)) = event.event_type else {
-        return;
-    };
-    let (Some(vault), Some(object), Some(version), Some(expires)) =
-        (&event.vault, &event.object, &event.version, event.expires)
-    else {
-        return;
-    };
-    if let Position::In {
-        step,
-        kept_from,
-        next,
-    } = position(expires)
-    {
-        event.key = EventKey::step(vault, kind, object, version, step);
-        event.reminder = Some(Reminder {
-            step,
-            kept_from,
-            next,
-            auto_renews: None,
-        });
     }
 }
 

@@ -59,7 +59,7 @@ pub fn explain(config: &Config, paths: &[PathBuf], clock: Clock) -> anyhow::Resu
                 continue;
             };
             let now = clock.now_for(&event);
-            crate::sweep::place_event(&mut event, |expires| config.ladder_position(expires, now));
+            crate::ladder::place_event(&mut event, |expires| config.ladder_position(expires, now));
             let plan = config.routing.plan(&event);
             say!(
                 "{}: {} {} (id {})",

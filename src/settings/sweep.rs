@@ -3,7 +3,7 @@
 
 use super::mail::{Identity, identity};
 use super::{name, parse_number};
-use crate::sweep::Ladder;
+use crate::ladder::Ladder;
 use crate::vault::{VaultRef, vault_domain};
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! The events the sweep makes: an object's reminder, and a vault it cannot read.
 
-use super::Position;
 use crate::event::{Diagnosis, EventKey, EventType, KeyVaultEvent, Reminder};
+use crate::ladder::Position;
 use crate::vault::{VaultError, VaultObject, VaultRef};
 use chrono::{DateTime, Utc};
 

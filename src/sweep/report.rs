@@ -1,9 +1,9 @@
 //! What a sweep did, per vault (the timer's `ReturnValue` and `Logs`), and what `inventory`
 //! shows per object.
 
-use super::{Ladder, Position};
 use crate::delivery::Outcome;
 use crate::event::ObjectKind;
+use crate::ladder::{Ladder, Position};
 use crate::report::EventReport;
 use crate::vault::{VaultError, VaultObject, VaultRef};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -314,7 +314,7 @@ impl InventoryRow {
                 .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true)),
             days_left: object
                 .expires
-                .map(|t| super::ladder::days_left(t, Utc::now())),
+                .map(|t| crate::ladder::days_left(t, Utc::now())),
             reminder,
             owners,
             owner_source: String::new(),

@@ -1,6 +1,8 @@
 //! Unit tests of how events and the sweep's reminders meet on the ladder.
 
 use super::*;
+use crate::event::{EventType, KeyVaultEvent};
+use crate::ladder::{Ladder, place_event};
 
 #[test]
 fn an_expiry_event_in_a_step_is_keyed_like_the_sweeps_reminder_of_it() {

@@ -12,6 +12,7 @@
 //! for that retention period and then leaves the ladder, so no step can be mailed twice by
 //! outliving its record.
 
+use crate::event::{EventKey, EventType, KeyVaultEvent, Reminder};
 use chrono::{DateTime, TimeDelta, Utc};
 
 /// The ladder Key Vault users ask for: two months, a month, two weeks, a week, the day before,
@@ -136,6 +137,34 @@ pub fn days_left(expires: DateTime<Utc>, now: DateTime<Utc>) -> i64 {
 /// `None` when that moment is beyond the calendar.
 fn step_start(expires: DateTime<Utc>, step: i64) -> Option<DateTime<Utc>> {
     expires.checked_sub_signed(TimeDelta::try_days(step.checked_add(1)?)?)
+}
+
+/// Puts an expiry event on the reminder ladder: its mail is then the step it falls in, known
+/// to the ledger by the same key as the sweep's reminder of that step. An event the ladder
+/// has no step for (too early, too late, or missing a name or date) keeps its own id.
+pub fn place_event(event: &mut KeyVaultEvent, position: impl Fn(DateTime<Utc>) -> Position) {
+    let (EventType::NearExpiry(kind) | EventType::Expired(kind)) = event.event_type else {
+        return;
+    };
+    let (Some(vault), Some(object), Some(version), Some(expires)) =
+        (&event.vault, &event.object, &event.version, event.expires)
+    else {
+        return;
+    };
+    if let Position::In {
+        step,
+        kept_from,
+        next,
+    } = position(expires)
+    {
+        event.key = EventKey::step(vault, kind, object, version, step);
+        event.reminder = Some(Reminder {
+            step,
+            kept_from,
+            next,
+            auto_renews: None,
+        });
+    }
 }
 
 #[cfg(test)]
