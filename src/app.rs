@@ -3,6 +3,9 @@
 
 use crate::cli::{self, inspect, replay};
 use crate::config::Config;
+use crate::delivery::{Acs, Graph, MailTransport, Outbox, Smtp};
+use crate::identity::ManagedIdentity;
+use crate::settings::{MailRoute, Settings};
 use crate::dispatch::{Clock, Dispatcher};
 use crate::ledger::{Ledger, RedbLedger, TableLedger};
 use crate::settings;
@@ -269,7 +272,10 @@ async fn run_cli(command: Command) -> anyhow::Result<ExitCode> {
             let dispatcher = start(config, Arc::new(RedbLedger::in_memory()))?;
             cli::sweep::inventory(&dispatcher, days, json).await?
         }
-        Command::Test => cli::test_alert::test_alert(&config).await?,
+        Command::Test => {
+            let transport = mail_transport(&config.settings)?;
+            cli::test_alert::test_alert(&config, transport.as_ref()).await?
+        }
         Command::Sweep { dry_run } => {
             let ledger = open_ledger(&config.settings).await?;
             let dispatcher = start(config, ledger)?;
@@ -298,13 +304,42 @@ fn purge_summary(settings: &settings::Settings, removed: usize) -> String {
     }
 }
 
+/// The mail transport the settings ask for.
+fn mail_transport(settings: &Settings) -> anyhow::Result<Arc<dyn MailTransport>> {
+    let timeout = settings.smtp_timeout;
+    Ok(match &settings.mail {
+        MailRoute::Outbox => Arc::new(Outbox::writable(settings.outbox_dir.clone())?),
+        MailRoute::Smtp { url, oauth } => {
+            let mut smtp =
+                Smtp::new(url, timeout, settings.smtp_pool).map_err(anyhow::Error::msg)?;
+            if let Some(oauth) = oauth {
+                let identity = ManagedIdentity::for_resource(
+                    &oauth.identity,
+                    &oauth.client_id,
+                    &oauth.resource,
+                )?;
+                smtp = smtp.with_xoauth2(oauth.user.clone(), identity);
+            }
+            Arc::new(smtp)
+        }
+        MailRoute::Graph(graph) => {
+            let identity =
+                ManagedIdentity::for_resource(&graph.identity, &graph.client_id, &graph.endpoint)?;
+            let transport = Graph::new(&graph.endpoint, &graph.sender, identity, timeout);
+            Arc::new(transport.map_err(anyhow::Error::msg)?)
+        }
+        MailRoute::Acs(acs) => Arc::new(Acs::new(acs, timeout)?),
+    })
+}
+
 /// Logs the start-up warnings and builds the dispatcher.
 fn start(config: Config, ledger: Arc<dyn Ledger>) -> anyhow::Result<Dispatcher> {
     for warning in config.warnings() {
         tracing::warn!("{warning}");
     }
-    let mail = crate::delivery::describe_mail(&config.settings);
-    let dispatcher = Dispatcher::new(config, ledger)?;
+    let mail = config.settings.describe_mail();
+    let transport = mail_transport(&config.settings)?;
+    let dispatcher = Dispatcher::new(config, ledger, transport)?;
     tracing::info!("ready: mail goes to {mail}");
     Ok(dispatcher)
 }

@@ -35,16 +35,18 @@ mod tests;
 pub use outbox::Outbox;
 pub use outcome::{Failure, Outcome, PENDING, fold};
 pub use smtp::Smtp;
-pub use transport::{
-    Delivered, Letter, MailTransport, Repeat, SendError, WebhookTransport, describe_mail,
-    mail_transport,
-};
+pub use acs::{Acs, AcsAuth, AcsSettings};
+pub use graph::Graph;
+pub use transport::{Delivered, Letter, MailTransport, Repeat, SendError, WebhookTransport};
+
+/// Time kept, beyond a send's own timeout, for recording its outcome in the ledger: an action
+/// starts only when this much is left before the invocation deadline.
+pub const LEDGER_WRITE_ALLOWANCE: Duration = Duration::from_secs(1);
 
 use crate::event::EventKey;
 use crate::ledger::{ActionKey, ActionKind, Claim, Ledger, Recorded};
 use crate::mail::Rendered;
 use crate::report::ActionReport;
-use crate::settings::LEDGER_WRITE_ALLOWANCE;
 use crate::webhook::Webhook;
 use chrono::{DateTime, Utc};
 use lettre::address::Address;

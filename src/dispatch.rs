@@ -7,7 +7,7 @@
 
 use crate::alert::Alert;
 use crate::config::Config;
-use crate::delivery::{self, Deliverer, Failure, MailJob, Outcome, WebhookJob};
+use crate::delivery::{Deliverer, Failure, MailJob, MailTransport, Outcome, WebhookJob};
 use crate::event::{Event, KeyVaultEvent};
 use crate::health;
 use crate::ladder::{self, Ladder, Position};
@@ -61,11 +61,15 @@ impl Clock {
 
 impl Dispatcher {
     /// Builds the dispatcher from validated configuration and the ledger to record actions in.
-    pub fn new(config: Config, ledger: Arc<dyn Ledger>) -> anyhow::Result<Self> {
+    pub fn new(
+        config: Config,
+        ledger: Arc<dyn Ledger>,
+        mail: Arc<dyn MailTransport>,
+    ) -> anyhow::Result<Self> {
         let settings = &config.settings;
         let deliverer = Deliverer::new(
             ledger.clone(),
-            delivery::mail_transport(settings)?,
+            mail,
             Arc::new(WebhookClient::new(settings.webhook_timeout)),
             settings.smtp_timeout,
             settings.webhook_timeout,

@@ -21,6 +21,10 @@ const RENEW_BEFORE: TimeDelta = TimeDelta::minutes(5);
 /// Largest token answer read: a token is a few KiB.
 const TOKEN_ANSWER_CAP: usize = 64 * 1024;
 
+/// The platform's managed identity (`IDENTITY_ENDPOINT` and `IDENTITY_HEADER`, a secret);
+/// `None` on a developer's machine, where tokens come from the Azure CLI's login.
+pub type Identity = Option<(String, SecretString)>;
+
 /// Tokens for one resource, from the platform's managed-identity endpoint or the Azure CLI.
 pub struct ManagedIdentity {
     source: Source,
@@ -98,7 +102,7 @@ impl ManagedIdentity {
     /// Tokens for `resource` from the platform's identity, or from the Azure CLI's login where
     /// the settings found none (a developer's machine).
     pub fn for_resource(
-        identity: &crate::settings::Identity,
+        identity: &Identity,
         client_id: &Option<String>,
         resource: &str,
     ) -> anyhow::Result<Self> {

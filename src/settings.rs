@@ -17,7 +17,8 @@ use ledger::{default_ledger_path, table_ledger};
 use lettre::Tokio1Executor;
 use lettre::message::Mailbox;
 use lettre::transport::smtp::AsyncSmtpTransport;
-pub use mail::{AcsAuth, AcsSettings, Identity, MailRoute};
+use crate::delivery::LEDGER_WRITE_ALLOWANCE;
+pub use mail::{AcsAuth, Identity, MailRoute};
 use secrecy::{ExposeSecret, SecretString};
 pub use spelling::Values;
 use std::path::PathBuf;
@@ -32,10 +33,6 @@ const DEFAULT_SMTP_TIMEOUT_SECS: f64 = 10.0;
 /// Default bound on a whole invocation: well inside the 30 s Event Grid waits before it
 /// counts a delivery as failed and sends it again.
 const DEFAULT_DEADLINE_SECS: f64 = 20.0;
-
-/// Time kept, beyond a send's own timeout, for recording its outcome in the ledger: an action
-/// starts only when this much is left before the invocation deadline.
-pub const LEDGER_WRITE_ALLOWANCE: Duration = Duration::from_secs(1);
 
 /// Default bound on one webhook call.
 const DEFAULT_WEBHOOK_TIMEOUT_SECS: f64 = 10.0;
@@ -251,6 +248,40 @@ impl Settings {
                 .is_some_and(|t| t.eq_ignore_ascii_case("outbox")),
         };
         (settings, problems)
+    }
+
+    /// Where mail goes, in words, without credentials (start-up log and `check`).
+    pub fn describe_mail(&self) -> String {
+        let settings = self;
+        let who = |identity: &Identity| match identity {
+            Some(_) => "the app's managed identity",
+            None => "the Azure CLI's login",
+        };
+        match &settings.mail {
+            MailRoute::Outbox => format!(".eml files in {}", settings.outbox_dir.display()),
+            MailRoute::Smtp { oauth: Some(_), .. } => {
+                "SMTP (SMTP_URL), XOAUTH2 with the app's identity".to_owned()
+            }
+            MailRoute::Smtp { .. } if settings.smtp_pool => {
+                "SMTP (SMTP_URL), pooled connections".to_owned()
+            }
+            MailRoute::Smtp { .. } => "SMTP (SMTP_URL), a connection per mail".to_owned(),
+            MailRoute::Graph(graph) => format!(
+                "Microsoft Graph, as {} ({})",
+                graph.sender,
+                who(&graph.identity)
+            ),
+            MailRoute::Acs(acs) => {
+                let auth = match &acs.auth {
+                    AcsAuth::Token { identity, .. } => who(identity),
+                    AcsAuth::Key(_) => "the resource's access key",
+                };
+                format!(
+                    "Azure Communication Services Email at {}, from {} ({auth})",
+                    acs.endpoint, acs.sender
+                )
+            }
+        }
     }
 
     /// Things worth a warning at start-up: they work, but probably not as the user wants.

@@ -29,7 +29,7 @@ pub fn check(config: &Config) {
     }
     say!(
         "mail: {}, from {}",
-        crate::delivery::describe_mail(settings),
+        settings.describe_mail(),
         settings.mail_from
     );
     let templates = settings.templates_dir.as_ref().map_or_else(

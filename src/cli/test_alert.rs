@@ -4,7 +4,7 @@
 
 use crate::alert::{Alert, Detail};
 use crate::config::Config;
-use crate::delivery::{self, Delivered, Letter, MailTransport, Repeat, WebhookTransport};
+use crate::delivery::{Delivered, Letter, MailTransport, Repeat, WebhookTransport};
 use crate::event::{Diagnosis, EventType, KeyVaultEvent};
 use crate::mail::{self, MessageIds};
 use crate::webhook::WebhookClient;
@@ -14,9 +14,8 @@ use lettre::message::Mailbox;
 
 /// Sends the test alert through every channel and prints one line per channel. Returns
 /// whether every channel took it.
-pub async fn test_alert(config: &Config) -> anyhow::Result<bool> {
+pub async fn test_alert(config: &Config, mail: &dyn MailTransport) -> anyhow::Result<bool> {
     let settings = &config.settings;
-    let mail = delivery::mail_transport(settings)?;
     let webhooks = WebhookClient::new(settings.webhook_timeout);
     let channels = config.routing.test_targets();
     if channels.is_empty() {
@@ -27,7 +26,7 @@ pub async fn test_alert(config: &Config) -> anyhow::Result<bool> {
     for (channel, emails, webhook) in channels {
         let alert = test_alert_for(&channel);
         if !emails.is_empty() {
-            let answer = send_mail(config, mail.as_ref(), &alert, &emails).await;
+            let answer = send_mail(config, mail, &alert, &emails).await;
             let to: Vec<String> = emails.iter().map(ToString::to_string).collect();
             ok &= answer.is_ok();
             say!("{channel}: mail to {}: {}", to.join(", "), said(answer));

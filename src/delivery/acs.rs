@@ -21,19 +21,44 @@ mod sign;
 use super::outcome::Failure;
 use super::transport::{Delivered, Letter, MailTransport, Repeat, SendError};
 use crate::identity::ManagedIdentity;
-use crate::settings::{AcsAuth, AcsSettings};
+use crate::identity::Identity;
 use crate::text;
 use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, Utc};
 use reqwest::{Method, StatusCode, Url};
-use secrecy::{ExposeSecret, SecretSlice};
+use secrecy::{ExposeSecret, SecretSlice, SecretString};
 use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 use tokio::time::Instant;
+
+/// Mail through Azure Communication Services Email.
+#[derive(Debug, Clone)]
+pub struct AcsSettings {
+    /// The resource's endpoint (`ACS_ENDPOINT`, or the connection string's).
+    pub endpoint: String,
+    /// `ACS_SENDER`: an address of a verified domain linked to the resource.
+    pub sender: String,
+    /// How requests are authorised.
+    pub auth: AcsAuth,
+}
+
+/// How ACS Email requests are authorised.
+#[derive(Debug, Clone)]
+pub enum AcsAuth {
+    /// Entra ID tokens for `https://communication.azure.com`.
+    Token {
+        /// Where tokens come from.
+        identity: Identity,
+        /// `AZURE_CLIENT_ID`: a user-assigned identity; unset for the system-assigned one.
+        client_id: Option<String>,
+    },
+    /// The resource's access key (base64, from `ACS_CONNECTION_STRING`): HMAC-SHA256 signing.
+    Key(SecretString),
+}
 
 /// The Email API version: the first GA one.
 const API_VERSION: &str = "2023-03-31";

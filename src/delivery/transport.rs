@@ -2,14 +2,9 @@
 //! (SMTP, Microsoft Graph, ACS Email or the outbox) and a webhook transport. Traits, so that the deliverer's unit tests can
 //! put fakes in their place.
 
-use super::acs::Acs;
-use super::graph::Graph;
 use super::outcome::Failure;
-use super::{Outbox, Smtp};
-use crate::identity::ManagedIdentity;
 use crate::ledger::ActionKey;
 use crate::mail::Rendered;
-use crate::settings::{AcsAuth, Identity, MailRoute, Settings};
 use crate::webhook::Webhook;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -17,7 +12,6 @@ use lettre::address::Envelope;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
-use std::sync::Arc;
 
 /// Where a delivered message went.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,63 +101,3 @@ pub trait WebhookTransport: Send + Sync {
     async fn post(&self, webhook: &Webhook, payload: &Value) -> Result<(), Failure>;
 }
 
-/// The mail transport the settings ask for.
-pub fn mail_transport(settings: &Settings) -> anyhow::Result<Arc<dyn MailTransport>> {
-    let timeout = settings.smtp_timeout;
-    Ok(match &settings.mail {
-        MailRoute::Outbox => Arc::new(Outbox::writable(settings.outbox_dir.clone())?),
-        MailRoute::Smtp { url, oauth } => {
-            let mut smtp =
-                Smtp::new(url, timeout, settings.smtp_pool).map_err(anyhow::Error::msg)?;
-            if let Some(oauth) = oauth {
-                let identity = ManagedIdentity::for_resource(
-                    &oauth.identity,
-                    &oauth.client_id,
-                    &oauth.resource,
-                )?;
-                smtp = smtp.with_xoauth2(oauth.user.clone(), identity);
-            }
-            Arc::new(smtp)
-        }
-        MailRoute::Graph(graph) => {
-            let identity =
-                ManagedIdentity::for_resource(&graph.identity, &graph.client_id, &graph.endpoint)?;
-            let transport = Graph::new(&graph.endpoint, &graph.sender, identity, timeout);
-            Arc::new(transport.map_err(anyhow::Error::msg)?)
-        }
-        MailRoute::Acs(acs) => Arc::new(Acs::new(acs, timeout)?),
-    })
-}
-
-/// Where the settings send mail, in words, without credentials (start-up log and `check`).
-pub fn describe_mail(settings: &Settings) -> String {
-    let who = |identity: &Identity| match identity {
-        Some(_) => "the app's managed identity",
-        None => "the Azure CLI's login",
-    };
-    match &settings.mail {
-        MailRoute::Outbox => format!(".eml files in {}", settings.outbox_dir.display()),
-        MailRoute::Smtp { oauth: Some(_), .. } => {
-            "SMTP (SMTP_URL), XOAUTH2 with the app's identity".to_owned()
-        }
-        MailRoute::Smtp { .. } if settings.smtp_pool => {
-            "SMTP (SMTP_URL), pooled connections".to_owned()
-        }
-        MailRoute::Smtp { .. } => "SMTP (SMTP_URL), a connection per mail".to_owned(),
-        MailRoute::Graph(graph) => format!(
-            "Microsoft Graph, as {} ({})",
-            graph.sender,
-            who(&graph.identity)
-        ),
-        MailRoute::Acs(acs) => {
-            let auth = match &acs.auth {
-                AcsAuth::Token { identity, .. } => who(identity),
-                AcsAuth::Key(_) => "the resource's access key",
-            };
-            format!(
-                "Azure Communication Services Email at {}, from {} ({auth})",
-                acs.endpoint, acs.sender
-            )
-        }
-    }
-}

@@ -12,9 +12,8 @@ const GRAPH_ENDPOINT: &str = "https://graph.microsoft.com";
 /// What Exchange Online's SMTP tokens are for.
 const EXCHANGE_RESOURCE: &str = "https://outlook.office365.com";
 
-/// The platform's managed identity (`IDENTITY_ENDPOINT` and `IDENTITY_HEADER`, a secret);
-/// `None` on a developer's machine, where tokens come from the Azure CLI's login.
-pub type Identity = Option<(String, SecretString)>;
+pub use crate::delivery::{AcsAuth, AcsSettings};
+pub use crate::identity::Identity;
 
 /// SMTP with XOAUTH2: a token instead of a password.
 #[derive(Debug, Clone)]
@@ -40,31 +39,6 @@ pub struct GraphSettings {
     pub identity: Identity,
     /// `AZURE_CLIENT_ID`: a user-assigned identity; unset for the system-assigned one.
     pub client_id: Option<String>,
-}
-
-/// Mail through Azure Communication Services Email.
-#[derive(Debug, Clone)]
-pub struct AcsSettings {
-    /// The resource's endpoint (`ACS_ENDPOINT`, or the connection string's).
-    pub endpoint: String,
-    /// `ACS_SENDER`: an address of a verified domain linked to the resource.
-    pub sender: String,
-    /// How requests are authorised.
-    pub auth: AcsAuth,
-}
-
-/// How ACS Email requests are authorised.
-#[derive(Debug, Clone)]
-pub enum AcsAuth {
-    /// Entra ID tokens for `https://communication.azure.com`.
-    Token {
-        /// Where tokens come from.
-        identity: Identity,
-        /// `AZURE_CLIENT_ID`: a user-assigned identity; unset for the system-assigned one.
-        client_id: Option<String>,
-    },
-    /// The resource's access key (base64, from `ACS_CONNECTION_STRING`): HMAC-SHA256 signing.
-    Key(SecretString),
 }
 
 /// Which way mail leaves.
