@@ -5,6 +5,7 @@
 //! together with those of the rules and templates.
 
 mod acs;
+mod identity;
 mod ledger;
 mod mail;
 mod spelling;

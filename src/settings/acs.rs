@@ -1,7 +1,8 @@
 //! Azure Communication Services Email's settings: the resource (`ACS_ENDPOINT` with the app's
 //! identity, or `ACS_CONNECTION_STRING` with its access key) and the sender (`ACS_SENDER`).
 
-use super::mail::{AcsAuth, AcsSettings, identity};
+use super::identity::identity;
+use crate::delivery::{AcsAuth, AcsSettings};
 use super::name;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;

@@ -2,6 +2,7 @@
 //! Microsoft Graph as the app's managed identity, Azure Communication Services Email (see
 //! [`super::acs`]), or (none configured) the outbox folder.
 
+use super::identity::identity;
 use super::name;
 use lettre::message::Mailbox;
 use secrecy::{ExposeSecret, SecretString};
@@ -195,24 +196,4 @@ fn smtp_oauth(
         identity,
         client_id: get(name::AZURE_CLIENT_ID),
     })
-}
-
-/// The platform's identity; on a developer's machine none (the Azure CLI's login stands in),
-/// but in Azure (`WEBSITE_INSTANCE_ID` set) a missing identity is a problem for `what`.
-pub(super) fn identity(
-    get: &impl Fn(&str) -> Option<String>,
-    what: &str,
-    problems: &mut Vec<String>,
-) -> Result<Identity, ()> {
-    match (get(name::IDENTITY_ENDPOINT), get(name::IDENTITY_HEADER)) {
-        (Some(endpoint), Some(header)) => Ok(Some((endpoint, SecretString::from(header)))),
-        _ if get(name::WEBSITE_INSTANCE_ID).is_some() => {
-            problems.push(format!(
-                "{what} needs the app's managed identity (IDENTITY_ENDPOINT and IDENTITY_HEADER, \
-                 set by the platform once the identity is enabled)"
-            ));
-            Err(())
-        }
-        _ => Ok(None),
-    }
 }

@@ -1,7 +1,8 @@
 //! The expiry sweep's settings: which vaults, the reminder ladder, how long a run may take and
 //! where its tokens come from.
 
-use super::mail::{Identity, identity};
+use super::identity::identity;
+use crate::identity::Identity;
 use super::{name, parse_number};
 use crate::ladder::Ladder;
 use crate::vault::{VaultRef, vault_domain};
