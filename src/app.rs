@@ -4,11 +4,11 @@
 use crate::cli::{self, inspect, replay};
 use crate::config::Config;
 use crate::delivery::{Acs, Graph, MailTransport, Outbox, Smtp};
-use crate::identity::ManagedIdentity;
-use crate::settings::{MailRoute, Settings};
 use crate::dispatch::{Clock, Dispatcher};
+use crate::identity::ManagedIdentity;
 use crate::ledger::{Ledger, RedbLedger, TableLedger};
 use crate::settings;
+use crate::settings::{MailRoute, Settings};
 use crate::{logging, server};
 use anyhow::Context;
 use clap::{Parser, Subcommand};

@@ -24,7 +24,6 @@ mod acs;
 mod graph;
 mod mail;
 mod outbox;
-mod outcome;
 mod record;
 mod smtp;
 mod transport;
@@ -32,11 +31,11 @@ mod transport;
 #[cfg(test)]
 mod tests;
 
-pub use outbox::Outbox;
-pub use outcome::{Failure, Outcome, PENDING, fold};
-pub use smtp::Smtp;
+pub use crate::outcome::{Failure, Outcome};
 pub use acs::{Acs, AcsAuth, AcsSettings};
 pub use graph::Graph;
+pub use outbox::Outbox;
+pub use smtp::Smtp;
 pub use transport::{Delivered, Letter, MailTransport, Repeat, SendError, WebhookTransport};
 
 /// Time kept, beyond a send's own timeout, for recording its outcome in the ledger: an action
@@ -46,7 +45,7 @@ pub const LEDGER_WRITE_ALLOWANCE: Duration = Duration::from_secs(1);
 use crate::event::EventKey;
 use crate::ledger::{ActionKey, ActionKind, Claim, Ledger, Recorded};
 use crate::mail::Rendered;
-use crate::report::ActionReport;
+use crate::outcome::ActionReport;
 use crate::webhook::Webhook;
 use chrono::{DateTime, Utc};
 use lettre::address::Address;

@@ -12,6 +12,7 @@
 mod redb_store;
 mod table;
 
+pub use crate::outcome::ActionKind;
 pub use redb_store::RedbLedger;
 pub use table::{Account, TableLedger};
 
@@ -21,31 +22,6 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::time::Duration;
-
-/// The kinds of action, as they appear in ledger keys and reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ActionKind {
-    /// A mail to the event's recipients.
-    Email,
-    /// A post to one webhook channel.
-    Webhook,
-}
-
-impl ActionKind {
-    /// The name used in ledger keys, results and logs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Email => "email",
-            Self::Webhook => "webhook",
-        }
-    }
-}
-
-impl fmt::Display for ActionKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// Identifies one action on one target for one event.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -23,6 +23,7 @@ mod ladder;
 mod ledger;
 mod logging;
 mod mail;
+mod outcome;
 mod report;
 mod rules;
 mod server;

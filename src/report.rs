@@ -1,9 +1,8 @@
 //! What was done for each event: the `ReturnValue` users see in the host's invocation log,
 //! and the one-line summaries that go into `Logs`.
 
-use crate::delivery::{Outcome, fold};
 use crate::event::KeyVaultEvent;
-use crate::ledger::ActionKind;
+use crate::outcome::ActionReport;
 use chrono::SecondsFormat;
 use serde::Serialize;
 use std::borrow::Cow;
@@ -29,70 +28,6 @@ pub struct EventReport {
     pub expires: Option<String>,
     /// What was done.
     pub actions: Vec<ActionReport>,
-}
-
-/// The outcome of one action: in results as `{"action", "to", "status", "reason"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ActionReport {
-    /// What kind of action.
-    #[serde(serialize_with = "action_name")]
-    pub action: ActionKind,
-    /// Who it was for.
-    pub to: Vec<String>,
-    /// How it ended.
-    #[serde(rename = "status", serialize_with = "status_name")]
-    pub outcome: Outcome,
-    /// Why, when it was not simply sent.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-}
-
-fn action_name<S: serde::Serializer>(action: &ActionKind, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(action.as_str())
-}
-
-fn status_name<S: serde::Serializer>(outcome: &Outcome, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(outcome.status())
-}
-
-impl ActionReport {
-    /// The report of an action with one outcome, explained.
-    pub fn new(action: ActionKind, to: Vec<String>, outcome: Outcome) -> Self {
-        let reason = match &outcome {
-            Outcome::Sent => None,
-            Outcome::Written(path) => Some(format!("to {}", path.display())),
-            Outcome::Duplicate => Some("already done by an earlier delivery".to_owned()),
-            Outcome::Skipped(reason) => Some(reason.clone()),
-            Outcome::Failed(failure) if failure.is_transient() => {
-                Some(format!("{failure} (a redelivery will retry)"))
-            }
-            Outcome::Failed(failure) => Some(failure.to_string()),
-            Outcome::Pending => Some(crate::delivery::PENDING.to_owned()),
-            Outcome::Unrecorded { done, error } => Some(Outcome::unrecorded_reason(done, error)),
-        };
-        Self {
-            action,
-            to,
-            outcome,
-            reason,
-        }
-    }
-
-    /// The report of an action over several targets (`names[i]` had `outcomes[i]`).
-    pub fn folded(
-        action: ActionKind,
-        to: Vec<String>,
-        names: &[String],
-        outcomes: &[Outcome],
-    ) -> Self {
-        let (outcome, reason) = fold(names, outcomes);
-        Self {
-            action,
-            to,
-            outcome,
-            reason,
-        }
-    }
 }
 
 impl EventReport {
@@ -172,7 +107,7 @@ impl ActionReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::delivery::Failure;
+    use crate::outcome::{ActionKind, Failure, Outcome};
 
     fn report(vault: Option<&str>, object: Option<&str>) -> EventReport {
         EventReport {

@@ -11,6 +11,7 @@ mod mail;
 mod spelling;
 mod sweep;
 
+use crate::delivery::LEDGER_WRITE_ALLOWANCE;
 use crate::ladder::Ladder;
 use crate::ledger::Account;
 use crate::webhook::Webhook;
@@ -18,7 +19,6 @@ use ledger::{default_ledger_path, table_ledger};
 use lettre::Tokio1Executor;
 use lettre::message::Mailbox;
 use lettre::transport::smtp::AsyncSmtpTransport;
-use crate::delivery::LEDGER_WRITE_ALLOWANCE;
 pub use mail::{AcsAuth, Identity, MailRoute};
 use secrecy::{ExposeSecret, SecretString};
 pub use spelling::Values;

@@ -18,10 +18,10 @@
 
 mod sign;
 
-use super::outcome::Failure;
 use super::transport::{Delivered, Letter, MailTransport, Repeat, SendError};
-use crate::identity::ManagedIdentity;
 use crate::identity::Identity;
+use crate::identity::ManagedIdentity;
+use crate::outcome::Failure;
 use crate::text;
 use async_trait::async_trait;
 use base64::Engine;

@@ -8,10 +8,10 @@
 //! reach the others again). Graph keeps a MIME send in the mailbox's Sent Items: it has no
 //! switch for that in MIME form.
 
-use super::outcome::Failure;
 use super::transport::{Delivered, Letter, MailTransport, SendError};
 use crate::http::{self, Verdict};
 use crate::identity::ManagedIdentity;
+use crate::outcome::Failure;
 use crate::text;
 use async_trait::async_trait;
 use base64::Engine;

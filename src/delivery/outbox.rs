@@ -1,8 +1,8 @@
 //! Mail as `.eml` files in a folder, when no SMTP server is configured: what `replay` and a
 //! first local run produce.
 
-use super::outcome::Failure;
 use super::transport::{Delivered, Letter, MailTransport, SendError};
+use crate::outcome::Failure;
 use async_trait::async_trait;
 use chrono::Utc;
 use std::io::ErrorKind;

@@ -14,9 +14,9 @@
 //!
 //! Error text never contains the connection URL, which may hold a password.
 
-use super::outcome::Failure;
 use super::transport::{Delivered, Letter, MailTransport, SendError};
 use crate::identity::ManagedIdentity;
+use crate::outcome::Failure;
 use async_trait::async_trait;
 use lettre::transport::smtp::AsyncSmtpTransportBuilder;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};

@@ -2,9 +2,9 @@
 //! (SMTP, Microsoft Graph, ACS Email or the outbox) and a webhook transport. Traits, so that the deliverer's unit tests can
 //! put fakes in their place.
 
-use super::outcome::Failure;
 use crate::ledger::ActionKey;
 use crate::mail::Rendered;
+use crate::outcome::Failure;
 use crate::webhook::Webhook;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -100,4 +100,3 @@ pub trait WebhookTransport: Send + Sync {
     /// [`Failure::Permanent`].
     async fn post(&self, webhook: &Webhook, payload: &Value) -> Result<(), Failure>;
 }
-

@@ -2,8 +2,8 @@
 //! identity, or `ACS_CONNECTION_STRING` with its access key) and the sender (`ACS_SENDER`).
 
 use super::identity::identity;
-use crate::delivery::{AcsAuth, AcsSettings};
 use super::name;
+use crate::delivery::{AcsAuth, AcsSettings};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use secrecy::SecretString;

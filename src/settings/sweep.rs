@@ -2,8 +2,8 @@
 //! where its tokens come from.
 
 use super::identity::identity;
-use crate::identity::Identity;
 use super::{name, parse_number};
+use crate::identity::Identity;
 use crate::ladder::Ladder;
 use crate::vault::{VaultRef, vault_domain};
 use std::time::Duration;

@@ -1,6 +1,8 @@
-//! What became of an action: one [`Outcome`] per target (a recipient, a webhook channel), and
-//! one per action once its targets are folded together for the report.
+//! What became of an action, in one place: how it failed ([`Failure`]), how it ended
+//! ([`Outcome`]), what kind it was ([`ActionKind`]) and the report of it ([`ActionReport`]),
+//! with its reason in words, whether it had one target or several.
 
+use serde::Serialize;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -94,6 +96,9 @@ impl Outcome {
     }
 }
 
+/// Why an action was not done again.
+const ALREADY_DONE: &str = "already done by an earlier delivery";
+
 /// Why an action is pending.
 pub const PENDING: &str = "no answer by the invocation deadline: the attempt goes on and \
      records its outcome, which a redelivery reports";
@@ -149,8 +154,96 @@ pub fn fold(names: &[String], outcomes: &[Outcome]) -> (Outcome, Option<String>)
     if let Some(Outcome::Skipped(reason)) = first(|o| matches!(o, Outcome::Skipped(_))) {
         return (Outcome::Skipped(reason.clone()), Some(reason));
     }
-    let reason = "already sent by an earlier delivery".to_owned();
-    (Outcome::Duplicate, Some(reason))
+    (Outcome::Duplicate, Some(ALREADY_DONE.to_owned()))
+}
+
+/// The kinds of action, as they appear in ledger keys and reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ActionKind {
+    /// A mail to the event's recipients.
+    Email,
+    /// A post to one webhook channel.
+    Webhook,
+}
+
+impl ActionKind {
+    /// The name used in ledger keys, results and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Email => "email",
+            Self::Webhook => "webhook",
+        }
+    }
+}
+
+impl fmt::Display for ActionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The outcome of one action: in results as `{"action", "to", "status", "reason"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ActionReport {
+    /// What kind of action.
+    #[serde(serialize_with = "action_name")]
+    pub action: ActionKind,
+    /// Who it was for.
+    pub to: Vec<String>,
+    /// How it ended.
+    #[serde(rename = "status", serialize_with = "status_name")]
+    pub outcome: Outcome,
+    /// Why, when it was not simply sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+fn action_name<S: serde::Serializer>(action: &ActionKind, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(action.as_str())
+}
+
+fn status_name<S: serde::Serializer>(outcome: &Outcome, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(outcome.status())
+}
+
+impl ActionReport {
+    /// The report of an action with one outcome, explained.
+    pub fn new(action: ActionKind, to: Vec<String>, outcome: Outcome) -> Self {
+        let reason = match &outcome {
+            Outcome::Sent => None,
+            Outcome::Written(path) => Some(format!("to {}", path.display())),
+            Outcome::Duplicate => Some(ALREADY_DONE.to_owned()),
+            Outcome::Skipped(reason) => Some(reason.clone()),
+            Outcome::Failed(failure) if failure.is_transient() => {
+                Some(format!("{failure} (a redelivery will retry)"))
+            }
+            Outcome::Failed(failure) => Some(failure.to_string()),
+            Outcome::Pending => Some(PENDING.to_owned()),
+            Outcome::Unrecorded { done, error } => Some(Outcome::unrecorded_reason(done, error)),
+        };
+        Self {
+            action,
+            to,
+            outcome,
+            reason,
+        }
+    }
+
+    /// The report of an action over several targets (`names[i]` had `outcomes[i]`).
+    pub fn folded(
+        action: ActionKind,
+        to: Vec<String>,
+        names: &[String],
+        outcomes: &[Outcome],
+    ) -> Self {
+        let (outcome, reason) = fold(names, outcomes);
+        Self {
+            action,
+            to,
+            outcome,
+            reason,
+        }
+    }
 }
 
 #[cfg(test)]
