@@ -27,6 +27,7 @@ mod outbox;
 mod record;
 mod smtp;
 mod transport;
+mod webhook;
 
 #[cfg(test)]
 mod tests;
@@ -37,6 +38,7 @@ pub use graph::Graph;
 pub use outbox::Outbox;
 pub use smtp::Smtp;
 pub use transport::{Delivered, Letter, MailTransport, Repeat, SendError, WebhookTransport};
+pub use webhook::WebhookClient;
 
 /// Time kept, beyond a send's own timeout, for recording its outcome in the ledger: an action
 /// starts only when this much is left before the invocation deadline.

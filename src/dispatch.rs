@@ -7,7 +7,9 @@
 
 use crate::alert::Alert;
 use crate::config::Config;
-use crate::delivery::{Deliverer, Failure, MailJob, MailTransport, Outcome, WebhookJob};
+use crate::delivery::{
+    Deliverer, Failure, MailJob, MailTransport, Outcome, WebhookClient, WebhookJob,
+};
 use crate::event::{Event, KeyVaultEvent};
 use crate::health;
 use crate::ladder::{self, Ladder, Position};
@@ -17,7 +19,6 @@ use crate::outcome::ActionReport;
 use crate::report::EventReport;
 use crate::rules::{OWNERS, Plan, SECURITY};
 use crate::sweep::{self, SweepReport, Sweeper, Vetting};
-use crate::webhook::WebhookClient;
 use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
 use futures_util::{StreamExt, stream};

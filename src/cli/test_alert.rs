@@ -4,10 +4,9 @@
 
 use crate::alert::{Alert, Detail};
 use crate::config::Config;
-use crate::delivery::{Delivered, Letter, MailTransport, Repeat, WebhookTransport};
+use crate::delivery::{Delivered, Letter, MailTransport, Repeat, WebhookClient, WebhookTransport};
 use crate::event::{Diagnosis, EventType, KeyVaultEvent};
 use crate::mail::{self, MessageIds};
-use crate::webhook::WebhookClient;
 use chrono::Utc;
 use lettre::address::Envelope;
 use lettre::message::Mailbox;
