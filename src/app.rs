@@ -7,8 +7,11 @@ use crate::delivery::{Acs, Graph, MailTransport, Outbox, Smtp};
 use crate::dispatch::{Clock, Dispatcher};
 use crate::identity::ManagedIdentity;
 use crate::ledger::{Ledger, RedbLedger, TableLedger};
+use crate::server::Functions;
 use crate::settings;
-use crate::settings::{MailRoute, Settings};
+use crate::settings::{MailRoute, Settings, SweepSettings};
+use crate::sweep::Sweeper;
+use crate::vault::{Discovery, OwnerTag, VaultClient, Vaults, Watched};
 use crate::{logging, server};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -187,11 +190,11 @@ async fn serve(default_port: u16) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
     let ledger = open_ledger(&config.settings).await?;
-    let dispatcher = Arc::new(start(config, ledger)?);
-    tokio::spawn(purge_periodically(dispatcher.clone()));
+    let functions = Arc::new(start(config, ledger)?);
+    tokio::spawn(purge_periodically(functions.clone()));
     tracing::info!(port, "listening");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(server::run(listener, dispatcher.clone(), async {
+    let server = tokio::spawn(server::run(listener, functions.clone(), async {
         stop_rx.await.ok();
     }));
     shutdown_signal().await;
@@ -201,7 +204,7 @@ async fn serve(default_port: u16) -> anyhow::Result<ExitCode> {
     if tokio::time::timeout_at(grace_ends, server).await.is_err() {
         tracing::warn!("in-flight invocations did not finish in time");
     }
-    if !dispatcher.finish(grace_ends).await {
+    if !functions.dispatcher.finish(grace_ends).await {
         // Their claims stay held until the lease runs out, then a redelivery tries again.
         tracing::warn!("some mails or posts were still waiting for an answer at exit");
     }
@@ -240,7 +243,8 @@ async fn run_cli(command: Command) -> anyhow::Result<ExitCode> {
         Command::Replay { files, now } => {
             // Each replay starts from an empty ledger, so running it again shows the same outcome.
             let clock = now.map_or(Clock::EventTime, Clock::At);
-            let dispatcher = start(config, Arc::new(RedbLedger::in_memory()))?.with_clock(clock);
+            let functions = start(config, Arc::new(RedbLedger::in_memory()))?;
+            let dispatcher = functions.dispatcher.with_clock(clock);
             replay::replay(&dispatcher, &files).await?
         }
         Command::Check { strict } => {
@@ -269,8 +273,9 @@ async fn run_cli(command: Command) -> anyhow::Result<ExitCode> {
             inspect::preview(&config, &files, &out, Clock::EventTime)?
         }
         Command::Inventory { days, json } => {
-            let dispatcher = start(config, Arc::new(RedbLedger::in_memory()))?;
-            cli::sweep::inventory(&dispatcher, days, json).await?
+            let functions = start(config, Arc::new(RedbLedger::in_memory()))?;
+            let sweeper = functions.sweeper.as_ref();
+            cli::sweep::inventory(&functions.dispatcher, sweeper, days, json).await?
         }
         Command::Test => {
             let transport = mail_transport(&config.settings)?;
@@ -278,8 +283,9 @@ async fn run_cli(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Sweep { dry_run } => {
             let ledger = open_ledger(&config.settings).await?;
-            let dispatcher = start(config, ledger)?;
-            let ok = cli::sweep::sweep(&dispatcher, dry_run).await?;
+            let functions = start(config, ledger)?;
+            let (dispatcher, sweeper) = (&functions.dispatcher, functions.sweeper.as_ref());
+            let ok = cli::sweep::sweep(dispatcher, sweeper, dry_run).await?;
             dispatcher
                 .finish(tokio::time::Instant::now() + SHUTDOWN_GRACE)
                 .await;
@@ -332,26 +338,71 @@ fn mail_transport(settings: &Settings) -> anyhow::Result<Arc<dyn MailTransport>>
     })
 }
 
-/// Logs the start-up warnings and builds the dispatcher.
-fn start(config: Config, ledger: Arc<dyn Ledger>) -> anyhow::Result<Dispatcher> {
+/// Logs the start-up warnings and builds what the functions run on: the event pipeline and,
+/// with `VAULTS` or `SUBSCRIPTIONS`, the sweep, both reading the same vaults.
+fn start(config: Config, ledger: Arc<dyn Ledger>) -> anyhow::Result<Functions> {
     for warning in config.warnings() {
         tracing::warn!("{warning}");
     }
     let mail = config.settings.describe_mail();
     let transport = mail_transport(&config.settings)?;
-    let dispatcher = Dispatcher::new(config, ledger, transport)?;
+    let vaults = match &config.settings.sweep {
+        Some(sweep) => Some(Arc::new(vaults(&config, sweep, ledger.clone())?)),
+        None => None,
+    };
+    let sweeper = config.settings.sweep.clone().zip(vaults.clone());
+    let sweeper = sweeper.map(|(settings, vaults)| Sweeper::new(settings, vaults));
+    let dispatcher = Dispatcher::new(config, ledger, transport, vaults);
     tracing::info!("ready: mail goes to {mail}");
-    Ok(dispatcher)
+    Ok(Functions {
+        dispatcher,
+        sweeper,
+    })
+}
+
+/// The vaults the sweep settings name, and what reads them. Owner tags may name addresses in
+/// the domains the configuration mails.
+fn vaults(
+    config: &Config,
+    sweep: &SweepSettings,
+    ledger: Arc<dyn Ledger>,
+) -> anyhow::Result<Vaults> {
+    let identity =
+        ManagedIdentity::for_resource(&sweep.identity, &sweep.client_id, &sweep.resource)?;
+    let client = VaultClient::new(identity).map_err(anyhow::Error::msg)?;
+    let settings = &config.settings;
+    let known = std::iter::once(&settings.mail_from)
+        .chain(&settings.owners)
+        .chain(&settings.security)
+        .chain(config.routing.mailboxes());
+    let owner_tag = OwnerTag::new(&sweep.owner_tag, known, &sweep.owner_tag_domains);
+    let discovery = match sweep.subscriptions.is_empty() {
+        true => None,
+        false => {
+            let resource = Discovery::resource(&sweep.arm_endpoint);
+            let identity =
+                ManagedIdentity::for_resource(&sweep.identity, &sweep.client_id, &resource)?;
+            let discovery = Discovery::new(
+                identity,
+                sweep.arm_endpoint.clone(),
+                sweep.subscriptions.clone(),
+                sweep.vault_domain.clone(),
+            );
+            Some(discovery.map_err(anyhow::Error::msg)?)
+        }
+    };
+    let watched = Watched::new(sweep.vaults.clone(), discovery);
+    Ok(Vaults::new(client, watched, owner_tag, ledger))
 }
 
 /// Keeps the ledger within its retention period: a minute after start-up (out of the way of
 /// the first invocations), then hourly.
-async fn purge_periodically(dispatcher: Arc<Dispatcher>) {
+async fn purge_periodically(functions: Arc<Functions>) {
     let first = tokio::time::Instant::now() + Duration::from_secs(60);
     let mut every_hour = tokio::time::interval_at(first, PURGE_INTERVAL);
     loop {
         every_hour.tick().await;
-        dispatcher.purge_ledger().await;
+        functions.dispatcher.purge_ledger().await;
     }
 }
 

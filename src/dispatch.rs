@@ -11,14 +11,13 @@ use crate::delivery::{
     Deliverer, Failure, MailJob, MailTransport, Outcome, WebhookClient, WebhookJob,
 };
 use crate::event::{Event, KeyVaultEvent};
-use crate::health;
 use crate::ladder::{self, Ladder, Position};
 use crate::ledger::{self, ActionKind, Ledger, Trouble, TroubleKind};
 use crate::mail::{self, Rendered};
 use crate::outcome::ActionReport;
 use crate::report::EventReport;
 use crate::rules::{OWNERS, Plan, SECURITY};
-use crate::sweep::{self, SweepReport, Sweeper, Vetting};
+use crate::vault::{Vaults, Vetting};
 use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
 use futures_util::{StreamExt, stream};
@@ -34,7 +33,9 @@ pub struct Dispatcher {
     config: Config,
     deliverer: Deliverer,
     clock: Clock,
-    sweeper: Option<Sweeper>,
+    /// The watched vaults, when the sweep is on: asked whether an expiry event is still worth
+    /// a mail.
+    vaults: Option<Arc<Vaults>>,
 }
 
 /// The "now" an alert counts days left from.
@@ -63,34 +64,25 @@ impl Clock {
 
 impl Dispatcher {
     /// Builds the dispatcher from validated configuration and the ledger to record actions in.
+    /// `vaults`, when the sweep is on, are asked whether an expiry event is still worth a mail.
     pub fn new(
         config: Config,
         ledger: Arc<dyn Ledger>,
         mail: Arc<dyn MailTransport>,
-    ) -> anyhow::Result<Self> {
+        vaults: Option<Arc<Vaults>>,
+    ) -> Self {
         let settings = &config.settings;
         let deliverer = Deliverer::new(
-            ledger.clone(),
+            ledger,
             mail,
             Arc::new(WebhookClient::new(settings.webhook_timeout)),
             settings.smtp_timeout,
             settings.webhook_timeout,
         );
-        let sweeper = match settings.sweep.clone() {
-            Some(sweep) => {
-                // Owner tags may name addresses in the domains the configuration mails.
-                let known = std::iter::once(&settings.mail_from)
-                    .chain(&settings.owners)
-                    .chain(&settings.security)
-                    .chain(config.routing.mailboxes());
-                Some(Sweeper::new(sweep, known, ledger)?)
-            }
-            None => None,
-        };
-        Ok(Self {
-            sweeper,
+        Self {
+            vaults,
             ..Self::with_deliverer(config, deliverer)
-        })
+        }
     }
 
     /// Builds the dispatcher around a deliverer (whose transports a test may have chosen).
@@ -99,13 +91,13 @@ impl Dispatcher {
             config,
             deliverer,
             clock: Clock::System,
-            sweeper: None,
+            vaults: None,
         }
     }
 
-    /// The expiry sweep, when `VAULTS` or `SUBSCRIPTIONS` is set.
-    pub fn sweeper(&self) -> Option<&Sweeper> {
-        self.sweeper.as_ref()
+    /// The ledger actions are recorded in.
+    pub fn ledger(&self) -> &dyn Ledger {
+        self.deliverer.ledger()
     }
 
     /// The reminder ladder.
@@ -142,34 +134,6 @@ impl Dispatcher {
     /// were still waiting for an answer.
     pub async fn finish(&self, deadline: Instant) -> bool {
         self.deliverer.finish(deadline).await
-    }
-
-    /// Sends the day's health notice (see [`crate::health`]) if something needs a person;
-    /// `sweep` is the run that just ended, if any. Returns what became of it: `not needed`,
-    /// `sent`, `sent before` (today's went already), `failed` or `refused`.
-    pub async fn health_notice(&self, sweep: Option<&SweepReport>) -> &'static str {
-        let (troubles, unreadable) = match self.deliverer.ledger().troubles().await {
-            Ok(troubles) => (troubles, None),
-            Err(err) => {
-                tracing::error!(error = %err, "cannot read the troubles for the health notice");
-                (Vec::new(), Some(err.to_string()))
-            }
-        };
-        let findings = health::Findings {
-            troubles,
-            unreadable,
-            sweep,
-        };
-        let Some(notice) = health::notice(&findings, Utc::now()) else {
-            return "not needed";
-        };
-        for line in notice.diagnosis.iter().flat_map(|d| &d.fix) {
-            tracing::warn!(code = "health", "{line}");
-        }
-        let reports = self
-            .handle_all(vec![Event::KeyVault(Box::new(notice))])
-            .await;
-        reports.first().map_or("failed", sweep::fate)
     }
 
     /// Keeps a trouble for the health notice (see [`ledger::keep`]).
@@ -281,11 +245,11 @@ impl Dispatcher {
         EventReport::key_vault(*event, actions)
     }
 
-    /// What the vault says of an expiry event that would act (see [`Sweeper::vet`]).
+    /// What the vault says of an expiry event that would act (see [`Vaults::vet`]).
     async fn vetted(&self, event: &KeyVaultEvent, acts: bool, deadline: Instant) -> Vetting {
-        match (&self.sweeper, acts) {
+        match (&self.vaults, acts) {
             // Boxed, as acting is: reading the vault takes a large future every event would carry.
-            (Some(sweeper), true) => Box::pin(sweeper.vet(event, deadline)).await,
+            (Some(vaults), true) => Box::pin(vaults.vet(event, deadline)).await,
             _ => Vetting::Unknown,
         }
     }

@@ -16,7 +16,6 @@ mod delivery;
 mod dispatch;
 mod envelope;
 mod event;
-mod health;
 mod http;
 mod identity;
 mod ladder;

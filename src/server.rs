@@ -7,6 +7,7 @@
 
 use crate::dispatch::Dispatcher;
 use crate::envelope::{self, InvocationResponse, RequestError};
+use crate::sweep::Sweeper;
 use crate::timer;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
@@ -63,14 +64,23 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// See [`HEADER_READ_TIMEOUT`].
 pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// What the functions of the app run on: the pipeline every event goes through, and the
+/// sweep the timer runs (when `VAULTS` or `SUBSCRIPTIONS` is set).
+pub struct Functions {
+    /// The event pipeline.
+    pub dispatcher: Dispatcher,
+    /// The expiry sweep.
+    pub sweeper: Option<Sweeper>,
+}
+
 /// Serves the handler on `listener` until `shutdown` completes, then finishes in-flight
 /// invocations. HTTP/1.1 only: it is all the host speaks to a custom handler.
 pub async fn run(
     listener: TcpListener,
-    dispatcher: Arc<Dispatcher>,
+    functions: Arc<Functions>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let service = TowerToHyperService::new(warp::service(routes(dispatcher)));
+    let service = TowerToHyperService::new(warp::service(routes(functions)));
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
@@ -103,7 +113,7 @@ pub async fn run(
 
 /// All routes, with errors recovered into JSON answers.
 pub fn routes(
-    dispatcher: Arc<Dispatcher>,
+    functions: Arc<Functions>,
 ) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
     // The host polls with GET; HEAD answers too, as probes often use it.
     let ready = warp::get()
@@ -119,7 +129,7 @@ pub fn routes(
         ))
         .and(warp::header::optional::<u64>("content-length"))
         .and(warp::body::stream())
-        .and(warp::any().map(move || dispatcher.clone()))
+        .and(warp::any().map(move || functions.clone()))
         .and_then(invoke);
     ready.or(invoke).unify().recover(recover).unify()
 }
@@ -167,8 +177,9 @@ async fn invoke(
     invocation_id: Option<String>,
     content_length: Option<u64>,
     body: impl Stream<Item = Result<impl Buf, warp::Error>> + Unpin,
-    dispatcher: Arc<Dispatcher>,
+    functions: Arc<Functions>,
 ) -> Result<Response, Rejection> {
+    let (dispatcher, sweeper) = (&functions.dispatcher, functions.sweeper.as_ref());
     let timer = match function.as_str() {
         FUNCTION_NAME => false,
         timer::FUNCTION_NAME => true,
@@ -181,7 +192,7 @@ async fn invoke(
         if timer {
             // Boxed: the sweep runs once a day, and its future would make every invocation's
             // larger, which is moved as it is polled.
-            let (response, failed) = Box::pin(timer::invoke(&body, &dispatcher))
+            let (response, failed) = Box::pin(timer::invoke(&body, dispatcher, sweeper))
                 .await
                 .map_err(ApiError::NotATimer)?;
             let status = if failed {

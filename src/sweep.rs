@@ -8,25 +8,18 @@
 //! once. Mails started before the budget ran out finish and record their outcome.
 
 mod events;
-mod owners;
+pub mod health;
 mod report;
-mod vet;
 
-pub use owners::OwnerTag;
 pub use report::{InventoryRow, SweepReport, VaultSummary, fate};
-pub use vet::Vetting;
 
 use events::{blind_spot_event, reminder_event};
 
 use crate::dispatch::Dispatcher;
 use crate::event::ObjectKind;
-use crate::identity::ManagedIdentity;
 use crate::ladder::Position;
-use crate::ledger::Ledger;
 use crate::settings::SweepSettings;
-use crate::vault::{
-    Discovery, REQUESTS_PER_VAULT, Session, VaultClient, VaultError, VaultObject, VaultRef, Watched,
-};
+use crate::vault::{REQUESTS_PER_VAULT, Session, VaultError, VaultObject, VaultRef, Vaults};
 use chrono::{TimeDelta, Utc};
 use futures_util::{FutureExt, StreamExt, stream};
 use std::panic::AssertUnwindSafe;
@@ -44,13 +37,10 @@ const LOOKUPS_QUEUED: usize = 64;
 
 /// The sweep, built once at start-up when `VAULTS` or `SUBSCRIPTIONS` is set.
 pub struct Sweeper {
-    client: VaultClient,
     settings: SweepSettings,
-    owner_tag: OwnerTag,
-    /// The vaults of `VAULTS`, and those Resource Manager lists in `SUBSCRIPTIONS`.
-    watched: Watched,
-    /// Where owner tags that named foreign addresses are kept for the health notice.
-    ledger: Arc<dyn Ledger>,
+    /// The vaults of `VAULTS`, and those Resource Manager lists in `SUBSCRIPTIONS`, and what
+    /// reads them (shared with the event path).
+    vaults: Arc<Vaults>,
 }
 
 impl Scan {
@@ -80,59 +70,15 @@ struct Scan {
 }
 
 impl Sweeper {
-    /// The sweep of the configured vaults; `known` are the addresses the configuration mails
-    /// (owner tags may name addresses in their domains).
-    pub fn new<'a>(
-        settings: SweepSettings,
-        known: impl IntoIterator<Item = &'a lettre::message::Mailbox>,
-        ledger: Arc<dyn Ledger>,
-    ) -> anyhow::Result<Self> {
-        let identity = ManagedIdentity::for_resource(
-            &settings.identity,
-            &settings.client_id,
-            &settings.resource,
-        )?;
-        let client = VaultClient::new(identity).map_err(anyhow::Error::msg)?;
-        let owner_tag = OwnerTag::new(&settings.owner_tag, known, &settings.owner_tag_domains);
-        let discovery = match settings.subscriptions.is_empty() {
-            true => None,
-            false => {
-                let resource = Discovery::resource(&settings.arm_endpoint);
-                let identity = ManagedIdentity::for_resource(
-                    &settings.identity,
-                    &settings.client_id,
-                    &resource,
-                )?;
-                let endpoint = settings.arm_endpoint.clone();
-                let subscriptions = settings.subscriptions.clone();
-                Some(
-                    Discovery::new(
-                        identity,
-                        endpoint,
-                        subscriptions,
-                        settings.vault_domain.clone(),
-                    )
-                    .map_err(anyhow::Error::msg)?,
-                )
-            }
-        };
-        Ok(Self {
-            client,
-            owner_tag,
-            watched: Watched::new(settings.vaults.clone(), discovery),
-            settings,
-            ledger,
-        })
+    /// The sweep of `vaults`, within `settings`' budget.
+    pub fn new(settings: SweepSettings, vaults: Arc<Vaults>) -> Self {
+        Self { settings, vaults }
     }
 
-    /// Whether this machine can sign in and reach the vaults at all (see
-    /// [`Watched::reachable`]): for the command line, which says so once, up front.
+    /// Whether this machine can sign in and reach the vaults at all: for the command line,
+    /// which says so once, up front.
     pub async fn reachable(&self) -> Result<(), String> {
-        self.client
-            .sign_in()
-            .await
-            .map_err(|e| format!("cannot sign in to Key Vault: {e}"))?;
-        self.watched.reachable().await
+        self.vaults.reachable().await
     }
 
     /// What is swept, in words: the vaults of `VAULTS` and the subscriptions of
@@ -145,7 +91,7 @@ impl Sweeper {
     pub async fn run(&self, dispatcher: &Dispatcher, dry_run: bool) -> SweepReport {
         let started = Utc::now();
         let deadline = Instant::now() + self.settings.budget;
-        let targets = self.watched.all(deadline).await;
+        let targets = self.vaults.watched().all(deadline).await;
         let vaults = stream::iter(targets.vaults)
             .map(|vault| self.sweep_vault_alone(vault, dispatcher, deadline, dry_run))
             .buffered(VAULTS_AT_ONCE)
@@ -162,7 +108,7 @@ impl Sweeper {
         let now = Utc::now();
         let horizon = now + TimeDelta::days(days);
         let deadline = Instant::now() + self.settings.budget;
-        let targets = self.watched.all(deadline).await;
+        let targets = self.vaults.watched().all(deadline).await;
         let mut rows: Vec<InventoryRow> = targets
             .unlisted
             .iter()
@@ -190,7 +136,8 @@ impl Sweeper {
                 let mut event =
                     reminder_event(&session.vault, &object, None, position, renews, now);
                 let (owners, ignored) =
-                    self.tag_owners(&event.display_name(), &object.tags, &session.vault);
+                    self.vaults
+                        .tag_owners(&event.display_name(), &object.tags, &session.vault);
                 event.tag_owners = owners;
                 let owners = dispatcher.recipients(&event);
                 let mut row = InventoryRow::new(
@@ -202,7 +149,9 @@ impl Sweeper {
                     dispatcher.ladder(),
                 );
                 row.owner_source = dispatcher.owner_source(&event);
-                if row.owner_source == "tag" && self.owner_tag.owners(&object.tags).is_none() {
+                if row.owner_source == "tag"
+                    && self.vaults.owner_tag().owners(&object.tags).is_none()
+                {
                     row.owner_source = "the vault's tag".to_owned();
                 }
                 if !ignored.is_empty() {
@@ -279,8 +228,11 @@ impl Sweeper {
                     let mut event =
                         reminder_event(vault, &object, Some(&version), position, renews, now);
                     let (owners, ignored) =
-                        self.tag_owners(&event.display_name(), &object.tags, vault);
-                    self.keep_ignored(&event.display_name(), &ignored).await;
+                        self.vaults
+                            .tag_owners(&event.display_name(), &object.tags, vault);
+                    self.vaults
+                        .keep_ignored(&event.display_name(), &ignored)
+                        .await;
                     event.tag_owners = owners;
                     events.push(event);
                 }
@@ -323,7 +275,7 @@ impl Sweeper {
             async move {
                 let mut scan = Scan::default();
                 let listed = async {
-                    let mut objects = self.client.list(session, kind);
+                    let mut objects = self.vaults.client().list(session, kind);
                     while let Some(page) = objects.next().await? {
                         scan.seen += page.len();
                         for object in page {
@@ -380,9 +332,17 @@ impl Sweeper {
     ) -> Result<(VaultObject, String, Option<bool>), String> {
         let lookup = async {
             match object.kind {
-                ObjectKind::Certificate => self.client.certificate(session, &object.name).await,
+                ObjectKind::Certificate => {
+                    self.vaults
+                        .client()
+                        .certificate(session, &object.name)
+                        .await
+                }
                 kind => {
-                    let version = self.client.current_version(session, kind, &object.name);
+                    let version = self
+                        .vaults
+                        .client()
+                        .current_version(session, kind, &object.name);
                     Ok((version.await?, None))
                 }
             }
@@ -408,7 +368,7 @@ impl Sweeper {
         if object.kind != ObjectKind::Certificate {
             return None;
         }
-        let lookup = self.client.certificate(session, &object.name);
+        let lookup = self.vaults.client().certificate(session, &object.name);
         match tokio::time::timeout_at(deadline, lookup).await {
             Ok(Ok((_, renews))) => renews,
             Ok(Err(error)) => {

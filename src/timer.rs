@@ -7,7 +7,8 @@
 //! run catches up.
 
 use crate::dispatch::Dispatcher;
-use crate::sweep::SweepReport;
+use crate::sweep::health::{self, Notice};
+use crate::sweep::{SweepReport, Sweeper};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -65,6 +66,7 @@ pub struct NotATimer(String);
 pub async fn invoke(
     body: &[u8],
     dispatcher: &Dispatcher,
+    sweeper: Option<&Sweeper>,
 ) -> Result<(TimerResponse, bool), NotATimer> {
     let invocation: Invocation =
         serde_json::from_slice(body).map_err(|e| NotATimer(e.to_string()))?;
@@ -80,7 +82,7 @@ pub async fn invoke(
     if info.is_past_due {
         logs.push("the timer is past due (the app was stopped or busy): sweeping now".to_owned());
     }
-    let report = match dispatcher.sweeper() {
+    let report = match sweeper {
         Some(sweeper) => {
             let report = sweeper.run(dispatcher, false).await;
             logs.extend(report.log_lines());
@@ -91,12 +93,13 @@ pub async fn invoke(
             None
         }
     };
-    let health_notice = dispatcher.health_notice(report.as_ref()).await;
+    let notice = health::send(dispatcher, report.as_ref()).await;
+    let health_notice = notice.as_str();
     logs.push(format!("health notice: {health_notice}"));
     for line in &logs {
         tracing::info!("{line}");
     }
-    let failed = report.as_ref().is_some_and(SweepReport::failed) || health_notice == "failed";
+    let failed = report.as_ref().is_some_and(SweepReport::failed) || notice == Notice::Failed;
     let response = TimerResponse {
         outputs: Map::new(),
         logs,

@@ -9,11 +9,15 @@
 
 mod client;
 mod discovery;
+mod owners;
 mod resolve;
+mod vaults;
 mod watched;
 
 pub use client::VaultClient;
 pub use discovery::Discovery;
+pub use owners::{OwnerTag, TagOwners};
+pub use vaults::{Vaults, Vetting};
 pub use watched::Watched;
 
 use crate::event::ObjectKind;

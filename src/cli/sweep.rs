@@ -8,8 +8,8 @@ const MAX_DAYS: i64 = 3650;
 
 /// The sweep, once it can sign in and reach the vaults; else a message saying why (the
 /// setting that turns it on, the sign-in or the name that fails), once.
-async fn sweeper(dispatcher: &Dispatcher) -> Option<&Sweeper> {
-    let Some(sweeper) = dispatcher.sweeper() else {
+async fn reachable(sweeper: Option<&Sweeper>) -> Option<&Sweeper> {
+    let Some(sweeper) = sweeper else {
         say!(
             "neither VAULTS nor SUBSCRIPTIONS is set: name the vaults to read (kv-a,kv-b or \
              https://kv-a.vault.azure.net), or the subscriptions whose vaults to find"
@@ -25,11 +25,16 @@ async fn sweeper(dispatcher: &Dispatcher) -> Option<&Sweeper> {
 
 /// Prints every object expiring within `days` (or never) across the vaults; `false` when a
 /// vault could not be read in full.
-pub async fn inventory(dispatcher: &Dispatcher, days: i64, json: bool) -> anyhow::Result<bool> {
+pub async fn inventory(
+    dispatcher: &Dispatcher,
+    sweeper: Option<&Sweeper>,
+    days: i64,
+    json: bool,
+) -> anyhow::Result<bool> {
     if !(0..=MAX_DAYS).contains(&days) {
         anyhow::bail!("--days {days}: give a number of days from 0 to {MAX_DAYS}");
     }
-    let Some(sweeper) = sweeper(dispatcher).await else {
+    let Some(sweeper) = reachable(sweeper).await else {
         return Ok(false);
     };
     let mut rows = sweeper.inventory(dispatcher, days).await;
@@ -96,8 +101,12 @@ fn line(row: &InventoryRow) -> String {
 }
 
 /// Runs one sweep and prints its summary; `false` when something failed.
-pub async fn sweep(dispatcher: &Dispatcher, dry_run: bool) -> anyhow::Result<bool> {
-    let Some(sweeper) = sweeper(dispatcher).await else {
+pub async fn sweep(
+    dispatcher: &Dispatcher,
+    sweeper: Option<&Sweeper>,
+    dry_run: bool,
+) -> anyhow::Result<bool> {
+    let Some(sweeper) = reachable(sweeper).await else {
         return Ok(false);
     };
     let report = sweeper.run(dispatcher, dry_run).await;

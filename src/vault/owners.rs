@@ -7,9 +7,6 @@
 //! `OWNER_TAG_DOMAINS`; the others are ignored, with a warning and a line in the health notice.
 //! An object without an owner tag takes its vault's.
 
-use crate::ledger::{Trouble, TroubleKind};
-use crate::vault::VaultRef;
-use chrono::Utc;
 use lettre::Address;
 use lettre::message::Mailbox;
 use std::collections::{BTreeMap, BTreeSet};
@@ -73,48 +70,6 @@ impl OwnerTag {
             }
         }
         (!found.owners.is_empty() || !found.ignored.is_empty()).then_some(found)
-    }
-}
-
-impl super::Sweeper {
-    /// The owners `object`'s tags name, else those its vault's tags name (`None` without an
-    /// owner tag on either), and the tag's entries that were ignored (logged: a tag naming a
-    /// foreign domain is worth a look).
-    pub(super) fn tag_owners(
-        &self,
-        object: &str,
-        tags: &std::collections::BTreeMap<String, String>,
-        vault: &VaultRef,
-    ) -> (Option<Vec<lettre::message::Mailbox>>, Vec<String>) {
-        let tagged = self
-            .owner_tag
-            .owners(tags)
-            .or_else(|| self.owner_tag.owners(&vault.tags));
-        let Some(TagOwners { owners, ignored }) = tagged else {
-            return (None, Vec::new());
-        };
-        if !ignored.is_empty() {
-            tracing::warn!(
-                code = "owner_tag_ignored",
-                %object,
-                ignored = %ignored.join(", "),
-                "owner tag entries ignored: not an address in a domain kv-notify mails (OWNER_TAG_DOMAINS adds one)"
-            );
-        }
-        (Some(owners), ignored)
-    }
-
-    /// Keeps an owner tag's ignored entries for the health notice.
-    pub(super) async fn keep_ignored(&self, object: &str, ignored: &[String]) {
-        if ignored.is_empty() {
-            return;
-        }
-        let detail = format!(
-            "ignored {}: not in a domain kv-notify mails (OWNER_TAG_DOMAINS adds one)",
-            ignored.join(", ")
-        );
-        let trouble = Trouble::seen(TroubleKind::TagIgnored, object, &detail, Utc::now());
-        crate::ledger::keep(self.ledger.as_ref(), &trouble).await;
     }
 }
 

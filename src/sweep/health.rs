@@ -5,9 +5,11 @@
 //! foreign addresses, events with unusable dates) and the sweep that just ran (subscriptions
 //! and vaults not read, a run out of budget).
 
+use super::{SweepReport, fate};
+use crate::dispatch::Dispatcher;
+use crate::event::Event;
 use crate::event::{Diagnosis, EventType, KeyVaultEvent};
 use crate::ledger::{Trouble, TroubleKind};
-use crate::sweep::SweepReport;
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 
 /// How far back a notice looks: one day, the timer's period.
@@ -57,6 +59,72 @@ pub fn notice(findings: &Findings<'_>, now: DateTime<Utc>) -> Option<KeyVaultEve
         diagnosis,
         now,
     ))
+}
+
+/// What became of the day's health notice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    /// Nothing needed a person.
+    NotNeeded,
+    /// Sent now.
+    Sent,
+    /// Today's went already.
+    SentBefore,
+    /// Not sent; the next run tries again.
+    Failed,
+    /// Refused for good, or with nobody to go to.
+    Refused,
+}
+
+impl Notice {
+    /// In words: `not needed`, `sent`, `sent before`, `failed` or `refused`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotNeeded => "not needed",
+            Self::Sent => "sent",
+            Self::SentBefore => "sent before",
+            Self::Failed => "failed",
+            Self::Refused => "refused",
+        }
+    }
+
+    fn of_fate(fate: &str) -> Self {
+        match fate {
+            "sent" => Self::Sent,
+            "sent before" => Self::SentBefore,
+            "refused" => Self::Refused,
+            _ => Self::Failed,
+        }
+    }
+}
+
+/// Sends the day's health notice through `dispatcher` if something needs a person; `sweep` is
+/// the run that just ended, if any.
+pub async fn send(dispatcher: &Dispatcher, sweep: Option<&SweepReport>) -> Notice {
+    let (troubles, unreadable) = match dispatcher.ledger().troubles().await {
+        Ok(troubles) => (troubles, None),
+        Err(err) => {
+            tracing::error!(error = %err, "cannot read the troubles for the health notice");
+            (Vec::new(), Some(err.to_string()))
+        }
+    };
+    let findings = Findings {
+        troubles,
+        unreadable,
+        sweep,
+    };
+    let Some(notice) = notice(&findings, Utc::now()) else {
+        return Notice::NotNeeded;
+    };
+    for line in notice.diagnosis.iter().flat_map(|d| &d.fix) {
+        tracing::warn!(code = "health", "{line}");
+    }
+    let reports = dispatcher
+        .handle_all(vec![Event::KeyVault(Box::new(notice))])
+        .await;
+    reports
+        .first()
+        .map_or(Notice::Failed, |r| Notice::of_fate(fate(r)))
 }
 
 /// One line per problem, most urgent first: what kv-notify cannot see, then where alerts are

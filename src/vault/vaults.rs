@@ -1,14 +1,27 @@
-//! The event path's look at the vault: is the version an expiry event names still the one to
-//! mail about?
+//! The vaults kv-notify watches, and what reads them: the Key Vault client, the watched list
+//! (`VAULTS` and what Resource Manager lists), the owner tag, and the ledger that keeps the
+//! troubles tags cause. The event path asks it whether an expiry event is still worth a mail;
+//! the sweep reads every vault through it.
 
-use super::Sweeper;
+use super::{OwnerTag, Session, TagOwners, VaultClient, VaultError, VaultRef, Watched};
 use crate::event::{EventType, KeyVaultEvent};
-use crate::vault::{Session, VaultError};
+use crate::ledger::{Ledger, Trouble, TroubleKind};
+use chrono::Utc;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// Bound on the look: an alert waits no longer for it.
+/// Bound on the event path's look at a vault: an alert waits no longer for it.
 const EVENT_LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The watched vaults and what reads them.
+pub struct Vaults {
+    client: VaultClient,
+    watched: Watched,
+    owner_tag: OwnerTag,
+    /// Where owner tags that named foreign addresses are kept for the health notice.
+    ledger: Arc<dyn Ledger>,
+}
 
 /// What the vault says of an expiry event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,7 +39,47 @@ pub enum Vetting {
     Retry(String),
 }
 
-impl Sweeper {
+impl Vaults {
+    /// The vaults `watched` lists, read with `client`, their owners named by `owner_tag`.
+    pub fn new(
+        client: VaultClient,
+        watched: Watched,
+        owner_tag: OwnerTag,
+        ledger: Arc<dyn Ledger>,
+    ) -> Self {
+        Self {
+            client,
+            watched,
+            owner_tag,
+            ledger,
+        }
+    }
+
+    /// The Key Vault client.
+    pub fn client(&self) -> &VaultClient {
+        &self.client
+    }
+
+    /// The watched list.
+    pub fn watched(&self) -> &Watched {
+        &self.watched
+    }
+
+    /// The owner tag.
+    pub fn owner_tag(&self) -> &OwnerTag {
+        &self.owner_tag
+    }
+
+    /// Whether this machine can sign in and reach the vaults at all (see
+    /// [`Watched::reachable`]): for the command line, which says so once, up front.
+    pub async fn reachable(&self) -> Result<(), String> {
+        self.client
+            .sign_in()
+            .await
+            .map_err(|e| format!("cannot sign in to Key Vault: {e}"))?;
+        self.watched.reachable().await
+    }
+
     /// Whether an expiry event is still worth a mail, by the vault's own account: not when
     /// its version is disabled (Key Vault sends expiry events for disabled secrets), replaced
     /// by a newer one, a certificate's own key or secret, or deleted. Returns why not. Only a
@@ -96,5 +149,45 @@ impl Sweeper {
         let (owners, ignored) = self.tag_owners(&event.display_name(), &this.tags, &session.vault);
         self.keep_ignored(&event.display_name(), &ignored).await;
         Some(Vetting::Mail(owners))
+    }
+
+    /// The owners `object`'s tags name, else those its vault's tags name (`None` without an
+    /// owner tag on either), and the tag's entries that were ignored (logged: a tag naming a
+    /// foreign domain is worth a look).
+    pub fn tag_owners(
+        &self,
+        object: &str,
+        tags: &std::collections::BTreeMap<String, String>,
+        vault: &VaultRef,
+    ) -> (Option<Vec<lettre::message::Mailbox>>, Vec<String>) {
+        let tagged = self
+            .owner_tag
+            .owners(tags)
+            .or_else(|| self.owner_tag.owners(&vault.tags));
+        let Some(TagOwners { owners, ignored }) = tagged else {
+            return (None, Vec::new());
+        };
+        if !ignored.is_empty() {
+            tracing::warn!(
+                code = "owner_tag_ignored",
+                %object,
+                ignored = %ignored.join(", "),
+                "owner tag entries ignored: not an address in a domain kv-notify mails (OWNER_TAG_DOMAINS adds one)"
+            );
+        }
+        (Some(owners), ignored)
+    }
+
+    /// Keeps an owner tag's ignored entries for the health notice.
+    pub async fn keep_ignored(&self, object: &str, ignored: &[String]) {
+        if ignored.is_empty() {
+            return;
+        }
+        let detail = format!(
+            "ignored {}: not in a domain kv-notify mails (OWNER_TAG_DOMAINS adds one)",
+            ignored.join(", ")
+        );
+        let trouble = Trouble::seen(TroubleKind::TagIgnored, object, &detail, Utc::now());
+        crate::ledger::keep(self.ledger.as_ref(), &trouble).await;
     }
 }
