@@ -32,9 +32,14 @@ pub fn load_config() -> anyhow::Result<Result<Config, ConfigError>> {
     Ok(Config::from_values(&values))
 }
 
+/// A `--now` value that is not a time.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a time: use 2027-01-31 or 2027-01-31T09:00:00Z")]
+pub struct InvalidTime(String);
+
 /// Reads a `--now` value: RFC 3339 (`2027-01-31T09:00:00Z`) or a date (`2027-01-31`, midnight
 /// UTC).
-pub fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
+pub fn parse_time(text: &str) -> Result<DateTime<Utc>, InvalidTime> {
     if let Ok(time) = DateTime::parse_from_rfc3339(text) {
         return Ok(time.to_utc());
     }
@@ -42,7 +47,7 @@ pub fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
         .ok()
         .and_then(|date| date.and_hms_opt(0, 0, 0))
         .map(|time| time.and_utc())
-        .ok_or_else(|| format!("{text:?} is not a time: use 2027-01-31 or 2027-01-31T09:00:00Z"))
+        .ok_or_else(|| InvalidTime(text.to_owned()))
 }
 
 /// Files as given; directories replaced by their `*.json` files in name order.

@@ -30,8 +30,13 @@ const EXCERPT_CHARS: usize = 200;
 /// Longest `Retry-After` honoured: a longer one is taken as this.
 pub const MAX_WAIT: Duration = Duration::from_secs(60);
 
+/// A client or an endpoint the policy refuses, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct PolicyError(pub String);
+
 /// A client with the policy above, each request bounded by `timeout` (connecting included).
-pub fn client(timeout: Duration) -> Result<reqwest::Client, String> {
+pub fn client(timeout: Duration) -> Result<reqwest::Client, PolicyError> {
     client_with(timeout, |builder| builder)
 }
 
@@ -40,7 +45,7 @@ pub fn client(timeout: Duration) -> Result<reqwest::Client, String> {
 pub fn client_with(
     timeout: Duration,
     more: impl FnOnce(reqwest::ClientBuilder) -> reqwest::ClientBuilder,
-) -> Result<reqwest::Client, String> {
+) -> Result<reqwest::Client, PolicyError> {
     // reqwest is built without a bundled crypto provider; use ring, as lettre does.
     let _ = rustls::crypto::ring::default_provider().install_default();
     more(reqwest::Client::builder())
@@ -50,7 +55,7 @@ pub fn client_with(
         .redirect(reqwest::redirect::Policy::none())
         .referer(false)
         .build()
-        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+        .map_err(|e| PolicyError(format!("cannot build the HTTP client: {e}")))
 }
 
 /// What an answer's status calls for.
@@ -208,16 +213,18 @@ pub async fn excerpt(response: reqwest::Response) -> String {
 /// Refuses an endpoint that would receive a token or a key in clear: it must be https, or http
 /// to this machine (`localhost`, `*.localhost`, a loopback address), where local emulators and
 /// tests run.
-pub fn require_https(url: &Url) -> Result<(), String> {
+pub fn require_https(url: &Url) -> Result<(), PolicyError> {
     match url.scheme() {
         "https" => Ok(()),
         "http" if is_loopback(url) => Ok(()),
-        "http" => Err(
+        "http" => Err(PolicyError(
             "http:// would send its secret in clear: use https:// (http is accepted for this \
              machine only)"
                 .to_owned(),
-        ),
-        other => Err(format!("the URL must be https:// (got {other}://)")),
+        )),
+        other => Err(PolicyError(format!(
+            "the URL must be https:// (got {other}://)"
+        ))),
     }
 }
 

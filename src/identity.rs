@@ -21,6 +21,11 @@ const RENEW_BEFORE: TimeDelta = TimeDelta::minutes(5);
 /// Largest token answer read: a token is a few KiB.
 const TOKEN_ANSWER_CAP: usize = 64 * 1024;
 
+/// Why no token came, in words that name the fix (`az login`, enabling the identity).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct TokenError(pub String);
+
 /// The platform's managed identity (`IDENTITY_ENDPOINT` and `IDENTITY_HEADER`, a secret);
 /// `None` on a developer's machine, where tokens come from the Azure CLI's login.
 pub type Identity = Option<(String, SecretString)>;
@@ -88,7 +93,7 @@ impl ManagedIdentity {
         header: SecretString,
         client_id: Option<String>,
         resource: &str,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, crate::http::PolicyError> {
         let http = crate::http::client(TIMEOUT)?;
         let source = Source::Platform {
             endpoint,
@@ -133,7 +138,7 @@ impl ManagedIdentity {
     }
 
     /// A token for the resource, from the cache while it has more than five minutes left.
-    pub async fn token(&self) -> Result<SecretString, String> {
+    pub async fn token(&self) -> Result<SecretString, TokenError> {
         let mut cached = self.cached.lock().await;
         if let Some((token, expires)) = cached.as_ref()
             && *expires - RENEW_BEFORE > Utc::now()
@@ -146,11 +151,11 @@ impl ManagedIdentity {
                 header,
                 client_id,
                 http,
-            } => {
-                self.ask_platform(http, endpoint, header, client_id.as_deref())
-                    .await?
-            }
-            Source::AzureCli => self.ask_azure_cli().await?,
+            } => self
+                .ask_platform(http, endpoint, header, client_id.as_deref())
+                .await
+                .map_err(TokenError)?,
+            Source::AzureCli => self.ask_azure_cli().await.map_err(TokenError)?,
         };
         *cached = Some((token.clone(), expires));
         Ok(token)

@@ -22,6 +22,11 @@ pub const DEFAULT_STEPS: [i64; 7] = [60, 30, 14, 7, 1, 0, -7];
 /// Farthest step accepted, either side of the expiry (ten years).
 const MAX_STEP_DAYS: i64 = 3650;
 
+/// Why a `REMINDER_DAYS` value is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidLadder(pub String);
+
 /// Reminder steps, in days before the expiry (negative: after), largest first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ladder {
@@ -62,22 +67,24 @@ impl Default for Ladder {
 
 impl Ladder {
     /// Parses `REMINDER_DAYS`: whole numbers of days, separated by commas, in any order.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, InvalidLadder> {
         let mut steps = Vec::new();
         for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             match part.parse::<i64>() {
                 Ok(days) if days.abs() <= MAX_STEP_DAYS => steps.push(days),
                 _ => {
-                    return Err(format!(
+                    return Err(InvalidLadder(format!(
                         "{part:?} is not a whole number of days between -{MAX_STEP_DAYS} and \
                          {MAX_STEP_DAYS} (e.g. 60,30,14,7,1,0,-7: 0 is the day it expires, -7 a \
                          week after)"
-                    ));
+                    )));
                 }
             }
         }
         if steps.is_empty() {
-            return Err("no steps: give at least one number of days, e.g. 30,7,1".to_owned());
+            return Err(InvalidLadder(
+                "no steps: give at least one number of days, e.g. 30,7,1".to_owned(),
+            ));
         }
         steps.sort_unstable_by(|a, b| b.cmp(a));
         steps.dedup();

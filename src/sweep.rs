@@ -19,7 +19,9 @@ use crate::dispatch::Dispatcher;
 use crate::event::ObjectKind;
 use crate::ladder::Position;
 use crate::settings::SweepSettings;
-use crate::vault::{REQUESTS_PER_VAULT, Session, VaultError, VaultObject, VaultRef, Vaults};
+use crate::vault::{
+    REQUESTS_PER_VAULT, Session, Unreachable, VaultError, VaultObject, VaultRef, Vaults,
+};
 use chrono::{TimeDelta, Utc};
 use futures_util::{FutureExt, StreamExt, stream};
 use std::panic::AssertUnwindSafe;
@@ -77,7 +79,7 @@ impl Sweeper {
 
     /// Whether this machine can sign in and reach the vaults at all: for the command line,
     /// which says so once, up front.
-    pub async fn reachable(&self) -> Result<(), String> {
+    pub async fn reachable(&self) -> Result<(), Unreachable> {
         self.vaults.reachable().await
     }
 

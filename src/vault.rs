@@ -18,7 +18,7 @@ pub use client::VaultClient;
 pub use discovery::Discovery;
 pub use owners::{OwnerTag, TagOwners};
 pub use vaults::{Vaults, Vetting};
-pub use watched::Watched;
+pub use watched::{Unreachable, Watched};
 
 use crate::event::ObjectKind;
 use chrono::{DateTime, Utc};
@@ -68,18 +68,24 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 /// `vault.azure.net` for `https://vault.azure.net`, `vault.azure.cn` in Azure China. A vault
 /// is reached only under it, as the official clients check a vault's challenge, so that a
 /// Key Vault token never goes to another host.
-pub fn vault_domain(resource: &str) -> Result<String, String> {
-    let url = Url::parse(resource.trim()).map_err(|e| format!("{resource:?} is not a URI: {e}"))?;
+pub fn vault_domain(resource: &str) -> Result<String, InvalidVault> {
+    let url = Url::parse(resource.trim())
+        .map_err(|e| InvalidVault(format!("{resource:?} is not a URI: {e}")))?;
     match url.host_str() {
         Some(host) if url.scheme() == "https" && host.contains('.') => {
             Ok(host.trim_end_matches('.').to_ascii_lowercase())
         }
-        _ => Err(format!(
+        _ => Err(InvalidVault(format!(
             "{resource:?} is not a Key Vault resource (https://vault.azure.net, or a national \
              cloud's: https://vault.azure.cn, https://vault.usgovcloudapi.net)"
-        )),
+        ))),
     }
 }
+
+/// Why a vault name, URI or cloud is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidVault(pub String);
 
 /// A vault to read: its name (what events and mails call it) and its URI.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,8 +103,11 @@ impl VaultRef {
     /// Reads one entry of `VAULTS`: a vault name (`contoso-kv`, meaning
     /// `https://contoso-kv.{domain}`) or a vault URI (`https://contoso-kv.vault.azure.cn/`),
     /// whose host must lie under `domain` (see [`vault_domain`]).
-    pub fn parse(entry: &str, domain: &str) -> Result<Self, String> {
-        let entry = entry.trim();
+    pub fn parse(entry: &str, domain: &str) -> Result<Self, InvalidVault> {
+        Self::read(entry.trim(), domain).map_err(InvalidVault)
+    }
+
+    fn read(entry: &str, domain: &str) -> Result<Self, String> {
         if !entry.contains("://") {
             let valid = (3..=24).contains(&entry.len())
                 && entry.starts_with(|c: char| c.is_ascii_alphabetic())

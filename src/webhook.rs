@@ -89,17 +89,27 @@ impl fmt::Display for Webhook {
     }
 }
 
+/// Why a webhook URL (or its format) is refused; never repeats the URL.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidWebhook(pub String);
+
 impl Webhook {
     /// Validates an https URL (http only to this machine: the URL is the key) and the format
     /// (guessed from the host when absent). Errors never repeat the URL.
-    pub fn parse(url: &str, format: Option<&str>) -> Result<Self, String> {
-        let parsed =
-            reqwest::Url::parse(url.trim()).map_err(|e| format!("not a valid URL ({e})"))?;
-        http::require_https(&parsed)?;
-        let host = parsed.host_str().ok_or("the URL has no host")?.to_owned();
+    pub fn parse(url: &str, format: Option<&str>) -> Result<Self, InvalidWebhook> {
+        let invalid = |why: String| InvalidWebhook(why);
+        let parsed = reqwest::Url::parse(url.trim())
+            .map_err(|e| invalid(format!("not a valid URL ({e})")))?;
+        http::require_https(&parsed).map_err(|why| invalid(why.0))?;
+        let host = parsed
+            .host_str()
+            .ok_or_else(|| invalid("the URL has no host".to_owned()))?
+            .to_owned();
         let format = match format {
-            Some(name) => Format::parse(name)
-                .ok_or_else(|| format!("unknown format {name:?}: use teams, slack or json"))?,
+            Some(name) => Format::parse(name).ok_or_else(|| {
+                invalid(format!("unknown format {name:?}: use teams, slack or json"))
+            })?,
             None => Format::guess(&host),
         };
         Ok(Self {
@@ -253,7 +263,7 @@ mod tests {
     #[test]
     fn bad_urls_are_refused_without_repeating_them() {
         let err = Webhook::parse("ftp://secret-key@host/x", None).expect_err("not http");
-        assert!(!err.contains("secret-key"), "{err}");
+        assert!(!err.0.contains("secret-key"), "{err}");
         assert!(Webhook::parse("not a url", None).is_err());
         assert!(Webhook::parse("https://h/x", Some("xml")).is_err());
     }

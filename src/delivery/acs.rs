@@ -19,8 +19,8 @@
 mod sign;
 
 use super::transport::{Delivered, Letter, MailTransport, Repeat, SendError};
-use crate::identity::Identity;
 use crate::identity::ManagedIdentity;
+use crate::identity::{Identity, TokenError};
 use crate::outcome::Failure;
 use crate::text;
 use async_trait::async_trait;
@@ -142,10 +142,10 @@ impl Acs {
                 // The wait for a token counts against the send's deadline, as the request does.
                 let token = tokio::time::timeout_at(deadline, identity.token())
                     .await
-                    .unwrap_or_else(|_| Err("no token within the send's timeout".to_owned()))
+                    .unwrap_or_else(|_| Err(TokenError("no token within the send's timeout".to_owned())))
                     .map_err(|e| {
                         tracing::error!(error = %e, resource = RESOURCE, "no token for Azure Communication Services");
-                        SendError::Failed(Failure::Transient(e))
+                        SendError::Failed(Failure::Transient(e.0))
                     })?;
                 request = request.bearer_auth(token.expose_secret());
             }

@@ -9,8 +9,8 @@
 //! switch for that in MIME form.
 
 use super::transport::{Delivered, Letter, MailTransport, SendError};
-use crate::http::{self, Verdict};
-use crate::identity::ManagedIdentity;
+use crate::http::{self, PolicyError, Verdict};
+use crate::identity::{ManagedIdentity, TokenError};
 use crate::outcome::Failure;
 use crate::text;
 use async_trait::async_trait;
@@ -41,7 +41,7 @@ impl Graph {
         sender: &str,
         identity: ManagedIdentity,
         timeout: Duration,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, PolicyError> {
         let http = http::client(timeout)?;
         Ok(Self {
             http,
@@ -60,10 +60,10 @@ impl MailTransport for Graph {
         // hung identity endpoint past its claim's lease would send after a redelivery did.
         let token = tokio::time::timeout(self.timeout, self.identity.token())
             .await
-            .unwrap_or_else(|_| Err("no token within the send's timeout".to_owned()))
+            .unwrap_or_else(|_| Err(TokenError("no token within the send's timeout".to_owned())))
             .map_err(|e| {
                 tracing::error!(error = %e, "no token for Microsoft Graph");
-                SendError::Failed(Failure::Transient(e))
+                SendError::Failed(Failure::Transient(e.0))
             })?;
         let body = BASE64.encode(addressed_to(letter.raw, letter.envelope));
         let answer = self
@@ -154,11 +154,12 @@ fn addressed_to(raw: &[u8], envelope: &Envelope) -> Vec<u8> {
 }
 
 /// `{endpoint}/v1.0/users/{sender}/sendMail`, the sender escaped as one path segment.
-fn send_mail_url(endpoint: &str, sender: &str) -> Result<String, String> {
-    let mut url = reqwest::Url::parse(endpoint).map_err(|e| format!("GRAPH_ENDPOINT: {e}"))?;
-    http::require_https(&url).map_err(|why| format!("GRAPH_ENDPOINT: {why}"))?;
+fn send_mail_url(endpoint: &str, sender: &str) -> Result<String, PolicyError> {
+    let said = |why: String| PolicyError(format!("GRAPH_ENDPOINT: {why}"));
+    let mut url = reqwest::Url::parse(endpoint).map_err(|e| said(e.to_string()))?;
+    http::require_https(&url).map_err(|why| said(why.0))?;
     url.path_segments_mut()
-        .map_err(|()| "GRAPH_ENDPOINT: not an http(s) URL".to_owned())?
+        .map_err(|()| said("not an http(s) URL".to_owned()))?
         .pop_if_empty()
         .extend(["v1.0", "users", sender, "sendMail"]);
     Ok(url.to_string())

@@ -37,6 +37,11 @@ const TOKEN_REUSE: Duration = Duration::from_secs(4 * 60);
 
 type Transport = AsyncSmtpTransport<Tokio1Executor>;
 
+/// `SMTP_URL` is not a connection URL (the value is never repeated: it may hold a password).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("SMTP_URL is not a valid connection URL")]
+pub struct InvalidSmtpUrl;
+
 /// SMTP connections, each reused by one send at a time.
 pub struct Smtp {
     /// Builds a transport of one connection. It holds the credentials: no `Debug` here.
@@ -55,9 +60,13 @@ pub struct Smtp {
 impl Smtp {
     /// Checks the URL (without connecting: the first send does). `pooled` keeps connections
     /// for reuse.
-    pub fn new(url: &SecretString, timeout: Duration, pooled: bool) -> Result<Self, String> {
+    pub fn new(
+        url: &SecretString,
+        timeout: Duration,
+        pooled: bool,
+    ) -> Result<Self, InvalidSmtpUrl> {
         let builder = Transport::from_url(url.expose_secret())
-            .map_err(|_| "SMTP_URL is not a valid connection URL".to_owned())?
+            .map_err(|_| InvalidSmtpUrl)?
             .timeout(Some(timeout))
             .pool_config(PoolConfig::new().max_size(1));
         Ok(Self {
@@ -93,7 +102,7 @@ impl Smtp {
             Some((user, identity)) => {
                 let token = identity.token().await.map_err(|e| {
                     tracing::error!(error = %e, "no token for the SMTP login");
-                    SendError::Failed(Failure::Transient(e))
+                    SendError::Failed(Failure::Transient(e.0))
                 })?;
                 let credentials = Credentials::new(user.clone(), token.expose_secret().to_owned());
                 self.builder

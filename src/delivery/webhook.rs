@@ -15,7 +15,7 @@ use std::time::Duration;
 /// that start-up, which the host waits on, does not pay for it.
 pub struct WebhookClient {
     timeout: Duration,
-    http: OnceLock<Result<reqwest::Client, String>>,
+    http: OnceLock<Result<reqwest::Client, http::PolicyError>>,
 }
 
 impl WebhookClient {
@@ -29,7 +29,7 @@ impl WebhookClient {
 
     fn http(&self) -> Result<&reqwest::Client, String> {
         let built = self.http.get_or_init(|| http::client(self.timeout));
-        built.as_ref().map_err(Clone::clone)
+        built.as_ref().map_err(ToString::to_string)
     }
 }
 

@@ -108,7 +108,7 @@ impl TableLedger {
         prefix: &str,
         retention: Duration,
     ) -> Result<Self, LedgerError> {
-        let http = crate::http::client(TIMEOUT).map_err(LedgerError)?;
+        let http = crate::http::client(TIMEOUT).map_err(|e| LedgerError(e.to_string()))?;
         let ledger = Self {
             http,
             account,

@@ -127,7 +127,8 @@ fn identity_account(get: &impl Fn(&str) -> Option<String>) -> Option<Result<Acco
             SecretString::from(header),
             get(name::STORAGE_CLIENT_ID),
             STORAGE_RESOURCE,
-        )?;
+        )
+        .map_err(|e| e.to_string())?;
         Ok(Account::with_identity(account, &endpoint, identity))
     })())
 }

@@ -6,7 +6,7 @@ use super::{
 };
 use crate::event::ObjectKind;
 use crate::http::{self, Backoff};
-use crate::identity::ManagedIdentity;
+use crate::identity::{ManagedIdentity, TokenError};
 use reqwest::{StatusCode, Url};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
@@ -182,7 +182,7 @@ struct ErrorDetail {
 
 impl VaultClient {
     /// A client whose tokens come from `identity` (for the Key Vault resource).
-    pub fn new(identity: ManagedIdentity) -> Result<Self, String> {
+    pub fn new(identity: ManagedIdentity) -> Result<Self, http::PolicyError> {
         let http = http::client_with(TIMEOUT, |builder| {
             builder
                 .dns_resolver(resolve::LoopbackAware)
@@ -196,7 +196,7 @@ impl VaultClient {
 
     /// Gets a token for the vaults: a sign-in that does not work (no `az login` here, a
     /// missing identity) is said once, with its fix.
-    pub async fn sign_in(&self) -> Result<(), String> {
+    pub async fn sign_in(&self) -> Result<(), TokenError> {
         self.identity.token().await.map(|_| ())
     }
 
@@ -300,7 +300,11 @@ impl VaultClient {
         let mut backoff = Backoff::new(&BACKOFF, BACKOFF_FLOOR);
         let mut attempts = 0;
         loop {
-            let token = self.identity.token().await.map_err(VaultError::Token)?;
+            let token = self
+                .identity
+                .token()
+                .await
+                .map_err(|e| VaultError::Token(e.0))?;
             let permit = session.permits.acquire().await;
             session.traffic.requests.fetch_add(1, Ordering::Relaxed);
             attempts += 1;

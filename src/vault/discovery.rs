@@ -51,7 +51,7 @@ impl Discovery {
         endpoint: Url,
         subscriptions: Vec<String>,
         vault_domain: String,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, crate::http::PolicyError> {
         let endpoint = VaultRef {
             name: endpoint.host_str().unwrap_or_default().to_owned(),
             url: endpoint,
@@ -72,7 +72,7 @@ impl Discovery {
     }
 
     /// Gets a token for Resource Manager (see [`VaultClient::sign_in`]).
-    pub async fn sign_in(&self) -> Result<(), String> {
+    pub async fn sign_in(&self) -> Result<(), crate::identity::TokenError> {
         self.client.sign_in().await
     }
 

@@ -3,7 +3,9 @@
 //! troubles tags cause. The event path asks it whether an expiry event is still worth a mail;
 //! the sweep reads every vault through it.
 
-use super::{OwnerTag, Session, TagOwners, VaultClient, VaultError, VaultRef, Watched};
+use super::{
+    OwnerTag, Session, TagOwners, Unreachable, VaultClient, VaultError, VaultRef, Watched,
+};
 use crate::event::{EventType, KeyVaultEvent};
 use crate::ledger::{Ledger, Trouble, TroubleKind};
 use chrono::Utc;
@@ -72,11 +74,11 @@ impl Vaults {
 
     /// Whether this machine can sign in and reach the vaults at all (see
     /// [`Watched::reachable`]): for the command line, which says so once, up front.
-    pub async fn reachable(&self) -> Result<(), String> {
+    pub async fn reachable(&self) -> Result<(), Unreachable> {
         self.client
             .sign_in()
             .await
-            .map_err(|e| format!("cannot sign in to Key Vault: {e}"))?;
+            .map_err(|e| Unreachable(format!("cannot sign in to Key Vault: {e}")))?;
         self.watched.reachable().await
     }
 

@@ -53,6 +53,12 @@ pub struct Targets {
     pub unlisted: Vec<String>,
 }
 
+/// Why this machine cannot read the vaults at all: a sign-in that fails, a name that does not
+/// resolve.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Unreachable(pub String);
+
 /// An event's vault could not be told in time: the subscriptions were still being listed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("Resource Manager's list of the subscriptions' vaults did not come in time")]
@@ -151,12 +157,12 @@ impl Watched {
     /// Whether this machine can reach what it watches: a token for Resource Manager, and the
     /// first vault's (or Resource Manager's) name resolving. Said once, up front, rather than
     /// once per vault and list.
-    pub async fn reachable(&self) -> Result<(), String> {
+    pub async fn reachable(&self) -> Result<(), Unreachable> {
         if let Some(discovery) = &self.discovery {
             discovery
                 .sign_in()
                 .await
-                .map_err(|e| format!("cannot sign in to Resource Manager: {e}"))?;
+                .map_err(|e| Unreachable(format!("cannot sign in to Resource Manager: {e}")))?;
         }
         let host = match (self.configured.first(), &self.discovery) {
             (Some(vault), _) => vault.url.host_str().unwrap_or_default().to_owned(),
@@ -169,12 +175,12 @@ impl Watched {
         let resolved = tokio::net::lookup_host((host.as_str(), 443)).await;
         match resolved.map(|mut addresses| addresses.next().is_some()) {
             Ok(true) => Ok(()),
-            Ok(false) => Err(format!(
+            Ok(false) => Err(Unreachable(format!(
                 "{host} does not resolve: check this machine's network, VPN or DNS"
-            )),
-            Err(e) => Err(format!(
+            ))),
+            Err(e) => Err(Unreachable(format!(
                 "{host} does not resolve ({e}): check this machine's network, VPN or DNS"
-            )),
+            ))),
         }
     }
 }

@@ -8,13 +8,18 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 use std::sync::Arc;
 
-use crate::identity::ManagedIdentity;
+use crate::identity::{ManagedIdentity, TokenError};
 
 /// Azurite's well-known development account (`UseDevelopmentStorage=true`).
 const DEV_ACCOUNT: &str = "devstoreaccount1";
 const DEV_KEY: &str =
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 const DEV_TABLE_ENDPOINT: &str = "http://127.0.0.1:10002/devstoreaccount1";
+
+/// Why a storage connection string is refused (never repeating it: it holds the key).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidAccount(pub String);
 
 /// A storage account's Table service, reached with its account key or the app's identity.
 #[derive(Clone)]
@@ -49,7 +54,11 @@ impl Account {
     /// Reads a connection string: `UseDevelopmentStorage=true`, or `AccountName` and
     /// `AccountKey` with `TableEndpoint`, or `DefaultEndpointsProtocol` and `EndpointSuffix`
     /// (`core.windows.net` unless given). Errors never quote the string: it holds the key.
-    pub fn from_connection_string(text: &str) -> Result<Self, String> {
+    pub fn from_connection_string(text: &str) -> Result<Self, InvalidAccount> {
+        Self::read_connection_string(text).map_err(InvalidAccount)
+    }
+
+    fn read_connection_string(text: &str) -> Result<Self, String> {
         let mut parts = std::collections::HashMap::new();
         for part in text.split(';').map(str::trim).filter(|p| !p.is_empty()) {
             let (name, value) = part
@@ -110,7 +119,7 @@ impl Account {
 
     /// The `Authorization` header value for a request to `url` dated `date` (RFC 1123, as
     /// sent in `x-ms-date`): Shared Key Lite, or a bearer token.
-    pub async fn authorization(&self, url: &str, date: &str) -> Result<String, String> {
+    pub async fn authorization(&self, url: &str, date: &str) -> Result<String, TokenError> {
         match &self.auth {
             Auth::SharedKey(key) => {
                 let signature = sign(key.expose_secret(), &string_to_sign(&self.name, url, date));
@@ -189,9 +198,12 @@ mod tests {
     #[test]
     fn problems_name_the_part_and_never_quote_the_key() {
         let missing = Account::from_connection_string("AccountName=x").err();
-        assert_eq!(missing.as_deref(), Some("AccountKey is missing"));
+        assert_eq!(
+            missing.map(|e| e.0).as_deref(),
+            Some("AccountKey is missing")
+        );
         let bad = Account::from_connection_string("AccountName=x;AccountKey=not base64!").err();
-        assert!(bad.is_some_and(|e| !e.contains("not base64!")));
+        assert!(bad.is_some_and(|e| !e.0.contains("not base64!")));
         let debug = format!(
             "{:?}",
             Account::from_connection_string("UseDevelopmentStorage=true")

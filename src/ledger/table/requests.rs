@@ -64,7 +64,7 @@ impl TableLedger {
                     self.account
                         .authorization(url, &date)
                         .await
-                        .map_err(LedgerError)?,
+                        .map_err(|e| LedgerError(e.to_string()))?,
                 );
             if let Some(etag) = if_match {
                 request = request.header("If-Match", etag);
