@@ -40,6 +40,11 @@ pub use smtp::Smtp;
 pub use transport::{Delivered, Letter, MailTransport, Repeat, SendError, WebhookTransport};
 pub use webhook::WebhookClient;
 
+/// A transport that cannot be set up (an unwritable outbox, an ACS key that is not base64).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct TransportError(pub String);
+
 /// Time kept, beyond a send's own timeout, for recording its outcome in the ledger: an action
 /// starts only when this much is left before the invocation deadline.
 pub const LEDGER_WRITE_ALLOWANCE: Duration = Duration::from_secs(1);

@@ -110,15 +110,14 @@ impl ManagedIdentity {
         identity: &Identity,
         client_id: &Option<String>,
         resource: &str,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self, crate::http::PolicyError> {
         Ok(match identity {
             Some((endpoint, header)) => Self::new(
                 endpoint.clone(),
                 header.clone(),
                 client_id.clone(),
                 resource,
-            )
-            .map_err(anyhow::Error::msg)?,
+            )?,
             None => Self::azure_cli(resource),
         })
     }

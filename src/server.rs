@@ -44,14 +44,14 @@ pub const DEFAULT_PORT: u16 = 3000;
 
 /// The port the Functions host gives (`FUNCTIONS_CUSTOMHANDLER_PORT`, then the older
 /// `FUNCTIONS_HTTPWORKER_PORT`), or `None` when the handler was started by hand.
-pub fn port_from_host(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<Option<u16>> {
+pub fn port_from_host(get: impl Fn(&str) -> Option<String>) -> Result<Option<u16>, BadPort> {
     for name in ["FUNCTIONS_CUSTOMHANDLER_PORT", "FUNCTIONS_HTTPWORKER_PORT"] {
         if let Some(raw) = get(name).filter(|v| !v.trim().is_empty()) {
             return raw
                 .trim()
                 .parse()
                 .map(Some)
-                .map_err(|_| anyhow::anyhow!("{name}: {raw:?} is not a port number"));
+                .map_err(|_| BadPort(format!("{name}: {raw:?} is not a port number")));
         }
     }
     Ok(None)
@@ -63,6 +63,11 @@ pub fn port_from_host(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<Op
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// See [`HEADER_READ_TIMEOUT`].
 pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The host's port setting is not a port number.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BadPort(String);
 
 /// What the functions of the app run on: the pipeline every event goes through, and the
 /// sweep the timer runs (when `VAULTS` or `SUBSCRIPTIONS` is set).

@@ -18,6 +18,7 @@
 
 mod sign;
 
+use super::TransportError;
 use super::transport::{Delivered, Letter, MailTransport, Repeat, SendError};
 use crate::identity::ManagedIdentity;
 use crate::identity::{Identity, TokenError};
@@ -100,23 +101,25 @@ enum Auth {
 
 impl Acs {
     /// The transport the settings describe; each send bounded by `timeout`.
-    pub fn new(settings: &AcsSettings, timeout: Duration) -> anyhow::Result<Self> {
-        let http = crate::http::client(timeout).map_err(anyhow::Error::msg)?;
+    pub fn new(settings: &AcsSettings, timeout: Duration) -> Result<Self, TransportError> {
+        let refused = |why: String| TransportError(why);
+        let http = crate::http::client(timeout).map_err(|e| refused(e.0))?;
         let auth = match &settings.auth {
             AcsAuth::Token {
                 identity,
                 client_id,
-            } => Auth::Token(ManagedIdentity::for_resource(
-                identity, client_id, RESOURCE,
-            )?),
+            } => Auth::Token(
+                ManagedIdentity::for_resource(identity, client_id, RESOURCE)
+                    .map_err(|e| refused(e.0))?,
+            ),
             AcsAuth::Key(key) => Auth::Key(SecretSlice::from(
                 BASE64
                     .decode(key.expose_secret())
-                    .map_err(|_| anyhow::anyhow!("ACS_CONNECTION_STRING: the key is not base64"))?,
+                    .map_err(|_| refused("ACS_CONNECTION_STRING: the key is not base64".into()))?,
             )),
         };
         let endpoint = Url::parse(&format!("{}/", settings.endpoint))
-            .map_err(|e| anyhow::anyhow!("the ACS endpoint: {e}"))?;
+            .map_err(|e| refused(format!("the ACS endpoint: {e}")))?;
         Ok(Self {
             http,
             endpoint,

@@ -1,6 +1,7 @@
 //! Mail as `.eml` files in a folder, when no SMTP server is configured: what `replay` and a
 //! first local run produce.
 
+use super::TransportError;
 use super::transport::{Delivered, Letter, MailTransport, SendError};
 use crate::outcome::Failure;
 use async_trait::async_trait;
@@ -19,17 +20,17 @@ pub struct Outbox {
 impl Outbox {
     /// Writes into `dir` (created if missing), after making sure (at start-up) that it can be created and written:
     /// a read-only folder would otherwise fail every alert, one redelivery at a time.
-    pub fn writable(dir: PathBuf) -> anyhow::Result<Self> {
+    pub fn writable(dir: PathBuf) -> Result<Self, TransportError> {
         let probe = dir.join(format!(".kv-notify-write-check-{}", std::process::id()));
         std::fs::create_dir_all(&dir)
             .and_then(|()| std::fs::write(&probe, b""))
             .and_then(|()| std::fs::remove_file(&probe))
             .map_err(|e| {
-                anyhow::anyhow!(
+                TransportError(format!(
                     "OUTBOX_DIR: cannot write mail files to {}: {e} (set OUTBOX_DIR to a writable \
                      folder, or SMTP_URL to send mail)",
                     dir.display()
-                )
+                ))
             })?;
         Ok(Self { dir })
     }

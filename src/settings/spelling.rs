@@ -6,7 +6,6 @@
 //! settings, so there only a name one or two letters from a kv-notify setting warns.
 
 use super::name;
-use anyhow::Context;
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
@@ -17,6 +16,11 @@ const HOST_PREFIXES: [&str; 4] = [
     "APPLICATIONINSIGHTS_",
     "WEBSITE_",
 ];
+
+/// `local.settings.json` cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct UnreadableSettings(String);
 
 /// The app settings as read: their values, and which names came from `local.settings.json`.
 #[derive(Debug, Clone, Default)]
@@ -36,13 +40,14 @@ impl Values {
 
     /// The `Values` of a `local.settings.json` file, as `func start` reads them, with the
     /// process environment taking precedence. A missing file yields the environment alone.
-    pub fn local(path: &Path) -> anyhow::Result<Self> {
+    pub fn local(path: &Path) -> Result<Self, UnreadableSettings> {
         let mut read = Self::default();
         if path.exists() {
             let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            let json: serde_json::Value = serde_json::from_str(&text)
-                .map_err(|e| anyhow::anyhow!("{}: not valid JSON: {e}", path.display()))?;
+                .map_err(|e| UnreadableSettings(format!("cannot read {}: {e}", path.display())))?;
+            let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+                UnreadableSettings(format!("{}: not valid JSON: {e}", path.display()))
+            })?;
             if let Some(map) = json.get("Values").and_then(|v| v.as_object()) {
                 for (key, value) in map {
                     let text = match value {
