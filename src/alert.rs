@@ -5,9 +5,9 @@
 //! can be tricked by a name holding CR/LF. Escaping for a format (HTML, Slack mrkdwn) is the
 //! channel's job.
 
-use crate::event::{EventType, KeyVaultEvent, ObjectKind};
+use crate::event::{EventType, Facts, KeyVaultEvent, ObjectKind};
 use crate::text::clean;
-use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 use words::{days, headline, next_steps, notes, subject_line, summary};
 
@@ -109,6 +109,10 @@ pub struct Alert {
     pub auto_renews: Option<bool>,
     /// Where the alert comes from, for the footer.
     pub origin: String,
+    /// The event's facts about its object, as the report and the JSON webhook payload carry
+    /// them (the fields above are the same facts, ready for a template).
+    #[serde(skip)]
+    pub facts: Facts,
     /// Why the recipients got it, and how to change who does (set by the routing; empty
     /// when not known).
     pub why: String,
@@ -129,9 +133,8 @@ impl Alert {
             AlertKind::Health => ("Health", "#be185d"),
         };
         let days_left = event.expires.map(|expires| (expires - now).num_days());
+        let facts = event.facts();
         let headline = headline(kind, &names, days_left);
-        let rfc3339 =
-            |t: Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true));
         Self {
             kind,
             subject: subject_line(&headline, kind),
@@ -150,15 +153,16 @@ impl Alert {
             vault: names.vault,
             object_type: names.object_type,
             object: names.object,
-            version: event.version.as_deref().map(clean),
-            expires: rfc3339(event.expires),
-            not_before: rfc3339(event.not_before),
-            event_time: rfc3339(event.event_time),
+            version: facts.version.clone(),
+            expires: facts.expires.clone(),
+            not_before: facts.not_before.clone(),
+            event_time: facts.event_time.clone(),
             days_left,
             step: event.reminder.map(|r| r.step),
             auto_renews: event.reminder.and_then(|r| r.auto_renews),
             origin: origin(event),
             why: String::new(),
+            facts,
         }
     }
 }

@@ -7,11 +7,13 @@
 //! [`RawEvent::into_event`] accepts every one of those quirks and returns an [`Event`] ([`parse`]
 //! does both for a `serde_json::Value`); everything downstream works on typed values only.
 
+mod facts;
 mod key;
 mod made;
 mod raw;
 mod types;
 
+pub use facts::Facts;
 pub use key::{EventKey, MAX_ID};
 pub use raw::RawEvent;
 pub(crate) use raw::{Field, KeySeed, fields};
@@ -90,6 +92,29 @@ pub struct Reminder {
 }
 
 impl KeyVaultEvent {
+    /// An event of `event_type` known as `id` (and to the ledger as `key`) that says nothing
+    /// more yet: the one place an event is spelt out field by field.
+    pub fn new(id: String, key: EventKey, event_type: EventType) -> Self {
+        Self {
+            id,
+            key,
+            event_type,
+            vault: None,
+            object_type: None,
+            object: None,
+            version: None,
+            object_url: None,
+            topic: None,
+            not_before: None,
+            expires: None,
+            event_time: None,
+            warnings: Vec::new(),
+            reminder: None,
+            tag_owners: None,
+            diagnosis: None,
+        }
+    }
+
     /// `vault/object`, or the vault alone for a vault event, for output lines.
     pub fn display_name(&self) -> String {
         let vault = self.vault.as_deref().unwrap_or("-");
@@ -192,22 +217,10 @@ impl RawEvent {
         );
         let mut event = key_vault_event(
             KeyVaultEvent {
-                id,
-                key: EventKey::Id(String::new()),
-                event_type,
-                vault: None,
-                object_type: None,
-                object: None,
-                version: None,
-                object_url: None,
                 topic,
-                not_before: None,
-                expires: None,
                 event_time,
                 warnings,
-                reminder: None,
-                tag_owners: None,
-                diagnosis: None,
+                ..KeyVaultEvent::new(id, EventKey::Id(String::new()), event_type)
             },
             subject,
             data,

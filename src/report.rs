@@ -1,9 +1,8 @@
 //! What was done for each event: the `ReturnValue` users see in the host's invocation log,
 //! and the one-line summaries that go into `Logs`.
 
-use crate::event::KeyVaultEvent;
+use crate::event::{Facts, KeyVaultEvent};
 use crate::outcome::ActionReport;
-use chrono::SecondsFormat;
 use serde::Serialize;
 use std::borrow::Cow;
 
@@ -16,16 +15,9 @@ pub struct EventReport {
     /// The short type name (`SecretNearExpiry`), or the type as sent for other events.
     #[serde(rename = "type")]
     pub event_type: Option<Cow<'static, str>>,
-    /// The vault name.
-    pub vault: Option<String>,
-    /// `Secret`, `Key` or `Certificate`.
-    pub object_type: Option<String>,
-    /// The object name.
-    pub object: Option<String>,
-    /// The object version.
-    pub version: Option<String>,
-    /// The expiry, RFC 3339 UTC.
-    pub expires: Option<String>,
+    /// What the event says of its object.
+    #[serde(flatten)]
+    pub facts: Facts,
     /// What was done.
     pub actions: Vec<ActionReport>,
 }
@@ -36,27 +28,18 @@ impl EventReport {
         Self {
             id,
             event_type: event_type.map(Cow::Owned),
-            vault: None,
-            object_type: None,
-            object: None,
-            version: None,
-            expires: None,
+            facts: Facts::default(),
             actions: Vec::new(),
         }
     }
 
     /// The report of a Key Vault event and what was done for it.
     pub fn key_vault(event: KeyVaultEvent, actions: Vec<ActionReport>) -> Self {
+        let facts = event.facts();
         Self {
             id: (!event.id.is_empty()).then_some(event.id),
             event_type: Some(Cow::Borrowed(event.event_type.short_name())),
-            vault: event.vault,
-            object_type: event.object_type,
-            object: event.object,
-            version: event.version,
-            expires: event
-                .expires
-                .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true)),
+            facts,
             actions,
         }
     }
@@ -75,7 +58,7 @@ impl EventReport {
         fn dash<T: AsRef<str>>(value: &Option<T>) -> &str {
             value.as_ref().map_or("-", AsRef::as_ref)
         }
-        let subject = match (&self.vault, &self.object) {
+        let subject = match (&self.facts.vault, &self.facts.object) {
             (None, None) => "not a Key Vault event we act on".to_owned(),
             (vault, object) if vault == object => dash(vault).to_owned(),
             (vault, object) => format!("{}/{}", dash(vault), dash(object)),
@@ -113,11 +96,12 @@ mod tests {
         EventReport {
             id: Some("e1".to_owned()),
             event_type: Some(Cow::Borrowed("SecretNearExpiry")),
-            vault: vault.map(str::to_owned),
-            object_type: Some("Secret".to_owned()),
-            object: object.map(str::to_owned),
-            version: None,
-            expires: None,
+            facts: Facts {
+                vault: vault.map(str::to_owned),
+                object_type: Some("Secret".to_owned()),
+                object: object.map(str::to_owned),
+                ..Facts::default()
+            },
             actions: Vec::new(),
         }
     }

@@ -196,6 +196,12 @@ fn slack(alert: &Alert) -> Value {
 
 /// The stable JSON shape, documented in the README.
 fn plain_json(alert: &Alert) -> Value {
+    let mut event = serde_json::to_value(&alert.facts).unwrap_or_else(|_| json!({}));
+    event["id"] = json!(alert.event_id);
+    event["type"] = json!(alert.event_type);
+    event["daysLeft"] = json!(alert.days_left);
+    event["reminderStep"] = json!(alert.step);
+    event["autoRenews"] = json!(alert.auto_renews);
     json!({
         "source": "kv-notify",
         "schemaVersion": 1,
@@ -204,20 +210,7 @@ fn plain_json(alert: &Alert) -> Value {
         "headline": alert.headline,
         "summary": alert.summary,
         "portalUrl": alert.portal_url,
-        "event": {
-            "id": alert.event_id,
-            "type": alert.event_type,
-            "vault": alert.vault,
-            "objectType": alert.object_type,
-            "object": alert.object,
-            "version": alert.version,
-            "expires": alert.expires,
-            "notBefore": alert.not_before,
-            "eventTime": alert.event_time,
-            "daysLeft": alert.days_left,
-            "reminderStep": alert.step,
-            "autoRenews": alert.auto_renews,
-        },
+        "event": event,
     })
 }
 

@@ -13,24 +13,20 @@ pub(crate) fn sample(
 ) -> (KeyVaultEvent, DateTime<Utc>) {
     let now = DateTime::from_timestamp(1_700_000_000, 0).expect("valid");
     let event = KeyVaultEvent {
-        id: "e1".into(),
-        key: crate::event::EventKey::Id("e1".into()),
-        event_type,
         vault: Some("prod-kv".into()),
         object_type: event_type.object_kind().map(|k| k.as_str().to_owned()),
         object: Some(object.into()),
         version: Some("v1".into()),
-        object_url: None,
         topic: Some(
             "/subscriptions/s/resourceGroups/r/providers/Microsoft.KeyVault/vaults/prod-kv".into(),
         ),
-        not_before: None,
         expires: days.map(|d| now + TimeDelta::days(d) + TimeDelta::hours(1)),
         event_time: Some(now),
-        warnings: vec![],
-        reminder: None,
-        tag_owners: None,
-        diagnosis: None,
+        ..KeyVaultEvent::new(
+            "e1".into(),
+            crate::event::EventKey::Id("e1".into()),
+            event_type,
+        )
     };
     (event, now)
 }

@@ -12,14 +12,10 @@ impl KeyVaultEvent {
         let object = kind.map(|_| "db-password".to_owned());
         let id = "00000000-0000-4000-8000-000000000000";
         Self {
-            id: id.to_owned(),
-            key: EventKey::Id(id.to_owned()),
-            event_type,
             vault: Some("contoso-kv".to_owned()),
             object_type: kind.map(|k| k.as_str().to_owned()),
             object: object.or_else(|| Some("contoso-kv".to_owned())),
             version: kind.map(|_| "5b2f0c1e8d9a4f7b9c3e2d1a0b9c8d7e".to_owned()),
-            object_url: None,
             topic: Some(
                 "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/contoso-kv"
                     .to_owned(),
@@ -31,10 +27,7 @@ impl KeyVaultEvent {
                 _ => Some(now + chrono::TimeDelta::days(29) + chrono::TimeDelta::hours(3)),
             },
             event_time: Some(now),
-            warnings: Vec::new(),
-            reminder: None,
-            tag_owners: None,
-            diagnosis: None,
+            ..Self::new(id.to_owned(), EventKey::Id(id.to_owned()), event_type)
         }
     }
 
@@ -48,22 +41,10 @@ impl KeyVaultEvent {
         now: DateTime<Utc>,
     ) -> Self {
         Self {
-            id: String::new(),
-            key: EventKey::Id(key),
-            event_type,
             vault,
-            object_type: None,
-            object: None,
-            version: None,
-            object_url: None,
-            topic: None,
-            not_before: None,
-            expires: None,
             event_time: Some(now),
-            warnings: Vec::new(),
-            reminder: None,
-            tag_owners: None,
             diagnosis: Some(diagnosis),
+            ..Self::new(String::new(), EventKey::Id(key), event_type)
         }
     }
 }

@@ -37,27 +37,21 @@ pub(super) fn reminder_event(
             .extend([object.kind.collection(), object.name.as_str()]);
     }
     KeyVaultEvent {
-        id: String::new(),
-        key,
-        event_type: EventType::Reminder(object.kind),
         vault: Some(vault.name.clone()),
         object_type: Some(object.kind.as_str().to_owned()),
         object: Some(object.name.clone()),
         version: version.map(str::to_owned),
         object_url: Some(url.to_string()),
-        topic: None,
         not_before: object.not_before,
         expires: object.expires,
         event_time: Some(now),
-        warnings: Vec::new(),
         reminder: step.map(|(step, kept_from, next)| Reminder {
             step,
             kept_from,
             next,
             auto_renews,
         }),
-        tag_owners: None,
-        diagnosis: None,
+        ..KeyVaultEvent::new(String::new(), key, EventType::Reminder(object.kind))
     }
 }
 
