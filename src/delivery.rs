@@ -22,9 +22,9 @@
 
 mod acs;
 mod graph;
-mod mail;
 mod outbox;
 mod record;
+mod send;
 mod smtp;
 mod transport;
 mod webhook;
@@ -57,8 +57,8 @@ use crate::webhook::Webhook;
 use chrono::{DateTime, Utc};
 use lettre::address::Address;
 use lettre::message::Mailbox;
-use mail::Mail;
 use record::record;
+use send::Mail;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;

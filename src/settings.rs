@@ -7,9 +7,9 @@
 mod acs;
 mod identity;
 mod ledger;
-mod mail;
 mod spelling;
 mod sweep;
+mod transport;
 
 use crate::delivery::LEDGER_WRITE_ALLOWANCE;
 use crate::ladder::Ladder;
@@ -19,12 +19,12 @@ use ledger::{default_ledger_path, table_ledger};
 use lettre::Tokio1Executor;
 use lettre::message::Mailbox;
 use lettre::transport::smtp::AsyncSmtpTransport;
-pub use mail::{AcsAuth, Identity, MailRoute};
 use secrecy::{ExposeSecret, SecretString};
 pub use spelling::Values;
 use std::path::PathBuf;
 use std::time::Duration;
 pub use sweep::SweepSettings;
+pub use transport::{AcsAuth, Identity, MailRoute};
 
 pub mod name;
 
@@ -117,7 +117,7 @@ impl Settings {
                 parse_mailbox(name::MAIL_FROM, &raw, &mut problems).unwrap_or_else(default_sender)
             }
         };
-        let mail = mail::route(&get, smtp_url, &mail_from, &mut problems);
+        let mail = transport::route(&get, smtp_url, &mail_from, &mut problems);
         // Graph sends as its mailbox, ACS as its sender: without a MAIL_FROM, the mail is from
         // that address too.
         if let Some(sender) = mail.sender()
