@@ -101,90 +101,14 @@ impl Settings {
                 .filter(|v| !v.is_empty())
         };
         let mut problems = Vec::new();
-        let smtp_url = get(name::SMTP_URL).map(SecretString::from);
-        if let Some(url) = &smtp_url
-            && AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret()).is_err()
-        {
-            problems.push(
-                "SMTP_URL is not a valid connection URL: use smtp://user:pass@host:587?tls=required \
-                 or smtps://user:pass@host:465 (the value is not shown: it may hold a password)"
-                    .to_owned(),
-            );
-        }
-        let mut mail_from = match get(name::MAIL_FROM) {
-            None => default_sender(),
-            Some(raw) => {
-                parse_mailbox(name::MAIL_FROM, &raw, &mut problems).unwrap_or_else(default_sender)
-            }
-        };
-        let mail = transport::route(&get, smtp_url, &mail_from, &mut problems);
-        // Graph sends as its mailbox, ACS as its sender: without a MAIL_FROM, the mail is from
-        // that address too.
-        if let Some(sender) = mail.sender()
-            && get(name::MAIL_FROM).is_none()
-            && let Ok(sender) = sender.parse()
-        {
-            mail_from = sender;
-        }
+        let (mail, mail_from) = mail(&get, &mut problems);
         let owners = parse_mailboxes(name::OWNER_EMAILS, get(name::OWNER_EMAILS), &mut problems);
         let security = parse_mailboxes(
             name::SECURITY_EMAILS,
             get(name::SECURITY_EMAILS),
             &mut problems,
         );
-        let smtp_timeout = parse_number(
-            name::SMTP_TIMEOUT_SECS,
-            get(name::SMTP_TIMEOUT_SECS),
-            (DEFAULT_SMTP_TIMEOUT_SECS, MAX_TIMEOUT_SECS),
-            &mut problems,
-        );
-        let deadline = parse_number(
-            name::DEADLINE_SECS,
-            get(name::DEADLINE_SECS),
-            (DEFAULT_DEADLINE_SECS, MAX_TIMEOUT_SECS),
-            &mut problems,
-        );
-        let mut retention_days = parse_number(
-            name::LEDGER_RETENTION_DAYS,
-            get(name::LEDGER_RETENTION_DAYS),
-            (DEFAULT_RETENTION_DAYS, MAX_RETENTION_DAYS),
-            &mut problems,
-        );
-        if retention_days < 1.0 {
-            problems.push(format!(
-                "{}: {retention_days} is less than a day: Event Grid redelivers an event for 24 \
-                 hours, and a ledger that forgot it would mail it again",
-                name::LEDGER_RETENTION_DAYS
-            ));
-            retention_days = DEFAULT_RETENTION_DAYS;
-        }
-        let webhook_timeout = parse_number(
-            name::WEBHOOK_TIMEOUT_SECS,
-            get(name::WEBHOOK_TIMEOUT_SECS),
-            (DEFAULT_WEBHOOK_TIMEOUT_SECS, MAX_TIMEOUT_SECS),
-            &mut problems,
-        );
-        // An action starts only when its timeout and a ledger write fit before the deadline.
-        // A timeout left at its default shrinks to fit a short deadline; one set too long for
-        // the deadline is a mistake, since no action would ever start.
-        let room = deadline - LEDGER_WRITE_ALLOWANCE.as_secs_f64();
-        let mut fit = |setting: &str, timeout: f64| {
-            if timeout <= room {
-                timeout
-            } else if get(setting).is_none() {
-                room.max(0.1)
-            } else {
-                problems.push(format!(
-                    "{}: {deadline} s leaves no time for a send bounded by {setting} ({timeout} \
-                     s) and its ledger write, so none would start; make it at least {} s",
-                    name::DEADLINE_SECS,
-                    timeout + LEDGER_WRITE_ALLOWANCE.as_secs_f64()
-                ));
-                timeout
-            }
-        };
-        let smtp_timeout = fit(name::SMTP_TIMEOUT_SECS, smtp_timeout);
-        let webhook_timeout = fit(name::WEBHOOK_TIMEOUT_SECS, webhook_timeout);
+        let limits = Limits::read(&get, &mut problems);
         let alert_webhook = get(name::ALERT_WEBHOOK_URL).and_then(|url| {
             Webhook::parse(&url, None)
                 .map_err(|e| {
@@ -194,54 +118,28 @@ impl Settings {
                 })
                 .ok()
         });
-        let smtp_pool = match get(name::SMTP_POOL)
-            .map(|v| v.to_ascii_lowercase())
-            .as_deref()
-        {
-            None | Some("true" | "1" | "yes" | "on") => true,
-            Some("false" | "0" | "no" | "off") => false,
-            Some(other) => {
-                problems.push(format!("SMTP_POOL: {other:?} is not true or false"));
-                true
-            }
-        };
-        let rules_file = rules_file(
-            get(name::RULES_FILE),
-            get(name::FUNCTIONS_APP_ROOT_PATH),
-            &mut problems,
-        );
-        let templates_dir = templates_dir(
-            get(name::TEMPLATES_DIR),
-            get(name::FUNCTIONS_APP_ROOT_PATH),
-            &mut problems,
-        );
-        let outbox_dir =
-            PathBuf::from(get(name::OUTBOX_DIR).unwrap_or_else(|| "outbox".to_owned()));
-        let ledger_path = get(name::LEDGER_PATH)
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                default_ledger_path(
-                    get(name::WEBSITE_INSTANCE_ID).is_some(),
-                    get(name::HOME),
-                    get(name::FUNCTIONS_APP_ROOT_PATH),
-                )
-            });
+        let app_root = get(name::FUNCTIONS_APP_ROOT_PATH);
         let settings = Self {
             mail,
             mail_from,
             owners,
             security,
-            outbox_dir,
-            smtp_timeout: Duration::from_secs_f64(smtp_timeout),
-            smtp_pool,
-            deadline: Duration::from_secs_f64(deadline),
-            ledger_path,
+            outbox_dir: PathBuf::from(get(name::OUTBOX_DIR).unwrap_or_else(|| "outbox".to_owned())),
+            smtp_timeout: limits.smtp_timeout,
+            smtp_pool: parse_flag(name::SMTP_POOL, get(name::SMTP_POOL), true, &mut problems),
+            deadline: limits.deadline,
+            ledger_path: get(name::LEDGER_PATH)
+                .map(PathBuf::from)
+                .unwrap_or_else(|| {
+                    let in_azure = get(name::WEBSITE_INSTANCE_ID).is_some();
+                    default_ledger_path(in_azure, get(name::HOME), app_root.clone())
+                }),
             table_ledger: table_ledger(&get, &mut problems),
-            retention: Duration::from_secs_f64(retention_days * 86_400.0),
+            retention: limits.retention,
             alert_webhook,
-            webhook_timeout: Duration::from_secs_f64(webhook_timeout),
-            rules_file,
-            templates_dir,
+            webhook_timeout: limits.webhook_timeout,
+            rules_file: rules_file(get(name::RULES_FILE), app_root.clone(), &mut problems),
+            templates_dir: templates_dir(get(name::TEMPLATES_DIR), app_root, &mut problems),
             ladder: sweep::ladder(&get, &mut problems),
             sweep: sweep::sweep(&get, &mut problems),
             in_azure: get(name::WEBSITE_INSTANCE_ID).is_some(),
@@ -300,6 +198,119 @@ impl Settings {
                 .push("SECURITY_EMAILS is empty: access policy alerts will be skipped".to_owned());
         }
         warnings
+    }
+}
+
+/// The mail transport and the sender. Graph sends as its mailbox, ACS as its sender: without a
+/// `MAIL_FROM`, the mail is from that address too.
+fn mail(get: &impl Fn(&str) -> Option<String>, problems: &mut Vec<String>) -> (MailRoute, Mailbox) {
+    let smtp_url = get(name::SMTP_URL).map(SecretString::from);
+    if let Some(url) = &smtp_url
+        && AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret()).is_err()
+    {
+        problems.push(
+            "SMTP_URL is not a valid connection URL: use smtp://user:pass@host:587?tls=required \
+             or smtps://user:pass@host:465 (the value is not shown: it may hold a password)"
+                .to_owned(),
+        );
+    }
+    let mut mail_from = match get(name::MAIL_FROM) {
+        None => default_sender(),
+        Some(raw) => parse_mailbox(name::MAIL_FROM, &raw, problems).unwrap_or_else(default_sender),
+    };
+    let mail = transport::route(get, smtp_url, &mail_from, problems);
+    if let Some(sender) = mail.sender()
+        && get(name::MAIL_FROM).is_none()
+        && let Ok(sender) = sender.parse()
+    {
+        mail_from = sender;
+    }
+    (mail, mail_from)
+}
+
+/// The time limits: the invocation deadline, each send's timeout, the ledger's retention.
+struct Limits {
+    deadline: Duration,
+    smtp_timeout: Duration,
+    webhook_timeout: Duration,
+    retention: Duration,
+}
+
+impl Limits {
+    fn read(get: &impl Fn(&str) -> Option<String>, problems: &mut Vec<String>) -> Self {
+        let mut number = |setting: &str, bounds: (f64, f64)| {
+            parse_number(setting, get(setting), bounds, problems)
+        };
+        let smtp_timeout = number(
+            name::SMTP_TIMEOUT_SECS,
+            (DEFAULT_SMTP_TIMEOUT_SECS, MAX_TIMEOUT_SECS),
+        );
+        let deadline = number(
+            name::DEADLINE_SECS,
+            (DEFAULT_DEADLINE_SECS, MAX_TIMEOUT_SECS),
+        );
+        let mut retention_days = number(
+            name::LEDGER_RETENTION_DAYS,
+            (DEFAULT_RETENTION_DAYS, MAX_RETENTION_DAYS),
+        );
+        let webhook_timeout = number(
+            name::WEBHOOK_TIMEOUT_SECS,
+            (DEFAULT_WEBHOOK_TIMEOUT_SECS, MAX_TIMEOUT_SECS),
+        );
+        if retention_days < 1.0 {
+            problems.push(format!(
+                "{}: {retention_days} is less than a day: Event Grid redelivers an event for 24 \
+                 hours, and a ledger that forgot it would mail it again",
+                name::LEDGER_RETENTION_DAYS
+            ));
+            retention_days = DEFAULT_RETENTION_DAYS;
+        }
+        // An action starts only when its timeout and a ledger write fit before the deadline.
+        // A timeout left at its default shrinks to fit a short deadline; one set too long for
+        // the deadline is a mistake, since no action would ever start.
+        let room = deadline - LEDGER_WRITE_ALLOWANCE.as_secs_f64();
+        let mut fit = |setting: &str, timeout: f64| {
+            if timeout <= room {
+                timeout
+            } else if get(setting).is_none() {
+                room.max(0.1)
+            } else {
+                problems.push(format!(
+                    "{}: {deadline} s leaves no time for a send bounded by {setting} ({timeout} \
+                     s) and its ledger write, so none would start; make it at least {} s",
+                    name::DEADLINE_SECS,
+                    timeout + LEDGER_WRITE_ALLOWANCE.as_secs_f64()
+                ));
+                timeout
+            }
+        };
+        Self {
+            smtp_timeout: Duration::from_secs_f64(fit(name::SMTP_TIMEOUT_SECS, smtp_timeout)),
+            webhook_timeout: Duration::from_secs_f64(fit(
+                name::WEBHOOK_TIMEOUT_SECS,
+                webhook_timeout,
+            )),
+            deadline: Duration::from_secs_f64(deadline),
+            retention: Duration::from_secs_f64(retention_days * 86_400.0),
+        }
+    }
+}
+
+/// A true-or-false setting (`true`, `1`, `yes`, `on` and their opposites), `default` when unset.
+fn parse_flag(
+    setting: &str,
+    raw: Option<String>,
+    default: bool,
+    problems: &mut Vec<String>,
+) -> bool {
+    match raw.map(|v| v.to_ascii_lowercase()).as_deref() {
+        None => default,
+        Some("true" | "1" | "yes" | "on") => true,
+        Some("false" | "0" | "no" | "off") => false,
+        Some(other) => {
+            problems.push(format!("{setting}: {other:?} is not true or false"));
+            default
+        }
     }
 }
 
