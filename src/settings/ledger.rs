@@ -1,7 +1,6 @@
 //! Where the ledger lives: a file on this machine, or a table in the app's storage account.
 
 use super::name;
-use crate::identity::ManagedIdentity;
 use crate::ledger::Account;
 use secrecy::SecretString;
 use std::path::{Path, PathBuf};
@@ -122,14 +121,11 @@ fn identity_account(get: &impl Fn(&str) -> Option<String>) -> Option<Result<Acco
                 name::STORAGE_ACCOUNT_NAME
             ));
         };
-        let identity = ManagedIdentity::new(
-            identity_endpoint,
-            SecretString::from(header),
-            get(name::STORAGE_CLIENT_ID),
-            STORAGE_RESOURCE,
-        )
-        .map_err(|e| e.to_string())?;
-        Ok(Account::with_identity(account, &endpoint, identity))
+        let identity = (identity_endpoint, SecretString::from(header));
+        let client_id = get(name::STORAGE_CLIENT_ID);
+        Ok(Account::with_identity(
+            account, &endpoint, identity, client_id,
+        ))
     })())
 }
 
@@ -150,9 +146,6 @@ fn check_account_name(account: &str) -> Result<(), String> {
         ))
     }
 }
-
-/// The resource a storage token is for.
-const STORAGE_RESOURCE: &str = "https://storage.azure.com/";
 
 /// The ledger's home. In Azure (`WEBSITE_INSTANCE_ID` set) the app folder is read-only (the
 /// app runs from its package), so `$HOME/data/kv-notify`, the function app's persistent

@@ -6,8 +6,9 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
+use crate::http::PolicyError;
 use crate::identity::{ManagedIdentity, TokenError};
 
 /// Azurite's well-known development account (`UseDevelopmentStorage=true`).
@@ -15,6 +16,9 @@ const DEV_ACCOUNT: &str = "devstoreaccount1";
 const DEV_KEY: &str =
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 const DEV_TABLE_ENDPOINT: &str = "http://127.0.0.1:10002/devstoreaccount1";
+
+/// The resource a storage token is for.
+const STORAGE_RESOURCE: &str = "https://storage.azure.com/";
 
 /// Why a storage connection string is refused (never repeating it: it holds the key).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -38,7 +42,30 @@ enum Auth {
     /// Shared Key Lite with the account key.
     SharedKey(SecretString),
     /// A bearer token from the managed identity (role: Storage Table Data Contributor).
-    Identity(Arc<ManagedIdentity>),
+    Identity(Arc<Tokens>),
+}
+
+/// The app's managed identity as the settings describe it; its client is made on the first
+/// request, in the ledger, not while the settings are read.
+struct Tokens {
+    endpoint: String,
+    header: SecretString,
+    client_id: Option<String>,
+    made: OnceLock<Result<ManagedIdentity, PolicyError>>,
+}
+
+impl Tokens {
+    fn identity(&self) -> Result<&ManagedIdentity, TokenError> {
+        let made = self.made.get_or_init(|| {
+            ManagedIdentity::new(
+                self.endpoint.clone(),
+                self.header.clone(),
+                self.client_id.clone(),
+                STORAGE_RESOURCE,
+            )
+        });
+        made.as_ref().map_err(|e| TokenError(e.to_string()))
+    }
 }
 
 impl std::fmt::Debug for Account {
@@ -104,11 +131,25 @@ impl Account {
 
     /// The account `name` at `table_endpoint` (a trailing slash is dropped), reached with the
     /// app's managed identity.
-    pub fn with_identity(name: String, table_endpoint: &str, identity: ManagedIdentity) -> Self {
+    /// `identity` is the platform's (`IDENTITY_ENDPOINT` and `IDENTITY_HEADER`), and
+    /// `client_id` a user-assigned identity's.
+    pub fn with_identity(
+        name: String,
+        table_endpoint: &str,
+        identity: (String, SecretString),
+        client_id: Option<String>,
+    ) -> Self {
+        let (endpoint, header) = identity;
+        let tokens = Tokens {
+            endpoint,
+            header,
+            client_id,
+            made: OnceLock::new(),
+        };
         Self {
             name,
             table_endpoint: table_endpoint.trim_end_matches('/').to_owned(),
-            auth: Auth::Identity(Arc::new(identity)),
+            auth: Auth::Identity(Arc::new(tokens)),
         }
     }
 
@@ -125,8 +166,8 @@ impl Account {
                 let signature = sign(key.expose_secret(), &string_to_sign(&self.name, url, date));
                 Ok(format!("SharedKeyLite {}:{signature}", self.name))
             }
-            Auth::Identity(identity) => {
-                let token = identity.token().await?;
+            Auth::Identity(tokens) => {
+                let token = tokens.identity()?.token().await?;
                 Ok(format!("Bearer {}", token.expose_secret()))
             }
         }
