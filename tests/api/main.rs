@@ -16,6 +16,7 @@ mod host_emulator;
 mod hostile_vaults;
 mod http_policy;
 mod identity;
+mod infra;
 mod layers;
 mod ledger_faults;
 mod mail;

@@ -1,0 +1,162 @@
+// kv-notify in Azure: a Flex Consumption function app running the release zip, its storage
+// (host, ledger, package, dead letters), Application Insights, the roles it needs, read access
+// to each watched vault, and an Event Grid system topic per vault. The Event Grid
+// subscriptions to the function are made after the code is deployed (hooks/postdeploy.sh):
+// a subscription to a function that does not exist yet fails.
+targetScope = 'subscription'
+
+@minLength(1)
+@maxLength(40)
+@description('The azd environment name: names and tags every resource.')
+param environmentName string
+
+@description('Where the resources go.')
+param location string
+
+@description('The vaults to watch: name, resource group, whether they use access policies (not Azure RBAC), and the name of a system topic the vault already has, if any (only one may exist per vault).')
+param vaults array = []
+
+@description('Subscription ids whose vaults the daily sweep finds through Resource Manager (the app gets Reader on each).')
+param subscriptions array = []
+
+@description('OWNER_EMAILS: owners of every object no owner tag or rules entry assigns.')
+param ownerEmails string
+
+@description('SECURITY_EMAILS: who hears about access changes and blind spots.')
+param securityEmails string
+
+@description('MAIL_FROM: the sender of every mail.')
+param mailFrom string
+
+@allowed(['smtp', 'graph', 'acs'])
+@description('MAIL_TRANSPORT: how mail leaves.')
+param mailTransport string = 'graph'
+
+@description('For smtp: the Key Vault secret URI holding SMTP_URL (it holds a password).')
+param smtpUrlSecretUri string = ''
+
+@description('For graph: the mailbox Microsoft Graph sends as (the identity needs Mail.Send, granted by hooks/postprovision.sh).')
+param graphSender string = ''
+
+@description('For acs: the Azure Communication Services endpoint.')
+param acsEndpoint string = ''
+
+@description('The vault holding the secrets the settings refer to (SMTP_URL), and its resource group: the app gets Key Vault Secrets User there.')
+param secretsVault object = {}
+
+var token = toLower(uniqueString(subscription().id, environmentName, location))
+var tags = { 'azd-env-name': environmentName }
+
+resource group 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: 'rg-${environmentName}'
+  location: location
+  tags: tags
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: group
+  params: {
+    name: 'kvnotify-${token}'
+    location: location
+    tags: tags
+  }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: 'storage'
+  scope: group
+  params: {
+    name: 'kvnotify${token}'
+    location: location
+    tags: tags
+  }
+}
+
+module app 'modules/function.bicep' = {
+  name: 'function'
+  scope: group
+  params: {
+    name: 'kvnotify-${token}'
+    location: location
+    tags: union(tags, { 'azd-service-name': 'kv-notify' })
+    storageName: storage.outputs.name
+    packageContainer: storage.outputs.packageContainer
+    appInsightsConnectionString: monitoring.outputs.connectionString
+    settings: {
+      MAIL_TRANSPORT: mailTransport
+      MAIL_FROM: mailFrom
+      OWNER_EMAILS: ownerEmails
+      SECURITY_EMAILS: securityEmails
+      VAULTS: join(map(vaults, v => v.name), ',')
+      SUBSCRIPTIONS: join(subscriptions, ',')
+      SMTP_URL: empty(smtpUrlSecretUri) ? '' : '@Microsoft.KeyVault(SecretUri=${smtpUrlSecretUri})'
+      GRAPH_SENDER: graphSender
+      ACS_ENDPOINT: acsEndpoint
+    }
+  }
+}
+
+module appRoles 'modules/app-roles.bicep' = {
+  name: 'app-roles'
+  scope: group
+  params: {
+    principalId: app.outputs.principalId
+    storageName: storage.outputs.name
+    appInsightsName: monitoring.outputs.appInsightsName
+  }
+}
+
+module vaultAccess 'modules/vault-access.bicep' = [for vault in vaults: {
+  name: 'vault-access-${vault.name}'
+  scope: resourceGroup(vault.resourceGroup)
+  params: {
+    vaultName: vault.name
+    principalId: app.outputs.principalId
+    accessPolicies: vault.?accessPolicies ?? false
+  }
+}]
+
+module topics 'modules/event-grid.bicep' = [for vault in vaults: {
+  name: 'event-grid-${vault.name}'
+  scope: resourceGroup(vault.resourceGroup)
+  params: {
+    vaultName: vault.name
+    existingTopicName: vault.?existingSystemTopic ?? ''
+    tags: tags
+  }
+}]
+
+module deadLetterRoles 'modules/dead-letter-roles.bicep' = [for (vault, i) in vaults: {
+  name: 'dead-letter-${vault.name}'
+  scope: group
+  params: {
+    storageName: storage.outputs.name
+    topicPrincipalId: topics[i].outputs.principalId
+  }
+}]
+
+module readers 'modules/subscription-reader.bicep' = [for id in subscriptions: {
+  name: 'reader-${id}'
+  scope: subscription(id)
+  params: {
+    principalId: app.outputs.principalId
+  }
+}]
+
+module secretReader 'modules/secret-reader.bicep' = if (!empty(secretsVault)) {
+  name: 'secret-reader'
+  scope: resourceGroup(secretsVault.?resourceGroup ?? group.name)
+  params: {
+    vaultName: secretsVault.?name ?? ''
+    principalId: app.outputs.principalId
+  }
+}
+
+output AZURE_LOCATION string = location
+output AZURE_RESOURCE_GROUP string = group.name
+output AZURE_FUNCTION_APP_NAME string = app.outputs.name
+output AZURE_FUNCTION_APP_ID string = app.outputs.id
+output AZURE_FUNCTION_PRINCIPAL_ID string = app.outputs.principalId
+output DEAD_LETTER_CONTAINER_ID string = storage.outputs.deadLetterContainerId
+output SYSTEM_TOPICS string = join([for (vault, i) in vaults: '${vault.resourceGroup}/${topics[i].outputs.name}'], ' ')

@@ -1,0 +1,39 @@
+// The app's storage account: the host's blobs and queues, kv-notify's ledger tables, the
+// deployment package and Event Grid's dead letters. No shared keys: every caller uses its
+// identity and a role.
+param name string
+param location string
+param tags object
+
+resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+  name: name
+  location: location
+  tags: tags
+  kind: 'StorageV2'
+  sku: { name: 'Standard_LRS' }
+  properties: {
+    allowBlobPublicAccess: false
+    allowSharedKeyAccess: false
+    minimumTlsVersion: 'TLS1_2'
+    supportsHttpsTrafficOnly: true
+  }
+}
+
+resource blobs 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = {
+  parent: account
+  name: 'default'
+}
+
+resource package 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobs
+  name: 'app-package'
+}
+
+resource deadLetters 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobs
+  name: 'dead-letters'
+}
+
+output name string = account.name
+output packageContainer string = '${account.properties.primaryEndpoints.blob}${package.name}'
+output deadLetterContainerId string = deadLetters.id
