@@ -23,6 +23,7 @@ mod mail;
 mod owner_tags;
 mod package;
 mod protocol;
+mod readme;
 mod rendering;
 mod replay;
 mod resilience;
