@@ -5,6 +5,7 @@ use crate::cli::{self, inspect, replay};
 use crate::config::Config;
 use crate::delivery::{Acs, Graph, MailTransport, Outbox, Smtp};
 use crate::dispatch::{Clock, Dispatcher};
+use crate::entra::EntraClient;
 use crate::identity::ManagedIdentity;
 use crate::ledger::{Ledger, RedbLedger, TableLedger};
 use crate::server::Functions;
@@ -350,14 +351,30 @@ fn start(config: Config, ledger: Arc<dyn Ledger>) -> anyhow::Result<Functions> {
         Some(sweep) => Some(Arc::new(vaults(&config, sweep, ledger.clone())?)),
         None => None,
     };
+    let entra = match config
+        .settings
+        .sweep
+        .as_ref()
+        .and_then(|s| s.entra.as_ref().map(|e| (s, e)))
+    {
+        Some((sweep, endpoint)) => Some(entra(sweep, endpoint)?),
+        None => None,
+    };
     let sweeper = config.settings.sweep.clone().zip(vaults.clone());
-    let sweeper = sweeper.map(|(settings, vaults)| Sweeper::new(settings, vaults));
+    let sweeper = sweeper.map(|(settings, vaults)| Sweeper::new(settings, vaults, entra));
     let dispatcher = Dispatcher::new(config, ledger, transport, vaults);
     tracing::info!("ready: mail goes to {mail}");
     Ok(Functions {
         dispatcher,
         sweeper,
     })
+}
+
+/// The client of Entra ID's applications, at Graph's `endpoint`, with tokens for it.
+fn entra(sweep: &SweepSettings, endpoint: &reqwest::Url) -> anyhow::Result<EntraClient> {
+    let resource = endpoint.origin().ascii_serialization();
+    let identity = ManagedIdentity::for_resource(&sweep.identity, &sweep.client_id, &resource)?;
+    Ok(EntraClient::new(identity, endpoint.clone())?)
 }
 
 /// The vaults the sweep settings name, and what reads them. Owner tags may name addresses in

@@ -14,7 +14,7 @@
 //! | 4 | `event` | the Key Vault event model and its reader |
 //! | 5 | `ladder`, `alert`, `ledger` | the reminder ladder; what an alert says; the exactly-once store |
 //! | 6 | `mail`, `webhook` | an alert as a mail, and as a Teams / Slack / JSON payload |
-//! | 7 | `vault`, `delivery` | the Key Vault source (clients, watched vaults, vetting, owner tags); the transports and the exactly-once step |
+//! | 7 | `vault`, `entra`, `delivery` | the Key Vault source (clients, watched vaults, vetting, owner tags); Entra ID's application credentials; the transports and the exactly-once step |
 //! | 8 | `settings` | the environment into `Settings`, every problem at once |
 //! | 9–10 | `rules`, `config` | routing; everything validated together |
 //! | 11 | `report` | what was done for each event |
@@ -33,6 +33,7 @@ mod cli;
 mod config;
 mod delivery;
 mod dispatch;
+mod entra;
 mod envelope;
 mod event;
 mod http;

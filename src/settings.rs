@@ -297,7 +297,7 @@ impl Limits {
 }
 
 /// A true-or-false setting (`true`, `1`, `yes`, `on` and their opposites), `default` when unset.
-fn parse_flag(
+pub(super) fn parse_flag(
     setting: &str,
     raw: Option<String>,
     default: bool,

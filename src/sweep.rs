@@ -16,6 +16,7 @@ pub use report::{InventoryRow, SweepReport, VaultSummary, fate};
 use events::{blind_spot_event, reminder_event};
 
 use crate::dispatch::Dispatcher;
+use crate::entra::EntraClient;
 use crate::event::ObjectKind;
 use crate::ladder::Position;
 use crate::settings::SweepSettings;
@@ -40,6 +41,8 @@ const LOOKUPS_QUEUED: usize = 64;
 /// The sweep, built once at start-up when `VAULTS` or `SUBSCRIPTIONS` is set.
 pub struct Sweeper {
     settings: SweepSettings,
+    /// With `ENTRA_CREDENTIALS`: Entra ID's application credentials.
+    entra: Option<EntraClient>,
     /// The vaults of `VAULTS`, and those Resource Manager lists in `SUBSCRIPTIONS`, and what
     /// reads them (shared with the event path).
     vaults: Arc<Vaults>,
@@ -72,9 +75,44 @@ struct Scan {
 }
 
 impl Sweeper {
-    /// The sweep of `vaults`, within `settings`' budget.
-    pub fn new(settings: SweepSettings, vaults: Arc<Vaults>) -> Self {
-        Self { settings, vaults }
+    /// The sweep of `vaults` (and, with `entra`, of Entra ID's application credentials),
+    /// within `settings`' budget.
+    pub fn new(settings: SweepSettings, vaults: Arc<Vaults>, entra: Option<EntraClient>) -> Self {
+        Self {
+            settings,
+            entra,
+            vaults,
+        }
+    }
+
+    /// Inventory rows of the applications' credentials expiring within `horizon` (or never),
+    /// with their place on the ladder and who would hear of them.
+    async fn app_credentials(
+        &self,
+        dispatcher: &Dispatcher,
+        horizon: chrono::DateTime<Utc>,
+    ) -> Vec<InventoryRow> {
+        let Some(entra) = &self.entra else {
+            return Vec::new();
+        };
+        let now = Utc::now();
+        let owners: Vec<String> = dispatcher.fallback_owners();
+        match entra.credentials().await {
+            Ok(credentials) => credentials
+                .iter()
+                .filter(|c| c.ends.is_none_or(|t| t <= horizon))
+                .map(|credential| {
+                    let position = credential.ends.map(|t| dispatcher.ladder_position(t, now));
+                    InventoryRow::app_credential(
+                        credential,
+                        position,
+                        owners.clone(),
+                        dispatcher.ladder(),
+                    )
+                })
+                .collect(),
+            Err(error) => vec![InventoryRow::entra_unread(&error.to_string())],
+        }
     }
 
     /// Whether this machine can sign in and reach the vaults at all: for the command line,
@@ -165,6 +203,7 @@ impl Sweeper {
                 rows.push(row);
             }
         }
+        rows.extend(self.app_credentials(dispatcher, horizon).await);
         rows
     }
 

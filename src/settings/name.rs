@@ -70,6 +70,8 @@ pub const TEMPLATES_DIR: &str = "TEMPLATES_DIR";
 pub const WEBHOOK_TIMEOUT_SECS: &str = "WEBHOOK_TIMEOUT_SECS";
 /// Set by Azure App Service: the app runs in Azure.
 pub const WEBSITE_INSTANCE_ID: &str = "WEBSITE_INSTANCE_ID";
+/// Whether the daily sweep reads Entra ID's application secrets and certificates too.
+pub const ENTRA_CREDENTIALS: &str = "ENTRA_CREDENTIALS";
 /// The vaults the expiry sweep reads.
 pub const VAULTS: &str = "VAULTS";
 /// Subscriptions whose vaults the expiry sweep finds through Azure Resource Manager.
@@ -118,6 +120,7 @@ pub const OWN: &[&str] = &[
     WEBHOOK_TIMEOUT_SECS,
     VAULTS,
     SUBSCRIPTIONS,
+    ENTRA_CREDENTIALS,
     ARM_ENDPOINT,
     REMINDER_DAYS,
     SWEEP_BUDGET_SECS,

@@ -16,6 +16,9 @@ const DEFAULT_BUDGET_SECS: f64 = 200.0;
 const MAX_BUDGET_SECS: f64 = 3600.0;
 
 /// The tag that names owners, unless `OWNER_TAG` says otherwise.
+/// Microsoft Graph, where Entra ID's applications are read.
+const GRAPH_ENDPOINT: &str = "https://graph.microsoft.com";
+
 const OWNER_TAG: &str = "owner";
 
 /// What the public cloud's Key Vault tokens are for.
@@ -48,6 +51,9 @@ pub struct SweepSettings {
     pub owner_tag: String,
     /// `OWNER_TAG_DOMAINS`: more domains an owner tag may name.
     pub owner_tag_domains: Vec<String>,
+    /// With `ENTRA_CREDENTIALS=true`: Microsoft Graph (`GRAPH_ENDPOINT`), whose applications'
+    /// secrets and certificates are read too.
+    pub entra: Option<reqwest::Url>,
 }
 
 impl SweepSettings {
@@ -65,6 +71,9 @@ impl SweepSettings {
                 self.subscriptions.join(", ")
             ));
         }
+        if self.entra.is_some() {
+            parts.push("Entra ID's application credentials".to_owned());
+        }
         parts.join(" and ")
     }
 }
@@ -81,13 +90,14 @@ pub(super) fn ladder(get: &impl Fn(&str) -> Option<String>, problems: &mut Vec<S
     }
 }
 
-/// The sweep, when `VAULTS` or `SUBSCRIPTIONS` is set.
+/// The sweep, when `VAULTS`, `SUBSCRIPTIONS` or `ENTRA_CREDENTIALS` is set.
 pub(super) fn sweep(
     get: &impl Fn(&str) -> Option<String>,
     problems: &mut Vec<String>,
 ) -> Option<SweepSettings> {
     let (raw_vaults, raw_subscriptions) = (get(name::VAULTS), get(name::SUBSCRIPTIONS));
-    if raw_vaults.is_none() && raw_subscriptions.is_none() {
+    let entra = entra(get, problems);
+    if raw_vaults.is_none() && raw_subscriptions.is_none() && entra.is_none() {
         return None;
     }
     let resource = get(name::KEY_VAULT_RESOURCE).unwrap_or_else(|| KEY_VAULT_RESOURCE.to_owned());
@@ -156,7 +166,38 @@ pub(super) fn sweep(
             .map(|d| d.trim().trim_start_matches('@').to_lowercase())
             .filter(|d| !d.is_empty())
             .collect(),
+        entra,
     })
+}
+
+/// `ENTRA_CREDENTIALS=true`: Microsoft Graph's endpoint (`GRAPH_ENDPOINT`, the global service
+/// by default), where the applications' credentials are read.
+fn entra(
+    get: &impl Fn(&str) -> Option<String>,
+    problems: &mut Vec<String>,
+) -> Option<reqwest::Url> {
+    let on = super::parse_flag(
+        name::ENTRA_CREDENTIALS,
+        get(name::ENTRA_CREDENTIALS),
+        false,
+        problems,
+    );
+    if !on {
+        return None;
+    }
+    let raw = get(name::GRAPH_ENDPOINT).unwrap_or_else(|| GRAPH_ENDPOINT.to_owned());
+    match reqwest::Url::parse(raw.trim()) {
+        Ok(url) if crate::http::require_https(&url).is_ok() && url.host_str().is_some() => {
+            Some(url)
+        }
+        _ => {
+            problems.push(format!(
+                "{}: {raw:?} is not an https endpoint (https://graph.microsoft.com)",
+                name::GRAPH_ENDPOINT
+            ));
+            None
+        }
+    }
 }
 
 /// The entries of a comma- or semicolon-separated list.

@@ -2,6 +2,7 @@
 //! shows per object.
 
 use crate::delivery::Outcome;
+use crate::entra::AppCredential;
 use crate::event::ObjectKind;
 use crate::ladder::{Ladder, Position};
 use crate::report::EventReport;
@@ -275,6 +276,39 @@ pub struct InventoryRow {
 }
 
 impl InventoryRow {
+    /// The row of an application's credential in Entra ID.
+    pub fn app_credential(
+        credential: &AppCredential,
+        position: Option<Position>,
+        owners: Vec<String>,
+        ladder: &Ladder,
+    ) -> Self {
+        let what = match credential.name.as_str() {
+            "" => credential.key_id.clone(),
+            name => name.to_owned(),
+        };
+        Self {
+            vault: "Entra ID".to_owned(),
+            object_type: credential.kind.as_str(),
+            name: format!("{}/{what}", credential.app_name),
+            expires: credential
+                .ends
+                .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true)),
+            days_left: credential
+                .ends
+                .map(|t| crate::ladder::days_left(t, Utc::now())),
+            reminder: place(position, ladder),
+            owners,
+            owner_source: "OWNER_EMAILS".to_owned(),
+            notes: vec![format!("application {}", credential.app_id)],
+        }
+    }
+
+    /// The row of the applications, when Entra ID could not be read.
+    pub fn entra_unread(why: &str) -> Self {
+        Self::not_read("Entra ID".to_owned(), "Application", why.to_owned())
+    }
+
     /// The row of an object.
     pub fn new(
         vault: &VaultRef,
@@ -284,15 +318,7 @@ impl InventoryRow {
         owners: Vec<String>,
         ladder: &Ladder,
     ) -> Self {
-        let reminder = match position {
-            None => "none: no expiry date".to_owned(),
-            Some(Position::Ahead { step, due_in }) => format!("step {step} in {due_in} days"),
-            Some(Position::In { step, .. }) => match ladder.after(step) {
-                Some(next) => format!("step {step} now (then {next})"),
-                None => format!("step {step} now (the last)"),
-            },
-            Some(Position::Past) => "none: past the last step".to_owned(),
-        };
+        let reminder = place(position, ladder);
         let mut notes = Vec::new();
         if !object.enabled {
             notes.push("disabled: no reminders".to_owned());
@@ -347,5 +373,18 @@ impl InventoryRow {
             owner_source: String::new(),
             notes: vec![note],
         }
+    }
+}
+
+/// Where an expiry stands on the ladder, in words: `step 7 now (then 1)`, `step 60 in 12 days`.
+fn place(position: Option<Position>, ladder: &Ladder) -> String {
+    match position {
+        None => "none: no expiry date".to_owned(),
+        Some(Position::Ahead { step, due_in }) => format!("step {step} in {due_in} days"),
+        Some(Position::In { step, .. }) => match ladder.after(step) {
+            Some(next) => format!("step {step} now (then {next})"),
+            None => format!("step {step} now (the last)"),
+        },
+        Some(Position::Past) => "none: past the last step".to_owned(),
     }
 }

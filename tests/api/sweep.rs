@@ -675,3 +675,89 @@ async fn an_expiry_moved_back_across_a_month_end_is_not_reminded_again(ledger: T
         "{subjects:?}"
     );
 }
+
+/// An application in Graph's shape, with one client secret and one certificate.
+fn application(name: &str, secret_days: f64, certificate_days: f64) -> Value {
+    let at = |days: f64| {
+        (chrono::Utc::now() + chrono::TimeDelta::seconds((days * 86_400.0) as i64)).to_rfc3339()
+    };
+    json!({
+        "id": format!("obj-{name}"),
+        "appId": format!("app-{name}"),
+        "displayName": name,
+        "passwordCredentials": [{"keyId": format!("s-{name}"), "displayName": "ci secret", "endDateTime": at(secret_days)}],
+        "keyCredentials": [{"keyId": format!("c-{name}"), "displayName": "", "endDateTime": at(certificate_days)}],
+    })
+}
+
+#[test]
+fn inventory_lists_entra_applications_credentials_read_page_by_page_from_graph() {
+    let graph = FakeGraph::start();
+    let identity = IdentityEndpoint::start();
+    // Five applications: three pages of Graph's list.
+    graph.set_applications(&json!([
+        application("payments-api", 12.5, 200.5),
+        application("crm-sync", 40.5, 400.5),
+        application("old-batch", -3.5, 500.5),
+        application("web", 80.5, 90.5),
+        application("reports", 5.5, 700.5),
+    ]));
+    let settings = vec![
+        ("ENTRA_CREDENTIALS", "true".to_owned()),
+        ("GRAPH_ENDPOINT", graph.url()),
+        ("IDENTITY_ENDPOINT", identity.url()),
+        ("IDENTITY_HEADER", IDENTITY_SECRET.to_owned()),
+        (
+            "SSL_CERT_FILE",
+            graph.certificate().to_string_lossy().into_owned(),
+        ),
+        ("OWNER_EMAILS", "platform@contoso.com".to_owned()),
+    ];
+
+    let (ok, out) = kv_notify(&["inventory", "--days", "60"], &settings);
+
+    assert!(ok, "{out}");
+    for expected in [
+        "payments-api/ci secret",
+        "crm-sync/ci secret",
+        "old-batch/ci secret",
+        "reports/ci secret",
+    ] {
+        assert!(out.contains(expected), "{expected}: {out}");
+    }
+    assert!(!out.contains("web/ci secret"), "80 days off: {out}");
+    assert!(out.contains("AppSecret"), "{out}");
+    assert!(
+        out.contains("step 14 now"),
+        "payments-api's secret, 12 days left: {out}"
+    );
+    assert!(out.contains("platform@contoso.com"), "{out}");
+    let lines = graph.request_lines();
+    let pages = lines
+        .iter()
+        .filter(|r| r.starts_with("GET /v1.0/applications"))
+        .count();
+    assert_eq!(pages, 3, "{lines:?}");
+}
+
+#[test]
+fn inventory_says_which_permission_graph_wants_when_it_refuses_the_applications() {
+    let graph = FakeGraph::start();
+    let identity = IdentityEndpoint::start();
+    graph.refuse_applications();
+    let settings = vec![
+        ("ENTRA_CREDENTIALS", "true".to_owned()),
+        ("GRAPH_ENDPOINT", graph.url()),
+        ("IDENTITY_ENDPOINT", identity.url()),
+        ("IDENTITY_HEADER", IDENTITY_SECRET.to_owned()),
+        (
+            "SSL_CERT_FILE",
+            graph.certificate().to_string_lossy().into_owned(),
+        ),
+    ];
+
+    let (ok, out) = kv_notify(&["inventory"], &settings);
+
+    assert!(!ok, "{out}");
+    assert!(out.contains("Application.Read.All"), "{out}");
+}

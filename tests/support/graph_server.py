@@ -8,12 +8,17 @@ naming whom Graph would deliver it to (the addresses in its To, Cc and Bcc heade
 SMTP server's envelope), and the sender path segment in OUT_DIR/<n>.sender; every request, accepted or not, adds a line to
 OUT_DIR/requests.log.
 
+GET /v1.0/applications (and the @odata.nextLink it gives) lists the applications of
+OUT_DIR/applications.json, two a page, with their passwordCredentials and keyCredentials, to a
+token for this service; OUT_DIR/applications.answer (`403`) refuses instead.
+
 usage: graph_server.py PORT CERT KEY OUT_DIR ANSWER_FILE
 """
 
 import base64
 import email
 import email.utils
+import json
 import os
 import sys
 import threading
@@ -27,6 +32,26 @@ LOCK = threading.Lock()
 
 
 class Handler(JsonHandler):
+    def do_GET(self):
+        with open(os.path.join(OUT_DIR, "requests.log"), "a") as log:
+            log.write("GET " + self.path + "\n")
+        path, _, query = self.path.partition("?")
+        if path != "/v1.0/applications":
+            return self.answer(404, {"error": {"code": "Request_ResourceNotFound"}})
+        if audience(self.headers.get("Authorization", "")) != f"https://127.0.0.1:{PORT}":
+            return self.answer(401, {"error": {"code": "InvalidAuthenticationToken"}})
+        if answer_mode(os.path.join(OUT_DIR, "applications.answer"), "200") == "403":
+            return self.answer(403, {"error": {"code": "Authorization_RequestDenied",
+                                               "message": "Insufficient privileges to complete the operation."}})
+        apps_file = os.path.join(OUT_DIR, "applications.json")
+        apps = json.load(open(apps_file)) if os.path.exists(apps_file) else []
+        params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
+        start = int(params.get("$skiptoken", "0"))
+        page = {"value": apps[start:start + 2]}
+        if start + 2 < len(apps):
+            page["@odata.nextLink"] = f"https://127.0.0.1:{PORT}/v1.0/applications?$skiptoken={start + 2}"
+        self.answer(200, page)
+
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         with open(os.path.join(OUT_DIR, "requests.log"), "a") as log:

@@ -30,6 +30,18 @@ impl FakeGraph {
         self.0.answer(answer);
     }
 
+    /// From now on, list `applications` (Graph's application objects, with their
+    /// `passwordCredentials` and `keyCredentials`) at `/v1.0/applications`, two a page.
+    pub fn set_applications(&self, applications: &serde_json::Value) {
+        let file = self.0.out().join("applications.json");
+        std::fs::write(file, applications.to_string()).expect("write applications");
+    }
+
+    /// From now on, refuse `/v1.0/applications` with 403 `Authorization_RequestDenied`.
+    pub fn refuse_applications(&self) {
+        std::fs::write(self.0.out().join("applications.answer"), "403\n").expect("write");
+    }
+
     /// The mails accepted: the mailbox each was sent as, and the message.
     pub fn accepted(&self) -> Vec<(String, Received)> {
         let out = self.0.out();
@@ -39,6 +51,15 @@ impl FakeGraph {
                 let sender = std::fs::read_to_string(out.join(format!("{n}.sender"))).ok()?;
                 Some((sender, Received { raw: mime }))
             })
+            .collect()
+    }
+
+    /// Every request's line (`GET /v1.0/applications…`, or a send's path), in order.
+    pub fn request_lines(&self) -> Vec<String> {
+        std::fs::read_to_string(self.0.out().join("requests.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
             .collect()
     }
 
