@@ -1,26 +1,9 @@
 //! The commands beside the server: `check`, `explain` and `preview`.
 
+use crate::support::kv_notify_in as kv_notify;
 use crate::support::*;
 use serde_json::Value;
-use std::path::Path;
-use std::process::{Command, Output};
-
-fn kv_notify(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(kv_notify_binary());
-    command
-        .args(args)
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    command.output().expect("run kv-notify")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
+use std::process::Command;
 
 const BROKEN: &str = "\
 [[owners]]

@@ -1,7 +1,7 @@
 //! The deployment as code (`infra/`, `azure.yaml`'s hooks) passes `scripts/infra-check`, and
 //! the check catches a syntax error planted in a copy of it.
 
-use crate::support::app_root;
+use crate::support::{app_root, copy_tree};
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -11,19 +11,6 @@ fn infra_check(repo: &Path) -> Output {
         .arg(repo)
         .output()
         .expect("python3 runs scripts/infra-check (scripts/test installs its grammar)")
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).expect("copy");
-        }
-    }
 }
 
 #[test]

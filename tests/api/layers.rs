@@ -1,7 +1,7 @@
 //! The import-layer check (`scripts/layers`) passes on the crate, and catches an upward import
 //! planted in a copy of it.
 
-use crate::support::app_root;
+use crate::support::{app_root, copy_tree};
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -11,19 +11,6 @@ fn layers(src: &Path) -> Output {
         .arg(src)
         .output()
         .expect("python3 runs scripts/layers (install python3)")
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).expect("copy");
-        }
-    }
 }
 
 #[test]

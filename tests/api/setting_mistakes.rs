@@ -1,27 +1,9 @@
 //! Settings a new user gets wrong, and that must never lose an alert without a word: no mail
 //! transport in Azure, misspelt names, a rules file that leaves alerts out, a retiring webhook.
 
+use crate::support::kv_notify_in as kv_notify;
 use crate::support::*;
 use std::path::Path;
-use std::process::{Command, Output};
-
-/// Runs `kv-notify ARGS` in `dir` with exactly `env` (and PATH).
-fn kv_notify(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(kv_notify_binary());
-    command
-        .args(args)
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    command.output().expect("run kv-notify")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
 
 /// The settings of a function app in Azure, as the platform sets them, without mail.
 fn in_azure(ledger: &Path) -> Vec<(&'static str, String)> {

@@ -3,6 +3,7 @@
 pub mod acs;
 pub mod azurite;
 pub mod binaries;
+pub mod command;
 pub mod endless;
 pub mod events;
 pub mod graph;
@@ -19,6 +20,7 @@ pub mod webhook;
 pub use acs::*;
 pub use azurite::*;
 pub use binaries::*;
+pub use command::*;
 pub use endless::*;
 pub use events::*;
 pub use graph::*;

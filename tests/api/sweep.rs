@@ -676,6 +676,21 @@ async fn an_expiry_moved_back_across_a_month_end_is_not_reminded_again(ledger: T
     );
 }
 
+/// Settings that read Entra ID's applications from `graph`, with tokens from `identity`.
+fn entra_settings(graph: &FakeGraph, identity: &IdentityEndpoint) -> Vec<(&'static str, String)> {
+    let mut settings = Vec::new();
+    set(&mut settings, "ENTRA_CREDENTIALS", "true");
+    set(&mut settings, "GRAPH_ENDPOINT", &graph.url());
+    set(&mut settings, "IDENTITY_ENDPOINT", &identity.url());
+    set(&mut settings, "IDENTITY_HEADER", IDENTITY_SECRET);
+    set(
+        &mut settings,
+        "SSL_CERT_FILE",
+        &graph.certificate().to_string_lossy(),
+    );
+    settings
+}
+
 /// An application in Graph's shape, with one client secret and one certificate.
 fn application(name: &str, secret_days: f64, certificate_days: f64) -> Value {
     let at = |days: f64| {
@@ -702,17 +717,8 @@ fn inventory_lists_entra_applications_credentials_read_page_by_page_from_graph()
         application("web", 80.5, 90.5),
         application("reports", 5.5, 700.5),
     ]));
-    let settings = vec![
-        ("ENTRA_CREDENTIALS", "true".to_owned()),
-        ("GRAPH_ENDPOINT", graph.url()),
-        ("IDENTITY_ENDPOINT", identity.url()),
-        ("IDENTITY_HEADER", IDENTITY_SECRET.to_owned()),
-        (
-            "SSL_CERT_FILE",
-            graph.certificate().to_string_lossy().into_owned(),
-        ),
-        ("OWNER_EMAILS", "platform@contoso.com".to_owned()),
-    ];
+    let mut settings = entra_settings(&graph, &identity);
+    set(&mut settings, "OWNER_EMAILS", "platform@contoso.com");
 
     let (ok, out) = kv_notify(&["inventory", "--days", "60"], &settings);
 
@@ -745,16 +751,7 @@ fn inventory_says_which_permission_graph_wants_when_it_refuses_the_applications(
     let graph = FakeGraph::start();
     let identity = IdentityEndpoint::start();
     graph.refuse_applications();
-    let settings = vec![
-        ("ENTRA_CREDENTIALS", "true".to_owned()),
-        ("GRAPH_ENDPOINT", graph.url()),
-        ("IDENTITY_ENDPOINT", identity.url()),
-        ("IDENTITY_HEADER", IDENTITY_SECRET.to_owned()),
-        (
-            "SSL_CERT_FILE",
-            graph.certificate().to_string_lossy().into_owned(),
-        ),
-    ];
+    let settings = entra_settings(&graph, &identity);
 
     let (ok, out) = kv_notify(&["inventory"], &settings);
 
