@@ -20,6 +20,12 @@ fn chromium() -> PathBuf {
         .unwrap_or_else(|| panic!("{INSTALL_HINT}"))
 }
 
+/// Writes the HTML mail of every event file in `dir` to `dir/html`, with `kv-notify preview`.
+fn preview(dir: &Path) {
+    let output = kv_notify_in(dir, &["preview", ".", "--out", "html"], &[]);
+    assert!(output.status.success(), "{}", stdout(&output));
+}
+
 /// Renders an HTML file to a PNG, as the docs screenshots are made.
 fn screenshot(browser: &Path, html: &Path, png: &Path, profile: &Path) {
     let status = Command::new(browser)
@@ -81,17 +87,7 @@ fn every_event_types_mail_renders_as_a_real_page_in_chromium() {
         )
         .expect("write");
     }
-    let output = Command::new(kv_notify_binary())
-        .args(["preview", ".", "--out", "html"])
-        .current_dir(dir.path())
-        .env_clear()
-        .output()
-        .expect("run preview");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stdout)
-    );
+    preview(dir.path());
 
     let pages: Vec<(String, f64, usize)> = std::thread::scope(|scope| {
         let handles: Vec<_> = ALL_TYPES
@@ -175,17 +171,7 @@ fn on_a_390_pixel_phone_the_mail_fits_without_scrolling_sideways() {
     let dir = tempfile::tempdir().expect("temp dir");
     let event = event_grid("CertificateNearExpiry", "api-contoso-com", Some(21));
     std::fs::write(dir.path().join("event.json"), event.to_string()).expect("write");
-    let output = Command::new(kv_notify_binary())
-        .args(["preview", ".", "--out", "html"])
-        .current_dir(dir.path())
-        .env_clear()
-        .output()
-        .expect("run preview");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stdout)
-    );
+    preview(dir.path());
     let html = dir.path().join("html/event.html");
 
     let width = laid_out_width(&browser, &html, 390, &dir.path().join("profile"));
