@@ -11,7 +11,7 @@ mod events;
 pub mod health;
 mod report;
 
-pub use report::{InventoryRow, SweepReport, VaultSummary, fate};
+pub use report::{EntraSummary, InventoryRow, SweepReport, VaultSummary, fate};
 
 use events::{blind_spot_event, reminder_event};
 
@@ -139,7 +139,35 @@ impl Sweeper {
             .await;
         let mut report = SweepReport::new(started, vaults, self.settings.budget);
         report.subscriptions_not_listed = targets.unlisted;
+        report.entra = self.entra_summary(dispatcher, deadline).await;
         report
+    }
+
+    /// What Entra ID's applications hold, with `ENTRA_CREDENTIALS`: their credentials, how
+    /// many are on the ladder, or why they could not be read (the health notice says so).
+    async fn entra_summary(
+        &self,
+        dispatcher: &Dispatcher,
+        deadline: Instant,
+    ) -> Option<EntraSummary> {
+        let entra = self.entra.as_ref()?;
+        let now = Utc::now();
+        let read = tokio::time::timeout_at(deadline, entra.credentials()).await;
+        Some(match read {
+            Ok(Ok(credentials)) => EntraSummary {
+                credentials: credentials.len(),
+                due: credentials
+                    .iter()
+                    .filter_map(|c| c.ends)
+                    .filter(|t| matches!(dispatcher.ladder_position(*t, now), Position::In { .. }))
+                    .count(),
+                not_read: None,
+            },
+            Ok(Err(error)) => EntraSummary::not_read(error.to_string()),
+            Err(_) => EntraSummary::not_read(
+                "out of budget (SWEEP_BUDGET_SECS) before the applications were read".to_owned(),
+            ),
+        })
     }
 
     /// Every object expiring within `days` (or never), with its place on the ladder and who

@@ -166,6 +166,12 @@ fn lines(findings: &Findings<'_>, now: DateTime<Utc>) -> Vec<String> {
                 vault.bad_dates.join("; ")
             ));
         }
+        if let Some(why) = sweep.entra.as_ref().and_then(|e| e.not_read.as_ref()) {
+            lines.push(format!(
+                "Entra ID's applications were not read by today's sweep: {why}. Their expiring \
+                 secrets and certificates are not being watched."
+            ));
+        }
         if sweep.vaults.iter().any(|v| v.out_of_budget) {
             lines.push(format!(
                 "Today's sweep ran out of its {} s budget (SWEEP_BUDGET_SECS) before it was \

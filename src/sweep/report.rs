@@ -26,6 +26,33 @@ pub struct SweepReport {
     /// The subscriptions of `SUBSCRIPTIONS` whose vaults could not be listed, each with why.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub subscriptions_not_listed: Vec<String>,
+    /// With `ENTRA_CREDENTIALS`: what Entra ID's applications hold.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entra: Option<EntraSummary>,
+}
+
+/// Entra ID's part of a sweep. Reminders for application credentials are not sent yet: the
+/// run counts them, and says when the applications could not be read.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EntraSummary {
+    /// Credentials (client secrets and certificates) of every application.
+    pub credentials: usize,
+    /// Of those, on a step of the reminder ladder.
+    pub due: usize,
+    /// Why the applications could not be read, when they could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_read: Option<String>,
+}
+
+impl EntraSummary {
+    /// The summary of applications that could not be read.
+    pub fn not_read(why: String) -> Self {
+        Self {
+            not_read: Some(why),
+            ..Self::default()
+        }
+    }
 }
 
 /// One vault's part of a sweep.
@@ -217,6 +244,7 @@ impl SweepReport {
             vaults,
             not_reached,
             subscriptions_not_listed: Vec::new(),
+            entra: None,
         }
     }
 
@@ -225,6 +253,7 @@ impl SweepReport {
     pub fn failed(&self) -> bool {
         !self.subscriptions_not_listed.is_empty()
             || !self.not_reached.is_empty()
+            || self.entra.as_ref().is_some_and(|e| e.not_read.is_some())
             || self
                 .vaults
                 .iter()
@@ -239,6 +268,16 @@ impl SweepReport {
             .map(|why| format!("subscription NOT LISTED: {why}"))
             .collect();
         lines.extend(self.vaults.iter().map(VaultSummary::log_line));
+        if let Some(entra) = &self.entra {
+            lines.push(match &entra.not_read {
+                Some(why) => format!("Entra ID NOT READ: {why}"),
+                None => format!(
+                    "Entra ID: {} application credential(s), {} on the reminder ladder (their \
+                     reminders are not sent yet: kv-notify inventory lists them)",
+                    entra.credentials, entra.due
+                ),
+            });
+        }
         if self.vaults.iter().any(|v| v.out_of_budget) {
             lines.push(format!(
                 "the sweep ran out of its {} s budget (SWEEP_BUDGET_SECS): the next run \

@@ -758,3 +758,46 @@ fn inventory_says_which_permission_graph_wants_when_it_refuses_the_applications(
     assert!(!ok, "{out}");
     assert!(out.contains("Application.Read.All"), "{out}");
 }
+
+#[tokio::test]
+async fn the_timer_counts_entra_credentials_and_names_the_missing_permission_in_the_notice() {
+    let (graph, identity, smtp) = (
+        FakeGraph::start(),
+        IdentityEndpoint::start(),
+        SmtpServer::start(),
+    );
+    graph.set_applications(&json!([
+        application("payments-api", 12.5, 200.5),
+        application("crm-sync", 400.5, 400.5),
+    ]));
+    let mut settings = mail_settings(&smtp.url());
+    settings.extend(entra_settings(&graph, &identity));
+    let handler = Handler::start(&pairs(&settings)).await;
+
+    let counted = handler.timer().await;
+    graph.refuse_applications();
+    let refused = handler.timer().await;
+
+    assert_eq!(counted.status, 200, "{}", counted.text);
+    let entra = counted.json()["ReturnValue"]["entra"].clone();
+    assert_eq!(
+        (entra["credentials"].clone(), entra["due"].clone()),
+        (json!(4), json!(1)),
+        "{entra}"
+    );
+    assert_eq!(refused.status, 500, "{}", refused.text);
+    let why = refused.json()["ReturnValue"]["entra"]["notRead"].to_string();
+    assert!(why.contains("Application.Read.All"), "{why}");
+    let notice = smtp
+        .messages()
+        .into_iter()
+        .find(|m| m.subject().starts_with("Health notice"))
+        .expect("a health notice");
+    assert!(
+        notice
+            .text()
+            .contains("Entra ID's applications were not read"),
+        "{}",
+        notice.text()
+    );
+}
