@@ -39,8 +39,8 @@ impl AlertKind {
         match event_type {
             EventType::NearExpiry(_) => Self::NearExpiry,
             EventType::Expired(_) => Self::Expired,
-            EventType::Reminder(_) if expired => Self::Expired,
-            EventType::Reminder(_) => Self::NearExpiry,
+            EventType::Reminder(_) | EventType::AppCredentialReminder if expired => Self::Expired,
+            EventType::Reminder(_) | EventType::AppCredentialReminder => Self::NearExpiry,
             EventType::NewVersionCreated(_) => Self::NewVersion,
             EventType::VaultAccessPolicyChanged => Self::AccessPolicyChanged,
             EventType::VaultUnreadable => Self::CannotSeeVault,
@@ -172,6 +172,9 @@ struct Names {
     object_type: String,
     object: String,
     vault: String,
+    /// How the object relates to its container in a headline: `in` a vault, `of` an
+    /// application.
+    within: &'static str,
 }
 
 impl Names {
@@ -183,6 +186,10 @@ impl Names {
             object_type: or(&event.object_type, "Object"),
             object: or(&event.object, "(unnamed)"),
             vault: or(&event.vault, "(unknown vault)"),
+            within: match event.event_type {
+                EventType::AppCredentialReminder => "of",
+                _ => "in",
+            },
         }
     }
 }
@@ -243,6 +250,31 @@ fn details(event: &KeyVaultEvent, names: &Names, days_left: Option<i64>) -> Vec<
     if event.event_type == EventType::HealthNotice {
         return vec![row("Checked", time(event.event_time, "(not given)"), false)];
     }
+    if event.event_type == EventType::AppCredentialReminder {
+        let mut rows = vec![
+            row("Application", names.vault.clone(), true),
+            row(
+                "Credential",
+                format!("{} {}", names.object_type, names.object),
+                true,
+            ),
+            row(
+                "Key id",
+                event.version.as_deref().map_or_else(String::new, clean),
+                false,
+            ),
+            row("Expires", time(event.expires, "(not set)"), true),
+        ];
+        if let (Some(reminder), Some(expires)) = (event.reminder, event.expires) {
+            rows.push(row(
+                "Next reminder",
+                next_reminder(reminder.next, expires),
+                false,
+            ));
+        }
+        rows.push(row("Checked", time(event.event_time, "(not given)"), false));
+        return rows;
+    }
     let mut rows = vec![row("Vault", names.vault.clone(), true)];
     if event.event_type.object_kind().is_some() {
         rows.push(row("Type", names.object_type.clone(), false));
@@ -291,6 +323,13 @@ fn details(event: &KeyVaultEvent, names: &Names, days_left: Option<i64>) -> Vec<
 fn portal_url(event: &KeyVaultEvent) -> String {
     if let Some(object) = object_link(event) {
         return object;
+    }
+    // An application's "Certificates & secrets" blade, made by the sweep from its app id.
+    if event.event_type == EventType::AppCredentialReminder
+        && let Some(url) = event.object_url.as_deref().map(clean)
+        && url.starts_with("https://portal.azure.com/")
+    {
+        return url;
     }
     let blade = match event.event_type.object_kind() {
         Some(kind) => kind.collection(),

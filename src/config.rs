@@ -125,6 +125,14 @@ impl Config {
             can_happen.extend(ObjectKind::ALL.map(EventType::Reminder));
             can_happen.push(EventType::VaultUnreadable);
         }
+        if self
+            .settings
+            .sweep
+            .as_ref()
+            .is_some_and(|s| s.entra.is_some())
+        {
+            can_happen.push(EventType::AppCredentialReminder);
+        }
         can_happen.push(EventType::HealthNotice);
         let lost: Vec<String> = can_happen
             .into_iter()

@@ -9,6 +9,8 @@ mod client;
 
 pub use client::EntraClient;
 
+use crate::event::{EventKey, EventType, KeyVaultEvent, Reminder};
+use crate::ladder::Position;
 use chrono::{DateTime, Utc};
 
 /// One credential of one application.
@@ -46,5 +48,49 @@ impl CredentialKind {
             Self::Secret => "AppSecret",
             Self::Certificate => "AppCertificate",
         }
+    }
+}
+
+impl AppCredential {
+    /// Its reminder at `position` on the ladder (`None` when it is on no step), as of `now`:
+    /// the application stands where an event's vault does, the credential where its object
+    /// does, and the portal link opens the application's "Certificates & secrets".
+    pub fn reminder(&self, position: Position, now: DateTime<Utc>) -> Option<KeyVaultEvent> {
+        let Position::In {
+            step,
+            kept_from,
+            next,
+        } = position
+        else {
+            return None;
+        };
+        let key = EventKey::app_step(&self.app_object_id, &self.key_id, step);
+        let kind = match self.kind {
+            CredentialKind::Secret => "App secret",
+            CredentialKind::Certificate => "App certificate",
+        };
+        let name = match self.name.as_str() {
+            "" => self.key_id.clone(),
+            name => name.to_owned(),
+        };
+        Some(KeyVaultEvent {
+            vault: Some(self.app_name.clone()),
+            object_type: Some(kind.to_owned()),
+            object: Some(name),
+            version: Some(self.key_id.clone()),
+            object_url: Some(format!(
+                "https://portal.azure.com/#view/Microsoft_AAD_RegisteredApps/ApplicationMenuBlade/~/Credentials/appId/{}",
+                self.app_id
+            )),
+            expires: self.ends,
+            event_time: Some(now),
+            reminder: Some(Reminder {
+                step,
+                kept_from,
+                next,
+                auto_renews: None,
+            }),
+            ..KeyVaultEvent::new(String::new(), key, EventType::AppCredentialReminder)
+        })
     }
 }

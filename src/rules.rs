@@ -138,6 +138,7 @@ impl Routing {
                 rule(of(EventType::NearExpiry), OWNERS),
                 rule(of(EventType::Expired), OWNERS),
                 rule(of(EventType::Reminder), OWNERS),
+                rule(vec![EventType::AppCredentialReminder], OWNERS),
                 rule(vec![EventType::VaultAccessPolicyChanged], SECURITY),
                 rule(vec![EventType::VaultUnreadable], SECURITY),
                 rule(vec![EventType::HealthNotice], SECURITY),

@@ -139,35 +139,48 @@ impl Sweeper {
             .await;
         let mut report = SweepReport::new(started, vaults, self.settings.budget);
         report.subscriptions_not_listed = targets.unlisted;
-        report.entra = self.entra_summary(dispatcher, deadline).await;
+        report.entra = self.entra_summary(dispatcher, deadline, dry_run).await;
         report
     }
 
-    /// What Entra ID's applications hold, with `ENTRA_CREDENTIALS`: their credentials, how
-    /// many are on the ladder, or why they could not be read (the health notice says so).
+    /// With `ENTRA_CREDENTIALS`: the reminders of Entra ID's application credentials on a
+    /// step of the ladder, through the same rules and ledger as a vault object's (one per step
+    /// and recipient); or why the applications could not be read (the health notice says so).
     async fn entra_summary(
         &self,
         dispatcher: &Dispatcher,
         deadline: Instant,
+        dry_run: bool,
     ) -> Option<EntraSummary> {
         let entra = self.entra.as_ref()?;
         let now = Utc::now();
-        let read = tokio::time::timeout_at(deadline, entra.credentials()).await;
-        Some(match read {
-            Ok(Ok(credentials)) => EntraSummary {
-                credentials: credentials.len(),
-                due: credentials
-                    .iter()
-                    .filter_map(|c| c.ends)
-                    .filter(|t| matches!(dispatcher.ladder_position(*t, now), Position::In { .. }))
-                    .count(),
-                not_read: None,
-            },
-            Ok(Err(error)) => EntraSummary::not_read(error.to_string()),
-            Err(_) => EntraSummary::not_read(
-                "out of budget (SWEEP_BUDGET_SECS) before the applications were read".to_owned(),
-            ),
-        })
+        let credentials = match tokio::time::timeout_at(deadline, entra.credentials()).await {
+            Ok(Ok(credentials)) => credentials,
+            Ok(Err(error)) => return Some(EntraSummary::not_read(error.to_string())),
+            Err(_) => {
+                let why = "out of budget (SWEEP_BUDGET_SECS) before the applications were read";
+                return Some(EntraSummary::not_read(why.to_owned()));
+            }
+        };
+        let reminders: Vec<_> = credentials
+            .iter()
+            .filter_map(|c| c.reminder(dispatcher.ladder_position(c.ends?, now), now))
+            .collect();
+        let mut summary = EntraSummary {
+            credentials: credentials.len(),
+            due: reminders.len(),
+            ..EntraSummary::default()
+        };
+        if dry_run {
+            summary.would_mail = reminders
+                .iter()
+                .map(|e| dispatcher.recipients(e).len())
+                .sum();
+        } else if Instant::now() < deadline {
+            let reports = dispatcher.handle_until(reminders, deadline).await;
+            summary.count(&reports);
+        }
+        Some(summary)
     }
 
     /// Every object expiring within `days` (or never), with its place on the ladder and who

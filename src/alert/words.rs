@@ -1,7 +1,7 @@
 //! The words of an alert: its headline, subject, summary and next steps, by kind.
 
 use super::{AlertKind, Names, SUBJECT_NAME_LIMIT, format_time};
-use crate::event::{KeyVaultEvent, ObjectKind};
+use crate::event::{EventType, KeyVaultEvent, ObjectKind};
 use crate::text::truncate;
 
 pub(super) fn days(n: i64) -> String {
@@ -30,7 +30,7 @@ pub(super) fn headline(kind: AlertKind, names: &Names, days_left: Option<i64>) -
         (AlertKind::NearExpiry, None) => "expires soon".to_owned(),
         (AlertKind::Expired, None) => "has expired".to_owned(),
     };
-    format!("{object_type} {object} in {vault} {state}")
+    format!("{object_type} {object} {} {vault} {state}", names.within)
 }
 
 pub(super) fn subject_line(headline: &str, kind: AlertKind) -> String {
@@ -55,8 +55,20 @@ pub(super) fn summary(
         object_type,
         object,
         vault,
+        ..
     } = names;
     let date = expires.map(format_time).unwrap_or_default();
+    if event.event_type == EventType::AppCredentialReminder {
+        let verb = if days_left.is_some_and(|n| n < 0) {
+            "expired on"
+        } else {
+            "expires on"
+        };
+        return format!(
+            "The {object_type} {object} of Entra ID application {vault} {verb} {date}. Whatever \
+             signs in with it gets AADSTS7000222 after that moment."
+        );
+    }
     match (kind, days_left) {
         (AlertKind::AccessPolicyChanged, _) => format!(
             "The access policy of Key Vault {vault} was changed (or the vault moved to or from Azure RBAC). \
@@ -123,7 +135,17 @@ pub(super) fn next_steps(kind: AlertKind, names: &Names, event: &KeyVaultEvent) 
         object_type,
         object,
         vault,
+        ..
     } = names;
+    if event.event_type == EventType::AppCredentialReminder {
+        return vec![
+            format!("Add a new {object_type} to application {vault} (Certificates & secrets)."),
+            "Move everything that signs in with the old one to the new one.".to_owned(),
+            format!(
+                "Remove {object} once nothing uses it: an old credential left in place is how these outages happen."
+            ),
+        ];
+    }
     match kind {
         AlertKind::NearExpiry => vec![
             format!("Create a new version of {object_type} {object} in {vault} with a later expiry date (or rotate it now)."),

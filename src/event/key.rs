@@ -60,6 +60,13 @@ impl EventKey {
         );
         Self::Step(serde_json::to_string(&parts).expect("strings and numbers serialise"))
     }
+
+    /// The key of `step` for the credential `key_id` of the Entra ID application whose object
+    /// id is `app`: the same for every run and instance.
+    pub fn app_step(app: &str, key_id: &str, step: i64) -> Self {
+        let parts = ("entra", app.to_lowercase(), key_id.to_lowercase(), step);
+        Self::Step(serde_json::to_string(&parts).expect("strings and numbers serialise"))
+    }
 }
 
 fn sha256(text: &str) -> String {

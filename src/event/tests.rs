@@ -18,10 +18,11 @@ fn every_type_parses_from_short_and_full_names() {
         assert_eq!(EventType::from_name(&full), Some(t));
     }
     assert_eq!(EventType::key_vault_types().count(), 10);
-    // The sweep's reminders, unreadable vaults and the health notice are routable, but no
-    // event can claim to be one.
-    assert_eq!(EventType::all().count(), 15);
+    // The sweep's reminders (of vault objects and of application credentials), unreadable
+    // vaults and the health notice are routable, but no event can claim to be one.
+    assert_eq!(EventType::all().count(), 16);
     assert_eq!(EventType::from_name("SecretReminder"), None);
+    assert_eq!(EventType::from_name("AppCredentialReminder"), None);
     assert_eq!(EventType::from_name("VaultUnreadable"), None);
     assert_eq!(EventType::from_name("HealthNotice"), None);
     assert_eq!(

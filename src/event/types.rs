@@ -59,6 +59,9 @@ pub enum EventType {
     /// `HealthNotice`: the daily notice of what kv-notify met that needs a person (mail
     /// refused, webhooks failing, vaults not read). Not a type Key Vault sends either.
     HealthNotice,
+    /// `AppCredentialReminder`: a step of the reminder ladder of an Entra ID application's
+    /// client secret or certificate, found by the sweep (`ENTRA_CREDENTIALS`).
+    AppCredentialReminder,
 }
 
 impl EventType {
@@ -81,7 +84,11 @@ impl EventType {
     pub fn all() -> impl Iterator<Item = EventType> {
         Self::key_vault_types()
             .chain(ObjectKind::ALL.map(Self::Reminder))
-            .chain([Self::VaultUnreadable, Self::HealthNotice])
+            .chain([
+                Self::VaultUnreadable,
+                Self::HealthNotice,
+                Self::AppCredentialReminder,
+            ])
     }
 
     /// Parses a short (`SecretNearExpiry`) or full (`Microsoft.KeyVault.SecretNearExpiry`)
@@ -111,6 +118,7 @@ impl EventType {
             Self::Reminder(Certificate) => "CertificateReminder",
             Self::VaultUnreadable => "VaultUnreadable",
             Self::HealthNotice => "HealthNotice",
+            Self::AppCredentialReminder => "AppCredentialReminder",
         }
     }
 
@@ -121,7 +129,10 @@ impl EventType {
             | Self::Expired(kind)
             | Self::NewVersionCreated(kind)
             | Self::Reminder(kind) => Some(kind),
-            Self::VaultAccessPolicyChanged | Self::VaultUnreadable | Self::HealthNotice => None,
+            Self::VaultAccessPolicyChanged
+            | Self::VaultUnreadable
+            | Self::HealthNotice
+            | Self::AppCredentialReminder => None,
         }
     }
 }

@@ -31,8 +31,7 @@ pub struct SweepReport {
     pub entra: Option<EntraSummary>,
 }
 
-/// Entra ID's part of a sweep. Reminders for application credentials are not sent yet: the
-/// run counts them, and says when the applications could not be read.
+/// Entra ID's part of a sweep: the applications' credentials and their reminders.
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EntraSummary {
@@ -40,12 +39,35 @@ pub struct EntraSummary {
     pub credentials: usize,
     /// Of those, on a step of the reminder ladder.
     pub due: usize,
+    /// Reminders sent in this run.
+    pub sent: usize,
+    /// Reminders an earlier run had sent already.
+    pub duplicate: usize,
+    /// Reminders that failed in a way the next run retries.
+    pub failed: usize,
+    /// Reminders refused for good, or with nobody to go to.
+    pub refused: usize,
+    /// With `--dry-run`: the mails that would go.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub would_mail: usize,
     /// Why the applications could not be read, when they could not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub not_read: Option<String>,
 }
 
 impl EntraSummary {
+    /// Counts the reminders' outcomes.
+    pub fn count(&mut self, reports: &[EventReport]) {
+        for report in reports {
+            match fate(report) {
+                FAILED => self.failed += 1,
+                SENT => self.sent += 1,
+                SENT_BEFORE => self.duplicate += 1,
+                _ => self.refused += 1,
+            }
+        }
+    }
+
     /// The summary of applications that could not be read.
     pub fn not_read(why: String) -> Self {
         Self {
@@ -253,7 +275,10 @@ impl SweepReport {
     pub fn failed(&self) -> bool {
         !self.subscriptions_not_listed.is_empty()
             || !self.not_reached.is_empty()
-            || self.entra.as_ref().is_some_and(|e| e.not_read.is_some())
+            || self
+                .entra
+                .as_ref()
+                .is_some_and(|e| e.not_read.is_some() || e.failed > 0)
             || self
                 .vaults
                 .iter()
@@ -272,9 +297,14 @@ impl SweepReport {
             lines.push(match &entra.not_read {
                 Some(why) => format!("Entra ID NOT READ: {why}"),
                 None => format!(
-                    "Entra ID: {} application credential(s), {} on the reminder ladder (their \
-                     reminders are not sent yet: kv-notify inventory lists them)",
-                    entra.credentials, entra.due
+                    "Entra ID: {} application credential(s), {} reminder(s) due: {} sent, {} sent \
+                     before, {} failed, {} refused or unaddressed",
+                    entra.credentials,
+                    entra.due,
+                    entra.sent,
+                    entra.duplicate,
+                    entra.failed,
+                    entra.refused
                 ),
             });
         }

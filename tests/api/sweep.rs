@@ -760,7 +760,7 @@ fn inventory_says_which_permission_graph_wants_when_it_refuses_the_applications(
 }
 
 #[tokio::test]
-async fn the_timer_counts_entra_credentials_and_names_the_missing_permission_in_the_notice() {
+async fn an_app_secret_on_the_ladder_is_reminded_once_and_a_refusal_names_the_permission() {
     let (graph, identity, smtp) = (
         FakeGraph::start(),
         IdentityEndpoint::start(),
@@ -774,30 +774,51 @@ async fn the_timer_counts_entra_credentials_and_names_the_missing_permission_in_
     settings.extend(entra_settings(&graph, &identity));
     let handler = Handler::start(&pairs(&settings)).await;
 
-    let counted = handler.timer().await;
+    let first = handler.timer().await;
+    let again = handler.timer().await;
     graph.refuse_applications();
     let refused = handler.timer().await;
 
-    assert_eq!(counted.status, 200, "{}", counted.text);
-    let entra = counted.json()["ReturnValue"]["entra"].clone();
+    assert_eq!(first.status, 200, "{}", first.text);
+    let entra = |answer: &Answer| answer.json()["ReturnValue"]["entra"].clone();
+    let summary = entra(&first);
     assert_eq!(
-        (entra["credentials"].clone(), entra["due"].clone()),
-        (json!(4), json!(1)),
-        "{entra}"
+        (
+            summary["credentials"].clone(),
+            summary["due"].clone(),
+            summary["sent"].clone()
+        ),
+        (json!(4), json!(1), json!(1)),
+        "{summary}"
     );
+    assert_eq!(entra(&again)["duplicate"], json!(1), "{}", again.text);
+    let messages = smtp.messages();
+    let reminder = &messages[0];
+    assert_eq!(
+        reminder.subject(),
+        "App secret ci secret of payments-api expires in 12 days"
+    );
+    assert_eq!(
+        reminder.rcpt_to(),
+        ["owner1@contoso.com", "owner2@contoso.com"]
+    );
+    let text = reminder.text();
+    assert!(text.contains("AADSTS7000222"), "{text}");
+    assert!(
+        text.contains("Credentials/appId/app-payments-api"),
+        "{text}"
+    );
+    assert!(text.contains("Next reminder: on "), "{text}");
     assert_eq!(refused.status, 500, "{}", refused.text);
-    let why = refused.json()["ReturnValue"]["entra"]["notRead"].to_string();
+    let why = entra(&refused)["notRead"].to_string();
     assert!(why.contains("Application.Read.All"), "{why}");
-    let notice = smtp
-        .messages()
-        .into_iter()
+    let notice = messages
+        .iter()
         .find(|m| m.subject().starts_with("Health notice"))
+        .map(Received::text)
         .expect("a health notice");
     assert!(
-        notice
-            .text()
-            .contains("Entra ID's applications were not read"),
-        "{}",
-        notice.text()
+        notice.contains("Entra ID's applications were not read"),
+        "{notice}"
     );
 }
