@@ -822,3 +822,43 @@ async fn an_app_secret_on_the_ladder_is_reminded_once_and_a_refusal_names_the_pe
         "{notice}"
     );
 }
+
+#[tokio::test]
+async fn two_instances_sweeping_entra_at_once_send_each_app_reminder_once() {
+    let (graph, identity, smtp) = (
+        FakeGraph::start(),
+        IdentityEndpoint::start(),
+        SmtpServer::start(),
+    );
+    graph.set_applications(&json!([
+        application("payments-api", 12.5, 6.5),
+        application("reports", 0.5, 400.5),
+    ]));
+    let ledger = TestLedger::table();
+    let mut settings = ledger.settings(&smtp.url());
+    settings.extend(entra_settings(&graph, &identity));
+    let (one, two) = (
+        Handler::start(&pairs(&settings)).await,
+        Handler::start(&pairs(&settings)).await,
+    );
+
+    let (first, second) = tokio::join!(one.timer(), two.timer());
+
+    assert_eq!(
+        (first.status, second.status),
+        (200, 200),
+        "{}\n{}",
+        first.text,
+        second.text
+    );
+    let mut subjects: Vec<String> = smtp.messages().iter().map(Received::subject).collect();
+    subjects.sort();
+    assert_eq!(
+        subjects,
+        [
+            "App certificate c-payments-api of payments-api expires in 6 days",
+            "App secret ci secret of payments-api expires in 12 days",
+            "App secret ci secret of reports expires today",
+        ]
+    );
+}
