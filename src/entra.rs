@@ -9,7 +9,7 @@ mod client;
 
 pub use client::EntraClient;
 
-use crate::event::{EventKey, EventType, KeyVaultEvent, Reminder};
+use crate::event::{Diagnosis, EventKey, EventType, KeyVaultEvent, Reminder};
 use crate::ladder::Position;
 use chrono::{DateTime, Utc};
 
@@ -54,8 +54,15 @@ impl CredentialKind {
 impl AppCredential {
     /// Its reminder at `position` on the ladder (`None` when it is on no step), as of `now`:
     /// the application stands where an event's vault does, the credential where its object
-    /// does, and the portal link opens the application's "Certificates & secrets".
-    pub fn reminder(&self, position: Position, now: DateTime<Utc>) -> Option<KeyVaultEvent> {
+    /// does, and the portal link opens the application's "Certificates & secrets". With a
+    /// `newer` credential of the same kind on the application (one that ends later), the
+    /// reminder says so: the old one is to be removed once nothing uses it.
+    pub fn reminder(
+        &self,
+        position: Position,
+        now: DateTime<Utc>,
+        newer: Option<&AppCredential>,
+    ) -> Option<KeyVaultEvent> {
         let Position::In {
             step,
             kept_from,
@@ -90,7 +97,32 @@ impl AppCredential {
                 next,
                 auto_renews: None,
             }),
+            diagnosis: newer.map(|newer| Diagnosis {
+                cause: format!(
+                    "A newer {} exists on this application{}: remove this one once everything \
+                     that signs in with it has moved.",
+                    match self.kind {
+                        CredentialKind::Secret => "secret",
+                        CredentialKind::Certificate => "certificate",
+                    },
+                    newer
+                        .ends
+                        .map(|t| format!(" (it ends on {})", t.format("%Y-%m-%d")))
+                        .unwrap_or_default()
+                ),
+                fix: Vec::new(),
+            }),
             ..KeyVaultEvent::new(String::new(), key, EventType::AppCredentialReminder)
         })
+    }
+
+    /// The credential of the same application and kind among `all` that ends last, if it ends
+    /// later than this one.
+    pub fn newer<'a>(&self, all: &'a [AppCredential]) -> Option<&'a AppCredential> {
+        all.iter()
+            .filter(|c| c.app_object_id == self.app_object_id && c.kind == self.kind)
+            .filter(|c| c.key_id != self.key_id)
+            .filter(|c| matches!((c.ends, self.ends), (Some(theirs), Some(ours)) if theirs > ours))
+            .max_by_key(|c| c.ends)
     }
 }

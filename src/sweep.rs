@@ -164,7 +164,10 @@ impl Sweeper {
         };
         let reminders: Vec<_> = credentials
             .iter()
-            .filter_map(|c| c.reminder(dispatcher.ladder_position(c.ends?, now), now))
+            .filter_map(|c| {
+                let position = dispatcher.ladder_position(c.ends?, now);
+                c.reminder(position, now, c.newer(&credentials))
+            })
             .collect();
         let mut summary = EntraSummary {
             credentials: credentials.len(),

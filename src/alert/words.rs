@@ -64,9 +64,11 @@ pub(super) fn summary(
         } else {
             "expires on"
         };
+        let newer = event.diagnosis.as_ref().map(|d| format!(" {}", d.cause));
         return format!(
             "The {object_type} {object} of Entra ID application {vault} {verb} {date}. Whatever \
-             signs in with it gets AADSTS7000222 after that moment."
+             signs in with it gets AADSTS7000222 after that moment.{}",
+            newer.unwrap_or_default()
         );
     }
     match (kind, days_left) {

@@ -862,3 +862,34 @@ async fn two_instances_sweeping_entra_at_once_send_each_app_reminder_once() {
         ]
     );
 }
+
+#[tokio::test]
+async fn an_app_secret_with_a_newer_one_beside_it_is_reminded_to_be_removed() {
+    let (graph, identity, smtp) = (
+        FakeGraph::start(),
+        IdentityEndpoint::start(),
+        SmtpServer::start(),
+    );
+    let mut app = application("payments-api", 5.5, 400.5);
+    let later = (chrono::Utc::now() + chrono::TimeDelta::days(700)).to_rfc3339();
+    app["passwordCredentials"]
+        .as_array_mut()
+        .expect("secrets")
+        .push(json!({"keyId": "s-new", "displayName": "ci secret 2027", "endDateTime": later}));
+    graph.set_applications(&json!([app]));
+    let mut settings = mail_settings(&smtp.url());
+    settings.extend(entra_settings(&graph, &identity));
+    let handler = Handler::start(&pairs(&settings)).await;
+
+    let answer = handler.timer().await;
+
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let messages = smtp.messages();
+    assert_eq!(messages.len(), 1, "only the old secret is due");
+    let text = messages[0].text();
+    assert!(
+        text.contains("A newer secret exists on this application"),
+        "{text}"
+    );
+    assert!(text.contains("remove this one"), "{text}");
+}
