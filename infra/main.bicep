@@ -13,11 +13,14 @@ param environmentName string
 @description('Where the resources go.')
 param location string
 
-@description('The vaults to watch: name, resource group, whether they use access policies (not Azure RBAC), and the name of a system topic the vault already has, if any (only one may exist per vault).')
-param vaults array = []
+// The structured parameters come as JSON text: azd passes every parameter from its environment
+// as a string.
 
-@description('Subscription ids whose vaults the daily sweep finds through Resource Manager (the app gets Reader on each).')
-param subscriptions array = []
+@description('The vaults to watch, as JSON: [{"name", "resourceGroup", "accessPolicies" (true for a vault without Azure RBAC), "existingSystemTopic" (the name of a system topic the vault already has: only one may exist per vault)}].')
+param vaultsJson string = '[]'
+
+@description('Subscription ids whose vaults the daily sweep finds through Resource Manager (the app gets Reader on each), as a JSON list.')
+param subscriptionsJson string = '[]'
 
 @description('OWNER_EMAILS: owners of every object no owner tag or rules entry assigns.')
 param ownerEmails string
@@ -41,9 +44,16 @@ param graphSender string = ''
 @description('For acs: the Azure Communication Services endpoint.')
 param acsEndpoint string = ''
 
-@description('The vault holding the secrets the settings refer to (SMTP_URL), and its resource group: the app gets Key Vault Secrets User there.')
-param secretsVault object = {}
+@allowed(['true', 'false'])
+@description('ENTRA_CREDENTIALS: also remind of the client secrets and certificates of Entra ID app registrations (hooks/postprovision.sh grants Application.Read.All).')
+param entraCredentials string = 'false'
 
+@description('The vault holding the secrets the settings refer to (SMTP_URL), as JSON {"name", "resourceGroup"}: the app gets Key Vault Secrets User there.')
+param secretsVaultJson string = '{}'
+
+var vaults = json(vaultsJson)
+var subscriptions = json(subscriptionsJson)
+var secretsVault = json(secretsVaultJson)
 var token = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = { 'azd-env-name': environmentName }
 
@@ -93,6 +103,7 @@ module app 'modules/function.bicep' = {
       SMTP_URL: empty(smtpUrlSecretUri) ? '' : '@Microsoft.KeyVault(SecretUri=${smtpUrlSecretUri})'
       GRAPH_SENDER: graphSender
       ACS_ENDPOINT: acsEndpoint
+      ENTRA_CREDENTIALS: entraCredentials == 'true' ? 'true' : ''
     }
   }
 }
