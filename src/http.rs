@@ -58,6 +58,47 @@ pub fn client_with(
         .map_err(|e| PolicyError(format!("cannot build the HTTP client: {e}")))
 }
 
+/// The pages of one paged list read so far (Key Vault's `nextLink`, Graph's
+/// `@odata.nextLink`): a list whose next link leads back to a page already read, or that goes on
+/// past its cap, stops there rather than run until its budget ends.
+#[derive(Debug)]
+pub struct Pages {
+    read: std::collections::HashSet<String>,
+    max: usize,
+}
+
+/// Why a next page is not read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PageRefused {
+    /// The link leads back to a page already read.
+    #[error("the list's nextLink leads back to a page already read: read up to there")]
+    Loop,
+    /// The list goes on past its cap.
+    #[error("the list goes on past {0} pages: read up to there")]
+    TooMany(usize),
+}
+
+impl Pages {
+    /// A list whose first page is `first`, read for at most `max` pages.
+    pub fn new(first: &Url, max: usize) -> Self {
+        Self {
+            read: std::collections::HashSet::from([first.to_string()]),
+            max,
+        }
+    }
+
+    /// Admits `next` as the next page to read.
+    pub fn admit(&mut self, next: &Url) -> Result<(), PageRefused> {
+        if !self.read.insert(next.to_string()) {
+            return Err(PageRefused::Loop);
+        }
+        if self.read.len() > self.max {
+            return Err(PageRefused::TooMany(self.max));
+        }
+        Ok(())
+    }
+}
+
 /// What an answer's status calls for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {

@@ -9,7 +9,6 @@ use crate::identity::ManagedIdentity;
 use reqwest::{StatusCode, Url};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
-use std::collections::HashSet;
 use std::time::Duration;
 
 /// Bound on one request.
@@ -101,7 +100,7 @@ impl EntraClient {
         url.set_query(Some(
             "$select=id,appId,displayName,passwordCredentials,keyCredentials&$top=999",
         ));
-        let mut read = HashSet::from([url.to_string()]);
+        let mut read = http::Pages::new(&url, MAX_PAGES);
         let mut found = Vec::new();
         loop {
             let page = self.page(url).await?;
@@ -115,11 +114,8 @@ impl EntraClient {
                 .ok()
                 .filter(|next| next.origin() == self.endpoint.origin())
                 .ok_or_else(|| EntraError::Failed("a nextLink off Graph: not followed".into()))?;
-            if !read.insert(url.to_string()) || read.len() > MAX_PAGES {
-                return Err(EntraError::Failed(
-                    "the list of applications loops or never ends".into(),
-                ));
-            }
+            read.admit(&url)
+                .map_err(|refused| EntraError::Failed(refused.to_string()))?;
         }
     }
 

@@ -123,3 +123,19 @@ fn a_redirect_is_named_by_its_target_host_only() {
     assert!(reason.contains("login.example.com"), "{reason}");
     assert!(!reason.contains("secret"), "{reason}");
 }
+
+#[test]
+fn a_list_stops_at_a_page_read_before_and_past_its_cap() {
+    let page = |n: u32| {
+        Url::parse(&format!(
+            "https://kv.vault.azure.net/secrets?$skiptoken={n}"
+        ))
+        .expect("url")
+    };
+    let mut pages = Pages::new(&page(0), 3);
+
+    assert_eq!(pages.admit(&page(1)), Ok(()));
+    assert_eq!(pages.admit(&page(0)), Err(PageRefused::Loop));
+    assert_eq!(pages.admit(&page(2)), Ok(()));
+    assert_eq!(pages.admit(&page(3)), Err(PageRefused::TooMany(3)));
+}

@@ -10,7 +10,7 @@ use crate::identity::{ManagedIdentity, TokenError};
 use reqwest::{StatusCode, Url};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::marker::PhantomData;
 use std::sync::atomic::Ordering;
 
@@ -29,7 +29,7 @@ pub(super) struct Pager<'a, T> {
     client: &'a VaultClient,
     session: &'a Session,
     next: Next,
-    read: HashSet<String>,
+    read: http::Pages,
     item: PhantomData<T>,
 }
 
@@ -53,7 +53,7 @@ impl<'a, T: serde::de::DeserializeOwned> Pager<'a, T> {
         Self {
             client,
             session,
-            read: HashSet::from([first.to_string()]),
+            read: http::Pages::new(&first, MAX_PAGES),
             next: Next::Page(first),
             item: PhantomData,
         }
@@ -78,17 +78,9 @@ impl<'a, T: serde::de::DeserializeOwned> Pager<'a, T> {
 
     fn follow(&mut self, link: &str) -> Result<Url, VaultError> {
         let url = self.session.vault.follow(link)?;
-        if !self.read.insert(url.to_string()) {
-            return Err(VaultError::Unexpected(
-                "the list's nextLink leads back to a page already read: read up to there"
-                    .to_owned(),
-            ));
-        }
-        if self.read.len() > MAX_PAGES {
-            return Err(VaultError::Unexpected(format!(
-                "the list goes on past {MAX_PAGES} pages: read up to there"
-            )));
-        }
+        self.read
+            .admit(&url)
+            .map_err(|refused| VaultError::Unexpected(refused.to_string()))?;
         Ok(url)
     }
 }
