@@ -181,7 +181,7 @@ impl Sweeper {
                 .sum();
         } else if Instant::now() < deadline {
             let reports = dispatcher.handle_until(reminders, deadline).await;
-            summary.count(&reports);
+            summary.fates.count(&reports);
         }
         Some(summary)
     }
@@ -322,7 +322,7 @@ impl Sweeper {
                     events.push(event);
                 }
                 Err(error) => {
-                    summary.failed += 1;
+                    summary.fates.failed += 1;
                     summary.error(error);
                 }
             }
@@ -333,7 +333,7 @@ impl Sweeper {
             summary.out_of_budget = true;
         } else {
             let reports = dispatcher.handle_until(events, deadline).await;
-            summary.count(&reports);
+            summary.fates.count(&reports);
             if let Some(event) = blind_spot {
                 let reports = dispatcher.handle_until([event], deadline).await;
                 summary.blind_spot_alert = reports.first().map(report::fate);

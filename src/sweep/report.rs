@@ -31,31 +31,20 @@ pub struct SweepReport {
     pub entra: Option<EntraSummary>,
 }
 
-/// Entra ID's part of a sweep: the applications' credentials and their reminders.
-#[derive(Debug, Clone, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct EntraSummary {
-    /// Credentials (client secrets and certificates) of every application.
-    pub credentials: usize,
-    /// Of those, on a step of the reminder ladder.
-    pub due: usize,
-    /// Reminders sent in this run.
+/// What became of a run's reminders, by fate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Fates {
+    /// Sent (to at least one recipient) in this run.
     pub sent: usize,
-    /// Reminders an earlier run had sent already.
+    /// Sent already, by an earlier run (or the expiry event).
     pub duplicate: usize,
-    /// Reminders that failed in a way the next run retries.
+    /// Failed in a way the next run retries.
     pub failed: usize,
-    /// Reminders refused for good, or with nobody to go to.
+    /// Refused for good, or with nobody to go to.
     pub refused: usize,
-    /// With `--dry-run`: the mails that would go.
-    #[serde(skip_serializing_if = "is_zero")]
-    pub would_mail: usize,
-    /// Why the applications could not be read, when they could not.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub not_read: Option<String>,
 }
 
-impl EntraSummary {
+impl Fates {
     /// Counts the reminders' outcomes.
     pub fn count(&mut self, reports: &[EventReport]) {
         for report in reports {
@@ -67,7 +56,28 @@ impl EntraSummary {
             }
         }
     }
+}
 
+/// Entra ID's part of a sweep: the applications' credentials and their reminders.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EntraSummary {
+    /// Credentials (client secrets and certificates) of every application.
+    pub credentials: usize,
+    /// Of those, on a step of the reminder ladder.
+    pub due: usize,
+    /// What became of the reminders.
+    #[serde(flatten)]
+    pub fates: Fates,
+    /// With `--dry-run`: the mails that would go.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub would_mail: usize,
+    /// Why the applications could not be read, when they could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_read: Option<String>,
+}
+
+impl EntraSummary {
     /// The summary of applications that could not be read.
     pub fn not_read(why: String) -> Self {
         Self {
@@ -87,14 +97,9 @@ pub struct VaultSummary {
     pub objects: usize,
     /// Reminders due: objects in a ladder step.
     pub due: usize,
-    /// Reminders sent (to at least one recipient) in this run.
-    pub sent: usize,
-    /// Reminders an earlier run (or the expiry event) had sent already.
-    pub duplicate: usize,
-    /// Reminders that failed in a way the next run retries.
-    pub failed: usize,
-    /// Reminders refused for good, or with nobody to go to.
-    pub refused: usize,
+    /// What became of the reminders.
+    #[serde(flatten)]
+    pub fates: Fates,
     /// With `--dry-run`: the mails that would go (one per reminder and recipient).
     #[serde(skip_serializing_if = "is_zero")]
     pub would_mail: usize,
@@ -203,28 +208,16 @@ impl VaultSummary {
         }
     }
 
-    /// Counts the reminders' outcomes.
-    pub fn count(&mut self, reports: &[EventReport]) {
-        for report in reports {
-            match fate(report) {
-                FAILED => self.failed += 1,
-                SENT => self.sent += 1,
-                SENT_BEFORE => self.duplicate += 1,
-                _ => self.refused += 1,
-            }
-        }
-    }
-
     fn log_line(&self) -> String {
         let mut line = format!(
             "vault {}: {} objects, {} reminder(s) due: {} sent, {} sent before, {} failed, {} refused or unaddressed ({} requests, {} throttled)",
             self.vault,
             self.objects,
             self.due,
-            self.sent,
-            self.duplicate,
-            self.failed,
-            self.refused,
+            self.fates.sent,
+            self.fates.duplicate,
+            self.fates.failed,
+            self.fates.refused,
             self.requests,
             self.throttled
         );
@@ -278,11 +271,11 @@ impl SweepReport {
             || self
                 .entra
                 .as_ref()
-                .is_some_and(|e| e.not_read.is_some() || e.failed > 0)
+                .is_some_and(|e| e.not_read.is_some() || e.fates.failed > 0)
             || self
                 .vaults
                 .iter()
-                .any(|v| v.failed > 0 || !v.bad_dates.is_empty())
+                .any(|v| v.fates.failed > 0 || !v.bad_dates.is_empty())
     }
 
     /// One line per vault, for the invocation log and the command line.
@@ -301,10 +294,10 @@ impl SweepReport {
                      before, {} failed, {} refused or unaddressed",
                     entra.credentials,
                     entra.due,
-                    entra.sent,
-                    entra.duplicate,
-                    entra.failed,
-                    entra.refused
+                    entra.fates.sent,
+                    entra.fates.duplicate,
+                    entra.fates.failed,
+                    entra.fates.refused
                 ),
             });
         }
