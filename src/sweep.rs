@@ -63,6 +63,16 @@ impl Scan {
     }
 }
 
+/// What the lookups of one vault's due objects found: the versions, and a count of the
+/// failures with the first few.
+#[derive(Default)]
+struct Looked {
+    found: Vec<(VaultObject, String, Option<bool>)>,
+    failed: usize,
+    errors: Vec<String>,
+    more_errors: usize,
+}
+
 /// What one vault's lists held that the caller kept, and what went wrong.
 #[derive(Default)]
 struct Scan {
@@ -295,37 +305,40 @@ impl Sweeper {
         let lookups = stream::poll_fn(|cx| found_rx.poll_recv(cx))
             .map(|object| session.looking_up(self.look_up(&session, object, deadline)))
             .buffer_unordered(REQUESTS_PER_VAULT)
-            .collect::<Vec<_>>();
-        let (scan, looked_up) = tokio::join!(listing, lookups);
+            // Folded as they come: a vault that fails thousands of lookups keeps a count and
+            // the first few errors, not every one of them.
+            .fold(Looked::default(), |mut looked, result| async move {
+                match result {
+                    Ok(found) => looked.found.push(found),
+                    Err(error) => {
+                        looked.failed += 1;
+                        report::keep(&mut looked.errors, &mut looked.more_errors, error);
+                    }
+                }
+                looked
+            });
+        let (scan, looked) = tokio::join!(listing, lookups);
         let blind_spot = blind_spot_event(vault, &scan.errors, now);
         let mut summary = VaultSummary::new(vault, scan.seen, &scan.errors);
         summary.bad_dates = scan.bad_dates;
         summary.more_bad_dates = scan.more_bad_dates;
-        summary.due = looked_up.len();
+        summary.due = looked.found.len() + looked.failed;
+        summary.fates.failed += looked.failed;
+        for error in looked.errors {
+            summary.error(error);
+        }
+        summary.more_errors += looked.more_errors;
         // Past the budget no reminder goes: none is made.
         let in_time = dry_run || Instant::now() < deadline;
         let mut events = Vec::new();
-        for found in looked_up {
-            match found {
-                Ok(_) if !in_time => {}
-                Ok((object, version, renews)) => {
-                    let position = object.expires.map(|t| dispatcher.ladder_position(t, now));
-                    let mut event =
-                        reminder_event(vault, &object, Some(&version), position, renews, now);
-                    let (owners, ignored) =
-                        self.vaults
-                            .tag_owners(&event.display_name(), &object.tags, vault);
-                    self.vaults
-                        .keep_ignored(&event.display_name(), &ignored)
-                        .await;
-                    event.tag_owners = owners;
-                    events.push(event);
-                }
-                Err(error) => {
-                    summary.fates.failed += 1;
-                    summary.error(error);
-                }
-            }
+        for (object, version, renews) in looked.found.into_iter().filter(|_| in_time) {
+            let position = object.expires.map(|t| dispatcher.ladder_position(t, now));
+            let mut event = reminder_event(vault, &object, Some(&version), position, renews, now);
+            let name = event.display_name();
+            let (owners, ignored) = self.vaults.tag_owners(&name, &object.tags, vault);
+            self.vaults.keep_ignored(&name, &ignored).await;
+            event.tag_owners = owners;
+            events.push(event);
         }
         if dry_run {
             summary.would_mail = events.iter().map(|e| dispatcher.recipients(e).len()).sum();
