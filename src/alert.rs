@@ -5,7 +5,7 @@
 //! can be tricked by a name holding CR/LF. Escaping for a format (HTML, Slack mrkdwn) is the
 //! channel's job.
 
-use crate::event::{EventType, Facts, KeyVaultEvent, ObjectKind};
+use crate::event::{EventType, Facts, Holder, KeyVaultEvent, ObjectKind};
 use crate::text::clean;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
@@ -43,7 +43,7 @@ impl AlertKind {
             EventType::Reminder(_) | EventType::AppCredentialReminder => Self::NearExpiry,
             EventType::NewVersionCreated(_) => Self::NewVersion,
             EventType::VaultAccessPolicyChanged => Self::AccessPolicyChanged,
-            EventType::VaultUnreadable => Self::CannotSeeVault,
+            EventType::VaultUnreadable | EventType::EntraUnreadable => Self::CannotSeeVault,
             EventType::HealthNotice => Self::Health,
         }
     }
@@ -134,13 +134,20 @@ impl Alert {
         };
         let days_left = event.expires.map(|expires| (expires - now).num_days());
         let facts = event.facts();
-        let headline = headline(kind, &names, days_left);
+        let headline = match event.event_type {
+            EventType::EntraUnreadable => {
+                "kv-notify cannot read Entra ID's applications".to_owned()
+            }
+            _ => headline(kind, &names, days_left),
+        };
         Self {
             kind,
             subject: subject_line(&headline, kind),
             banner,
             accent,
-            summary: summary(kind, &names, event, days_left) + &notes(event, kind),
+            summary: summary(kind, &names, event, days_left)
+                + &notes(event, kind)
+                + &related(event),
             details: details(event, &names, days_left),
             next_steps: next_steps(kind, &names, event),
             portal_url: portal_url(event),
@@ -204,6 +211,14 @@ fn origin(event: &KeyVaultEvent) -> String {
         (EventType::VaultUnreadable, _) => {
             "Sent by kv-notify's expiry sweep, at most once in 15 days per vault.".to_owned()
         }
+        (EventType::EntraUnreadable, _) => {
+            "Sent by kv-notify's expiry sweep (ENTRA_CREDENTIALS), at most once in 15 days."
+                .to_owned()
+        }
+        (EventType::AppCredentialReminder, _) => "Sent by kv-notify's daily expiry sweep of Entra \
+                                                   ID (ENTRA_CREDENTIALS), on the reminder days \
+                                                   of REMINDER_DAYS, once per application and step."
+            .to_owned(),
         (EventType::HealthNotice, _) => "Sent by kv-notify's daily timer, at most once a day, \
                                           and only when something needs a person."
             .to_owned(),
@@ -220,6 +235,16 @@ fn origin(event: &KeyVaultEvent) -> String {
             event.event_type
         ),
     }
+}
+
+/// What else ties the object to something that expires (a vault secret holding an Entra ID
+/// credential), as sentences after the summary.
+fn related(event: &KeyVaultEvent) -> String {
+    event
+        .related
+        .iter()
+        .map(|said| format!(" {}", clean(said)))
+        .collect()
 }
 
 /// When the next reminder about an object expiring at `expires` comes, in words: the day its
@@ -251,20 +276,28 @@ fn details(event: &KeyVaultEvent, names: &Names, days_left: Option<i64>) -> Vec<
         return vec![row("Checked", time(event.event_time, "(not given)"), false)];
     }
     if event.event_type == EventType::AppCredentialReminder {
-        let mut rows = vec![
-            row("Application", names.vault.clone(), true),
-            row(
-                "Credential",
-                format!("{} {}", names.object_type, names.object),
-                true,
-            ),
-            row(
-                "Key id",
-                event.version.as_deref().map_or_else(String::new, clean),
-                false,
-            ),
-            row("Expires", time(event.expires, "(not set)"), true),
-        ];
+        let holder = match event.application.as_ref().map(|a| a.holder) {
+            Some(Holder::ServicePrincipal) => "Enterprise application",
+            _ => "Application",
+        };
+        let mut rows = vec![row(holder, names.vault.clone(), true)];
+        if let Some(application) = &event.application {
+            rows.push(row("Application id", clean(&application.app_id), false));
+            for credential in &application.credentials {
+                let ends = time(credential.ends, "(never)");
+                let mut said = format!(
+                    "{} \"{}\" (key id {}), ends {ends}",
+                    credential.kind,
+                    words::label(&credential.name, &credential.key_id),
+                    clean(&credential.key_id)
+                );
+                for note in &credential.notes {
+                    said.push_str(". ");
+                    said.push_str(&clean(note));
+                }
+                rows.push(row("Credential", said, true));
+            }
+        }
         if let (Some(reminder), Some(expires)) = (event.reminder, event.expires) {
             rows.push(row(
                 "Next reminder",

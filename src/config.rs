@@ -132,6 +132,7 @@ impl Config {
             .is_some_and(|s| s.entra.is_some())
         {
             can_happen.push(EventType::AppCredentialReminder);
+            can_happen.push(EventType::EntraUnreadable);
         }
         can_happen.push(EventType::HealthNotice);
         let lost: Vec<String> = can_happen

@@ -111,16 +111,6 @@ impl Dispatcher {
         self.config.ladder_position(expires, now)
     }
 
-    /// The owners of whatever no owner tag or `[[owners]]` entry assigns (`OWNER_EMAILS`).
-    pub fn fallback_owners(&self) -> Vec<String> {
-        self.config
-            .settings
-            .owners
-            .iter()
-            .map(ToString::to_string)
-            .collect()
-    }
-
     /// Where the event's owners come from, in words.
     pub fn owner_source(&self, event: &KeyVaultEvent) -> String {
         self.config.routing.owner_source(event)

@@ -1,17 +1,18 @@
 //! Microsoft Entra ID, the second source beside `vault`: the client secrets and certificates of
-//! the tenant's application registrations, read through Microsoft Graph with the app's identity
-//! (metadata only: Graph never returns a secret's value after its creation).
+//! the tenant's application registrations and of their enterprise applications (SAML signing
+//! certificates among them), read through Microsoft Graph with the app's identity (metadata
+//! only: Graph never returns a secret's value after its creation).
 //!
 //! What breaks production is often not a Key Vault object but an app registration's secret that
 //! expires at the issuer (AADSTS7000222), and Entra mails nobody about it.
 
 mod client;
 
-pub use client::EntraClient;
+pub use client::{EntraClient, EntraError};
 
-use crate::event::{Diagnosis, EventKey, EventType, KeyVaultEvent, Reminder};
-use crate::ladder::Position;
-use chrono::{DateTime, Utc};
+use crate::event::Reminder;
+use crate::event::{Application, DueCredential, EventKey, EventType, Holder, KeyVaultEvent};
+use chrono::{DateTime, SecondsFormat, Utc};
 
 /// One credential of one application.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,9 +21,12 @@ pub struct AppCredential {
     pub app_name: String,
     /// Its application (client) id.
     pub app_id: String,
-    /// Its object id.
-    pub app_object_id: String,
-    /// A client secret or a certificate.
+    /// The object id of what holds the credential (the app registration or its enterprise
+    /// application).
+    pub holder_id: String,
+    /// Which of the two holds it.
+    pub holder: Holder,
+    /// A client secret, a certificate, or a SAML signing certificate.
     pub kind: CredentialKind,
     /// The credential's id.
     pub key_id: String,
@@ -33,96 +37,158 @@ pub struct AppCredential {
 }
 
 /// What kind of credential.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CredentialKind {
     /// A client secret (`passwordCredentials`).
     Secret,
     /// A certificate (`keyCredentials`).
     Certificate,
+    /// An enterprise application's SAML token-signing certificate (`keyCredentials` with usage
+    /// `Sign`).
+    SigningCertificate,
 }
 
 impl CredentialKind {
-    /// `AppSecret` or `AppCertificate`, as listings call it.
+    /// `AppSecret`, `AppCertificate` or `SamlSigningCertificate`, as listings call it.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Secret => "AppSecret",
             Self::Certificate => "AppCertificate",
+            Self::SigningCertificate => "SamlSigningCertificate",
+        }
+    }
+
+    /// In words, as a mail says it.
+    pub fn words(self) -> &'static str {
+        match self {
+            Self::Secret => "client secret",
+            Self::Certificate => "certificate",
+            Self::SigningCertificate => "SAML signing certificate",
         }
     }
 }
 
 impl AppCredential {
-    /// Its reminder at `position` on the ladder (`None` when it is on no step), as of `now`:
-    /// the application stands where an event's vault does, the credential where its object
-    /// does, and the portal link opens the application's "Certificates & secrets". With a
-    /// `newer` credential of the same kind on the application (one that ends later), the
-    /// reminder says so: the old one is to be removed once nothing uses it.
-    pub fn reminder(
-        &self,
-        position: Position,
-        now: DateTime<Utc>,
-        newer: Option<&AppCredential>,
-    ) -> Option<KeyVaultEvent> {
-        let Position::In {
-            step,
-            kept_from,
-            next,
-        } = position
-        else {
-            return None;
-        };
-        let key = EventKey::app_step(&self.app_object_id, &self.key_id, step);
-        let kind = match self.kind {
-            CredentialKind::Secret => "App secret",
-            CredentialKind::Certificate => "App certificate",
-        };
-        let name = match self.name.as_str() {
-            "" => self.key_id.clone(),
-            name => name.to_owned(),
-        };
-        Some(KeyVaultEvent {
-            vault: Some(self.app_name.clone()),
-            object_type: Some(kind.to_owned()),
-            object: Some(name),
-            version: Some(self.key_id.clone()),
-            object_url: Some(format!(
-                "https://portal.azure.com/#view/Microsoft_AAD_RegisteredApps/ApplicationMenuBlade/~/Credentials/appId/{}",
-                self.app_id
-            )),
-            expires: self.ends,
-            event_time: Some(now),
-            reminder: Some(Reminder {
-                step,
-                kept_from,
-                next,
-                auto_renews: None,
-            }),
-            diagnosis: newer.map(|newer| Diagnosis {
-                cause: format!(
-                    "A newer {} exists on this application{}: remove this one once everything \
-                     that signs in with it has moved.",
-                    match self.kind {
-                        CredentialKind::Secret => "secret",
-                        CredentialKind::Certificate => "certificate",
-                    },
-                    newer
-                        .ends
-                        .map(|t| format!(" (it ends on {})", t.format("%Y-%m-%d")))
-                        .unwrap_or_default()
-                ),
-                fix: Vec::new(),
-            }),
-            ..KeyVaultEvent::new(String::new(), key, EventType::AppCredentialReminder)
-        })
+    /// The ledger's name for this credential at `step`: it changes with the end date, so a
+    /// credential whose end date moves climbs the ladder again.
+    pub fn step_key(&self, step: i64) -> EventKey {
+        EventKey::app_step(&self.holder_id, &self.key_id, &self.end_text(), step)
     }
 
-    /// The credential of the same application and kind among `all` that ends last, if it ends
-    /// later than this one.
+    /// The credential of the same holder and kind among `all` that ends last, if it ends later
+    /// than this one.
     pub fn newer<'a>(&self, all: &'a [AppCredential]) -> Option<&'a AppCredential> {
         all.iter()
-            .filter(|c| c.app_object_id == self.app_object_id && c.kind == self.kind)
+            .filter(|c| c.holder_id == self.holder_id && c.kind == self.kind)
             .filter(|c| c.key_id != self.key_id)
             .filter(|c| matches!((c.ends, self.ends), (Some(theirs), Some(ours)) if theirs > ours))
             .max_by_key(|c| c.ends)
     }
+
+    /// Its name for people: its display name, else its key id.
+    pub fn label(&self) -> &str {
+        match self.name.as_str() {
+            "" => &self.key_id,
+            name => name,
+        }
+    }
+
+    /// One line about it, for a vault secret that holds it: "application X's client secret
+    /// "prod" (key id …), which expires on …".
+    pub fn described(&self) -> String {
+        let ends = match self.ends {
+            Some(t) if t <= Utc::now() => format!("which expired on {}", t.format("%Y-%m-%d")),
+            Some(t) => format!("which expires on {}", t.format("%Y-%m-%d")),
+            None => "which never expires".to_owned(),
+        };
+        format!(
+            "Entra ID application {}'s {} \"{}\" (key id {}), {ends}",
+            self.app_name,
+            self.kind.words(),
+            self.label(),
+            self.key_id
+        )
+    }
+
+    fn end_text(&self) -> String {
+        self.ends
+            .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
+            .unwrap_or_default()
+    }
 }
+
+/// The notice of one holder's credentials `due` at one step of the ladder (`reminder`), as
+/// of `now`: the application stands where an event's vault does, its soonest credential where
+/// an object does, and every due credential is listed, each with what else to know (`notes`,
+/// e.g. a newer one exists). Known to the ledger by the holder, the step and the credentials
+/// (with their end dates), so each recipient gets it once.
+pub fn notice(
+    due: &[(&AppCredential, Vec<String>)],
+    reminder: Reminder,
+    now: DateTime<Utc>,
+) -> Option<KeyVaultEvent> {
+    let mut due: Vec<_> = due.iter().collect();
+    due.sort_by(|(a, _), (b, _)| (a.ends, &a.key_id).cmp(&(b.ends, &b.key_id)));
+    let (first, _) = due.first()?;
+    let members: Vec<String> = due
+        .iter()
+        .map(|(c, _)| format!("{}@{}", c.key_id.to_lowercase(), c.end_text()))
+        .collect();
+    let key = EventKey::app_notice(&first.holder_id, reminder.step, &members);
+    let portal = match first.holder {
+        Holder::Application => format!(
+            "https://portal.azure.com/#view/Microsoft_AAD_RegisteredApps/ApplicationMenuBlade/~/Credentials/appId/{}",
+            first.app_id
+        ),
+        Holder::ServicePrincipal => format!(
+            "https://portal.azure.com/#view/Microsoft_AAD_IAM/ManagedAppMenuBlade/~/SignOn/objectId/{}/appId/{}",
+            first.holder_id, first.app_id
+        ),
+    };
+    let object = match due.len() {
+        1 => first.label().to_owned(),
+        n => format!("{} and {} more", first.label(), n - 1),
+    };
+    Some(KeyVaultEvent {
+        vault: Some(first.app_name.clone()),
+        object_type: Some(first.kind.words().to_owned()),
+        object: Some(object),
+        version: Some(first.key_id.clone()),
+        object_url: Some(portal),
+        expires: first.ends,
+        event_time: Some(now),
+        reminder: Some(reminder),
+        application: Some(Application {
+            app_id: first.app_id.clone(),
+            object_id: first.holder_id.clone(),
+            holder: first.holder,
+            credentials: due
+                .iter()
+                .map(|(c, notes)| DueCredential {
+                    kind: c.kind.words(),
+                    name: c.name.clone(),
+                    key_id: c.key_id.clone(),
+                    ends: c.ends,
+                    notes: notes.clone(),
+                })
+                .collect(),
+        }),
+        ..KeyVaultEvent::new(String::new(), key, EventType::AppCredentialReminder)
+    })
+}
+
+/// What a credential's notice says of a `newer` one of its kind on the same holder.
+pub fn newer_note(credential: &AppCredential, newer: &AppCredential) -> String {
+    let ends = newer
+        .ends
+        .map(|t| format!(" (it ends on {})", t.format("%Y-%m-%d")))
+        .unwrap_or_default();
+    format!(
+        "A newer {} exists{ends}: remove this one once everything that signs in with it has \
+         moved.",
+        credential.kind.words()
+    )
+}
+
+#[cfg(test)]
+mod tests;

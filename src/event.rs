@@ -7,12 +7,14 @@
 //! [`RawEvent::into_event`] accepts every one of those quirks and returns an [`Event`] ([`parse`]
 //! does both for a `serde_json::Value`); everything downstream works on typed values only.
 
+mod application;
 mod facts;
 mod key;
 mod made;
 mod raw;
 mod types;
 
+pub use application::{Application, ApplicationFacts, DueCredential, Holder};
 pub use facts::Facts;
 pub use key::{EventKey, MAX_ID};
 pub use raw::RawEvent;
@@ -65,6 +67,11 @@ pub struct KeyVaultEvent {
     /// For kv-notify's own alerts (a vault the sweep cannot read, the health notice): what is
     /// wrong, and how to fix it.
     pub diagnosis: Option<Diagnosis>,
+    /// For a notice about an Entra ID application: its ids and the credentials due.
+    pub application: Option<Application>,
+    /// What else ties the object to something that expires: a vault secret holding an Entra
+    /// ID credential, in words.
+    pub related: Vec<String>,
 }
 
 /// What is wrong with kv-notify's view (a vault it cannot read, the troubles of the day), and
@@ -112,6 +119,8 @@ impl KeyVaultEvent {
             reminder: None,
             tag_owners: None,
             diagnosis: None,
+            application: None,
+            related: Vec::new(),
         }
     }
 

@@ -164,6 +164,10 @@ pub enum ActionKind {
     Email,
     /// A post to one webhook channel.
     Webhook,
+    /// An Entra ID credential listed in its application's notice of a reminder step (the
+    /// notice itself is mailed and posted as any alert): kept so that the next notice of that
+    /// step lists only credentials not yet told of.
+    Listed,
 }
 
 impl ActionKind {
@@ -172,6 +176,7 @@ impl ActionKind {
         match self {
             Self::Email => "email",
             Self::Webhook => "webhook",
+            Self::Listed => "listed",
         }
     }
 }

@@ -44,6 +44,9 @@ pub struct Channel {
 
 #[derive(Debug, Clone)]
 struct OwnerEntry {
+    /// For an Entra ID application's notices: its display name or application id. An entry
+    /// with one is for those notices alone, an entry without one for vault objects alone.
+    application: Option<Pattern>,
     vault: Pattern,
     object: Pattern,
     emails: Vec<Mailbox>,
@@ -141,6 +144,7 @@ impl Routing {
                 rule(vec![EventType::AppCredentialReminder], OWNERS),
                 rule(vec![EventType::VaultAccessPolicyChanged], SECURITY),
                 rule(vec![EventType::VaultUnreadable], SECURITY),
+                rule(vec![EventType::EntraUnreadable], SECURITY),
                 rule(vec![EventType::HealthNotice], SECURITY),
             ],
             fallback_owners: settings.owners.clone(),
@@ -288,7 +292,11 @@ impl Routing {
     pub fn catch_all_owner(&self) -> Option<usize> {
         self.owners
             .iter()
-            .find(|o| o.vault.matches_everything() && o.object.matches_everything())
+            .find(|o| {
+                o.application.is_none()
+                    && o.vault.matches_everything()
+                    && o.object.matches_everything()
+            })
             .map(|o| o.line)
     }
 
@@ -303,8 +311,15 @@ impl Routing {
     }
 
     fn owner_entry(&self, event: &KeyVaultEvent) -> Option<&OwnerEntry> {
-        self.owners.iter().find(|o| {
-            o.vault.matches(event.vault.as_deref()) && o.object.matches(event.object.as_deref())
+        let app_id = event.application.as_ref().map(|a| a.app_id.as_str());
+        self.owners.iter().find(|o| match (&o.application, app_id) {
+            (Some(application), Some(app_id)) => {
+                application.matches(event.vault.as_deref()) || application.matches(Some(app_id))
+            }
+            (None, None) => {
+                o.vault.matches(event.vault.as_deref()) && o.object.matches(event.object.as_deref())
+            }
+            _ => false,
         })
     }
 

@@ -7,16 +7,18 @@
 //! and two runs at once (two instances, or the timer and `kv-notify sweep`) send each step
 //! once. Mails started before the budget ran out finish and record their outcome.
 
+mod applications;
 mod events;
 pub mod health;
 mod report;
 
-pub use report::{EntraSummary, InventoryRow, SweepReport, VaultSummary, fate};
+pub use report::{InventoryRow, SweepReport, VaultSummary, fate};
 
+use applications::{Applications, Holders, holding};
 use events::{blind_spot_event, reminder_event};
 
 use crate::dispatch::Dispatcher;
-use crate::entra::EntraClient;
+use crate::entra::{AppCredential, EntraClient};
 use crate::event::ObjectKind;
 use crate::ladder::Position;
 use crate::settings::SweepSettings;
@@ -25,6 +27,7 @@ use crate::vault::{
 };
 use chrono::{TimeDelta, Utc};
 use futures_util::{FutureExt, StreamExt, stream};
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -42,7 +45,7 @@ const LOOKUPS_QUEUED: usize = 64;
 pub struct Sweeper {
     settings: SweepSettings,
     /// With `ENTRA_CREDENTIALS`: Entra ID's application credentials.
-    entra: Option<EntraClient>,
+    entra: Option<Applications>,
     /// The vaults of `VAULTS`, and those Resource Manager lists in `SUBSCRIPTIONS`, and what
     /// reads them (shared with the event path).
     vaults: Arc<Vaults>,
@@ -82,6 +85,8 @@ struct Scan {
     /// Objects whose dates are off the calendar: the first few, and how many more.
     bad_dates: Vec<String>,
     more_bad_dates: usize,
+    /// Secrets tagged with the Entra ID credential they hold.
+    holders: Holders,
 }
 
 impl Sweeper {
@@ -90,38 +95,8 @@ impl Sweeper {
     pub fn new(settings: SweepSettings, vaults: Arc<Vaults>, entra: Option<EntraClient>) -> Self {
         Self {
             settings,
-            entra,
+            entra: entra.map(Applications::new),
             vaults,
-        }
-    }
-
-    /// Inventory rows of the applications' credentials expiring within `horizon` (or never),
-    /// with their place on the ladder and who would hear of them.
-    async fn app_credentials(
-        &self,
-        dispatcher: &Dispatcher,
-        horizon: chrono::DateTime<Utc>,
-    ) -> Vec<InventoryRow> {
-        let Some(entra) = &self.entra else {
-            return Vec::new();
-        };
-        let now = Utc::now();
-        let owners: Vec<String> = dispatcher.fallback_owners();
-        match entra.credentials().await {
-            Ok(credentials) => credentials
-                .iter()
-                .filter(|c| c.ends.is_none_or(|t| t <= horizon))
-                .map(|credential| {
-                    let position = credential.ends.map(|t| dispatcher.ladder_position(t, now));
-                    InventoryRow::app_credential(
-                        credential,
-                        position,
-                        owners.clone(),
-                        dispatcher.ladder(),
-                    )
-                })
-                .collect(),
-            Err(error) => vec![InventoryRow::entra_unread(&error.to_string())],
         }
     }
 
@@ -141,59 +116,37 @@ impl Sweeper {
     pub async fn run(&self, dispatcher: &Dispatcher, dry_run: bool) -> SweepReport {
         let started = Utc::now();
         let deadline = Instant::now() + self.settings.budget;
-        let targets = self.vaults.watched().all(deadline).await;
-        let vaults = stream::iter(targets.vaults)
-            .map(|vault| self.sweep_vault_alone(vault, dispatcher, deadline, dry_run))
+        // Entra ID is read first (beside the vaults' listing), so that a vault secret holding
+        // an application's credential can say so.
+        let read_entra = async {
+            match &self.entra {
+                Some(entra) => Some(entra.read(deadline).await),
+                None => None,
+            }
+        };
+        let (targets, entra) = tokio::join!(self.vaults.watched().all(deadline), read_entra);
+        let credentials = match &entra {
+            Some(Ok(credentials)) => applications::by_key_id(credentials),
+            _ => Default::default(),
+        };
+        let swept: Vec<(VaultSummary, Holders)> = stream::iter(targets.vaults)
+            .map(|vault| self.sweep_vault_alone(vault, &credentials, dispatcher, deadline, dry_run))
             .buffered(VAULTS_AT_ONCE)
             .collect()
             .await;
+        let mut holders = Holders::default();
+        let mut vaults = Vec::with_capacity(swept.len());
+        for (summary, held) in swept {
+            vaults.push(summary);
+            holders.extend(held);
+        }
         let mut report = SweepReport::new(started, vaults, self.settings.budget);
         report.subscriptions_not_listed = targets.unlisted;
-        report.entra = self.entra_summary(dispatcher, deadline, dry_run).await;
-        report
-    }
-
-    /// With `ENTRA_CREDENTIALS`: the reminders of Entra ID's application credentials on a
-    /// step of the ladder, through the same rules and ledger as a vault object's (one per step
-    /// and recipient); or why the applications could not be read (the health notice says so).
-    async fn entra_summary(
-        &self,
-        dispatcher: &Dispatcher,
-        deadline: Instant,
-        dry_run: bool,
-    ) -> Option<EntraSummary> {
-        let entra = self.entra.as_ref()?;
-        let now = Utc::now();
-        let credentials = match tokio::time::timeout_at(deadline, entra.credentials()).await {
-            Ok(Ok(credentials)) => credentials,
-            Ok(Err(error)) => return Some(EntraSummary::not_read(error.to_string())),
-            Err(_) => {
-                let why = "out of budget (SWEEP_BUDGET_SECS) before the applications were read";
-                return Some(EntraSummary::not_read(why.to_owned()));
-            }
-        };
-        let reminders: Vec<_> = credentials
-            .iter()
-            .filter_map(|c| {
-                let position = dispatcher.ladder_position(c.ends?, now);
-                c.reminder(position, now, c.newer(&credentials))
-            })
-            .collect();
-        let mut summary = EntraSummary {
-            credentials: credentials.len(),
-            due: reminders.len(),
-            ..EntraSummary::default()
-        };
-        if dry_run {
-            summary.would_mail = reminders
-                .iter()
-                .map(|e| dispatcher.recipients(e).len())
-                .sum();
-        } else if Instant::now() < deadline {
-            let reports = dispatcher.handle_until(reminders, deadline).await;
-            summary.fates.count(&reports);
+        if let (Some(applications), Some(read)) = (&self.entra, &entra) {
+            let summary = applications.remind(read, &holders, dispatcher, deadline, dry_run);
+            report.entra = Some(summary.await);
         }
-        Some(summary)
+        report
     }
 
     /// Every object expiring within `days` (or never), with its place on the ladder and who
@@ -257,7 +210,9 @@ impl Sweeper {
                 rows.push(row);
             }
         }
-        rows.extend(self.app_credentials(dispatcher, horizon).await);
+        if let Some(applications) = &self.entra {
+            rows.extend(applications.inventory(dispatcher, horizon).await);
+        }
         rows
     }
 
@@ -265,24 +220,30 @@ impl Sweeper {
     async fn sweep_vault_alone(
         &self,
         vault: VaultRef,
+        credentials: &HashMap<String, &AppCredential>,
         dispatcher: &Dispatcher,
         deadline: Instant,
         dry_run: bool,
-    ) -> VaultSummary {
+    ) -> (VaultSummary, Holders) {
         let name = vault.name.clone();
-        let swept = AssertUnwindSafe(self.sweep_vault(vault, dispatcher, deadline, dry_run))
-            .catch_unwind()
-            .await;
-        swept.unwrap_or_else(|panic| VaultSummary::crashed(&name, panic.as_ref()))
+        let sweep = self.sweep_vault(vault, credentials, dispatcher, deadline, dry_run);
+        let swept = AssertUnwindSafe(sweep).catch_unwind().await;
+        swept.unwrap_or_else(|panic| {
+            let crashed = VaultSummary::crashed(&name, panic.as_ref());
+            (crashed, Holders::default())
+        })
     }
 
+    /// Sweeps one vault: its reminders sent, and its secrets that hold an Entra ID
+    /// credential (`credentials`, by key id) noted, each reminder saying what it holds.
     async fn sweep_vault(
         &self,
         vault: VaultRef,
+        credentials: &HashMap<String, &AppCredential>,
         dispatcher: &Dispatcher,
         deadline: Instant,
         dry_run: bool,
-    ) -> VaultSummary {
+    ) -> (VaultSummary, Holders) {
         let session = Session::new(vault);
         let vault = &session.vault;
         let now = Utc::now();
@@ -338,6 +299,7 @@ impl Sweeper {
             let (owners, ignored) = self.vaults.tag_owners(&name, &object.tags, vault);
             self.vaults.keep_ignored(&name, &ignored).await;
             event.tag_owners = owners;
+            event.related = holding(&object, credentials);
             events.push(event);
         }
         if dry_run {
@@ -355,7 +317,7 @@ impl Sweeper {
         summary.out_of_budget |= Instant::now() >= deadline && summary.unread();
         summary.requests = session.traffic.requests.load(Ordering::Relaxed);
         summary.throttled = session.traffic.throttled.load(Ordering::Relaxed);
-        summary
+        (summary, scan.holders)
     }
 
     /// Reads the vault's three lists at once, keeping the objects `keep` wants (or, with a
@@ -377,6 +339,10 @@ impl Sweeper {
                     while let Some(page) = objects.next().await? {
                         scan.seen += page.len();
                         for object in page {
+                            if object.kind == ObjectKind::Secret {
+                                let vault = &session.vault.name;
+                                scan.holders.note(vault, &object.name, &object.tags);
+                            }
                             if !scan.note(&object) || !keep(&object) {
                                 continue;
                             }
@@ -416,6 +382,7 @@ impl Sweeper {
                 report::keep(&mut scan.bad_dates, &mut scan.more_bad_dates, said);
             }
             scan.more_bad_dates += part.more_bad_dates;
+            scan.holders.extend(part.holders);
         }
         scan
     }

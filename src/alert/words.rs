@@ -1,8 +1,8 @@
 //! The words of an alert: its headline, subject, summary and next steps, by kind.
 
 use super::{AlertKind, Names, SUBJECT_NAME_LIMIT, format_time};
-use crate::event::{EventType, KeyVaultEvent, ObjectKind};
-use crate::text::truncate;
+use crate::event::{EventType, Holder, KeyVaultEvent, ObjectKind};
+use crate::text::{clean, truncate};
 
 pub(super) fn days(n: i64) -> String {
     if n == 1 {
@@ -64,11 +64,42 @@ pub(super) fn summary(
         } else {
             "expires on"
         };
-        let newer = event.diagnosis.as_ref().map(|d| format!(" {}", d.cause));
+        let count = event
+            .application
+            .as_ref()
+            .map_or(1, |a| a.credentials.len());
+        let holder = match event.application.as_ref().map(|a| a.holder) {
+            Some(Holder::ServicePrincipal) => "enterprise application",
+            _ => "application",
+        };
+        let first = match count {
+            1 => format!("The {object_type} {object} of Entra ID {holder} {vault} {verb} {date}."),
+            n => format!(
+                "{n} credentials of Entra ID {holder} {vault} reach this reminder; the first, \
+                 {object_type} {}, {verb} {date}.",
+                event
+                    .application
+                    .as_ref()
+                    .and_then(|a| a.credentials.first())
+                    .map_or_else(|| object.clone(), |c| label(&c.name, &c.key_id))
+            ),
+        };
+        let signing = object_type.contains("SAML");
+        let consequence = if signing {
+            "After that moment the service provider rejects the sign-in tokens it signs."
+        } else {
+            "Whatever signs in with it gets AADSTS7000222 after that moment."
+        };
+        return format!("{first} {consequence}");
+    }
+    if event.event_type == EventType::EntraUnreadable {
         return format!(
-            "The {object_type} {object} of Entra ID application {vault} {verb} {date}. Whatever \
-             signs in with it gets AADSTS7000222 after that moment.{}",
-            newer.unwrap_or_default()
+            "kv-notify's daily sweep could not read Entra ID's applications: {}. Until it can, \
+             no application secret or certificate gets a reminder.",
+            event
+                .diagnosis
+                .as_ref()
+                .map_or("no reason given", |b| b.cause.as_str())
         );
     }
     match (kind, days_left) {
@@ -140,13 +171,35 @@ pub(super) fn next_steps(kind: AlertKind, names: &Names, event: &KeyVaultEvent) 
         ..
     } = names;
     if event.event_type == EventType::AppCredentialReminder {
-        return vec![
+        if object_type.contains("SAML") {
+            return vec![
+                format!(
+                    "In enterprise application {vault}, Single sign-on: add a new SAML signing certificate."
+                ),
+                "Give its metadata to the service provider, then make the new certificate active."
+                    .to_owned(),
+                "Delete the old certificate once sign-ins work with the new one.".to_owned(),
+            ];
+        }
+        let mut steps = vec![
             format!("Add a new {object_type} to application {vault} (Certificates & secrets)."),
             "Move everything that signs in with the old one to the new one.".to_owned(),
             format!(
                 "Remove {object} once nothing uses it: an old credential left in place is how these outages happen."
             ),
         ];
+        let held = event
+            .application
+            .iter()
+            .flat_map(|a| &a.credentials)
+            .any(|c| c.notes.iter().any(|n| n.contains("Key Vault secret")));
+        if held {
+            steps.insert(
+                1,
+                "Put the new one in the Key Vault secret that holds the old one (see the credential's note).".to_owned(),
+            );
+        }
+        return steps;
     }
     match kind {
         AlertKind::NearExpiry => vec![
@@ -173,5 +226,13 @@ pub(super) fn next_steps(kind: AlertKind, names: &Names, event: &KeyVaultEvent) 
             "Check the vault's activity log to see who made the change and when.".to_owned(),
             "If the change was not expected, revert it and treat it as a security incident.".to_owned(),
         ],
+    }
+}
+
+/// A credential's name for people: its display name, else its key id (cleaned).
+pub(super) fn label(name: &str, key_id: &str) -> String {
+    match clean(name) {
+        name if name.is_empty() => clean(key_id),
+        name => name,
     }
 }

@@ -1,14 +1,18 @@
-//! Reading the applications' credentials from Microsoft Graph v1.0: `GET /applications`, page by
-//! page. `@odata.nextLink`s are followed on Graph's own origin alone (the token goes nowhere
-//! else), never twice to one page, and for at most [`MAX_PAGES`] pages; a throttled page is asked
+//! Reading Entra ID through Microsoft Graph v1.0: `GET /applications` and `GET
+//! /servicePrincipals`, page by page, and the owners of an application with a credential due.
+//! `@odata.nextLink`s are followed on Graph's own origin alone (the token goes nowhere else),
+//! never twice to one page, and for at most [`MAX_PAGES`] pages; a throttled request is asked
 //! again after Graph's `Retry-After`.
 
 use super::{AppCredential, CredentialKind};
+use crate::event::Holder;
 use crate::http::{self, Backoff, PolicyError, Verdict};
 use crate::identity::ManagedIdentity;
 use reqwest::{StatusCode, Url};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use std::collections::HashSet;
 use std::time::Duration;
 
 /// Bound on one request.
@@ -17,8 +21,11 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest page read: 999 applications with their credentials.
 const PAGE_CAP: usize = 16 * 1024 * 1024;
 
-/// Most pages read: 999 applications a page, so about two million.
+/// Most pages read per list: 999 applications a page, so about two million.
 const MAX_PAGES: usize = 2_000;
+
+/// Most owners read for one application (Graph allows 100 owners an object).
+const MAX_OWNER_PAGES: usize = 10;
 
 /// Waits after a throttled request when Graph does not say how long; one step per attempt.
 const BACKOFF: [Duration; 4] = [
@@ -28,7 +35,7 @@ const BACKOFF: [Duration; 4] = [
     Duration::from_secs(8),
 ];
 
-/// Why the applications could not be read.
+/// Why Entra ID could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EntraError {
     /// Graph refused the identity: it lacks the `Application.Read.All` permission.
@@ -42,7 +49,17 @@ pub enum EntraError {
     Failed(String),
 }
 
-/// Reads the applications' credentials as the app's identity.
+/// The owners of an application, as Graph gives them to this identity.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Owners {
+    /// The mail addresses of the owners that are users with a mailbox.
+    pub mails: Vec<String>,
+    /// Owners Graph gave as ids alone: users the identity may not read (it lacks
+    /// `User.Read.All`).
+    pub hidden: usize,
+}
+
+/// Reads Entra ID as the app's identity.
 pub struct EntraClient {
     http: reqwest::Client,
     identity: ManagedIdentity,
@@ -50,22 +67,27 @@ pub struct EntraClient {
 }
 
 #[derive(Deserialize)]
-struct Page {
-    #[serde(default)]
-    value: Vec<Application>,
+#[serde(bound = "T: DeserializeOwned")]
+struct Page<T> {
+    #[serde(default = "Vec::new")]
+    value: Vec<T>,
     #[serde(rename = "@odata.nextLink")]
     next_link: Option<String>,
 }
 
+/// An application or a service principal: both carry the two credential lists.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Application {
+struct Holding {
     #[serde(default)]
     id: String,
     #[serde(default)]
     app_id: String,
     #[serde(default)]
     display_name: Option<String>,
+    /// For a service principal: `Application`, `ManagedIdentity`, `Legacy`, …
+    #[serde(default)]
+    service_principal_type: Option<String>,
     #[serde(default)]
     password_credentials: Vec<Credential>,
     #[serde(default)]
@@ -80,6 +102,25 @@ struct Credential {
     #[serde(default)]
     display_name: Option<String>,
     end_date_time: Option<String>,
+    /// For a key: `Sign` or `Verify`.
+    #[serde(default)]
+    usage: Option<String>,
+    /// A SAML signing certificate's key, its password and its public half share it.
+    #[serde(default)]
+    custom_key_identifier: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Owner {
+    #[serde(rename = "@odata.type", default)]
+    odata_type: Option<String>,
+    #[serde(default)]
+    display_name: Option<String>,
+    #[serde(default)]
+    user_principal_name: Option<String>,
+    #[serde(default)]
+    mail: Option<String>,
 }
 
 impl EntraClient {
@@ -93,22 +134,84 @@ impl EntraClient {
         })
     }
 
-    /// Every credential of every application.
+    /// Every credential of every application registration, and of the enterprise applications
+    /// of those registrations (managed identities and other tenants' applications, Microsoft's
+    /// among them, are skipped: their keys are rotated by the platform or by their owners).
     pub async fn credentials(&self) -> Result<Vec<AppCredential>, EntraError> {
-        let mut url = self.endpoint.clone();
-        url.set_path("/v1.0/applications");
-        url.set_query(Some(
-            "$select=id,appId,displayName,passwordCredentials,keyCredentials&$top=999",
-        ));
-        let mut read = http::Pages::new(&url, MAX_PAGES);
         let mut found = Vec::new();
-        loop {
-            let page = self.page(url).await?;
-            for app in page.value {
-                found.extend(credentials_of(app));
+        let mut own_apps = HashSet::new();
+        let query = "$select=id,appId,displayName,passwordCredentials,keyCredentials&$top=999";
+        self.each_page("/v1.0/applications", query, MAX_PAGES, |app: Holding| {
+            own_apps.insert(app.app_id.to_lowercase());
+            found.extend(credentials_of(app, Holder::Application));
+        })
+        .await?;
+        let query = "$select=id,appId,displayName,servicePrincipalType,passwordCredentials,\
+                     keyCredentials&$filter=servicePrincipalType%20eq%20'Application'&$top=999";
+        self.each_page(
+            "/v1.0/servicePrincipals",
+            query,
+            MAX_PAGES,
+            |sp: Holding| {
+                // The filter is Graph's; kv-notify does not count on it.
+                let ours = sp.service_principal_type.as_deref() == Some("Application")
+                    && own_apps.contains(&sp.app_id.to_lowercase());
+                if ours {
+                    found.extend(credentials_of(sp, Holder::ServicePrincipal));
+                }
+            },
+        )
+        .await?;
+        Ok(found)
+    }
+
+    /// The owners of the application (or enterprise application) `id`.
+    pub async fn owners(&self, holder: Holder, id: &str) -> Result<Owners, EntraError> {
+        let collection = match holder {
+            Holder::Application => "applications",
+            Holder::ServicePrincipal => "servicePrincipals",
+        };
+        // An id is a GUID; anything else is not sent into a path.
+        if !id.chars().all(|c| c.is_ascii_hexdigit() || c == '-') || id.is_empty() {
+            return Err(EntraError::Failed(format!("not an object id: {id:?}")));
+        }
+        let path = format!("/v1.0/{collection}/{id}/owners");
+        let query = "$select=id,displayName,userPrincipalName,mail";
+        let mut owners = Owners::default();
+        self.each_page(&path, query, MAX_OWNER_PAGES, |owner: Owner| {
+            let user = owner.odata_type.as_deref() == Some("#microsoft.graph.user");
+            let mail = owner.mail.filter(|m| m.contains('@'));
+            match mail {
+                Some(mail) if user => owners.mails.push(mail),
+                // Only an id: a user (or other object) this identity may not read.
+                None if owner.display_name.is_none() && owner.user_principal_name.is_none() => {
+                    owners.hidden += 1;
+                }
+                // A service principal, or a user without a mailbox: nobody to mail.
+                _ => {}
             }
+        })
+        .await?;
+        Ok(owners)
+    }
+
+    /// Reads the list at `path` page by page, handing each item to `each`.
+    async fn each_page<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &str,
+        max_pages: usize,
+        mut each: impl FnMut(T),
+    ) -> Result<(), EntraError> {
+        let mut url = self.endpoint.clone();
+        url.set_path(path);
+        url.set_query(Some(query));
+        let mut read = http::Pages::new(&url, max_pages);
+        loop {
+            let page: Page<T> = self.page(url).await?;
+            page.value.into_iter().for_each(&mut each);
             let Some(next) = page.next_link.filter(|l| !l.is_empty()) else {
-                return Ok(found);
+                return Ok(());
             };
             url = Url::parse(&next)
                 .ok()
@@ -119,7 +222,7 @@ impl EntraClient {
         }
     }
 
-    async fn page(&self, url: Url) -> Result<Page, EntraError> {
+    async fn page<T: DeserializeOwned>(&self, url: Url) -> Result<T, EntraError> {
         let failed = |why: String| EntraError::Failed(why);
         let mut backoff = Backoff::new(&BACKOFF, Duration::from_secs(1));
         loop {
@@ -153,21 +256,46 @@ impl EntraClient {
     }
 }
 
-/// An application's credentials, with their end dates checked like any date kv-notify reads.
-fn credentials_of(app: Application) -> Vec<AppCredential> {
-    let name = app.display_name.unwrap_or_else(|| app.app_id.clone());
+/// A holder's credentials, with their end dates checked like any date kv-notify reads. On an
+/// enterprise application, a SAML signing certificate is its `Sign` key; the `Verify` key and
+/// the password that share its custom key identifier are halves of the same certificate and
+/// are not reminded of twice.
+fn credentials_of(holding: Holding, holder: Holder) -> Vec<AppCredential> {
+    let name = holding
+        .display_name
+        .unwrap_or_else(|| holding.app_id.clone());
+    let signing: HashSet<String> = match holder {
+        Holder::ServicePrincipal => holding
+            .key_credentials
+            .iter()
+            .filter(|k| k.usage.as_deref() == Some("Sign"))
+            .filter_map(|k| k.custom_key_identifier.clone())
+            .collect(),
+        Holder::Application => HashSet::new(),
+    };
+    let half_of_signing = |c: &Credential| {
+        c.usage.as_deref() != Some("Sign")
+            && c.custom_key_identifier
+                .as_ref()
+                .is_some_and(|id| signing.contains(id))
+    };
     let kinds = [
-        (CredentialKind::Secret, app.password_credentials),
-        (CredentialKind::Certificate, app.key_credentials),
+        (CredentialKind::Secret, holding.password_credentials),
+        (CredentialKind::Certificate, holding.key_credentials),
     ];
     kinds
         .into_iter()
         .flat_map(|(kind, credentials)| credentials.into_iter().map(move |c| (kind, c)))
+        .filter(|(_, credential)| !half_of_signing(credential))
         .map(|(kind, credential)| AppCredential {
             app_name: name.clone(),
-            app_id: app.app_id.clone(),
-            app_object_id: app.id.clone(),
-            kind,
+            app_id: holding.app_id.clone(),
+            holder_id: holding.id.clone(),
+            holder,
+            kind: match (holder, credential.usage.as_deref()) {
+                (Holder::ServicePrincipal, Some("Sign")) => CredentialKind::SigningCertificate,
+                _ => kind,
+            },
             key_id: credential.key_id,
             name: credential.display_name.unwrap_or_default(),
             ends: credential

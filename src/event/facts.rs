@@ -1,7 +1,7 @@
 //! An event's facts about its object, in the one serialisable shape that the invocation's
 //! report, the alert and the JSON webhook payload all carry, so that the three never drift.
 
-use super::KeyVaultEvent;
+use super::{ApplicationFacts, KeyVaultEvent};
 use crate::text::clean;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
@@ -26,6 +26,12 @@ pub struct Facts {
     /// When the event was raised (or the sweep checked).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event_time: Option<String>,
+    /// For a notice about an Entra ID application: its ids and the credentials due.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub application: Option<ApplicationFacts>,
+    /// What else ties the object to something that expires.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub related: Vec<String>,
 }
 
 impl KeyVaultEvent {
@@ -40,6 +46,8 @@ impl KeyVaultEvent {
             expires: rfc3339(self.expires),
             not_before: rfc3339(self.not_before),
             event_time: rfc3339(self.event_time),
+            application: self.application.as_ref().map(|a| a.facts()),
+            related: self.related.iter().map(|r| clean(r)).collect(),
         }
     }
 }

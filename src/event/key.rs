@@ -61,10 +61,29 @@ impl EventKey {
         Self::Step(serde_json::to_string(&parts).expect("strings and numbers serialise"))
     }
 
-    /// The key of `step` for the credential `key_id` of the Entra ID application whose object
-    /// id is `app`: the same for every run and instance.
-    pub fn app_step(app: &str, key_id: &str, step: i64) -> Self {
-        let parts = ("entra", app.to_lowercase(), key_id.to_lowercase(), step);
+    /// The key of `step` for the credential `key_id`, ending at `ends`, of the Entra ID
+    /// application (or enterprise application) whose object id is `holder`: the same for every
+    /// run and instance, and a new one when the end date moves.
+    pub fn app_step(holder: &str, key_id: &str, ends: &str, step: i64) -> Self {
+        let parts = (
+            "entra",
+            holder.to_lowercase(),
+            key_id.to_lowercase(),
+            ends,
+            step,
+        );
+        Self::Step(serde_json::to_string(&parts).expect("strings and numbers serialise"))
+    }
+
+    /// The key of the notice of `step` for the credentials `members` (each `keyId@end`, in a
+    /// fixed order) of the holder whose object id is `holder`.
+    pub fn app_notice(holder: &str, step: i64, members: &[String]) -> Self {
+        let parts = (
+            "entra-notice",
+            holder.to_lowercase(),
+            step,
+            sha256(&members.join(",")),
+        );
         Self::Step(serde_json::to_string(&parts).expect("strings and numbers serialise"))
     }
 }

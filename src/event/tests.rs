@@ -19,8 +19,10 @@ fn every_type_parses_from_short_and_full_names() {
     }
     assert_eq!(EventType::key_vault_types().count(), 10);
     // The sweep's reminders (of vault objects and of application credentials), unreadable
-    // vaults and the health notice are routable, but no event can claim to be one.
-    assert_eq!(EventType::all().count(), 16);
+    // vaults or applications and the health notice are routable, but no event can claim to be
+    // one.
+    assert_eq!(EventType::all().count(), 17);
+    assert_eq!(EventType::from_name("EntraUnreadable"), None);
     assert_eq!(EventType::from_name("SecretReminder"), None);
     assert_eq!(EventType::from_name("AppCredentialReminder"), None);
     assert_eq!(EventType::from_name("VaultUnreadable"), None);

@@ -62,6 +62,9 @@ pub enum EventType {
     /// `AppCredentialReminder`: a step of the reminder ladder of an Entra ID application's
     /// client secret or certificate, found by the sweep (`ENTRA_CREDENTIALS`).
     AppCredentialReminder,
+    /// `EntraUnreadable`: the sweep cannot read Entra ID's applications for a reason a person
+    /// must fix (the identity lacks `Application.Read.All`). Not a type Key Vault sends either.
+    EntraUnreadable,
 }
 
 impl EventType {
@@ -88,6 +91,7 @@ impl EventType {
                 Self::VaultUnreadable,
                 Self::HealthNotice,
                 Self::AppCredentialReminder,
+                Self::EntraUnreadable,
             ])
     }
 
@@ -119,6 +123,7 @@ impl EventType {
             Self::VaultUnreadable => "VaultUnreadable",
             Self::HealthNotice => "HealthNotice",
             Self::AppCredentialReminder => "AppCredentialReminder",
+            Self::EntraUnreadable => "EntraUnreadable",
         }
     }
 
@@ -132,7 +137,8 @@ impl EventType {
             Self::VaultAccessPolicyChanged
             | Self::VaultUnreadable
             | Self::HealthNotice
-            | Self::AppCredentialReminder => None,
+            | Self::AppCredentialReminder
+            | Self::EntraUnreadable => None,
         }
     }
 }

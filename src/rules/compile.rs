@@ -44,7 +44,11 @@ pub(super) fn routing(
         .collect();
     // A vault kv-notify cannot read, and its health notice, must never go unsaid: to the
     // security contacts unless a rule of the file routes them.
-    for own in [EventType::VaultUnreadable, EventType::HealthNotice] {
+    for own in [
+        EventType::VaultUnreadable,
+        EventType::EntraUnreadable,
+        EventType::HealthNotice,
+    ] {
         if !rules.iter().any(|r| r.events.contains(&own)) {
             rules.push(Rule::builtin(vec![own], SECURITY));
         }
@@ -143,12 +147,22 @@ fn compile_channel(
 
 fn compile_owner(raw: RawOwner, problems: &mut Problems<'_>) -> Option<OwnerEntry> {
     let line = problems.line(&raw.emails);
+    if let (Some(application), true) = (
+        &raw.application,
+        raw.vault.is_some() || raw.object.is_some(),
+    ) {
+        problems.at(
+            application,
+            "an [[owners]] entry names an Entra ID `application` or a `vault` and `object`, not both",
+        );
+    }
     let mut pattern = |p: Option<Spanned<String>>| match p {
         None => Some(Pattern::any()),
         Some(p) => Pattern::new(p.get_ref())
             .map_err(|e| problems.at(&p, e))
             .ok(),
     };
+    let application = raw.application.map(|p| pattern(Some(p)));
     let (vault, object) = (pattern(raw.vault), pattern(raw.object));
     let emails = problems.emails(raw.emails.get_ref());
     if emails.is_empty() && raw.emails.get_ref().is_empty() {
@@ -158,6 +172,10 @@ fn compile_owner(raw: RawOwner, problems: &mut Problems<'_>) -> Option<OwnerEntr
         );
     }
     Some(OwnerEntry {
+        application: match application {
+            Some(pattern) => Some(pattern?),
+            None => None,
+        },
         vault: vault?,
         object: object?,
         emails,
@@ -278,6 +296,7 @@ struct RawFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawOwner {
+    application: Option<Spanned<String>>,
     vault: Option<Spanned<String>>,
     object: Option<Spanned<String>>,
     emails: Spanned<Vec<Spanned<String>>>,

@@ -6,7 +6,7 @@ use crate::vault::{VaultError, VaultObject, VaultRef};
 use chrono::{DateTime, Utc};
 
 /// A vault kv-notify cannot read is said at most once in this many days.
-const BLIND_SPOT_DAYS: i64 = 15;
+pub(super) const BLIND_SPOT_DAYS: i64 = 15;
 
 /// The reminder of `object`'s current step (or, for `inventory`, of its place on the ladder).
 pub(super) fn reminder_event(

@@ -58,7 +58,8 @@ impl Fates {
     }
 }
 
-/// Entra ID's part of a sweep: the applications' credentials and their reminders.
+/// Entra ID's part of a sweep: the applications' credentials and their notices (one per
+/// application and step, listing its credentials due at that step).
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EntraSummary {
@@ -66,15 +67,33 @@ pub struct EntraSummary {
     pub credentials: usize,
     /// Of those, on a step of the reminder ladder.
     pub due: usize,
-    /// What became of the reminders.
+    /// Of those, listed in a notice this sweep made.
+    pub listed: usize,
+    /// Of those, told of at their step before (or by a sweep running at the same time).
+    pub told_before: usize,
+    /// What became of the notices.
     #[serde(flatten)]
     pub fates: Fates,
     /// With `--dry-run`: the mails that would go.
     #[serde(skip_serializing_if = "is_zero")]
     pub would_mail: usize,
+    /// Applications with a notice whose owners Graph gave as ids alone (the identity lacks
+    /// `User.Read.All`): their notices went to the rules' owners.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub owners_hidden: usize,
+    /// Applications whose owners could not be read, and why: the first [`KEPT`].
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub owners_unread: Vec<String>,
+    /// Such applications beyond those in `owners_unread`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub more_owners_unread: usize,
     /// Why the applications could not be read, when they could not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub not_read: Option<String>,
+    /// When Graph refused the identity: what became of the alert to the security contacts
+    /// (`sent`, `sent before`: once per 15 days, `failed`, `refused`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blind_spot_alert: Option<&'static str>,
 }
 
 impl EntraSummary {
@@ -134,10 +153,10 @@ pub struct VaultSummary {
 /// the health notice stay short.
 pub const KEPT: usize = 5;
 
-const FAILED: &str = "failed";
-const SENT: &str = "sent";
-const SENT_BEFORE: &str = "sent before";
-const REFUSED: &str = "refused";
+pub(super) const FAILED: &str = "failed";
+pub(super) const SENT: &str = "sent";
+pub(super) const SENT_BEFORE: &str = "sent before";
+pub(super) const REFUSED: &str = "refused";
 
 /// What became of an event's alert, in a word.
 pub fn fate(report: &EventReport) -> &'static str {
@@ -290,10 +309,12 @@ impl SweepReport {
             lines.push(match &entra.not_read {
                 Some(why) => format!("Entra ID NOT READ: {why}"),
                 None => format!(
-                    "Entra ID: {} application credential(s), {} reminder(s) due: {} sent, {} sent \
-                     before, {} failed, {} refused or unaddressed",
+                    "Entra ID: {} application credential(s), {} on a reminder step ({} told of \
+                     before); notices: {} sent, {} sent before, {} failed, {} refused or \
+                     unaddressed",
                     entra.credentials,
                     entra.due,
+                    entra.told_before,
                     entra.fates.sent,
                     entra.fates.duplicate,
                     entra.fates.failed,
@@ -338,21 +359,21 @@ pub struct InventoryRow {
 }
 
 impl InventoryRow {
-    /// The row of an application's credential in Entra ID.
+    /// The row of an application's credential in Entra ID (its owners are the caller's to
+    /// fill in).
     pub fn app_credential(
         credential: &AppCredential,
         position: Option<Position>,
-        owners: Vec<String>,
         ladder: &Ladder,
     ) -> Self {
-        let what = match credential.name.as_str() {
-            "" => credential.key_id.clone(),
-            name => name.to_owned(),
+        let holder = match credential.holder {
+            crate::event::Holder::Application => "application",
+            crate::event::Holder::ServicePrincipal => "enterprise application",
         };
         Self {
             vault: "Entra ID".to_owned(),
             object_type: credential.kind.as_str(),
-            name: format!("{}/{what}", credential.app_name),
+            name: format!("{}/{}", credential.app_name, credential.label()),
             expires: credential
                 .ends
                 .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true)),
@@ -360,9 +381,12 @@ impl InventoryRow {
                 .ends
                 .map(|t| crate::ladder::days_left(t, Utc::now())),
             reminder: place(position, ladder),
-            owners,
-            owner_source: "OWNER_EMAILS".to_owned(),
-            notes: vec![format!("application {}", credential.app_id)],
+            owners: Vec::new(),
+            owner_source: String::new(),
+            notes: vec![format!(
+                "{holder} {} (key id {})",
+                credential.app_id, credential.key_id
+            )],
         }
     }
 
