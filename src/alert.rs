@@ -182,6 +182,9 @@ struct Names {
     /// How the object relates to its container in a headline: `in` a vault, `of` an
     /// application.
     within: &'static str,
+    /// How many objects the alert is about: an application's notice may list several
+    /// credentials.
+    count: usize,
 }
 
 impl Names {
@@ -197,6 +200,10 @@ impl Names {
                 EventType::AppCredentialReminder => "of",
                 _ => "in",
             },
+            count: event
+                .application
+                .as_ref()
+                .map_or(1, |a| a.credentials.len()),
         }
     }
 }

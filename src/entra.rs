@@ -58,6 +58,15 @@ impl CredentialKind {
         }
     }
 
+    /// In words, at the start of a sentence.
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::Secret => "Client secret",
+            Self::Certificate => "Certificate",
+            Self::SigningCertificate => "SAML signing certificate",
+        }
+    }
+
     /// In words, as a mail says it.
     pub fn words(self) -> &'static str {
         match self {
@@ -151,7 +160,7 @@ pub fn notice(
     };
     Some(KeyVaultEvent {
         vault: Some(first.app_name.clone()),
-        object_type: Some(first.kind.words().to_owned()),
+        object_type: Some(first.kind.title().to_owned()),
         object: Some(object),
         version: Some(first.key_id.clone()),
         object_url: Some(portal),

@@ -30,7 +30,20 @@ pub(super) fn headline(kind: AlertKind, names: &Names, days_left: Option<i64>) -
         (AlertKind::NearExpiry, None) => "expires soon".to_owned(),
         (AlertKind::Expired, None) => "has expired".to_owned(),
     };
+    if names.count > 1 {
+        return format!("{} credentials of {vault}: the first {state}", names.count);
+    }
     format!("{object_type} {object} {} {vault} {state}", names.within)
+}
+
+/// A credential kind in the middle of a sentence: `client secret`, `SAML signing certificate`.
+fn mid_sentence(kind: &str) -> String {
+    match kind.split_once(' ') {
+        Some((first, rest)) if first.chars().all(|c| c.is_ascii_uppercase()) => {
+            format!("{first} {rest}")
+        }
+        _ => kind.to_lowercase(),
+    }
 }
 
 pub(super) fn subject_line(headline: &str, kind: AlertKind) -> String {
@@ -84,7 +97,7 @@ pub(super) fn summary(
                     .map_or_else(|| object.clone(), |c| label(&c.name, &c.key_id))
             ),
         };
-        let signing = object_type.contains("SAML");
+        let signing = object_type.starts_with("SAML");
         let consequence = if signing {
             "After that moment the service provider rejects the sign-in tokens it signs."
         } else {
@@ -171,7 +184,8 @@ pub(super) fn next_steps(kind: AlertKind, names: &Names, event: &KeyVaultEvent) 
         ..
     } = names;
     if event.event_type == EventType::AppCredentialReminder {
-        if object_type.contains("SAML") {
+        let object_type = mid_sentence(object_type);
+        if object_type.starts_with("SAML") {
             return vec![
                 format!(
                     "In enterprise application {vault}, Single sign-on: add a new SAML signing certificate."

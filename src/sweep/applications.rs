@@ -237,20 +237,32 @@ impl Applications {
     ) -> Told {
         let mut told = Told::default();
         let mut claimed = Vec::new();
-        for credential in &group.credentials {
+        // Claimed in one order by every instance: of two sweeps at once, the one that takes
+        // the first credential still to tell makes the notice, and the other leaves the group
+        // whole to it (taking the rest would split the notice in two).
+        let mut credentials = group.credentials.clone();
+        credentials.sort_by(|a, b| (&a.key_id, a.ends).cmp(&(&b.key_id, b.ends)));
+        for credential in credentials {
             let key = listed_key(credential, group.reminder);
             if dry_run {
-                claimed.push((*credential, key));
+                claimed.push((credential, key));
                 continue;
             }
             let lease =
                 deadline.saturating_duration_since(Instant::now()) + Duration::from_secs(60);
             match dispatcher.ledger().claim(&key, Utc::now(), lease).await {
-                Ok(Claim::Acquired { .. }) => claimed.push((*credential, key)),
-                Ok(Claim::Done(_) | Claim::Busy) => told.before += 1,
+                Ok(Claim::Acquired { .. }) => claimed.push((credential, key)),
+                Ok(Claim::Done(_)) => told.before += 1,
+                Ok(Claim::Busy) => {
+                    told.before = group.credentials.len();
+                    give_back(dispatcher, &claimed).await;
+                    return told;
+                }
                 Err(error) => {
                     tracing::warn!(%error, "cannot claim an Entra credential's reminder step");
                     told.fate = Some(report::FAILED);
+                    give_back(dispatcher, &claimed).await;
+                    return told;
                 }
             }
         }
@@ -285,18 +297,18 @@ impl Applications {
         let reports = dispatcher.handle_until([notice], deadline).await;
         let fate = reports.first().map_or(report::FAILED, report::fate);
         told.fate = Some(fate);
-        for (_, key) in &claimed {
-            let kept = match fate {
-                report::FAILED => dispatcher.ledger().release(key).await,
-                _ => {
-                    let ledger = dispatcher.ledger();
-                    ledger.complete(key, Recorded::Sent, Utc::now()).await
+        if fate == report::FAILED {
+            give_back(dispatcher, &claimed).await;
+        } else {
+            for (_, key) in &claimed {
+                let done = dispatcher
+                    .ledger()
+                    .complete(key, Recorded::Sent, Utc::now());
+                if let Err(error) = done.await {
+                    // The claim's lease runs out: the next sweep makes the same notice, and
+                    // the ledger finds it sent.
+                    tracing::warn!(%error, "cannot record an Entra credential's reminder step");
                 }
-            };
-            if let Err(error) = kept {
-                // The claim's lease runs out: the next sweep makes the same notice, and the
-                // ledger finds it sent.
-                tracing::warn!(%error, "cannot record an Entra credential's reminder step");
             }
         }
         told
@@ -355,6 +367,16 @@ impl Applications {
             })
             .collect();
         stream::iter(rows).buffered(NOTICES_AT_ONCE).collect().await
+    }
+}
+
+/// Gives the claims of credentials back, so the next sweep tells of them.
+async fn give_back(dispatcher: &Dispatcher, claimed: &[(&AppCredential, ActionKey)]) {
+    for (_, key) in claimed {
+        if let Err(error) = dispatcher.ledger().release(key).await {
+            // The claim's lease runs out instead.
+            tracing::warn!(%error, "cannot give back an Entra credential's reminder step");
+        }
     }
 }
 

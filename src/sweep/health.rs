@@ -166,11 +166,33 @@ fn lines(findings: &Findings<'_>, now: DateTime<Utc>) -> Vec<String> {
                 vault.bad_dates.join("; ")
             ));
         }
-        if let Some(why) = sweep.entra.as_ref().and_then(|e| e.not_read.as_ref()) {
-            lines.push(format!(
-                "Entra ID's applications were not read by today's sweep: {why}. Their expiring \
-                 secrets and certificates are not being watched."
-            ));
+        if let Some(entra) = &sweep.entra {
+            if let Some(why) = &entra.not_read {
+                lines.push(format!(
+                    "Entra ID's applications were not read by today's sweep: {why}. Their \
+                     expiring secrets and certificates are not being watched."
+                ));
+            }
+            if entra.owners_hidden > 0 {
+                lines.push(format!(
+                    "{} Entra ID application(s) with a credential due have owners kv-notify may \
+                     not read (Graph gave their ids alone): their notices went to the rules' \
+                     owners or OWNER_EMAILS. Grant the app's identity the User.Read.All \
+                     application permission to mail the applications' own owners.",
+                    entra.owners_hidden
+                ));
+            }
+            if !entra.owners_unread.is_empty() {
+                let more = match entra.more_owners_unread {
+                    0 => String::new(),
+                    n => format!(", and {n} more"),
+                };
+                lines.push(format!(
+                    "The owners of some Entra ID applications could not be read, so their \
+                     notices went to the rules' owners or OWNER_EMAILS: {}{more}.",
+                    entra.owners_unread.join("; ")
+                ));
+            }
         }
         if sweep.vaults.iter().any(|v| v.out_of_budget) {
             lines.push(format!(

@@ -7,6 +7,7 @@ mod batches;
 mod cli;
 mod crash;
 mod discovery;
+mod entra;
 mod eventgrid;
 mod events;
 mod exactly_once;

@@ -8,9 +8,16 @@ naming whom Graph would deliver it to (the addresses in its To, Cc and Bcc heade
 SMTP server's envelope), and the sender path segment in OUT_DIR/<n>.sender; every request, accepted or not, adds a line to
 OUT_DIR/requests.log.
 
-GET /v1.0/applications (and the @odata.nextLink it gives) lists the applications of
-OUT_DIR/applications.json, two a page, with their passwordCredentials and keyCredentials, to a
-token for this service; OUT_DIR/applications.answer (`403`) refuses instead.
+GET /v1.0/applications and /v1.0/servicePrincipals (and the @odata.nextLink they give) list
+OUT_DIR/applications.json and OUT_DIR/servicePrincipals.json, two a page (OUT_DIR/page_size sets
+another size), with their passwordCredentials and keyCredentials, to a token for this service
+(as Graph, $select and $filter are not needed to get them, and the $filter is not applied: the
+list holds managed identities and other tenants' principals). OUT_DIR/applications.answer
+(`403`) refuses both with Authorization_RequestDenied. GET /v1.0/{applications|servicePrincipals}/{id}/owners
+answers the list OUT_DIR/owners.json holds under that id; with OUT_DIR/owners.idonly present,
+users come back as Graph gives them to an identity without User.Read.All: `@odata.type` and
+`id` alone. OUT_DIR/throttle holding N answers the next N GETs 429 with `Retry-After: 1`;
+OUT_DIR/delay_ms delays every GET by that many milliseconds.
 
 usage: graph_server.py PORT CERT KEY OUT_DIR ANSWER_FILE
 """
@@ -35,21 +42,38 @@ class Handler(JsonHandler):
     def do_GET(self):
         with open(os.path.join(OUT_DIR, "requests.log"), "a") as log:
             log.write("GET " + self.path + "\n")
+        delay = control("delay_ms")
+        if delay:
+            time.sleep(int(delay) / 1000)
         path, _, query = self.path.partition("?")
-        if path != "/v1.0/applications":
-            return self.answer(404, {"error": {"code": "Request_ResourceNotFound"}})
+        parts = path.split("/")
         if audience(self.headers.get("Authorization", "")) != f"https://127.0.0.1:{PORT}":
             return self.answer(401, {"error": {"code": "InvalidAuthenticationToken"}})
+        with LOCK:
+            throttle = int(control("throttle") or 0)
+            if throttle > 0:
+                with open(os.path.join(OUT_DIR, "throttle"), "w") as f:
+                    f.write(str(throttle - 1))
+        if throttle > 0:
+            return self.answer(429, {"error": {"code": "TooManyRequests"}}, {"Retry-After": "1"})
         if answer_mode(os.path.join(OUT_DIR, "applications.answer"), "200") == "403":
             return self.answer(403, {"error": {"code": "Authorization_RequestDenied",
                                                "message": "Insufficient privileges to complete the operation."}})
-        apps_file = os.path.join(OUT_DIR, "applications.json")
-        apps = json.load(open(apps_file)) if os.path.exists(apps_file) else []
+        if len(parts) == 5 and parts[1] == "v1.0" and parts[4] == "owners":
+            owners = load("owners.json", {}).get(parts[3], [])
+            if os.path.exists(os.path.join(OUT_DIR, "owners.idonly")):
+                owners = [{"@odata.type": o["@odata.type"], "id": o["id"]}
+                          if o.get("@odata.type") == "#microsoft.graph.user" else o for o in owners]
+            return self.answer(200, {"value": owners})
+        if len(parts) != 3 or parts[2] not in ("applications", "servicePrincipals"):
+            return self.answer(404, {"error": {"code": "Request_ResourceNotFound"}})
+        listed = load(f"{parts[2]}.json", [])
         params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
         start = int(params.get("$skiptoken", "0"))
-        page = {"value": apps[start:start + 2]}
-        if start + 2 < len(apps):
-            page["@odata.nextLink"] = f"https://127.0.0.1:{PORT}/v1.0/applications?$skiptoken={start + 2}"
+        size = int(control("page_size") or 2)
+        page = {"value": listed[start:start + size]}
+        if start + size < len(listed):
+            page["@odata.nextLink"] = f"https://127.0.0.1:{PORT}/v1.0/{parts[2]}?$skiptoken={start + size}"
         self.answer(200, page)
 
     def do_POST(self):
@@ -85,6 +109,36 @@ class Handler(JsonHandler):
             with open(os.path.join(OUT_DIR, f"{n}.eml"), "wb") as f:
                 f.write(mime)
         self.answer(202, None)
+
+
+def control(name):
+    """The first line of the control file `name` in OUT_DIR, or None."""
+    path = os.path.join(OUT_DIR, name)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return f.readline().strip() or None
+
+
+def load(name, default):
+    """The JSON in OUT_DIR's file `name` (read once and kept while it is unchanged)."""
+    path = os.path.join(OUT_DIR, name)
+    try:
+        stamp = os.stat(path).st_mtime_ns
+    except FileNotFoundError:
+        return default
+    with LOCK:
+        cached = CACHE.get(name)
+        if cached and cached[0] == stamp:
+            return cached[1]
+    with open(path) as f:
+        value = json.load(f)
+    with LOCK:
+        CACHE[name] = (stamp, value)
+    return value
+
+
+CACHE = {}
 
 
 if __name__ == "__main__":

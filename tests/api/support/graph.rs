@@ -37,9 +37,44 @@ impl FakeGraph {
         std::fs::write(file, applications.to_string()).expect("write applications");
     }
 
+    /// From now on, list `principals` (Graph's service principal objects) at
+    /// `/v1.0/servicePrincipals`, unfiltered, two a page.
+    pub fn set_service_principals(&self, principals: &serde_json::Value) {
+        let file = self.0.out().join("servicePrincipals.json");
+        std::fs::write(file, principals.to_string()).expect("write service principals");
+    }
+
+    /// From now on, answer `/v1.0/{applications|servicePrincipals}/{id}/owners` with the list
+    /// `owners` holds under `id`.
+    pub fn set_owners(&self, owners: &serde_json::Value) {
+        let file = self.0.out().join("owners.json");
+        std::fs::write(file, owners.to_string()).expect("write owners");
+    }
+
+    /// From now on, give user owners as ids alone, as Graph does to an identity without
+    /// `User.Read.All`.
+    pub fn hide_user_owners(&self) {
+        std::fs::write(self.0.out().join("owners.idonly"), "").expect("write");
+    }
+
+    /// From now on, give user owners whole again.
+    pub fn show_user_owners(&self) {
+        std::fs::remove_file(self.0.out().join("owners.idonly")).expect("remove");
+    }
+
+    /// Answers the next `n` reads 429 with `Retry-After: 1`.
+    pub fn throttle(&self, n: usize) {
+        std::fs::write(self.0.out().join("throttle"), n.to_string()).expect("write");
+    }
+
     /// From now on, refuse `/v1.0/applications` with 403 `Authorization_RequestDenied`.
     pub fn refuse_applications(&self) {
         std::fs::write(self.0.out().join("applications.answer"), "403\n").expect("write");
+    }
+
+    /// From now on, list the applications again.
+    pub fn admit_applications(&self) {
+        std::fs::remove_file(self.0.out().join("applications.answer")).expect("remove");
     }
 
     /// The mails accepted: the mailbox each was sent as, and the message.
