@@ -13,7 +13,7 @@ use super::events::BLIND_SPOT_DAYS;
 use super::report::{self, EntraSummary, InventoryRow};
 use crate::dispatch::Dispatcher;
 use crate::entra::{self, AppCredential, EntraClient, EntraError};
-use crate::event::{Diagnosis, EventType, KeyVaultEvent, Reminder};
+use crate::event::{Application, Diagnosis, EventType, Holder, KeyVaultEvent, Reminder};
 use crate::ladder::Position;
 use crate::ledger::{ActionKey, ActionKind, Claim, Recorded};
 use crate::vault::VaultObject;
@@ -127,21 +127,10 @@ struct Group<'a> {
     reminder: Reminder,
 }
 
-/// What one notice came to.
-#[derive(Default)]
-struct Told {
-    /// Credentials listed in a notice this sweep made.
-    listed: usize,
-    /// Credentials told of at their step before (or by another sweep running now).
-    before: usize,
-    /// The notice's fate, when one was made.
-    fate: Option<&'static str>,
-    /// Owners Graph gave as ids alone.
-    hidden_owners: bool,
-    /// Why the owners could not be read, when they could not.
-    owners_unread: Option<String>,
-    /// Mails a dry run would send.
-    would_mail: usize,
+/// A group whose credentials still to tell this sweep holds in the ledger.
+struct Claimed<'a> {
+    group: &'a Group<'a>,
+    credentials: Vec<(&'a AppCredential, ActionKey)>,
 }
 
 impl Applications {
@@ -163,6 +152,10 @@ impl Applications {
     /// The notices of the credentials `read` on a step of the ladder (or, when Entra ID could
     /// not be read for a reason a person must fix, the blind-spot alert), with what became
     /// of them. `holders` are the vault secrets that hold a credential.
+    ///
+    /// Three passes: the groups' credentials are claimed in the ledger; the owners of the
+    /// applications with a notice to send are read, twenty a request; the notices are sent and
+    /// their credentials marked told of (or given back when a notice failed).
     pub async fn remind(
         &self,
         read: &Result<Vec<AppCredential>, EntraError>,
@@ -192,126 +185,82 @@ impl Applications {
             due: groups.iter().map(|g| g.credentials.len()).sum(),
             ..EntraSummary::default()
         };
-        // Made up front: a stream of futures borrowing the groups is then plainly `Send`.
-        let notices: Vec<_> = groups
+        // Futures made up front: a stream of futures borrowing the groups is then plainly `Send`.
+        let claims: Vec<_> = groups
             .iter()
-            .map(|group| self.tell(group, credentials, holders, dispatcher, deadline, dry_run))
+            .map(|group| claim(group, dispatcher, deadline, dry_run))
             .collect();
-        let told: Vec<Told> = stream::iter(notices)
+        let mut claimed = Vec::new();
+        for (told_before, outcome) in stream::iter(claims)
             .buffer_unordered(NOTICES_AT_ONCE)
-            .collect()
-            .await;
-        for told in told {
-            summary.listed += told.listed;
-            summary.told_before += told.before;
-            summary.would_mail += told.would_mail;
-            summary.owners_hidden += usize::from(told.hidden_owners);
-            if let Some(why) = told.owners_unread {
-                report::keep(
-                    &mut summary.owners_unread,
-                    &mut summary.more_owners_unread,
-                    why,
-                );
+            .collect::<Vec<_>>()
+            .await
+        {
+            summary.told_before += told_before;
+            match outcome {
+                Ok(Some(group)) => claimed.push(group),
+                Ok(None) => {}
+                Err(()) => summary.fates.failed += 1,
             }
-            match told.fate {
-                Some(report::SENT) => summary.fates.sent += 1,
-                Some(report::SENT_BEFORE) => summary.fates.duplicate += 1,
-                Some(report::FAILED) => summary.fates.failed += 1,
-                Some(_) => summary.fates.refused += 1,
+        }
+        let wanted: Vec<(Holder, String)> = claimed
+            .iter()
+            .map(|c| (c.group.holder(), c.group.holder_id().to_owned()))
+            .collect();
+        let mut owners = self.client.owners(&wanted).await;
+        let mut notices = Vec::with_capacity(claimed.len());
+        for claim in claimed {
+            let first = claim.credentials[0].0;
+            let due: Vec<(&AppCredential, Vec<String>)> = claim
+                .credentials
+                .iter()
+                .map(|(credential, _)| (*credential, notes(credential, credentials, holders)))
+                .collect();
+            let Some(mut notice) = entra::notice(&due, claim.group.reminder, Utc::now()) else {
+                continue;
+            };
+            match owners.remove(&first.holder_id) {
+                Some(Ok(found)) => {
+                    summary.owners_hidden +=
+                        usize::from(found.hidden > 0 && found.mails.is_empty());
+                    let mailboxes: Vec<_> =
+                        found.mails.iter().filter_map(|m| m.parse().ok()).collect();
+                    notice.tag_owners = Some(mailboxes).filter(|m: &Vec<_>| !m.is_empty());
+                }
+                Some(Err(error)) => {
+                    let why = format!("{}: {error}", first.app_name);
+                    report::keep(
+                        &mut summary.owners_unread,
+                        &mut summary.more_owners_unread,
+                        why,
+                    );
+                }
                 None => {}
+            }
+            summary.listed += claim.credentials.len();
+            if dry_run {
+                summary.would_mail += dispatcher.recipients(&notice).len();
+            } else {
+                notices.push((notice, claim.credentials));
+            }
+        }
+        let sends: Vec<_> = notices
+            .into_iter()
+            .map(|(notice, claimed)| send(notice, claimed, dispatcher, deadline))
+            .collect();
+        for fate in stream::iter(sends)
+            .buffer_unordered(NOTICES_AT_ONCE)
+            .collect::<Vec<_>>()
+            .await
+        {
+            match fate {
+                report::SENT => summary.fates.sent += 1,
+                report::SENT_BEFORE => summary.fates.duplicate += 1,
+                report::FAILED => summary.fates.failed += 1,
+                _ => summary.fates.refused += 1,
             }
         }
         summary
-    }
-
-    /// Makes and sends the notice of one group: claims its credentials, reads the owners,
-    /// sends, then marks the credentials told of (or gives them back when it failed).
-    async fn tell(
-        &self,
-        group: &Group<'_>,
-        all: &[AppCredential],
-        holders: &Holders,
-        dispatcher: &Dispatcher,
-        deadline: Instant,
-        dry_run: bool,
-    ) -> Told {
-        let mut told = Told::default();
-        let mut claimed = Vec::new();
-        // Claimed in one order by every instance: of two sweeps at once, the one that takes
-        // the first credential still to tell makes the notice, and the other leaves the group
-        // whole to it (taking the rest would split the notice in two).
-        let mut credentials = group.credentials.clone();
-        credentials.sort_by(|a, b| (&a.key_id, a.ends).cmp(&(&b.key_id, b.ends)));
-        for credential in credentials {
-            let key = listed_key(credential, group.reminder);
-            if dry_run {
-                claimed.push((credential, key));
-                continue;
-            }
-            let lease =
-                deadline.saturating_duration_since(Instant::now()) + Duration::from_secs(60);
-            match dispatcher.ledger().claim(&key, Utc::now(), lease).await {
-                Ok(Claim::Acquired { .. }) => claimed.push((credential, key)),
-                Ok(Claim::Done(_)) => told.before += 1,
-                Ok(Claim::Busy) => {
-                    told.before = group.credentials.len();
-                    give_back(dispatcher, &claimed).await;
-                    return told;
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "cannot claim an Entra credential's reminder step");
-                    told.fate = Some(report::FAILED);
-                    give_back(dispatcher, &claimed).await;
-                    return told;
-                }
-            }
-        }
-        if claimed.is_empty() {
-            return told;
-        }
-        let due: Vec<(&AppCredential, Vec<String>)> = claimed
-            .iter()
-            .map(|(credential, _)| (*credential, notes(credential, all, holders)))
-            .collect();
-        let Some(mut notice) = entra::notice(&due, group.reminder, Utc::now()) else {
-            return told;
-        };
-        let first = claimed[0].0;
-        match self.client.owners(first.holder, &first.holder_id).await {
-            Ok(owners) => {
-                told.hidden_owners = owners.hidden > 0 && owners.mails.is_empty();
-                let mailboxes: Vec<_> = owners
-                    .mails
-                    .iter()
-                    .filter_map(|mail| mail.parse().ok())
-                    .collect();
-                notice.tag_owners = Some(mailboxes).filter(|m: &Vec<_>| !m.is_empty());
-            }
-            Err(error) => told.owners_unread = Some(format!("{}: {error}", first.app_name)),
-        }
-        told.listed = claimed.len();
-        if dry_run {
-            told.would_mail = dispatcher.recipients(&notice).len();
-            return told;
-        }
-        let reports = dispatcher.handle_until([notice], deadline).await;
-        let fate = reports.first().map_or(report::FAILED, report::fate);
-        told.fate = Some(fate);
-        if fate == report::FAILED {
-            give_back(dispatcher, &claimed).await;
-        } else {
-            for (_, key) in &claimed {
-                let done = dispatcher
-                    .ledger()
-                    .complete(key, Recorded::Sent, Utc::now());
-                if let Err(error) = done.await {
-                    // The claim's lease runs out: the next sweep makes the same notice, and
-                    // the ledger finds it sent.
-                    tracing::warn!(%error, "cannot record an Entra credential's reminder step");
-                }
-            }
-        }
-        told
     }
 
     /// Inventory rows of the credentials ending within `horizon` (or never), with their place
@@ -326,48 +275,139 @@ impl Applications {
             Ok(credentials) => credentials,
             Err(error) => return vec![InventoryRow::entra_unread(&error.to_string())],
         };
-        let listed = credentials
+        let listed: Vec<&AppCredential> = credentials
             .iter()
-            .filter(|c| c.ends.is_none_or(|t| t <= horizon));
-        let rows: Vec<_> = listed
-            .map(|credential| async move {
+            .filter(|c| c.ends.is_none_or(|t| t <= horizon))
+            .collect();
+        let mut wanted: Vec<(Holder, String)> = listed
+            .iter()
+            .map(|c| (c.holder, c.holder_id.clone()))
+            .collect();
+        wanted.sort();
+        wanted.dedup();
+        let owners = self.client.owners(&wanted).await;
+        listed
+            .into_iter()
+            .map(|credential| {
                 let position = credential.ends.map(|t| dispatcher.ladder_position(t, now));
-                let owners = self
-                    .client
-                    .owners(credential.holder, &credential.holder_id)
-                    .await;
                 let mut row =
                     InventoryRow::app_credential(credential, position, dispatcher.ladder());
-                let mut probe = KeyVaultEvent::new(
-                    String::new(),
-                    credential.step_key(0),
-                    EventType::AppCredentialReminder,
-                );
-                probe.vault = Some(credential.app_name.clone());
-                probe.object = Some(credential.label().to_owned());
-                match owners {
-                    Ok(owners) if !owners.mails.is_empty() => {
-                        row.owners = owners.mails;
+                match owners.get(&credential.holder_id) {
+                    Some(Ok(found)) if !found.mails.is_empty() => {
+                        row.owners = found.mails.clone();
                         row.owner_source = "the application's owners".to_owned();
                     }
                     found => {
+                        let mut probe = KeyVaultEvent::new(
+                            String::new(),
+                            credential.step_key(0),
+                            EventType::AppCredentialReminder,
+                        );
+                        probe.vault = Some(credential.app_name.clone());
+                        probe.object = Some(credential.label().to_owned());
+                        probe.application = Some(Application {
+                            app_id: credential.app_id.clone(),
+                            object_id: credential.holder_id.clone(),
+                            holder: credential.holder,
+                            credentials: Vec::new(),
+                        });
                         row.owners = dispatcher.recipients(&probe);
                         row.owner_source = dispatcher.owner_source(&probe);
                         match found {
-                            Ok(owners) if owners.hidden > 0 => row.notes.push(format!(
+                            Some(Ok(found)) if found.hidden > 0 => row.notes.push(format!(
                                 "{} owner(s) not readable: grant User.Read.All for their addresses",
-                                owners.hidden
+                                found.hidden
                             )),
-                            Err(error) => row.notes.push(format!("owners not read: {error}")),
-                            Ok(_) => {}
+                            Some(Err(error)) => row.notes.push(format!("owners not read: {error}")),
+                            _ => {}
                         }
                     }
                 }
                 row
             })
-            .collect();
-        stream::iter(rows).buffered(NOTICES_AT_ONCE).collect().await
+            .collect()
     }
+}
+
+impl Group<'_> {
+    fn holder(&self) -> Holder {
+        self.credentials[0].holder
+    }
+
+    fn holder_id(&self) -> &str {
+        &self.credentials[0].holder_id
+    }
+}
+
+/// Claims the credentials of `group` still to tell, in one order for every instance: of two
+/// sweeps at once, the one that takes the first credential still to tell makes the notice, and
+/// the other leaves the group whole to it (taking the rest would split the notice in two).
+/// Returns how many were told of before, and the claimed group (`None`: nothing to tell;
+/// `Err`: the ledger failed, the next sweep tries again).
+async fn claim<'a>(
+    group: &'a Group<'a>,
+    dispatcher: &Dispatcher,
+    deadline: Instant,
+    dry_run: bool,
+) -> (usize, Result<Option<Claimed<'a>>, ()>) {
+    let mut before = 0;
+    let mut claimed = Vec::new();
+    let mut credentials = group.credentials.clone();
+    credentials.sort_by(|a, b| (&a.key_id, a.ends).cmp(&(&b.key_id, b.ends)));
+    for credential in credentials {
+        let key = listed_key(credential, group.reminder);
+        if dry_run {
+            claimed.push((credential, key));
+            continue;
+        }
+        let lease = deadline.saturating_duration_since(Instant::now()) + Duration::from_secs(60);
+        match dispatcher.ledger().claim(&key, Utc::now(), lease).await {
+            Ok(Claim::Acquired { .. }) => claimed.push((credential, key)),
+            Ok(Claim::Done(_)) => before += 1,
+            Ok(Claim::Busy) => {
+                give_back(dispatcher, &claimed).await;
+                return (group.credentials.len(), Ok(None));
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot claim an Entra credential's reminder step");
+                give_back(dispatcher, &claimed).await;
+                return (before, Err(()));
+            }
+        }
+    }
+    // Told of in the claims' order; the notice sorts them by end date.
+    let found = (!claimed.is_empty()).then_some(Claimed {
+        group,
+        credentials: claimed,
+    });
+    (before, Ok(found))
+}
+
+/// Sends one notice, then marks its credentials told of (or gives them back when it failed);
+/// returns its fate.
+async fn send(
+    notice: KeyVaultEvent,
+    claimed: Vec<(&AppCredential, ActionKey)>,
+    dispatcher: &Dispatcher,
+    deadline: Instant,
+) -> &'static str {
+    let reports = dispatcher.handle_until([notice], deadline).await;
+    let fate = reports.first().map_or(report::FAILED, report::fate);
+    if fate == report::FAILED {
+        give_back(dispatcher, &claimed).await;
+        return fate;
+    }
+    for (_, key) in &claimed {
+        let done = dispatcher
+            .ledger()
+            .complete(key, Recorded::Sent, Utc::now());
+        if let Err(error) = done.await {
+            // The claim's lease runs out: the next sweep makes the same notice, and the
+            // ledger finds it sent.
+            tracing::warn!(%error, "cannot record an Entra credential's reminder step");
+        }
+    }
+    fate
 }
 
 /// Gives the claims of credentials back, so the next sweep tells of them.

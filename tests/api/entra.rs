@@ -199,8 +199,10 @@ async fn one_notice_per_application_and_step_lists_its_credentials_and_goes_to_i
         user(51, None),
         {"@odata.type": "#microsoft.graph.servicePrincipal", "id": id(52), "displayName": "deployer"},
     ]}));
-    // Graph throttles the first two reads: they are asked again after its Retry-After.
+    // Graph throttles the first two reads, and the owners' first read in a batch: they are
+    // asked again after its Retry-After.
     s.graph.throttle(2);
+    s.graph.throttle_batched(1);
     let handler = Handler::start(&pairs(&s.settings)).await;
 
     let first = handler.timer().await;

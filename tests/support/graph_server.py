@@ -13,11 +13,15 @@ OUT_DIR/applications.json and OUT_DIR/servicePrincipals.json, two a page (OUT_DI
 another size), with their passwordCredentials and keyCredentials, to a token for this service
 (as Graph, $select and $filter are not needed to get them, and the $filter is not applied: the
 list holds managed identities and other tenants' principals). OUT_DIR/applications.answer
-(`403`) refuses both with Authorization_RequestDenied. GET /v1.0/{applications|servicePrincipals}/{id}/owners
+(`403`) refuses them with Authorization_RequestDenied. GET /v1.0/{applications|servicePrincipals}/{id}/owners
 answers the list OUT_DIR/owners.json holds under that id; with OUT_DIR/owners.idonly present,
 users come back as Graph gives them to an identity without User.Read.All: `@odata.type` and
-`id` alone. OUT_DIR/throttle holding N answers the next N GETs 429 with `Retry-After: 1`;
-OUT_DIR/delay_ms delays every GET by that many milliseconds.
+`id` alone. OUT_DIR/throttle holding N answers the next N GETs 429 with `Retry-After: 1`
+(OUT_DIR/throttle_batched: the next N requests in batches);
+OUT_DIR/delay_ms delays every request by that many milliseconds. POST /v1.0/$batch answers up to
+20 such GETs in one request, each as its own request would be (a throttled one 429 in its place).
+Every request adds a line to OUT_DIR/requests.log (`GET …`, `POST /v1.0/$batch`, and `BATCHED GET
+…` for each request of a batch).
 
 usage: graph_server.py PORT CERT KEY OUT_DIR ANSWER_FILE
 """
@@ -45,39 +49,34 @@ class Handler(JsonHandler):
         delay = control("delay_ms")
         if delay:
             time.sleep(int(delay) / 1000)
-        path, _, query = self.path.partition("?")
-        parts = path.split("/")
         if audience(self.headers.get("Authorization", "")) != f"https://127.0.0.1:{PORT}":
             return self.answer(401, {"error": {"code": "InvalidAuthenticationToken"}})
-        with LOCK:
-            throttle = int(control("throttle") or 0)
-            if throttle > 0:
-                with open(os.path.join(OUT_DIR, "throttle"), "w") as f:
-                    f.write(str(throttle - 1))
-        if throttle > 0:
-            return self.answer(429, {"error": {"code": "TooManyRequests"}}, {"Retry-After": "1"})
-        if answer_mode(os.path.join(OUT_DIR, "applications.answer"), "200") == "403":
-            return self.answer(403, {"error": {"code": "Authorization_RequestDenied",
-                                               "message": "Insufficient privileges to complete the operation."}})
-        if len(parts) == 5 and parts[1] == "v1.0" and parts[4] == "owners":
-            owners = load("owners.json", {}).get(parts[3], [])
-            if os.path.exists(os.path.join(OUT_DIR, "owners.idonly")):
-                owners = [{"@odata.type": o["@odata.type"], "id": o["id"]}
-                          if o.get("@odata.type") == "#microsoft.graph.user" else o for o in owners]
-            return self.answer(200, {"value": owners})
-        if len(parts) != 3 or parts[2] not in ("applications", "servicePrincipals"):
-            return self.answer(404, {"error": {"code": "Request_ResourceNotFound"}})
-        listed = load(f"{parts[2]}.json", [])
-        params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
-        start = int(params.get("$skiptoken", "0"))
-        size = int(control("page_size") or 2)
-        page = {"value": listed[start:start + size]}
-        if start + size < len(listed):
-            page["@odata.nextLink"] = f"https://127.0.0.1:{PORT}/v1.0/{parts[2]}?$skiptoken={start + size}"
-        self.answer(200, page)
+        self.answer(*read(self.path))
+
+    def batch(self, body):
+        """POST /v1.0/$batch: up to 20 GETs, each answered as its own request would be."""
+        with open(os.path.join(OUT_DIR, "requests.log"), "a") as log:
+            log.write("POST /v1.0/$batch\n")
+        delay = control("delay_ms")
+        if delay:
+            time.sleep(int(delay) / 1000)
+        if audience(self.headers.get("Authorization", "")) != f"https://127.0.0.1:{PORT}":
+            return self.answer(401, {"error": {"code": "InvalidAuthenticationToken"}})
+        requests = json.loads(body).get("requests", [])
+        if len(requests) > 20:
+            return self.answer(400, {"error": {"code": "BadRequest", "message": "at most 20 requests"}})
+        responses = []
+        with open(os.path.join(OUT_DIR, "requests.log"), "a") as log:
+            for request in requests:
+                log.write("BATCHED " + request["method"] + " " + request["url"] + "\n")
+                code, answer, headers = read(request["url"], batched=True)
+                responses.append({"id": request["id"], "status": code, "headers": headers or {}, "body": answer})
+        self.answer(200, {"responses": responses})
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        if self.path == "/v1.0/$batch":
+            return self.batch(body)
         with open(os.path.join(OUT_DIR, "requests.log"), "a") as log:
             log.write(self.path + "\n")
         parts = self.path.split("/")
@@ -109,6 +108,40 @@ class Handler(JsonHandler):
             with open(os.path.join(OUT_DIR, f"{n}.eml"), "wb") as f:
                 f.write(mime)
         self.answer(202, None)
+
+
+def read(path_and_query, batched=False):
+    """The answer to a GET of Graph's lists or an application's owners: (code, body, headers).
+    The throttle of requests in a batch is OUT_DIR/throttle_batched."""
+    path, _, query = path_and_query.partition("?")
+    parts = path.split("/")
+    throttle_file = "throttle_batched" if batched else "throttle"
+    with LOCK:
+        throttle = int(control(throttle_file) or 0)
+        if throttle > 0:
+            with open(os.path.join(OUT_DIR, throttle_file), "w") as f:
+                f.write(str(throttle - 1))
+    if throttle > 0:
+        return 429, {"error": {"code": "TooManyRequests"}}, {"Retry-After": "1"}
+    if answer_mode(os.path.join(OUT_DIR, "applications.answer"), "200") == "403":
+        return 403, {"error": {"code": "Authorization_RequestDenied",
+                               "message": "Insufficient privileges to complete the operation."}}, None
+    if len(parts) == 5 and parts[1] == "v1.0" and parts[4] == "owners":
+        owners = load("owners.json", {}).get(parts[3], [])
+        if os.path.exists(os.path.join(OUT_DIR, "owners.idonly")):
+            owners = [{"@odata.type": o["@odata.type"], "id": o["id"]}
+                      if o.get("@odata.type") == "#microsoft.graph.user" else o for o in owners]
+        return 200, {"value": owners}, None
+    if len(parts) != 3 or parts[2] not in ("applications", "servicePrincipals"):
+        return 404, {"error": {"code": "Request_ResourceNotFound"}}, None
+    listed = load(f"{parts[2]}.json", [])
+    params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
+    start = int(params.get("$skiptoken", "0"))
+    size = int(control("page_size") or 2)
+    page = {"value": listed[start:start + size]}
+    if start + size < len(listed):
+        page["@odata.nextLink"] = f"https://127.0.0.1:{PORT}/v1.0/{parts[2]}?$skiptoken={start + size}"
+    return 200, page, None
 
 
 def control(name):

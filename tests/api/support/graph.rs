@@ -67,6 +67,11 @@ impl FakeGraph {
         std::fs::write(self.0.out().join("throttle"), n.to_string()).expect("write");
     }
 
+    /// Answers the next `n` requests inside JSON batches 429 with `Retry-After: 1`.
+    pub fn throttle_batched(&self, n: usize) {
+        std::fs::write(self.0.out().join("throttle_batched"), n.to_string()).expect("write");
+    }
+
     /// From now on, refuse `/v1.0/applications` with 403 `Authorization_RequestDenied`.
     pub fn refuse_applications(&self) {
         std::fs::write(self.0.out().join("applications.answer"), "403\n").expect("write");
