@@ -97,7 +97,7 @@ def main():
     }
     try:
         for label, args in [("dry run", ["sweep", "--dry-run"]), ("sweep", ["sweep"])]:
-            walls, rss, requests, summaries = [], [], [], []
+            walls, rss, requests, batched, summaries = [], [], [], [], []
             for _ in range(RUNS):
                 run_dir = os.path.join(work, "run")
                 shutil.rmtree(run_dir, ignore_errors=True)
@@ -118,12 +118,15 @@ def main():
                     raise RuntimeError(f"sweep failed: {text[-2000:]}")
                 rss.append(usage.ru_maxrss / 1024)
                 with open(os.path.join(out, "requests.log")) as f:
-                    requests.append(len(f.read().splitlines()))
+                    lines = f.read().splitlines()
+                requests.append(sum(1 for line in lines if not line.startswith("BATCHED ")))
+                batched.append(sum(1 for line in lines if line.startswith("BATCHED ")))
                 summaries.append(next((line for line in text.splitlines() if "Entra ID:" in line), ""))
             print(f"\nentra {label}: {APPS} applications x 3 credentials, {APPS} enterprise "
                   f"applications, {LATENCY_MS} ms per call; {due} credentials due; {RUNS} runs, medians")
             print(f"  wall time              {median(walls):.2f} s (target < 10 s)")
-            print(f"  requests               {median(requests):.0f}")
+            print(f"  HTTP requests          {median(requests):.0f} (of them batches of up to 20: "
+                  f"{median(batched):.0f} owner reads)")
             print(f"  peak RSS               {median(rss):.1f} MiB (target < 64 MiB)")
             print(f"  {summaries[-1].strip()}")
     finally:

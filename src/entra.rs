@@ -13,17 +13,18 @@ pub use client::{EntraClient, EntraError};
 use crate::event::Reminder;
 use crate::event::{Application, DueCredential, EventKey, EventType, Holder, KeyVaultEvent};
 use chrono::{DateTime, SecondsFormat, Utc};
+use std::sync::Arc;
 
 /// One credential of one application.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppCredential {
-    /// The application's display name.
-    pub app_name: String,
+    /// The application's display name (shared by its credentials, as are the two ids).
+    pub app_name: Arc<str>,
     /// Its application (client) id.
-    pub app_id: String,
+    pub app_id: Arc<str>,
     /// The object id of what holds the credential (the app registration or its enterprise
     /// application).
-    pub holder_id: String,
+    pub holder_id: Arc<str>,
     /// Which of the two holds it.
     pub holder: Holder,
     /// A client secret, a certificate, or a SAML signing certificate.
@@ -159,7 +160,7 @@ pub fn notice(
         n => format!("{} and {} more", first.label(), n - 1),
     };
     Some(KeyVaultEvent {
-        vault: Some(first.app_name.clone()),
+        vault: Some(first.app_name.to_string()),
         object_type: Some(first.kind.title().to_owned()),
         object: Some(object),
         version: Some(first.key_id.clone()),
@@ -168,8 +169,8 @@ pub fn notice(
         event_time: Some(now),
         reminder: Some(reminder),
         application: Some(Application {
-            app_id: first.app_id.clone(),
-            object_id: first.holder_id.clone(),
+            app_id: first.app_id.to_string(),
+            object_id: first.holder_id.to_string(),
             holder: first.holder,
             credentials: due
                 .iter()

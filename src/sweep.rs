@@ -220,7 +220,7 @@ impl Sweeper {
     async fn sweep_vault_alone(
         &self,
         vault: VaultRef,
-        credentials: &HashMap<String, &AppCredential>,
+        credentials: &HashMap<&str, &AppCredential>,
         dispatcher: &Dispatcher,
         deadline: Instant,
         dry_run: bool,
@@ -239,7 +239,7 @@ impl Sweeper {
     async fn sweep_vault(
         &self,
         vault: VaultRef,
-        credentials: &HashMap<String, &AppCredential>,
+        credentials: &HashMap<&str, &AppCredential>,
         dispatcher: &Dispatcher,
         deadline: Instant,
         dry_run: bool,

@@ -15,6 +15,7 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Bound on one request.
@@ -434,9 +435,11 @@ struct BatchResponse {
 /// the password that share its custom key identifier are halves of the same certificate and
 /// are not reminded of twice.
 fn credentials_of(holding: Holding, holder: Holder) -> Vec<AppCredential> {
-    let name = holding
+    let name: Arc<str> = holding
         .display_name
-        .unwrap_or_else(|| holding.app_id.clone());
+        .unwrap_or_else(|| holding.app_id.clone())
+        .into();
+    let (app_id, holder_id): (Arc<str>, Arc<str>) = (holding.app_id.into(), holding.id.into());
     let signing: HashSet<String> = match holder {
         Holder::ServicePrincipal => holding
             .key_credentials
@@ -462,14 +465,15 @@ fn credentials_of(holding: Holding, holder: Holder) -> Vec<AppCredential> {
         .filter(|(_, credential)| !half_of_signing(credential))
         .map(|(kind, credential)| AppCredential {
             app_name: name.clone(),
-            app_id: holding.app_id.clone(),
-            holder_id: holding.id.clone(),
+            app_id: app_id.clone(),
+            holder_id: holder_id.clone(),
             holder,
             kind: match (holder, credential.usage.as_deref()) {
                 (Holder::ServicePrincipal, Some("Sign")) => CredentialKind::SigningCertificate,
                 _ => kind,
             },
-            key_id: credential.key_id,
+            // A GUID, in one case wherever it is compared (a vault secret's tag names it too).
+            key_id: credential.key_id.to_lowercase(),
             name: credential.display_name.unwrap_or_default(),
             ends: credential
                 .end_date_time

@@ -3,9 +3,9 @@ use chrono::TimeDelta;
 
 fn credential(key_id: &str, ends_in_days: i64) -> AppCredential {
     AppCredential {
-        app_name: "payments-api".to_owned(),
-        app_id: "11111111-2222-3333-4444-555555555555".to_owned(),
-        holder_id: "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee".to_owned(),
+        app_name: "payments-api".into(),
+        app_id: "11111111-2222-3333-4444-555555555555".into(),
+        holder_id: "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee".into(),
         holder: Holder::Application,
         kind: CredentialKind::Secret,
         key_id: key_id.to_owned(),
@@ -61,7 +61,7 @@ fn newer_is_a_later_credential_of_the_same_kind_and_holder() {
     let mut certificate = credential("cert", 800);
     certificate.kind = CredentialKind::Certificate;
     let mut elsewhere = credential("elsewhere", 900);
-    elsewhere.holder_id = "ffffffff-0000-0000-0000-000000000000".to_owned();
+    elsewhere.holder_id = "ffffffff-0000-0000-0000-000000000000".into();
     let all = [old.clone(), new.clone(), certificate, elsewhere];
     assert_eq!(old.newer(&all).map(|c| c.key_id.as_str()), Some("new"));
     assert_eq!(new.newer(&all), None);

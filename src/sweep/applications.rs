@@ -65,7 +65,7 @@ impl Holders {
     /// The vault secrets that hold `credential`: those tagged with its key id, unless their
     /// `ProviderAddress` names another application.
     fn of(&self, credential: &AppCredential) -> Vec<&str> {
-        let Some(secrets) = self.by_key_id.get(&credential.key_id.to_lowercase()) else {
+        let Some(secrets) = self.by_key_id.get(&credential.key_id) else {
             return Vec::new();
         };
         let ours = |provider: &Option<String>| {
@@ -82,19 +82,17 @@ impl Holders {
     }
 }
 
-/// The credentials by key id (lower case), for the vault secrets that hold one.
-pub(super) fn by_key_id(credentials: &[AppCredential]) -> HashMap<String, &AppCredential> {
-    credentials
-        .iter()
-        .map(|c| (c.key_id.to_lowercase(), c))
-        .collect()
+/// The credentials by key id (lower case, as they are read), for the vault secrets that hold
+/// one.
+pub(super) fn by_key_id(credentials: &[AppCredential]) -> HashMap<&str, &AppCredential> {
+    credentials.iter().map(|c| (c.key_id.as_str(), c)).collect()
 }
 
 /// What a vault reminder says of the Entra ID credential its secret holds (its `CredentialId`
 /// tag, among `credentials` by key id).
 pub(super) fn holding(
     object: &VaultObject,
-    credentials: &HashMap<String, &AppCredential>,
+    credentials: &HashMap<&str, &AppCredential>,
 ) -> Vec<String> {
     let mut holders = Holders::default();
     holders.note("", &object.name, &object.tags);
@@ -102,7 +100,7 @@ pub(super) fn holding(
         .by_key_id
         .iter()
         .filter_map(|(key_id, secrets)| {
-            let credential = credentials.get(key_id)?;
+            let credential = credentials.get(key_id.as_str())?;
             let (_, provider) = secrets.first()?;
             let ours = provider.as_deref().is_none_or(|p| {
                 p.eq_ignore_ascii_case(&credential.holder_id)
@@ -208,24 +206,17 @@ impl Applications {
             .map(|c| (c.group.holder(), c.group.holder_id().to_owned()))
             .collect();
         let mut owners = self.client.owners(&wanted).await;
-        let mut notices = Vec::with_capacity(claimed.len());
+        let mut addressed = Vec::with_capacity(claimed.len());
         for claim in claimed {
             let first = claim.credentials[0].0;
-            let due: Vec<(&AppCredential, Vec<String>)> = claim
-                .credentials
-                .iter()
-                .map(|(credential, _)| (*credential, notes(credential, credentials, holders)))
-                .collect();
-            let Some(mut notice) = entra::notice(&due, claim.group.reminder, Utc::now()) else {
-                continue;
-            };
-            match owners.remove(&first.holder_id) {
+            let mut tag_owners = None;
+            match owners.remove(&*first.holder_id) {
                 Some(Ok(found)) => {
                     summary.owners_hidden +=
                         usize::from(found.hidden > 0 && found.mails.is_empty());
                     let mailboxes: Vec<_> =
                         found.mails.iter().filter_map(|m| m.parse().ok()).collect();
-                    notice.tag_owners = Some(mailboxes).filter(|m: &Vec<_>| !m.is_empty());
+                    tag_owners = Some(mailboxes).filter(|m: &Vec<_>| !m.is_empty());
                 }
                 Some(Err(error)) => {
                     let why = format!("{}: {error}", first.app_name);
@@ -239,14 +230,25 @@ impl Applications {
             }
             summary.listed += claim.credentials.len();
             if dry_run {
-                summary.would_mail += dispatcher.recipients(&notice).len();
+                let notice = claim.notice(tag_owners, credentials, holders);
+                summary.would_mail += notice.map_or(0, |n| dispatcher.recipients(&n).len());
             } else {
-                notices.push((notice, claim.credentials));
+                addressed.push((claim, tag_owners));
             }
         }
-        let sends: Vec<_> = notices
+        // Each notice is made as it is sent, not all of them first.
+        let sends: Vec<_> = addressed
             .into_iter()
-            .map(|(notice, claimed)| send(notice, claimed, dispatcher, deadline))
+            .map(|(claim, tag_owners)| {
+                send(
+                    claim,
+                    tag_owners,
+                    credentials,
+                    holders,
+                    dispatcher,
+                    deadline,
+                )
+            })
             .collect();
         for fate in stream::iter(sends)
             .buffer_unordered(NOTICES_AT_ONCE)
@@ -281,7 +283,7 @@ impl Applications {
             .collect();
         let mut wanted: Vec<(Holder, String)> = listed
             .iter()
-            .map(|c| (c.holder, c.holder_id.clone()))
+            .map(|c| (c.holder, c.holder_id.to_string()))
             .collect();
         wanted.sort();
         wanted.dedup();
@@ -292,7 +294,7 @@ impl Applications {
                 let position = credential.ends.map(|t| dispatcher.ladder_position(t, now));
                 let mut row =
                     InventoryRow::app_credential(credential, position, dispatcher.ladder());
-                match owners.get(&credential.holder_id) {
+                match owners.get(&*credential.holder_id) {
                     Some(Ok(found)) if !found.mails.is_empty() => {
                         row.owners = found.mails.clone();
                         row.owner_source = "the application's owners".to_owned();
@@ -303,11 +305,11 @@ impl Applications {
                             credential.step_key(0),
                             EventType::AppCredentialReminder,
                         );
-                        probe.vault = Some(credential.app_name.clone());
+                        probe.vault = Some(credential.app_name.to_string());
                         probe.object = Some(credential.label().to_owned());
                         probe.application = Some(Application {
-                            app_id: credential.app_id.clone(),
-                            object_id: credential.holder_id.clone(),
+                            app_id: credential.app_id.to_string(),
+                            object_id: credential.holder_id.to_string(),
                             holder: credential.holder,
                             credentials: Vec::new(),
                         });
@@ -326,6 +328,26 @@ impl Applications {
                 row
             })
             .collect()
+    }
+}
+
+impl Claimed<'_> {
+    /// The notice of the claimed credentials, addressed to `tag_owners` (the application's
+    /// owners) when Graph gave any; each credential with its notes among `all` and `holders`.
+    fn notice(
+        &self,
+        tag_owners: Option<Vec<lettre::message::Mailbox>>,
+        all: &[AppCredential],
+        holders: &Holders,
+    ) -> Option<KeyVaultEvent> {
+        let due: Vec<(&AppCredential, Vec<String>)> = self
+            .credentials
+            .iter()
+            .map(|(credential, _)| (*credential, notes(credential, all, holders)))
+            .collect();
+        let mut notice = entra::notice(&due, self.group.reminder, Utc::now())?;
+        notice.tag_owners = tag_owners;
+        Some(notice)
     }
 }
 
@@ -383,14 +405,20 @@ async fn claim<'a>(
     (before, Ok(found))
 }
 
-/// Sends one notice, then marks its credentials told of (or gives them back when it failed);
-/// returns its fate.
+/// Makes and sends one notice, then marks its credentials told of (or gives them back when it
+/// failed); returns its fate.
 async fn send(
-    notice: KeyVaultEvent,
-    claimed: Vec<(&AppCredential, ActionKey)>,
+    claim: Claimed<'_>,
+    tag_owners: Option<Vec<lettre::message::Mailbox>>,
+    all: &[AppCredential],
+    holders: &Holders,
     dispatcher: &Dispatcher,
     deadline: Instant,
 ) -> &'static str {
+    let Some(notice) = claim.notice(tag_owners, all, holders) else {
+        return report::SENT_BEFORE;
+    };
+    let claimed = claim.credentials;
     let reports = dispatcher.handle_until([notice], deadline).await;
     let fate = reports.first().map_or(report::FAILED, report::fate);
     if fate == report::FAILED {
@@ -440,7 +468,7 @@ fn groups<'a>(
             continue;
         };
         let group = groups
-            .entry((credential.holder_id.as_str(), step))
+            .entry((&*credential.holder_id, step))
             .or_insert_with(|| Group {
                 credentials: Vec::new(),
                 reminder: Reminder {
