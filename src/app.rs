@@ -11,9 +11,10 @@ use crate::ledger::{Ledger, RedbLedger, TableLedger};
 use crate::server::Functions;
 use crate::settings;
 use crate::settings::{MailRoute, Settings, SweepSettings};
+use crate::storage::Queue;
 use crate::sweep::Sweeper;
 use crate::vault::{Discovery, OwnerTag, VaultClient, Vaults, Watched};
-use crate::{logging, server};
+use crate::{logging, queued, server};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -92,6 +93,10 @@ enum Command {
     /// Delete what the ledger keeps beyond LEDGER_RETENTION_DAYS now, as the server does each
     /// hour, and print how much went.
     Purge,
+    /// Put the queued events that were set aside (in kv-notify-events-poison after failing
+    /// every try, in kv-notify-events-rejected when unusable) back on kv-notify-events, once
+    /// the cause is fixed. Each is mailed once: the ledger knows what was sent.
+    Requeue,
     /// Write the HTML mail of each event in the files, for a look in a browser. Days left
     /// count from each event's eventTime.
     Preview {
@@ -270,6 +275,7 @@ async fn run_cli(command: Command) -> anyhow::Result<ExitCode> {
             cli::emit(format_args!("ledger purged: {summary}"));
             true
         }
+        Command::Requeue => cli::requeue::requeue(config.settings.storage.as_ref()).await?,
         Command::Preview { files, out } => {
             inspect::preview(&config, &files, &out, Clock::EventTime)?
         }
@@ -362,11 +368,21 @@ fn start(config: Config, ledger: Arc<dyn Ledger>) -> anyhow::Result<Functions> {
     };
     let sweeper = config.settings.sweep.clone().zip(vaults.clone());
     let sweeper = sweeper.map(|(settings, vaults)| Sweeper::new(settings, vaults, entra));
+    let (rejected, set_aside) = match &config.settings.storage {
+        Some(account) => {
+            let rejected = Queue::new(account.clone(), queued::REJECTED)?;
+            let poison = Queue::new(account.clone(), queued::POISON)?;
+            (Some(rejected.clone()), vec![poison, rejected])
+        }
+        None => (None, Vec::new()),
+    };
     let dispatcher = Dispatcher::new(config, ledger, transport, vaults);
     tracing::info!("ready: mail goes to {mail}");
     Ok(Functions {
         dispatcher,
         sweeper,
+        rejected,
+        set_aside,
     })
 }
 

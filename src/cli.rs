@@ -14,6 +14,7 @@ macro_rules! say {
 
 pub mod inspect;
 pub mod replay;
+pub mod requeue;
 pub mod sweep;
 pub mod test_alert;
 

@@ -14,7 +14,7 @@ mod table;
 
 pub use crate::outcome::ActionKind;
 pub use redb_store::RedbLedger;
-pub use table::{Account, TableLedger};
+pub use table::TableLedger;
 
 use crate::event::EventKey;
 use async_trait::async_trait;

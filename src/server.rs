@@ -7,8 +7,9 @@
 
 use crate::dispatch::Dispatcher;
 use crate::envelope::{self, InvocationResponse, RequestError};
+use crate::storage::Queue;
 use crate::sweep::Sweeper;
-use crate::timer;
+use crate::{queued, timer};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use hyper::server::conn::http1;
@@ -76,6 +77,12 @@ pub struct Functions {
     pub dispatcher: Dispatcher,
     /// The expiry sweep.
     pub sweeper: Option<Sweeper>,
+    /// Where the queue-triggered function sets aside a message it can never handle (with a
+    /// storage account).
+    pub rejected: Option<Queue>,
+    /// The queues of set-aside messages the health notice looks into: the host's poison queue
+    /// and the rejected one (with a storage account).
+    pub set_aside: Vec<Queue>,
 }
 
 /// Serves the handler on `listener` until `shutdown` completes, then finishes in-flight
@@ -143,12 +150,15 @@ pub fn routes(
 #[derive(Debug, thiserror::Error)]
 enum ApiError {
     #[error(
-        "no function named {0:?}: the functions are {FUNCTION_NAME} and {timer}",
-        timer = timer::FUNCTION_NAME
+        "no function named {0:?}: the functions are {FUNCTION_NAME}, {timer} and {queue}",
+        timer = timer::FUNCTION_NAME,
+        queue = queued::FUNCTION_NAME
     )]
     UnknownFunction(String),
     #[error(transparent)]
     NotATimer(timer::NotATimer),
+    #[error(transparent)]
+    NotAQueueInvocation(queued::NotAQueueInvocation),
     #[error("the request body is larger than {MAX_BODY_BYTES} bytes")]
     TooLarge,
     #[error("the request body could not be read: {0}")]
@@ -172,7 +182,10 @@ impl ApiError {
             Self::UnknownFunction(_) => StatusCode::NOT_FOUND,
             Self::TooLarge | Self::TooManyEvents(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
-            Self::Body(_) | Self::BadRequest(_) | Self::NotATimer(_) => StatusCode::BAD_REQUEST,
+            Self::Body(_)
+            | Self::BadRequest(_)
+            | Self::NotATimer(_)
+            | Self::NotAQueueInvocation(_) => StatusCode::BAD_REQUEST,
         }
     }
 }
@@ -185,9 +198,12 @@ async fn invoke(
     functions: Arc<Functions>,
 ) -> Result<Response, Rejection> {
     let (dispatcher, sweeper) = (&functions.dispatcher, functions.sweeper.as_ref());
-    let timer = match function.as_str() {
-        FUNCTION_NAME => false,
-        timer::FUNCTION_NAME => true,
+    let rejected = functions.rejected.as_ref();
+    let set_aside = functions.set_aside.as_slice();
+    let (timer, queue) = match function.as_str() {
+        FUNCTION_NAME => (false, false),
+        timer::FUNCTION_NAME => (true, false),
+        queued::FUNCTION_NAME => (false, true),
         _ => return Err(warp::reject::custom(ApiError::UnknownFunction(function))),
     };
     crate::logging::in_invocation(invocation_id.as_deref(), async move {
@@ -197,7 +213,7 @@ async fn invoke(
         if timer {
             // Boxed: the sweep runs once a day, and its future would make every invocation's
             // larger, which is moved as it is polled.
-            let (response, failed) = Box::pin(timer::invoke(&body, dispatcher, sweeper))
+            let (response, failed) = Box::pin(timer::invoke(&body, dispatcher, sweeper, set_aside))
                 .await
                 .map_err(ApiError::NotATimer)?;
             let status = if failed {
@@ -206,6 +222,17 @@ async fn invoke(
                 StatusCode::OK
             };
             return Ok(json(status, &response));
+        }
+        if queue {
+            let answer = queued::invoke(&body, dispatcher, rejected)
+                .await
+                .map_err(ApiError::NotAQueueInvocation)?;
+            let status = if answer.failed {
+                StatusCode::INTERNAL_SERVER_ERROR
+            } else {
+                StatusCode::OK
+            };
+            return Ok(json(status, &answer.body));
         }
         let raw = envelope::events_of_invocation(&body).map_err(ApiError::from)?;
         if raw.len() > MAX_EVENTS {

@@ -13,9 +13,9 @@ mod transport;
 
 use crate::delivery::LEDGER_WRITE_ALLOWANCE;
 use crate::ladder::Ladder;
-use crate::ledger::Account;
+use crate::storage::Account;
 use crate::webhook::Webhook;
-use ledger::{default_ledger_path, table_ledger};
+use ledger::{default_ledger_path, storage_account, table_ledger};
 use lettre::Tokio1Executor;
 use lettre::message::Mailbox;
 use lettre::transport::smtp::AsyncSmtpTransport;
@@ -70,6 +70,10 @@ pub struct Settings {
     pub ledger_path: PathBuf,
     /// The shared ledger's account and table, when `LEDGER=table`.
     pub table_ledger: Option<(Account, String)>,
+    /// The app's storage account (`AzureWebJobsStorage`, in either form), when it has one: the
+    /// queue-triggered function sets aside there what it can never handle, and the health
+    /// notice looks at what waits there.
+    pub storage: Option<Account>,
     /// How long ledger entries are kept.
     pub retention: Duration,
     /// An optional webhook that joins the built-in `security` channel (`ALERT_WEBHOOK_URL`).
@@ -135,6 +139,8 @@ impl Settings {
                     default_ledger_path(in_azure, get(name::HOME), app_root.clone())
                 }),
             table_ledger: table_ledger(&get, &mut problems),
+            // A broken account is reported once, by the ledger's reading of it.
+            storage: storage_account(&get).and_then(Result::ok),
             retention: limits.retention,
             alert_webhook,
             webhook_timeout: limits.webhook_timeout,

@@ -7,6 +7,7 @@
 //! run catches up.
 
 use crate::dispatch::Dispatcher;
+use crate::storage::Queue;
 use crate::sweep::health::{self, Notice};
 use crate::sweep::{SweepReport, Sweeper};
 use serde::{Deserialize, Serialize};
@@ -67,6 +68,7 @@ pub async fn invoke(
     body: &[u8],
     dispatcher: &Dispatcher,
     sweeper: Option<&Sweeper>,
+    set_aside: &[Queue],
 ) -> Result<(TimerResponse, bool), NotATimer> {
     let invocation: Invocation =
         serde_json::from_slice(body).map_err(|e| NotATimer(e.to_string()))?;
@@ -93,7 +95,7 @@ pub async fn invoke(
             None
         }
     };
-    let notice = health::send(dispatcher, report.as_ref()).await;
+    let notice = health::send(dispatcher, report.as_ref(), set_aside).await;
     let health_notice = notice.as_str();
     logs.push(format!("health notice: {health_notice}"));
     for line in &logs {

@@ -22,13 +22,12 @@
 //! action is not performed and the invocation fails for a redelivery. No mail goes out on a
 //! ledger that did not answer.
 
-mod connection;
 mod filing;
 mod requests;
 mod retention;
 mod troubles;
 
-pub use connection::Account;
+pub use crate::storage::Account;
 
 use super::{ActionKey, Claim, Ledger, LedgerError, Recorded, Trouble, TroubleKind};
 use async_trait::async_trait;

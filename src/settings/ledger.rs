@@ -1,7 +1,7 @@
 //! Where the ledger lives: a file on this machine, or a table in the app's storage account.
 
 use super::name;
-use crate::ledger::Account;
+use crate::storage::Account;
 use secrecy::SecretString;
 use std::path::{Path, PathBuf};
 
@@ -43,19 +43,14 @@ pub(super) fn table_ledger(
             "LEDGER_TABLE: {table:?} is not a table name (3 to 57 letters and digits, a letter first; each month's table adds six digits)"
         ));
     }
-    let account = match get(name::AZURE_WEB_JOBS_STORAGE) {
-        Some(connection) => Account::from_connection_string(&connection).map_err(|e| {
-            format!("AzureWebJobsStorage: {e} (the value is not shown: it holds a key)")
-        }),
-        None => identity_account(get).unwrap_or_else(|| {
-            Err(
-                "LEDGER=table needs the app's storage account: AzureWebJobsStorage (a connection \
-                 string, or UseDevelopmentStorage=true with Azurite) or \
-                 AzureWebJobsStorage__accountName with the managed identity"
-                    .to_owned(),
-            )
-        }),
-    };
+    let account = storage_account(get).unwrap_or_else(|| {
+        Err(
+            "LEDGER=table needs the app's storage account: AzureWebJobsStorage (a connection \
+             string, or UseDevelopmentStorage=true with Azurite) or \
+             AzureWebJobsStorage__accountName with the managed identity"
+                .to_owned(),
+        )
+    });
     match account {
         Ok(account) if valid => Some((account, table)),
         Ok(_) => None,
@@ -63,6 +58,19 @@ pub(super) fn table_ledger(
             problems.push(problem);
             None
         }
+    }
+}
+
+/// The app's storage account, in either form of `AzureWebJobsStorage`; `None` when neither is
+/// set.
+pub(super) fn storage_account(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Option<Result<Account, String>> {
+    match get(name::AZURE_WEB_JOBS_STORAGE) {
+        Some(connection) => Some(Account::from_connection_string(&connection).map_err(|e| {
+            format!("AzureWebJobsStorage: {e} (the value is not shown: it holds a key)")
+        })),
+        None => identity_account(get),
     }
 }
 
@@ -121,10 +129,28 @@ fn identity_account(get: &impl Fn(&str) -> Option<String>) -> Option<Result<Acco
                 name::STORAGE_ACCOUNT_NAME
             ));
         };
+        let queue_endpoint = match get(name::STORAGE_QUEUE_URI) {
+            Some(uri) => {
+                let url = reqwest::Url::parse(uri.trim())
+                    .map_err(|e| format!("{}: not a URL ({e})", name::STORAGE_QUEUE_URI))?;
+                crate::http::require_https(&url).map_err(|why| {
+                    format!(
+                        "{}: {why}; the storage token must not travel in clear",
+                        name::STORAGE_QUEUE_URI
+                    )
+                })?;
+                uri.trim().to_owned()
+            }
+            None if endpoint.contains(".table.") => endpoint.replacen(".table.", ".queue.", 1),
+            None => format!("https://{account}.queue.core.windows.net"),
+        };
         let identity = (identity_endpoint, SecretString::from(header));
         let client_id = get(name::STORAGE_CLIENT_ID);
         Ok(Account::with_identity(
-            account, &endpoint, identity, client_id,
+            account,
+            (&endpoint, &queue_endpoint),
+            identity,
+            client_id,
         ))
     })())
 }

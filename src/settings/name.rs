@@ -32,6 +32,8 @@ pub const AZURE_WEB_JOBS_STORAGE: &str = "AzureWebJobsStorage";
 pub const STORAGE_ACCOUNT_NAME: &str = "AzureWebJobsStorage__accountName";
 /// The Table service URI, for an identity-based `AzureWebJobsStorage`.
 pub const STORAGE_TABLE_URI: &str = "AzureWebJobsStorage__tableServiceUri";
+/// The Queue service URI, for an identity-based `AzureWebJobsStorage`.
+pub const STORAGE_QUEUE_URI: &str = "AzureWebJobsStorage__queueServiceUri";
 /// How an identity-based `AzureWebJobsStorage` authenticates (`managedidentity`).
 pub const STORAGE_CREDENTIAL: &str = "AzureWebJobsStorage__credential";
 /// The user-assigned identity of an identity-based `AzureWebJobsStorage`.
@@ -137,6 +139,7 @@ pub const PLATFORM: &[&str] = &[
     AZURE_WEB_JOBS_STORAGE,
     STORAGE_ACCOUNT_NAME,
     STORAGE_TABLE_URI,
+    STORAGE_QUEUE_URI,
     STORAGE_CREDENTIAL,
     STORAGE_CLIENT_ID,
     IDENTITY_ENDPOINT,

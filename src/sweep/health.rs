@@ -10,6 +10,7 @@ use crate::dispatch::Dispatcher;
 use crate::event::Event;
 use crate::event::{Diagnosis, EventType, KeyVaultEvent};
 use crate::ledger::{Trouble, TroubleKind};
+use crate::storage::Queue;
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 
 /// How far back a notice looks: one day, the timer's period.
@@ -27,6 +28,86 @@ pub struct Findings<'a> {
     pub unreadable: Option<String>,
     /// The sweep that just ran, if any.
     pub sweep: Option<&'a SweepReport>,
+    /// What waits in the queues where failed and unusable queued events are kept.
+    pub waiting: Vec<Waiting>,
+}
+
+/// What one queue of set-aside messages holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Waiting {
+    /// The queue.
+    pub queue: String,
+    /// How many messages, about.
+    pub count: u64,
+    /// When the oldest of those looked at was put there.
+    pub oldest: Option<DateTime<Utc>>,
+    /// The vaults and event types of those looked at (`SecretNearExpiry on prod-kv`), each
+    /// once.
+    pub events: Vec<String>,
+    /// Why the queue could not be looked into, if it could not.
+    pub unreadable: Option<String>,
+}
+
+impl Waiting {
+    /// Looks into `queue`: its count, and its first 32 messages.
+    pub async fn look(queue: &Queue) -> Self {
+        let mut waiting = Waiting {
+            queue: queue.name().to_owned(),
+            ..Waiting::default()
+        };
+        match queue.count().await {
+            Ok(0) => return waiting,
+            Ok(count) => waiting.count = count,
+            Err(error) => {
+                waiting.unreadable = Some(error.why);
+                return waiting;
+            }
+        }
+        match queue.peek(32).await {
+            Ok(messages) => {
+                waiting.oldest = messages.iter().filter_map(|m| m.inserted).min();
+                for message in &messages {
+                    let said = describe(&message.text);
+                    if !waiting.events.contains(&said) {
+                        waiting.events.push(said);
+                    }
+                }
+            }
+            Err(error) => waiting.unreadable = Some(error.why),
+        }
+        waiting
+    }
+}
+
+/// `SecretNearExpiry on prod-kv` for a message holding an event, else `not an event`.
+fn describe(text: &str) -> String {
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(text) else {
+        return "not an event".to_owned();
+    };
+    let value = match value {
+        serde_json::Value::String(inner) => serde_json::from_str(&inner).unwrap_or_default(),
+        other => other,
+    };
+    let text_of = |key: &str| value.get(key).and_then(|v| v.as_str());
+    let kind = text_of("eventType").or_else(|| text_of("type"));
+    let vault = value
+        .get("data")
+        .and_then(|d| d.get("VaultName").or_else(|| d.get("vaultName")))
+        .and_then(|v| v.as_str())
+        .or_else(|| {
+            text_of("topic")
+                .or_else(|| text_of("source"))
+                .and_then(|t| t.rsplit('/').next())
+        });
+    match (kind, vault) {
+        (Some(kind), Some(vault)) => format!(
+            "{} on {}",
+            crate::text::clean(kind.rsplit('.').next().unwrap_or(kind)),
+            crate::text::clean(vault)
+        ),
+        (Some(kind), None) => crate::text::clean(kind),
+        _ => "not an event".to_owned(),
+    }
 }
 
 /// The notice for `findings` at `now`, or `None` when nothing needs a person. Keyed by the
@@ -100,7 +181,11 @@ impl Notice {
 
 /// Sends the day's health notice through `dispatcher` if something needs a person; `sweep` is
 /// the run that just ended, if any.
-pub async fn send(dispatcher: &Dispatcher, sweep: Option<&SweepReport>) -> Notice {
+pub async fn send(
+    dispatcher: &Dispatcher,
+    sweep: Option<&SweepReport>,
+    set_aside: &[Queue],
+) -> Notice {
     let (troubles, unreadable) = match dispatcher.ledger().troubles().await {
         Ok(troubles) => (troubles, None),
         Err(err) => {
@@ -108,10 +193,13 @@ pub async fn send(dispatcher: &Dispatcher, sweep: Option<&SweepReport>) -> Notic
             (Vec::new(), Some(err.to_string()))
         }
     };
+    let looks: Vec<_> = set_aside.iter().map(Waiting::look).collect();
+    let waiting = futures_util::future::join_all(looks).await;
     let findings = Findings {
         troubles,
         unreadable,
         sweep,
+        waiting,
     };
     let Some(notice) = notice(&findings, Utc::now()) else {
         return Notice::NotNeeded;
@@ -203,6 +291,9 @@ fn lines(findings: &Findings<'_>, now: DateTime<Utc>) -> Vec<String> {
             ));
         }
     }
+    for waiting in &findings.waiting {
+        lines.extend(waiting_line(waiting));
+    }
     if let Some(why) = &findings.unreadable {
         lines.push(format!(
             "kv-notify could not read its own record of troubles ({why}): this notice may be \
@@ -237,6 +328,45 @@ fn lines(findings: &Findings<'_>, now: DateTime<Utc>) -> Vec<String> {
         }
     }
     lines
+}
+
+/// The line of a queue of set-aside messages, when it holds any (or cannot be looked into).
+fn waiting_line(waiting: &Waiting) -> Option<String> {
+    let queue = &waiting.queue;
+    if let Some(why) = &waiting.unreadable {
+        return Some(format!(
+            "kv-notify could not look into queue {queue} ({why}): give the app's identity \
+             Storage Queue Data Contributor on its storage account."
+        ));
+    }
+    if waiting.count == 0 {
+        return None;
+    }
+    let oldest = waiting
+        .oldest
+        .map(|t| {
+            format!(
+                ", the oldest from {}",
+                t.to_rfc3339_opts(SecondsFormat::Secs, true)
+            )
+        })
+        .unwrap_or_default();
+    let what = match waiting.events.as_slice() {
+        [] => String::new(),
+        events => format!(": {}", events.join(", ")),
+    };
+    let meaning = if queue.ends_with("-poison") {
+        "Each failed every try for a day (a mail server or webhook down, a ledger unreachable): \
+         once the cause is fixed, `kv-notify requeue` delivers them, once each."
+    } else {
+        "They hold no event kv-notify can use. Look at them (az storage message peek \
+         --queue-name kv-notify-events-rejected --account-name <account> --auth-mode login); \
+         `kv-notify requeue` puts them back once a kv-notify that reads them is deployed."
+    };
+    Some(format!(
+        "{} message(s) wait in queue {queue}{oldest}{what}. {meaning}",
+        waiting.count
+    ))
 }
 
 /// A vault's list errors (`secrets: why`), lists with the same error said together:

@@ -24,6 +24,7 @@ mod mail;
 mod owner_tags;
 mod package;
 mod protocol;
+mod queue_path;
 mod readme;
 mod rendering;
 mod replay;

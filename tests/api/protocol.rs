@@ -4,7 +4,7 @@ use crate::support::*;
 use serde_json::json;
 
 #[test]
-fn host_json_runs_the_release_binary_and_the_functions_bind_event_grid_and_a_daily_timer() {
+fn host_json_runs_the_release_binary_and_the_functions_bind_event_grid_a_daily_timer_and_a_queue() {
     let app = FunctionApp::load();
     assert_eq!(app.executable, app_root().join("target/release/kv-notify"));
     let binding = &app.functions["function-trigger"];
@@ -16,7 +16,10 @@ fn host_json_runs_the_release_binary_and_the_functions_bind_event_grid_and_a_dai
     assert_eq!(timer["name"], "timer");
     assert_eq!(timer["schedule"], "0 0 6 * * *", "daily at 06:00 UTC");
     assert_eq!(timer["runOnStartup"], false);
-    assert_eq!(app.functions.len(), 2);
+    let queue = &app.functions["event-queue"];
+    assert_eq!(queue["type"], "queueTrigger");
+    assert_eq!(queue["queueName"], "kv-notify-events");
+    assert_eq!(app.functions.len(), 3);
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! The storage account behind `AzureWebJobsStorage`, as a connection string gives it, and the
-//! Shared Key Lite signature of the Table service.
+//! Shared Key Lite signatures of its Table and Queue services.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -16,6 +16,7 @@ const DEV_ACCOUNT: &str = "devstoreaccount1";
 const DEV_KEY: &str =
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 const DEV_TABLE_ENDPOINT: &str = "http://127.0.0.1:10002/devstoreaccount1";
+const DEV_QUEUE_ENDPOINT: &str = "http://127.0.0.1:10001/devstoreaccount1";
 
 /// The resource a storage token is for.
 const STORAGE_RESOURCE: &str = "https://storage.azure.com/";
@@ -33,6 +34,8 @@ pub struct Account {
     /// The Table service endpoint, without a trailing slash (path-style for Azurite:
     /// `http://127.0.0.1:10002/devstoreaccount1`).
     pub table_endpoint: String,
+    /// The Queue service endpoint, likewise.
+    pub queue_endpoint: String,
     auth: Auth,
 }
 
@@ -73,6 +76,7 @@ impl std::fmt::Debug for Account {
         f.debug_struct("Account")
             .field("name", &self.name)
             .field("table_endpoint", &self.table_endpoint)
+            .field("queue_endpoint", &self.queue_endpoint)
             .finish_non_exhaustive()
     }
 }
@@ -100,6 +104,7 @@ impl Account {
             return Ok(Self {
                 name: DEV_ACCOUNT.to_owned(),
                 table_endpoint: DEV_TABLE_ENDPOINT.to_owned(),
+                queue_endpoint: DEV_QUEUE_ENDPOINT.to_owned(),
                 auth: Auth::SharedKey(SecretString::from(DEV_KEY)),
             });
         }
@@ -110,32 +115,32 @@ impl Account {
         if BASE64.decode(&key).is_err() {
             return Err("AccountKey is not base64".to_owned());
         }
-        let table_endpoint = match parts.remove("tableendpoint") {
+        let protocol = parts
+            .remove("defaultendpointsprotocol")
+            .unwrap_or_else(|| "https".to_owned());
+        let suffix = parts
+            .remove("endpointsuffix")
+            .unwrap_or_else(|| "core.windows.net".to_owned());
+        let mut endpoint = |service: &str| match parts.remove(&format!("{service}endpoint")) {
             Some(endpoint) => endpoint.trim_end_matches('/').to_owned(),
-            None => {
-                let protocol = parts
-                    .remove("defaultendpointsprotocol")
-                    .unwrap_or_else(|| "https".to_owned());
-                let suffix = parts
-                    .remove("endpointsuffix")
-                    .unwrap_or_else(|| "core.windows.net".to_owned());
-                format!("{protocol}://{name}.table.{suffix}")
-            }
+            None => format!("{protocol}://{name}.{service}.{suffix}"),
         };
+        let (table_endpoint, queue_endpoint) = (endpoint("table"), endpoint("queue"));
         Ok(Self {
             name,
             table_endpoint,
+            queue_endpoint,
             auth: Auth::SharedKey(SecretString::from(key)),
         })
     }
 
-    /// The account `name` at `table_endpoint` (a trailing slash is dropped), reached with the
-    /// app's managed identity.
+    /// The account `name` at `table_endpoint` and `queue_endpoint` (a trailing slash is
+    /// dropped), reached with the app's managed identity.
     /// `identity` is the platform's (`IDENTITY_ENDPOINT` and `IDENTITY_HEADER`), and
     /// `client_id` a user-assigned identity's.
     pub fn with_identity(
         name: String,
-        table_endpoint: &str,
+        (table_endpoint, queue_endpoint): (&str, &str),
         identity: (String, SecretString),
         client_id: Option<String>,
     ) -> Self {
@@ -149,6 +154,7 @@ impl Account {
         Self {
             name,
             table_endpoint: table_endpoint.trim_end_matches('/').to_owned(),
+            queue_endpoint: queue_endpoint.trim_end_matches('/').to_owned(),
             auth: Auth::Identity(Arc::new(tokens)),
         }
     }
@@ -164,6 +170,40 @@ impl Account {
         match &self.auth {
             Auth::SharedKey(key) => {
                 let signature = sign(key.expose_secret(), &string_to_sign(&self.name, url, date));
+                Ok(format!("SharedKeyLite {}:{signature}", self.name))
+            }
+            Auth::Identity(tokens) => {
+                let token = tokens.identity()?.token().await?;
+                Ok(format!("Bearer {}", token.expose_secret()))
+            }
+        }
+    }
+}
+
+impl Account {
+    /// The `Authorization` header value for a Queue service request: `method` to `url`, with
+    /// the `x-ms-*` headers `ms_headers` (names in lower case) and `content_type`. Shared Key
+    /// Lite of the Blob and Queue services, or a bearer token.
+    pub async fn queue_authorization(
+        &self,
+        method: &str,
+        url: &str,
+        content_type: &str,
+        ms_headers: &[(&str, &str)],
+    ) -> Result<String, TokenError> {
+        match &self.auth {
+            Auth::SharedKey(key) => {
+                let mut headers = ms_headers.to_vec();
+                headers.sort_unstable();
+                let canonical: String = headers
+                    .iter()
+                    .map(|(name, value)| format!("{name}:{}\n", value.trim()))
+                    .collect();
+                // The date travels in x-ms-date, so the Date line is empty.
+                let resource = string_to_sign(&self.name, url, "");
+                let resource = resource.trim_start_matches('\n');
+                let text = format!("{method}\n\n{content_type}\n\n{canonical}{resource}");
+                let signature = sign(key.expose_secret(), &text);
                 Ok(format!("SharedKeyLite {}:{signature}", self.name))
             }
             Auth::Identity(tokens) => {

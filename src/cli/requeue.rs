@@ -1,0 +1,60 @@
+//! `kv-notify requeue`: puts the queued events that were set aside (the host's poison queue, and
+//! kv-notify's rejected one) back on the queue the app reads, once the cause is fixed.
+//!
+//! Each message is put back before it is deleted where it waited, so a run cut short leaves a
+//! message in both places at worst, never in neither; the ledger then mails its event once.
+
+use crate::queued::{POISON, QUEUE, REJECTED};
+use crate::storage::{Account, Queue};
+use std::time::Duration;
+
+/// How long a message being moved is hidden from another `requeue`.
+const HIDDEN: Duration = Duration::from_secs(120);
+
+/// Moves every message of the poison and rejected queues back to the app's queue; prints what
+/// it moved. `false` when some could not be moved.
+pub async fn requeue(account: Option<&Account>) -> anyhow::Result<bool> {
+    let Some(account) = account else {
+        anyhow::bail!(
+            "requeue needs the app's storage account: set AzureWebJobsStorage (a connection \
+             string) or AzureWebJobsStorage__accountName with the app's identity"
+        );
+    };
+    let target = Queue::new(account.clone(), QUEUE)?;
+    let mut ok = true;
+    for source in [POISON, REJECTED] {
+        let source = Queue::new(account.clone(), source)?;
+        let (moved, failed) = move_all(&source, &target).await;
+        super::emit(format_args!(
+            "{}: {moved} message(s) put back on {QUEUE}{}",
+            source.name(),
+            failed
+                .as_ref()
+                .map(|why| format!("; stopped: {why}"))
+                .unwrap_or_default()
+        ));
+        ok &= failed.is_none();
+    }
+    Ok(ok)
+}
+
+/// Moves `source`'s messages to `target` until it is empty; how many, and why it stopped early.
+async fn move_all(source: &Queue, target: &Queue) -> (usize, Option<String>) {
+    let mut moved = 0;
+    loop {
+        let batch = match source.receive(32, HIDDEN).await {
+            Ok(batch) if batch.is_empty() => return (moved, None),
+            Ok(batch) => batch,
+            Err(error) => return (moved, Some(error.to_string())),
+        };
+        for message in batch {
+            if let Err(error) = target.put(&message.text).await {
+                return (moved, Some(error.to_string()));
+            }
+            if let Err(error) = source.delete(&message).await {
+                return (moved, Some(error.to_string()));
+            }
+            moved += 1;
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! Azurite's Queue service, the Functions host's queue listener (tests/support/queue_host.py,
+//! with the Azure SDK's queue client) and a queue tool for the test's own puts and peeks.
+
+use super::{app_root, free_port, wait_until};
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const INSTALL_HINT: &str = "the queue tests need Azurite and the Azure SDK's queue client: run \
+     `npm install --prefix target/tools azurite@3.35.0` and `python3 -m pip install \
+     azure-storage-queue==12.14.1` (scripts/test does both for you)";
+
+/// Azurite's well-known development key (public, documented).
+const DEV_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+/// A running Azurite Queue service.
+pub struct AzuriteQueues {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl AzuriteQueues {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let binary = app_root().join("target/tools/node_modules/.bin/azurite-queue");
+        assert!(binary.exists(), "{INSTALL_HINT}");
+        let child = Command::new(&binary)
+            .args(["--queueHost", "127.0.0.1", "--queuePort", &port.to_string()])
+            .arg("--location")
+            .arg(dir.path())
+            .args(["--silent", "--skipApiVersionCheck", "--disableTelemetry"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}; {INSTALL_HINT}", binary.display()));
+        let listening = wait_until(Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        assert!(listening, "Azurite's queues did not listen on port {port}");
+        Self {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+
+    /// The connection string a function app would have in `AzureWebJobsStorage`.
+    pub fn connection_string(&self) -> String {
+        format!(
+            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={DEV_KEY};\
+             QueueEndpoint=http://127.0.0.1:{}/devstoreaccount1;",
+            self.port
+        )
+    }
+
+    /// Puts `text` in `queue`, base64-encoded as Event Grid writes it.
+    pub fn put(&self, queue: &str, text: &str) {
+        self.tool(&["put", queue, text]);
+    }
+
+    /// The messages `queue` holds (decoded): `[{"id", "text", "dequeueCount"}]`.
+    pub fn peek(&self, queue: &str) -> Vec<Value> {
+        let out = self.tool(&["peek", queue]);
+        serde_json::from_str(&out).expect("the tool prints JSON")
+    }
+
+    fn tool(&self, args: &[&str]) -> String {
+        let script = app_root().join("tests/support/queue_tool.py");
+        let output = Command::new("python3")
+            .arg(script)
+            .arg(self.connection_string())
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run python3: {e}"));
+        assert!(
+            output.status.success(),
+            "queue_tool {args:?}: {}; {INSTALL_HINT}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+}
+
+impl Drop for AzuriteQueues {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+/// The host's queue listener for `event-queue`, invoking the handler at `handler_url`.
+pub struct QueueHost {
+    child: Child,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl QueueHost {
+    /// Listens on `queues` with the retry settings of `host_json`, its timings divided by
+    /// `scale` (at least a second a wait).
+    pub fn start(queues: &AzuriteQueues, handler_url: &str, host_json: &Path, scale: u32) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = dir.path().join("invocations.log");
+        let mut child = Command::new("python3")
+            .arg(app_root().join("tests/support/queue_host.py"))
+            .arg(queues.connection_string())
+            .arg(handler_url)
+            .arg(host_json)
+            .arg(scale.to_string())
+            .arg(&log)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run python3: {e}"));
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("piped");
+        BufReader::new(stdout).read_line(&mut line).ok();
+        assert_eq!(
+            line.trim(),
+            "ready",
+            "the queue listener did not start; {INSTALL_HINT}"
+        );
+        Self {
+            child,
+            log,
+            _dir: dir,
+        }
+    }
+
+    /// Every invocation so far: (message id, dequeue count, HTTP status).
+    pub fn invocations(&self) -> Vec<(String, u32, u16)> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| {
+                let mut parts = line.split(' ');
+                Some((
+                    parts.next()?.to_owned(),
+                    parts.next()?.parse().ok()?,
+                    parts.next()?.parse().ok()?,
+                ))
+            })
+            .collect()
+    }
+}
+
+impl Drop for QueueHost {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
