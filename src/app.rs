@@ -11,8 +11,9 @@ use crate::ledger::{Ledger, RedbLedger, TableLedger};
 use crate::server::Functions;
 use crate::settings;
 use crate::settings::{MailRoute, Settings, SweepSettings};
-use crate::storage::Queue;
+use crate::storage::{Container, Queue};
 use crate::sweep::Sweeper;
+use crate::sweep::health::SetAside;
 use crate::vault::{Discovery, OwnerTag, VaultClient, Vaults, Watched};
 use crate::{logging, queued, server};
 use anyhow::Context;
@@ -275,7 +276,10 @@ async fn run_cli(command: Command) -> anyhow::Result<ExitCode> {
             cli::emit(format_args!("ledger purged: {summary}"));
             true
         }
-        Command::Requeue => cli::requeue::requeue(config.settings.storage.as_ref()).await?,
+        Command::Requeue => {
+            let settings = &config.settings;
+            cli::requeue::requeue(settings.storage.as_ref(), &settings.dead_letters).await?
+        }
         Command::Preview { files, out } => {
             inspect::preview(&config, &files, &out, Clock::EventTime)?
         }
@@ -372,9 +376,14 @@ fn start(config: Config, ledger: Arc<dyn Ledger>) -> anyhow::Result<Functions> {
         Some(account) => {
             let rejected = Queue::new(account.clone(), queued::REJECTED)?;
             let poison = Queue::new(account.clone(), queued::POISON)?;
-            (Some(rejected.clone()), vec![poison, rejected])
+            let dead_letters = Container::new(account.clone(), &config.settings.dead_letters)?;
+            let set_aside = SetAside {
+                queues: vec![poison, rejected.clone()],
+                dead_letters: Some(dead_letters),
+            };
+            (Some(rejected), set_aside)
         }
-        None => (None, Vec::new()),
+        None => (None, SetAside::default()),
     };
     let dispatcher = Dispatcher::new(config, ledger, transport, vaults);
     tracing::info!("ready: mail goes to {mail}");

@@ -9,6 +9,7 @@ use crate::dispatch::Dispatcher;
 use crate::envelope::{self, InvocationResponse, RequestError};
 use crate::storage::Queue;
 use crate::sweep::Sweeper;
+use crate::sweep::health::SetAside;
 use crate::{queued, timer};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
@@ -80,9 +81,9 @@ pub struct Functions {
     /// Where the queue-triggered function sets aside a message it can never handle (with a
     /// storage account).
     pub rejected: Option<Queue>,
-    /// The queues of set-aside messages the health notice looks into: the host's poison queue
-    /// and the rejected one (with a storage account).
-    pub set_aside: Vec<Queue>,
+    /// Where events that could not be handled wait, which the health notice looks into (with
+    /// a storage account).
+    pub set_aside: SetAside,
 }
 
 /// Serves the handler on `listener` until `shutdown` completes, then finishes in-flight
@@ -199,7 +200,7 @@ async fn invoke(
 ) -> Result<Response, Rejection> {
     let (dispatcher, sweeper) = (&functions.dispatcher, functions.sweeper.as_ref());
     let rejected = functions.rejected.as_ref();
-    let set_aside = functions.set_aside.as_slice();
+    let set_aside = &functions.set_aside;
     let (timer, queue) = match function.as_str() {
         FUNCTION_NAME => (false, false),
         timer::FUNCTION_NAME => (true, false),

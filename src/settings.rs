@@ -74,6 +74,8 @@ pub struct Settings {
     /// queue-triggered function sets aside there what it can never handle, and the health
     /// notice looks at what waits there.
     pub storage: Option<Account>,
+    /// The container of that account Event Grid dead-letters to (`DEADLETTER_CONTAINER`).
+    pub dead_letters: String,
     /// How long ledger entries are kept.
     pub retention: Duration,
     /// An optional webhook that joins the built-in `security` channel (`ALERT_WEBHOOK_URL`).
@@ -141,6 +143,7 @@ impl Settings {
             table_ledger: table_ledger(&get, &mut problems),
             // A broken account is reported once, by the ledger's reading of it.
             storage: storage_account(&get).and_then(Result::ok),
+            dead_letters: dead_letter_container(get(name::DEADLETTER_CONTAINER), &mut problems),
             retention: limits.retention,
             alert_webhook,
             webhook_timeout: limits.webhook_timeout,
@@ -421,6 +424,30 @@ fn parse_number(
             default
         }
     }
+}
+
+/// `DEADLETTER_CONTAINER`: a blob container name (3 to 63 lower-case letters, digits and single
+/// hyphens, a letter or digit at each end).
+fn dead_letter_container(raw: Option<String>, problems: &mut Vec<String>) -> String {
+    const DEFAULT: &str = "kv-notify-deadletter";
+    let Some(name) = raw.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()) else {
+        return DEFAULT.to_owned();
+    };
+    let valid = (3..=63).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+        && !name.contains("--");
+    if !valid {
+        problems.push(format!(
+            "DEADLETTER_CONTAINER: {name:?} is not a blob container name (3 to 63 lower-case \
+             letters, digits and single hyphens)"
+        ));
+        return DEFAULT.to_owned();
+    }
+    name
 }
 
 #[cfg(test)]

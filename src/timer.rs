@@ -7,8 +7,7 @@
 //! run catches up.
 
 use crate::dispatch::Dispatcher;
-use crate::storage::Queue;
-use crate::sweep::health::{self, Notice};
+use crate::sweep::health::{self, Notice, SetAside};
 use crate::sweep::{SweepReport, Sweeper};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -68,7 +67,7 @@ pub async fn invoke(
     body: &[u8],
     dispatcher: &Dispatcher,
     sweeper: Option<&Sweeper>,
-    set_aside: &[Queue],
+    set_aside: &SetAside,
 ) -> Result<(TimerResponse, bool), NotATimer> {
     let invocation: Invocation =
         serde_json::from_slice(body).map_err(|e| NotATimer(e.to_string()))?;

@@ -1,11 +1,13 @@
-//! `kv-notify requeue`: puts the queued events that were set aside (the host's poison queue, and
-//! kv-notify's rejected one) back on the queue the app reads, once the cause is fixed.
+//! `kv-notify requeue`: puts the events that were set aside (the host's poison queue,
+//! kv-notify's rejected one, and Event Grid's dead letters) back on the queue the app reads,
+//! once the cause is fixed.
 //!
 //! Each message is put back before it is deleted where it waited, so a run cut short leaves a
 //! message in both places at worst, never in neither; the ledger then mails its event once.
 
 use crate::queued::{POISON, QUEUE, REJECTED};
-use crate::storage::{Account, Queue};
+use crate::storage::{Account, Container, Queue};
+use crate::sweep::health::dead_letter_events;
 use std::time::Duration;
 
 /// How long a message being moved is hidden from another `requeue`.
@@ -13,7 +15,7 @@ const HIDDEN: Duration = Duration::from_secs(120);
 
 /// Moves every message of the poison and rejected queues back to the app's queue; prints what
 /// it moved. `false` when some could not be moved.
-pub async fn requeue(account: Option<&Account>) -> anyhow::Result<bool> {
+pub async fn requeue(account: Option<&Account>, dead_letters: &str) -> anyhow::Result<bool> {
     let Some(account) = account else {
         anyhow::bail!(
             "requeue needs the app's storage account: set AzureWebJobsStorage (a connection \
@@ -35,7 +37,42 @@ pub async fn requeue(account: Option<&Account>) -> anyhow::Result<bool> {
         ));
         ok &= failed.is_none();
     }
+    let container = Container::new(account.clone(), dead_letters)?;
+    let (moved, failed) = move_dead_letters(&container, &target).await;
+    super::emit(format_args!(
+        "container {dead_letters}: {moved} dead-lettered event(s) put back on {QUEUE}{}",
+        failed
+            .as_ref()
+            .map(|why| format!("; stopped: {why}"))
+            .unwrap_or_default()
+    ));
+    ok &= failed.is_none();
     Ok(ok)
+}
+
+/// Puts each event of each dead-letter blob on `target`, then deletes the blob.
+async fn move_dead_letters(container: &Container, target: &Queue) -> (usize, Option<String>) {
+    let blobs = match container.list().await {
+        Ok(blobs) => blobs,
+        Err(error) => return (0, Some(error.to_string())),
+    };
+    let mut moved = 0;
+    for blob in blobs {
+        let text = match container.read(&blob.name).await {
+            Ok(text) => text,
+            Err(error) => return (moved, Some(error.to_string())),
+        };
+        for event in dead_letter_events(&text) {
+            if let Err(error) = target.put(&event.to_string()).await {
+                return (moved, Some(error.to_string()));
+            }
+            moved += 1;
+        }
+        if let Err(error) = container.delete(&blob.name).await {
+            return (moved, Some(error.to_string()));
+        }
+    }
+    (moved, None)
 }
 
 /// Moves `source`'s messages to `target` until it is empty; how many, and why it stopped early.

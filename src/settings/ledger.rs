@@ -129,26 +129,29 @@ fn identity_account(get: &impl Fn(&str) -> Option<String>) -> Option<Result<Acco
                 name::STORAGE_ACCOUNT_NAME
             ));
         };
-        let queue_endpoint = match get(name::STORAGE_QUEUE_URI) {
-            Some(uri) => {
-                let url = reqwest::Url::parse(uri.trim())
-                    .map_err(|e| format!("{}: not a URL ({e})", name::STORAGE_QUEUE_URI))?;
-                crate::http::require_https(&url).map_err(|why| {
-                    format!(
-                        "{}: {why}; the storage token must not travel in clear",
-                        name::STORAGE_QUEUE_URI
-                    )
-                })?;
-                uri.trim().to_owned()
+        let service = |setting: &str, service: &str| -> Result<String, String> {
+            match get(setting) {
+                Some(uri) => {
+                    let url = reqwest::Url::parse(uri.trim())
+                        .map_err(|e| format!("{setting}: not a URL ({e})"))?;
+                    crate::http::require_https(&url).map_err(|why| {
+                        format!("{setting}: {why}; the storage token must not travel in clear")
+                    })?;
+                    Ok(uri.trim().to_owned())
+                }
+                None if endpoint.contains(".table.") => {
+                    Ok(endpoint.replacen(".table.", &format!(".{service}."), 1))
+                }
+                None => Ok(format!("https://{account}.{service}.core.windows.net")),
             }
-            None if endpoint.contains(".table.") => endpoint.replacen(".table.", ".queue.", 1),
-            None => format!("https://{account}.queue.core.windows.net"),
         };
+        let queue_endpoint = service(name::STORAGE_QUEUE_URI, "queue")?;
+        let blob_endpoint = service(name::STORAGE_BLOB_URI, "blob")?;
         let identity = (identity_endpoint, SecretString::from(header));
         let client_id = get(name::STORAGE_CLIENT_ID);
         Ok(Account::with_identity(
             account,
-            (&endpoint, &queue_endpoint),
+            (&endpoint, &queue_endpoint, &blob_endpoint),
             identity,
             client_id,
         ))

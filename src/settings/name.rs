@@ -34,6 +34,8 @@ pub const STORAGE_ACCOUNT_NAME: &str = "AzureWebJobsStorage__accountName";
 pub const STORAGE_TABLE_URI: &str = "AzureWebJobsStorage__tableServiceUri";
 /// The Queue service URI, for an identity-based `AzureWebJobsStorage`.
 pub const STORAGE_QUEUE_URI: &str = "AzureWebJobsStorage__queueServiceUri";
+/// The Blob service URI, for an identity-based `AzureWebJobsStorage`.
+pub const STORAGE_BLOB_URI: &str = "AzureWebJobsStorage__blobServiceUri";
 /// How an identity-based `AzureWebJobsStorage` authenticates (`managedidentity`).
 pub const STORAGE_CREDENTIAL: &str = "AzureWebJobsStorage__credential";
 /// The user-assigned identity of an identity-based `AzureWebJobsStorage`.
@@ -48,6 +50,8 @@ pub const LEDGER: &str = "LEDGER";
 pub const LEDGER_PATH: &str = "LEDGER_PATH";
 /// The ledger's table in the storage account.
 pub const LEDGER_TABLE: &str = "LEDGER_TABLE";
+/// The blob container Event Grid dead-letters to, which the health notice looks into.
+pub const DEADLETTER_CONTAINER: &str = "DEADLETTER_CONTAINER";
 /// How long the ledger remembers an action.
 pub const LEDGER_RETENTION_DAYS: &str = "LEDGER_RETENTION_DAYS";
 /// The sender of every mail.
@@ -109,6 +113,7 @@ pub const OWN: &[&str] = &[
     LEDGER,
     LEDGER_PATH,
     LEDGER_TABLE,
+    DEADLETTER_CONTAINER,
     LEDGER_RETENTION_DAYS,
     MAIL_FROM,
     OUTBOX_DIR,
@@ -140,6 +145,7 @@ pub const PLATFORM: &[&str] = &[
     STORAGE_ACCOUNT_NAME,
     STORAGE_TABLE_URI,
     STORAGE_QUEUE_URI,
+    STORAGE_BLOB_URI,
     STORAGE_CREDENTIAL,
     STORAGE_CLIENT_ID,
     IDENTITY_ENDPOINT,

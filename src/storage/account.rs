@@ -17,6 +17,7 @@ const DEV_KEY: &str =
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 const DEV_TABLE_ENDPOINT: &str = "http://127.0.0.1:10002/devstoreaccount1";
 const DEV_QUEUE_ENDPOINT: &str = "http://127.0.0.1:10001/devstoreaccount1";
+const DEV_BLOB_ENDPOINT: &str = "http://127.0.0.1:10000/devstoreaccount1";
 
 /// The resource a storage token is for.
 const STORAGE_RESOURCE: &str = "https://storage.azure.com/";
@@ -36,6 +37,8 @@ pub struct Account {
     pub table_endpoint: String,
     /// The Queue service endpoint, likewise.
     pub queue_endpoint: String,
+    /// The Blob service endpoint, likewise.
+    pub blob_endpoint: String,
     auth: Auth,
 }
 
@@ -77,6 +80,7 @@ impl std::fmt::Debug for Account {
             .field("name", &self.name)
             .field("table_endpoint", &self.table_endpoint)
             .field("queue_endpoint", &self.queue_endpoint)
+            .field("blob_endpoint", &self.blob_endpoint)
             .finish_non_exhaustive()
     }
 }
@@ -105,6 +109,7 @@ impl Account {
                 name: DEV_ACCOUNT.to_owned(),
                 table_endpoint: DEV_TABLE_ENDPOINT.to_owned(),
                 queue_endpoint: DEV_QUEUE_ENDPOINT.to_owned(),
+                blob_endpoint: DEV_BLOB_ENDPOINT.to_owned(),
                 auth: Auth::SharedKey(SecretString::from(DEV_KEY)),
             });
         }
@@ -126,21 +131,23 @@ impl Account {
             None => format!("{protocol}://{name}.{service}.{suffix}"),
         };
         let (table_endpoint, queue_endpoint) = (endpoint("table"), endpoint("queue"));
+        let blob_endpoint = endpoint("blob");
         Ok(Self {
             name,
             table_endpoint,
             queue_endpoint,
+            blob_endpoint,
             auth: Auth::SharedKey(SecretString::from(key)),
         })
     }
 
-    /// The account `name` at `table_endpoint` and `queue_endpoint` (a trailing slash is
+    /// The account `name` at its Table, Queue and Blob endpoints (a trailing slash is
     /// dropped), reached with the app's managed identity.
     /// `identity` is the platform's (`IDENTITY_ENDPOINT` and `IDENTITY_HEADER`), and
     /// `client_id` a user-assigned identity's.
     pub fn with_identity(
         name: String,
-        (table_endpoint, queue_endpoint): (&str, &str),
+        (table_endpoint, queue_endpoint, blob_endpoint): (&str, &str, &str),
         identity: (String, SecretString),
         client_id: Option<String>,
     ) -> Self {
@@ -155,6 +162,7 @@ impl Account {
             name,
             table_endpoint: table_endpoint.trim_end_matches('/').to_owned(),
             queue_endpoint: queue_endpoint.trim_end_matches('/').to_owned(),
+            blob_endpoint: blob_endpoint.trim_end_matches('/').to_owned(),
             auth: Auth::Identity(Arc::new(tokens)),
         }
     }
@@ -181,14 +189,15 @@ impl Account {
 }
 
 impl Account {
-    /// The `Authorization` header value for a Queue service request: `method` to `url`, with
-    /// the `x-ms-*` headers `ms_headers` (names in lower case) and `content_type`. Shared Key
-    /// Lite of the Blob and Queue services, or a bearer token.
-    pub async fn queue_authorization(
+    /// The `Authorization` header value for a Queue or Blob service request: `method` to `url`,
+    /// with a body of `length` bytes of `content_type` and the `x-ms-*` headers `ms_headers`
+    /// (names in lower case). Shared Key (the full form: the Blob service has no Lite form in
+    /// every emulator), or a bearer token.
+    pub async fn storage_authorization(
         &self,
         method: &str,
         url: &str,
-        content_type: &str,
+        (length, content_type): (usize, &str),
         ms_headers: &[(&str, &str)],
     ) -> Result<String, TokenError> {
         match &self.auth {
@@ -199,12 +208,18 @@ impl Account {
                     .iter()
                     .map(|(name, value)| format!("{name}:{}\n", value.trim()))
                     .collect();
-                // The date travels in x-ms-date, so the Date line is empty.
-                let resource = string_to_sign(&self.name, url, "");
-                let resource = resource.trim_start_matches('\n');
-                let text = format!("{method}\n\n{content_type}\n\n{canonical}{resource}");
+                let length = match length {
+                    0 => String::new(),
+                    n => n.to_string(),
+                };
+                // Encoding, language, length, MD5, type, date (in x-ms-date), four
+                // conditions and a range.
+                let text = format!(
+                    "{method}\n\n\n{length}\n\n{content_type}\n\n\n\n\n\n\n{canonical}{}",
+                    canonical_resource(&self.name, url)
+                );
                 let signature = sign(key.expose_secret(), &text);
-                Ok(format!("SharedKeyLite {}:{signature}", self.name))
+                Ok(format!("SharedKey {}:{signature}", self.name))
             }
             Auth::Identity(tokens) => {
                 let token = tokens.identity()?.token().await?;
@@ -212,6 +227,24 @@ impl Account {
             }
         }
     }
+}
+
+/// Shared Key's canonical resource: `/account` + the URL's path, then each query parameter,
+/// by name in lower case and sorted, as `\nname:value` (the value decoded).
+fn canonical_resource(account: &str, url: &str) -> String {
+    let Ok(parsed) = reqwest::Url::parse(url) else {
+        return format!("/{account}");
+    };
+    let mut params: Vec<(String, String)> = parsed
+        .query_pairs()
+        .map(|(name, value)| (name.to_lowercase(), value.into_owned()))
+        .collect();
+    params.sort();
+    let mut resource = format!("/{account}{}", parsed.path());
+    for (name, value) in params {
+        resource.push_str(&format!("\n{name}:{value}"));
+    }
+    resource
 }
 
 /// `date` + `\n` + `/account` + the URL's path (its `comp` parameter, if any, too). A

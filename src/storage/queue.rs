@@ -22,9 +22,9 @@ const ANSWER_CAP: usize = 4 * 1024 * 1024;
 
 /// Why a queue request failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("queue {queue}: {why}")]
+#[error("{queue}: {why}")]
 pub struct QueueError {
-    /// The queue.
+    /// The queue (`queue NAME`) or container (`container NAME`).
     pub queue: String,
     /// What went wrong.
     pub why: String,
@@ -207,9 +207,10 @@ impl Queue {
             ""
         };
         let headers = [("x-ms-date", date.as_str()), ("x-ms-version", VERSION)];
+        let length = body.map_or(0, str::len);
         let authorization = self
             .account
-            .queue_authorization(method.as_str(), url, content_type, &headers)
+            .storage_authorization(method.as_str(), url, (length, content_type), &headers)
             .await
             .map_err(|e| self.error(e.to_string()))?;
         let mut request = self
@@ -251,7 +252,7 @@ impl Queue {
 
     fn error(&self, why: String) -> QueueError {
         QueueError {
-            queue: self.name.clone(),
+            queue: format!("queue {}", self.name),
             why,
         }
     }
@@ -279,7 +280,7 @@ impl From<RawMessage> for Message {
 }
 
 /// Percent-encodes everything but unreserved characters (a pop receipt holds `+`, `/`, `=`).
-fn url_escape(text: &str) -> String {
+pub(super) fn url_escape(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {

@@ -10,7 +10,7 @@ use crate::dispatch::Dispatcher;
 use crate::event::Event;
 use crate::event::{Diagnosis, EventType, KeyVaultEvent};
 use crate::ledger::{Trouble, TroubleKind};
-use crate::storage::Queue;
+use crate::storage::{Container, Queue};
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 
 /// How far back a notice looks: one day, the timer's period.
@@ -32,7 +32,17 @@ pub struct Findings<'a> {
     pub waiting: Vec<Waiting>,
 }
 
-/// What one queue of set-aside messages holds.
+/// Where events that could not be handled wait: the host's poison queue and kv-notify's
+/// rejected one, and the container Event Grid dead-letters to.
+#[derive(Clone, Default)]
+pub struct SetAside {
+    /// The poison and rejected queues.
+    pub queues: Vec<Queue>,
+    /// The dead-letter container.
+    pub dead_letters: Option<Container>,
+}
+
+/// What one queue (or container) of set-aside messages holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Waiting {
     /// The queue.
@@ -76,6 +86,52 @@ impl Waiting {
             Err(error) => waiting.unreadable = Some(error.why),
         }
         waiting
+    }
+}
+
+/// Dead letters read to say which vaults and types they are about.
+const DEAD_LETTERS_READ: usize = 10;
+
+impl Waiting {
+    /// Looks into the container Event Grid dead-letters to: its blobs, and the first few read.
+    pub async fn look_in(container: &Container) -> Self {
+        let mut waiting = Waiting {
+            queue: format!("container {}", container.name()),
+            ..Waiting::default()
+        };
+        let blobs = match container.list().await {
+            Ok(blobs) => blobs,
+            Err(error) => {
+                waiting.unreadable = Some(error.why);
+                return waiting;
+            }
+        };
+        waiting.count = blobs.len() as u64;
+        waiting.oldest = blobs.iter().filter_map(|b| b.created).min();
+        for blob in blobs.iter().take(DEAD_LETTERS_READ) {
+            let said = match container.read(&blob.name).await {
+                Ok(text) => dead_letter_events(&text)
+                    .iter()
+                    .map(|event| describe(&event.to_string()))
+                    .collect(),
+                Err(_) => vec!["unreadable".to_owned()],
+            };
+            for said in said {
+                if !waiting.events.contains(&said) {
+                    waiting.events.push(said);
+                }
+            }
+        }
+        waiting
+    }
+}
+
+/// The events of a dead-letter blob: Event Grid writes a JSON array of them (an object is one).
+pub fn dead_letter_events(text: &str) -> Vec<serde_json::Value> {
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Array(events)) => events,
+        Ok(event @ serde_json::Value::Object(_)) => vec![event],
+        _ => Vec::new(),
     }
 }
 
@@ -184,7 +240,7 @@ impl Notice {
 pub async fn send(
     dispatcher: &Dispatcher,
     sweep: Option<&SweepReport>,
-    set_aside: &[Queue],
+    set_aside: &SetAside,
 ) -> Notice {
     let (troubles, unreadable) = match dispatcher.ledger().troubles().await {
         Ok(troubles) => (troubles, None),
@@ -193,8 +249,11 @@ pub async fn send(
             (Vec::new(), Some(err.to_string()))
         }
     };
-    let looks: Vec<_> = set_aside.iter().map(Waiting::look).collect();
-    let waiting = futures_util::future::join_all(looks).await;
+    let looks: Vec<_> = set_aside.queues.iter().map(Waiting::look).collect();
+    let mut waiting = futures_util::future::join_all(looks).await;
+    if let Some(container) = &set_aside.dead_letters {
+        waiting.push(Waiting::look_in(container).await);
+    }
     let findings = Findings {
         troubles,
         unreadable,
@@ -355,7 +414,16 @@ fn waiting_line(waiting: &Waiting) -> Option<String> {
         [] => String::new(),
         events => format!(": {}", events.join(", ")),
     };
-    let meaning = if queue.ends_with("-poison") {
+    let place = if queue.starts_with("container ") {
+        queue.clone()
+    } else {
+        format!("queue {queue}")
+    };
+    let meaning = if queue.starts_with("container ") {
+        "Event Grid gave up delivering these after a day (the app down or refusing, a \
+         subscription broken): once the cause is fixed, `kv-notify requeue` delivers them, once \
+         each."
+    } else if queue.ends_with("-poison") {
         "Each failed every try for a day (a mail server or webhook down, a ledger unreachable): \
          once the cause is fixed, `kv-notify requeue` delivers them, once each."
     } else {
@@ -364,7 +432,7 @@ fn waiting_line(waiting: &Waiting) -> Option<String> {
          `kv-notify requeue` puts them back once a kv-notify that reads them is deployed."
     };
     Some(format!(
-        "{} message(s) wait in queue {queue}{oldest}{what}. {meaning}",
+        "{} message(s) wait in {place}{oldest}{what}. {meaning}",
         waiting.count
     ))
 }

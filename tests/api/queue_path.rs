@@ -167,13 +167,22 @@ async fn a_message_failing_every_try_reaches_the_poison_queue_whole() {
 }
 
 #[tokio::test]
-async fn the_health_notice_names_what_waits_set_aside_and_requeue_delivers_it_once() {
+async fn the_health_notice_names_what_waits_set_aside_and_dead_lettered_and_requeue_delivers_it_once()
+ {
     let s = setup();
     let event = event_grid("SecretExpired", "api-key", Some(-2));
     // What the host moved to the poison queue, and a message kv-notify set aside.
     s.queues.put("kv-notify-events-poison", &event.to_string());
     s.queues
         .put("kv-notify-events-rejected", "hello, not an event");
+    // What Event Grid could not deliver for a day, as it writes it: an array of one event,
+    // with why.
+    let mut dead = event_grid("CertificateNearExpiry", "www", Some(5));
+    dead["deadLetterReason"] = json!("MaxDeliveryAttemptsExceeded");
+    dead["deliveryAttempts"] = json!(30);
+    let blob = "PROD-KV/2026/12/3/10/0f8fad5b-d9cb-469f-a165-70867728950e.json";
+    s.queues
+        .put_blob("kv-notify-deadletter", blob, &json!([dead]).to_string());
     let handler = Handler::start(&pairs(&s.settings)).await;
 
     let timer = handler.timer().await;
@@ -191,9 +200,15 @@ async fn the_health_notice_names_what_waits_set_aside_and_requeue_delivers_it_on
         ": SecretExpired on prod-kv.",
         "1 message(s) wait in queue kv-notify-events-rejected",
         ": not an event.",
+        "1 message(s) wait in container kv-notify-deadletter, the oldest from ",
+        ": CertificateNearExpiry on prod-kv. Event Grid gave up",
         "kv-notify requeue",
     ] {
-        assert!(notice.contains(expected), "{expected}: {notice}");
+        assert!(
+            notice.contains(expected),
+            "{expected}: {notice}\n{}",
+            handler.output()
+        );
     }
 
     // Once the cause is fixed: requeue, and the listener delivers it.

@@ -2,17 +2,34 @@
 
   queue_tool.py CONNECTION_STRING put QUEUE TEXT   puts TEXT, base64-encoded as Event Grid does
   queue_tool.py CONNECTION_STRING peek QUEUE       prints the queue's messages (decoded), as JSON
+  queue_tool.py CONNECTION_STRING put-blob CONTAINER NAME TEXT   writes a blob (the container made)
+  queue_tool.py CONNECTION_STRING list-blobs CONTAINER           prints the blobs' names, as JSON
 """
 
 import base64
 import json
 import sys
 
+from azure.storage.blob import ContainerClient
 from azure.storage.queue import QueueClient
 
 
 def main():
     connection, verb, name = sys.argv[1:4]
+    if verb in ("put-blob", "list-blobs"):
+        container = ContainerClient.from_connection_string(connection, name)
+        if verb == "put-blob":
+            try:
+                container.create_container()
+            except Exception:  # it exists
+                pass
+            container.upload_blob(sys.argv[4], sys.argv[5].encode(), overwrite=True)
+        else:
+            try:
+                print(json.dumps([blob.name for blob in container.list_blobs()]))
+            except Exception:  # no such container
+                print("[]")
+        return
     queue = QueueClient.from_connection_string(connection, name)
     if verb == "put":
         try:

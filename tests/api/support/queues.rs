@@ -1,4 +1,4 @@
-//! Azurite's Queue service, the Functions host's queue listener (tests/support/queue_host.py,
+//! Azurite's Queue and Blob services, the Functions host's queue listener (tests/support/queue_host.py,
 //! with the Azure SDK's queue client) and a queue tool for the test's own puts and peeks.
 
 use super::{app_root, free_port, wait_until};
@@ -10,41 +10,56 @@ use std::time::Duration;
 
 const INSTALL_HINT: &str = "the queue tests need Azurite and the Azure SDK's queue client: run \
      `npm install --prefix target/tools azurite@3.35.0` and `python3 -m pip install \
-     azure-storage-queue==12.14.1` (scripts/test does both for you)";
+     azure-storage-queue==12.14.1 azure-storage-blob==12.27.1` (scripts/test does both for you)";
 
 /// Azurite's well-known development key (public, documented).
 const DEV_KEY: &str =
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
-/// A running Azurite Queue service.
+/// Running Azurite Queue and Blob services.
 pub struct AzuriteQueues {
-    child: Child,
-    port: u16,
+    children: Vec<Child>,
+    queue_port: u16,
+    blob_port: u16,
     _dir: tempfile::TempDir,
+}
+
+/// Starts Azurite's `service` (`queue` or `blob`) on `port`, its data in `dir`.
+fn spawn(service: &str, port: u16, dir: &Path) -> Child {
+    let binary = app_root().join(format!("target/tools/node_modules/.bin/azurite-{service}"));
+    assert!(binary.exists(), "{INSTALL_HINT}");
+    let child = Command::new(&binary)
+        .args([format!("--{service}Host"), "127.0.0.1".to_owned()])
+        .args([format!("--{service}Port"), port.to_string()])
+        .arg("--location")
+        .arg(dir)
+        .args(["--silent", "--skipApiVersionCheck", "--disableTelemetry"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}; {INSTALL_HINT}", binary.display()));
+    let listening = wait_until(Duration::from_secs(20), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    assert!(
+        listening,
+        "Azurite's {service} service did not listen on port {port}"
+    );
+    child
 }
 
 impl AzuriteQueues {
     pub fn start() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
-        let binary = app_root().join("target/tools/node_modules/.bin/azurite-queue");
-        assert!(binary.exists(), "{INSTALL_HINT}");
-        let child = Command::new(&binary)
-            .args(["--queueHost", "127.0.0.1", "--queuePort", &port.to_string()])
-            .arg("--location")
-            .arg(dir.path())
-            .args(["--silent", "--skipApiVersionCheck", "--disableTelemetry"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}; {INSTALL_HINT}", binary.display()));
-        let listening = wait_until(Duration::from_secs(20), || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
-        assert!(listening, "Azurite's queues did not listen on port {port}");
+        let (queue_port, blob_port) = (free_port(), free_port());
+        let children = vec![
+            spawn("queue", queue_port, dir.path()),
+            spawn("blob", blob_port, dir.path()),
+        ];
         Self {
-            child,
-            port,
+            children,
+            queue_port,
+            blob_port,
             _dir: dir,
         }
     }
@@ -53,9 +68,22 @@ impl AzuriteQueues {
     pub fn connection_string(&self) -> String {
         format!(
             "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={DEV_KEY};\
-             QueueEndpoint=http://127.0.0.1:{}/devstoreaccount1;",
-            self.port
+             QueueEndpoint=http://127.0.0.1:{}/devstoreaccount1;\
+             BlobEndpoint=http://127.0.0.1:{}/devstoreaccount1;",
+            self.queue_port, self.blob_port
         )
+    }
+
+    /// Writes the blob `name` holding `text` into `container`, as Event Grid writes a dead
+    /// letter.
+    pub fn put_blob(&self, container: &str, name: &str, text: &str) {
+        self.tool(&["put-blob", container, name, text]);
+    }
+
+    /// The names of the blobs in `container`.
+    pub fn blobs(&self, container: &str) -> Vec<String> {
+        let out = self.tool(&["list-blobs", container]);
+        serde_json::from_str(&out).expect("the tool prints JSON")
     }
 
     /// Puts `text` in `queue`, base64-encoded as Event Grid writes it.
@@ -88,8 +116,10 @@ impl AzuriteQueues {
 
 impl Drop for AzuriteQueues {
     fn drop(&mut self) {
-        self.child.kill().ok();
-        self.child.wait().ok();
+        for child in &mut self.children {
+            child.kill().ok();
+            child.wait().ok();
+        }
     }
 }
 
