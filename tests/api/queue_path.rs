@@ -215,35 +215,39 @@ async fn the_health_notice_names_what_waits_set_aside_and_dead_lettered_and_requ
     drop(handler);
     let (ok, out) = crate::sweep::kv_notify(&["requeue"], &s.settings);
     assert!(ok, "{out}");
-    assert!(
-        out.contains("kv-notify-events-poison: 1 message(s) put back"),
-        "{out}"
-    );
+    for said in [
+        "kv-notify-events-poison: 1 message(s) put back on kv-notify-events",
+        "kv-notify-events-rejected: 1 message(s) put back on kv-notify-events",
+        "container kv-notify-deadletter: 1 dead-lettered event(s) put back on kv-notify-events",
+    ] {
+        assert!(out.contains(said), "{said}: {out}");
+    }
     assert!(s.queues.peek("kv-notify-events-poison").is_empty());
+    assert!(s.queues.blobs("kv-notify-deadletter").is_empty());
+    assert_eq!(s.queues.peek("kv-notify-events").len(), 3);
     let handler = Handler::start(&pairs(&s.settings)).await;
     let listener = QueueHost::start(&s.queues, &handler.url(""), &host_json(), SCALE);
-    wait_for("both requeued messages are handled", || {
-        listener.invocations().len() == 2
+    wait_for("the three requeued messages are handled", || {
+        listener.invocations().len() == 3
     });
-    let mails: Vec<String> = s.smtp.messages().iter().map(Received::subject).collect();
-    let expired: Vec<&String> = mails.iter().filter(|m| m.contains("api-key")).collect();
+    let subjects = |smtp: &SmtpServer, about: &str| -> Vec<String> {
+        let all = smtp.messages().into_iter().map(|m| m.subject());
+        all.filter(|subject| subject.contains(about)).collect()
+    };
     assert_eq!(
-        expired,
-        ["EXPIRED: Secret api-key in prod-kv expired 1 day ago"],
-        "{mails:?}"
+        subjects(&s.smtp, "api-key"),
+        ["EXPIRED: Secret api-key in prod-kv expired 1 day ago"]
+    );
+    assert_eq!(
+        subjects(&s.smtp, "www"),
+        ["Certificate www in prod-kv expires in 5 days"]
     );
     // The unusable one is set aside again, not lost.
     assert_eq!(s.queues.peek("kv-notify-events-rejected").len(), 1);
-    // A second requeue of it, and a redelivery of the poisoned event, mail nothing more.
+    // A redelivery of the poisoned event mails nothing more.
     s.queues.put("kv-notify-events", &event.to_string());
     wait_for("the redelivery is handled", || {
-        listener.invocations().len() == 3
+        listener.invocations().len() == 4
     });
-    let again = s
-        .smtp
-        .messages()
-        .iter()
-        .filter(|m| m.subject().contains("api-key"))
-        .count();
-    assert_eq!(again, 1);
+    assert_eq!(subjects(&s.smtp, "api-key").len(), 1);
 }
