@@ -14,7 +14,7 @@ use crate::settings::{MailRoute, Settings, SweepSettings};
 use crate::storage::{Container, Queue};
 use crate::sweep::Sweeper;
 use crate::sweep::health::SetAside;
-use crate::vault::{Discovery, OwnerTag, VaultClient, Vaults, Watched};
+use crate::vault::{Discovery, OwnerTag, Target, VaultClient, Vaults, Watched};
 use crate::{logging, queued, server};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -371,7 +371,13 @@ fn start(config: Config, ledger: Arc<dyn Ledger>) -> anyhow::Result<Functions> {
         None => None,
     };
     let sweeper = config.settings.sweep.clone().zip(vaults.clone());
-    let sweeper = sweeper.map(|(settings, vaults)| Sweeper::new(settings, vaults, entra));
+    let target = Target {
+        site: config.settings.site.clone(),
+        account: config.settings.storage.as_ref().map(|a| a.name.clone()),
+        function: server::FUNCTION_NAME.to_owned(),
+        queue: queued::QUEUE.to_owned(),
+    };
+    let sweeper = sweeper.map(|(settings, vaults)| Sweeper::new(settings, vaults, entra, target));
     let (rejected, set_aside) = match &config.settings.storage {
         Some(account) => {
             let rejected = Queue::new(account.clone(), queued::REJECTED)?;

@@ -76,6 +76,9 @@ pub struct Settings {
     pub storage: Option<Account>,
     /// The container of that account Event Grid dead-letters to (`DEADLETTER_CONTAINER`).
     pub dead_letters: String,
+    /// The function app's name (`WEBSITE_SITE_NAME`, set in Azure): how an Event Grid
+    /// subscription names it.
+    pub site: Option<String>,
     /// How long ledger entries are kept.
     pub retention: Duration,
     /// An optional webhook that joins the built-in `security` channel (`ALERT_WEBHOOK_URL`).
@@ -144,6 +147,7 @@ impl Settings {
             // A broken account is reported once, by the ledger's reading of it.
             storage: storage_account(&get).and_then(Result::ok),
             dead_letters: dead_letter_container(get(name::DEADLETTER_CONTAINER), &mut problems),
+            site: get(name::WEBSITE_SITE_NAME),
             retention: limits.retention,
             alert_webhook,
             webhook_timeout: limits.webhook_timeout,

@@ -12,7 +12,7 @@ mod events;
 pub mod health;
 mod report;
 
-pub use report::{InventoryRow, SweepReport, VaultSummary, fate};
+pub use report::{CoverageSummary, InventoryRow, SweepReport, VaultSummary, fate};
 
 use applications::{Applications, Holders, holding};
 use events::{blind_spot_event, reminder_event};
@@ -23,7 +23,7 @@ use crate::event::ObjectKind;
 use crate::ladder::Position;
 use crate::settings::SweepSettings;
 use crate::vault::{
-    REQUESTS_PER_VAULT, Session, Unreachable, VaultError, VaultObject, VaultRef, Vaults,
+    REQUESTS_PER_VAULT, Session, Target, Unreachable, VaultError, VaultObject, VaultRef, Vaults,
 };
 use chrono::{TimeDelta, Utc};
 use futures_util::{FutureExt, StreamExt, stream};
@@ -49,6 +49,9 @@ pub struct Sweeper {
     /// The vaults of `VAULTS`, and those Resource Manager lists in `SUBSCRIPTIONS`, and what
     /// reads them (shared with the event path).
     vaults: Arc<Vaults>,
+    /// This app, as an Event Grid subscription names it: the check that each vault's events
+    /// reach it.
+    target: Target,
 }
 
 impl Scan {
@@ -92,11 +95,17 @@ struct Scan {
 impl Sweeper {
     /// The sweep of `vaults` (and, with `entra`, of Entra ID's application credentials),
     /// within `settings`' budget.
-    pub fn new(settings: SweepSettings, vaults: Arc<Vaults>, entra: Option<EntraClient>) -> Self {
+    pub fn new(
+        settings: SweepSettings,
+        vaults: Arc<Vaults>,
+        entra: Option<EntraClient>,
+        target: Target,
+    ) -> Self {
         Self {
             settings,
             entra: entra.map(Applications::new),
             vaults,
+            target,
         }
     }
 
@@ -129,6 +138,11 @@ impl Sweeper {
             Some(Ok(credentials)) => applications::by_key_id(credentials),
             _ => Default::default(),
         };
+        let coverage = self
+            .vaults
+            .watched()
+            .coverage(&targets.vaults, &self.target, deadline);
+        let coverage = coverage.await;
         let swept: Vec<(VaultSummary, Holders)> = stream::iter(targets.vaults)
             .map(|vault| self.sweep_vault_alone(vault, &credentials, dispatcher, deadline, dry_run))
             .buffered(VAULTS_AT_ONCE)
@@ -142,6 +156,7 @@ impl Sweeper {
         }
         let mut report = SweepReport::new(started, vaults, self.settings.budget);
         report.subscriptions_not_listed = targets.unlisted;
+        report.coverage = coverage.as_deref().map(CoverageSummary::of);
         if let (Some(applications), Some(read)) = (&self.entra, &entra) {
             let summary = applications.remind(read, &holders, dispatcher, deadline, dry_run);
             report.entra = Some(summary.await);
@@ -161,6 +176,13 @@ impl Sweeper {
             .iter()
             .map(|why| InventoryRow::unlisted(why))
             .collect();
+        let coverage = self
+            .vaults
+            .watched()
+            .coverage(&targets.vaults, &self.target, deadline);
+        for (vault, stand) in coverage.await.unwrap_or_default() {
+            rows.extend(InventoryRow::uncovered(&vault, &stand));
+        }
         let scans = stream::iter(targets.vaults)
             .map(|vault| async move {
                 let session = Session::new(vault);

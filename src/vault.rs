@@ -8,6 +8,7 @@
 //! says) before the list is given up.
 
 mod client;
+mod coverage;
 mod discovery;
 mod owners;
 mod resolve;
@@ -15,6 +16,7 @@ mod vaults;
 mod watched;
 
 pub use client::VaultClient;
+pub use coverage::{Covered, Target};
 pub use discovery::Discovery;
 pub use owners::{OwnerTag, TagOwners};
 pub use vaults::{Vaults, Vetting};

@@ -76,6 +76,8 @@ pub const TEMPLATES_DIR: &str = "TEMPLATES_DIR";
 pub const WEBHOOK_TIMEOUT_SECS: &str = "WEBHOOK_TIMEOUT_SECS";
 /// Set by Azure App Service: the app runs in Azure.
 pub const WEBSITE_INSTANCE_ID: &str = "WEBSITE_INSTANCE_ID";
+/// The function app's name, set by the platform.
+pub const WEBSITE_SITE_NAME: &str = "WEBSITE_SITE_NAME";
 /// Whether the daily sweep reads Entra ID's application secrets and certificates too.
 pub const ENTRA_CREDENTIALS: &str = "ENTRA_CREDENTIALS";
 /// The vaults the expiry sweep reads.
@@ -151,4 +153,5 @@ pub const PLATFORM: &[&str] = &[
     IDENTITY_ENDPOINT,
     IDENTITY_HEADER,
     WEBSITE_INSTANCE_ID,
+    WEBSITE_SITE_NAME,
 ];

@@ -341,6 +341,32 @@ fn lines(findings: &Findings<'_>, now: DateTime<Utc>) -> Vec<String> {
                 ));
             }
         }
+        if let Some(coverage) = &sweep.coverage {
+            let more = |n: usize| match n {
+                0 => String::new(),
+                n => format!("; and {n} more"),
+            };
+            if !coverage.uncovered.is_empty() {
+                lines.push(format!(
+                    "No Event Grid subscription delivers these vaults' expiry and access events \
+                     to kv-notify, so their access-policy changes and expiry events go unsaid \
+                     (they are still swept): {}{}. Subscribe each to this app: with azd, add \
+                     it to KV_NOTIFY_VAULTS and run azd up; by hand, see \
+                     docs/deploy-by-hand.md (az eventgrid system-topic event-subscription \
+                     create).",
+                    coverage.uncovered.join("; "),
+                    more(coverage.more_uncovered)
+                ));
+            }
+            if !coverage.unseen.is_empty() {
+                lines.push(format!(
+                    "kv-notify cannot see whether Event Grid delivers these vaults' events: \
+                     {}{}.",
+                    coverage.unseen.join("; "),
+                    more(coverage.more_unseen)
+                ));
+            }
+        }
         if sweep.vaults.iter().any(|v| v.out_of_budget) {
             lines.push(format!(
                 "Today's sweep ran out of its {} s budget (SWEEP_BUDGET_SECS) before it was \

@@ -6,6 +6,7 @@ use crate::entra::AppCredential;
 use crate::event::ObjectKind;
 use crate::ladder::{Ladder, Position};
 use crate::report::EventReport;
+use crate::vault::Covered;
 use crate::vault::{VaultError, VaultObject, VaultRef};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
@@ -29,6 +30,57 @@ pub struct SweepReport {
     /// With `ENTRA_CREDENTIALS`: what Entra ID's applications hold.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub entra: Option<EntraSummary>,
+    /// With `SUBSCRIPTIONS`: whether Event Grid delivers each vault's events to this app.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<CoverageSummary>,
+}
+
+/// Which watched vaults Event Grid delivers to this app, and which it does not.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CoverageSummary {
+    /// Vaults checked.
+    pub checked: usize,
+    /// Of those, with an Event Grid subscription delivering their events here.
+    pub covered: usize,
+    /// Vaults without one, each with what is missing: the first [`KEPT`].
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub uncovered: Vec<String>,
+    /// Such vaults beyond those in `uncovered`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub more_uncovered: usize,
+    /// Vaults whose subscriptions kv-notify cannot see, each with why: the first [`KEPT`].
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unseen: Vec<String>,
+    /// Such vaults beyond those in `unseen`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub more_unseen: usize,
+}
+
+impl CoverageSummary {
+    /// The summary of each vault's standing.
+    pub fn of(stands: &[(String, Covered)]) -> Self {
+        let mut summary = Self {
+            checked: stands.len(),
+            ..Self::default()
+        };
+        for (vault, stand) in stands {
+            match stand {
+                Covered::Yes => summary.covered += 1,
+                Covered::No(why) => keep(
+                    &mut summary.uncovered,
+                    &mut summary.more_uncovered,
+                    format!("{vault}: {why}"),
+                ),
+                Covered::Unseen(why) => keep(
+                    &mut summary.unseen,
+                    &mut summary.more_unseen,
+                    format!("{vault}: {why}"),
+                ),
+            }
+        }
+        summary
+    }
 }
 
 /// What became of a run's reminders, by fate.
@@ -279,6 +331,7 @@ impl SweepReport {
             not_reached,
             subscriptions_not_listed: Vec::new(),
             entra: None,
+            coverage: None,
         }
     }
 
@@ -321,6 +374,16 @@ impl SweepReport {
                     entra.fates.refused
                 ),
             });
+        }
+        if let Some(coverage) = &self.coverage {
+            lines.push(format!(
+                "Event Grid: {} of {} vault(s) deliver their events here; {} without a \
+                 subscription, {} not seen",
+                coverage.covered,
+                coverage.checked,
+                coverage.uncovered.len() + coverage.more_uncovered,
+                coverage.unseen.len() + coverage.more_unseen
+            ));
         }
         if self.vaults.iter().any(|v| v.out_of_budget) {
             lines.push(format!(
@@ -438,6 +501,16 @@ impl InventoryRow {
     pub fn unlisted(why: &str) -> Self {
         let note = format!("cannot list the vaults of subscription {why}");
         Self::not_read(String::new(), "Subscription", note)
+    }
+
+    /// The row of a vault whose events do not reach this app, or cannot be seen to.
+    pub fn uncovered(vault: &str, stand: &Covered) -> Option<Self> {
+        let note = match stand {
+            Covered::Yes => return None,
+            Covered::No(why) => format!("no Event Grid delivery to this app: {why}"),
+            Covered::Unseen(why) => why.clone(),
+        };
+        Some(Self::not_read(vault.to_owned(), "EventSubscription", note))
     }
 
     /// The row of a list that could not be read.

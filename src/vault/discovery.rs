@@ -3,18 +3,22 @@
 //! subscription is enough). The token is for Resource Manager and goes nowhere else.
 
 use super::client::Pager;
+use super::coverage::{EventSubscription, Topic};
 use super::{Session, VaultClient, VaultError, VaultRef};
 use crate::identity::ManagedIdentity;
 use futures_util::{Stream, StreamExt, stream};
 use reqwest::Url;
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Subscriptions listed at once (each listing is one request at a time, page after page).
 pub const SUBSCRIPTIONS_AT_ONCE: usize = 4;
 
 /// The Key Vault resource provider's API version: GA everywhere, including national clouds.
 const API_VERSION: &str = "2023-07-01";
+
+/// The Event Grid resource provider's API version (identity-based delivery included).
+const EVENT_GRID_API_VERSION: &str = "2022-06-15";
 
 /// Lists the vaults of a set of subscriptions.
 #[derive(Debug)]
@@ -136,5 +140,65 @@ impl Discovery {
             }
         }
         Ok(vaults)
+    }
+
+    /// For the vaults named in `vaults` (lower case) that have a system topic in
+    /// `subscription`: the properties of each of the topic's event subscriptions (or why they
+    /// could not be read). One request for the subscription's topics, one per vault's topic.
+    pub async fn event_subscriptions(
+        &self,
+        subscription: &str,
+        vaults: &HashSet<String>,
+    ) -> Result<HashMap<String, Result<Vec<serde_json::Value>, String>>, VaultError> {
+        let session = Session::new(self.endpoint.clone());
+        let topics_url = self.arm_url(&[
+            "subscriptions",
+            subscription,
+            "providers",
+            "Microsoft.EventGrid",
+            "systemTopics",
+        ]);
+        let mut topics = Vec::new();
+        let mut pages = Pager::<Topic>::new(&self.client, &session, topics_url);
+        while let Some(page) = pages.next().await? {
+            topics.extend(page.into_iter().filter_map(|topic| {
+                let vault = topic.vault().filter(|v| vaults.contains(v))?;
+                Some((vault, topic.id?))
+            }));
+        }
+        let mut found = HashMap::new();
+        for (vault, topic) in topics {
+            let mut parts: Vec<&str> = topic.trim_matches('/').split('/').collect();
+            parts.push("eventSubscriptions");
+            let url = self.arm_url(&parts);
+            let mut read = Vec::new();
+            let mut pages = Pager::<EventSubscription>::new(&self.client, &session, url);
+            let result = loop {
+                match pages.next().await {
+                    Ok(Some(page)) => read.extend(page.into_iter().map(|s| s.properties)),
+                    Ok(None) => break Ok(read),
+                    Err(error) => break Err(error.to_string()),
+                };
+            };
+            let entry: &mut Result<Vec<serde_json::Value>, String> =
+                found.entry(vault).or_insert_with(|| Ok(Vec::new()));
+            match (entry, result) {
+                (Ok(all), Ok(more)) => all.extend(more),
+                (entry, Err(why)) => *entry = Err(why),
+                (Err(_), Ok(_)) => {}
+            }
+        }
+        Ok(found)
+    }
+
+    /// Resource Manager's URL of the path `segments`, with the Event Grid API version.
+    fn arm_url(&self, segments: &[&str]) -> Url {
+        let mut url = self.endpoint.url.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(segments);
+        }
+        url.query_pairs_mut()
+            .append_pair("api-version", EVENT_GRID_API_VERSION);
+        url
     }
 }

@@ -7,9 +7,10 @@
 //! Reader role, Resource Manager down) keeps the vaults it held at its last listing and is asked
 //! again after a backoff, not at every event; the others are unaffected by it.
 
+use super::coverage::{Covered, EventSubscriptionView, Target};
 use super::{Discovery, VaultError, VaultRef};
 use futures_util::StreamExt;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -117,6 +118,102 @@ impl Watched {
             }
         }
         targets
+    }
+
+    /// For a sweep with `SUBSCRIPTIONS`: how each watched vault stands for Event Grid delivery
+    /// to `target` (`None` without `SUBSCRIPTIONS`). A vault of `VAULTS` that no listed
+    /// subscription holds cannot be seen; one whose subscription's topics cannot be read
+    /// neither: neither is called uncovered.
+    pub async fn coverage(
+        &self,
+        vaults: &[VaultRef],
+        target: &Target,
+        deadline: Instant,
+    ) -> Option<Vec<(String, Covered)>> {
+        let discovery = self.discovery.as_ref()?;
+        // Which subscription holds each vault, by its last listing.
+        let held: HashMap<String, HashSet<String>> = {
+            let listings = tokio::time::timeout_at(deadline, self.listings.lock())
+                .await
+                .ok()?;
+            listings
+                .iter()
+                .map(|(id, listing)| {
+                    let names = listing.vaults.iter().map(|v| v.name.clone()).collect();
+                    (id.clone(), names)
+                })
+                .collect()
+        };
+        // Futures made up front: a stream of futures borrowing `held` is then plainly `Send`.
+        let checks: Vec<_> = held
+            .iter()
+            .map(|(id, names)| async move {
+                let found = discovery.event_subscriptions(id, names).await;
+                (id.clone(), found)
+            })
+            .collect();
+        let checked = tokio::time::timeout_at(
+            deadline,
+            futures_util::stream::iter(checks)
+                .buffer_unordered(super::discovery::SUBSCRIPTIONS_AT_ONCE)
+                .collect::<Vec<_>>(),
+        )
+        .await
+        .unwrap_or_default();
+        let mut stands = Vec::new();
+        for vault in vaults {
+            let subscription = held.iter().find(|(_, names)| names.contains(&vault.name));
+            let Some((id, _)) = subscription else {
+                stands.push((
+                    vault.name.clone(),
+                    Covered::Unseen(
+                        "cannot see its Event Grid subscriptions: it is in none of \
+                         SUBSCRIPTIONS; add its subscription there and grant the app's \
+                         identity Reader on it"
+                            .to_owned(),
+                    ),
+                ));
+                continue;
+            };
+            let stand = match checked.iter().find(|(checked, _)| checked == id) {
+                None => Covered::Unseen("out of budget before it was checked".to_owned()),
+                Some((_, Err(error))) => Covered::Unseen(format!(
+                    "cannot see the Event Grid subscriptions of subscription {id} ({error}): \
+                     grant the app's identity Reader on it"
+                )),
+                Some((_, Ok(found))) => match found.get(&vault.name) {
+                    None => Covered::No(
+                        "it has no Event Grid system topic, so no subscription".to_owned(),
+                    ),
+                    Some(Err(why)) => Covered::Unseen(format!(
+                        "cannot read its topic's event subscriptions ({why}): grant the app's \
+                         identity Reader"
+                    )),
+                    Some(Ok(subscriptions)) => {
+                        let answers: Vec<Result<(), String>> = subscriptions
+                            .iter()
+                            .map(|s| target.delivers(&EventSubscriptionView(s)))
+                            .collect();
+                        if answers.iter().any(Result::is_ok) {
+                            Covered::Yes
+                        } else if answers.is_empty() {
+                            Covered::No("its system topic has no event subscription".to_owned())
+                        } else {
+                            let why: Vec<String> =
+                                answers.into_iter().filter_map(Result::err).collect();
+                            Covered::No(format!(
+                                "none of its topic's {} event subscription(s) delivers its \
+                                 expiry and access events to this app ({})",
+                                why.len(),
+                                why.join("; ")
+                            ))
+                        }
+                    }
+                },
+            };
+            stands.push((vault.name.clone(), stand));
+        }
+        Some(stands)
     }
 
     /// For an expiry event: the vault named `name`, if kv-notify watches it. Subscriptions never

@@ -5,6 +5,7 @@ mod acs_mail;
 mod bad_input;
 mod batches;
 mod cli;
+mod coverage;
 mod crash;
 mod discovery;
 mod entra;

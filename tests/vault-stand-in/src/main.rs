@@ -40,6 +40,10 @@
 //! of `subscriptions[id]` (2 a page, nextLink absolute), each with its tags and vaultUri
 //! (`https://NAME.vault.localhost:PORT/`); a subscription given as a string gets 403 with that code:
 //! `{"subscriptions": {"0000…0001": [{"name": "kv-a", "tags": {…}}], "0000…0002": "AuthorizationFailed"}}`
+//! `GET /subscriptions/{id}/providers/Microsoft.EventGrid/systemTopics` lists the topics of
+//! `eventGrid[id]`, each the topic of a vault, and `GET …/systemTopics/{name}/eventSubscriptions`
+//! the `properties` of each of its event subscriptions, as given (a string: 403 with that code):
+//! `{"eventGrid": {"0000…0001": [{"name": "kv-a-topic", "vault": "kv-a", "subscriptions": [{…}]}]}}`
 //!
 //! Each request is appended to LOG as `VAULT METHOD PATH STATUS`; the count of TLS connections
 //! opened is in LOG.connections, the violations in LOG.violations.
@@ -97,6 +101,25 @@ struct Data {
     redirect: HashMap<String, String>,
     subscriptions: HashMap<String, Subscription>,
     hostile: HashMap<String, Hostile>,
+    event_grid: HashMap<String, EventGrid>,
+}
+
+/// A subscription's Event Grid system topics, or the error code that refuses them.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum EventGrid {
+    Denied(String),
+    Topics(Vec<SystemTopic>),
+}
+
+#[derive(Deserialize)]
+struct SystemTopic {
+    name: String,
+    /// The vault it is the topic of.
+    vault: String,
+    /// Its event subscriptions' `properties`.
+    #[serde(default)]
+    subscriptions: Vec<Value>,
 }
 
 /// How a vault in `hostile` misbehaves.
@@ -458,6 +481,9 @@ impl Server {
         query: &HashMap<String, String>,
         target: &str,
     ) -> Answer {
+        if let Some(answer) = self.event_grid(data, path, query) {
+            return answer;
+        }
         let id = path
             .strip_prefix("/subscriptions/")
             .and_then(|rest| rest.split_once('/'))
@@ -520,6 +546,89 @@ impl Server {
                 reply(StatusCode::OK, body)
             }
         }
+    }
+
+    /// Event Grid's system topics of a subscription, and a topic's event subscriptions; `None`
+    /// for another path.
+    fn event_grid(
+        &self,
+        data: &Data,
+        path: &str,
+        query: &HashMap<String, String>,
+    ) -> Option<Answer> {
+        if !query.contains_key("api-version") {
+            return None;
+        }
+        let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let (id, topic) = match parts.as_slice() {
+            ["subscriptions", id, "providers", provider, "systemTopics"]
+                if provider.eq_ignore_ascii_case("Microsoft.EventGrid") =>
+            {
+                (*id, None)
+            }
+            [
+                "subscriptions",
+                id,
+                "resourceGroups",
+                _,
+                "providers",
+                provider,
+                "systemTopics",
+                name,
+                "eventSubscriptions",
+            ] if provider.eq_ignore_ascii_case("Microsoft.EventGrid") => (*id, Some(*name)),
+            _ => return None,
+        };
+        let topics = match data.event_grid.get(id) {
+            None => &Vec::new(),
+            Some(EventGrid::Denied(code)) => {
+                let message = format!(
+                    "The client does not have authorization to perform action \
+                     'Microsoft.EventGrid/systemTopics/read' over scope '/subscriptions/{id}'."
+                );
+                return Some(reply(StatusCode::FORBIDDEN, error(code, &message)));
+            }
+            Some(EventGrid::Topics(topics)) => topics,
+        };
+        let topic_id = |name: &str| {
+            format!(
+                "/subscriptions/{id}/resourceGroups/rg/providers/Microsoft.EventGrid/systemTopics/{name}"
+            )
+        };
+        let value: Vec<Value> = match topic {
+            None => topics
+                .iter()
+                .map(|t| {
+                    json!({
+                        "id": topic_id(&t.name),
+                        "name": t.name,
+                        "type": "Microsoft.EventGrid/systemTopics",
+                        "properties": {
+                            "source": format!("/subscriptions/{id}/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/{}", t.vault),
+                            "topicType": "Microsoft.KeyVault.vaults",
+                        },
+                    })
+                })
+                .collect(),
+            Some(name) => {
+                let Some(found) = topics.iter().find(|t| t.name.eq_ignore_ascii_case(name)) else {
+                    return Some(reply(StatusCode::NOT_FOUND, error("ResourceNotFound", name)));
+                };
+                found
+                    .subscriptions
+                    .iter()
+                    .enumerate()
+                    .map(|(n, properties)| {
+                        json!({
+                            "id": format!("{}/eventSubscriptions/sub-{n}", topic_id(&found.name)),
+                            "name": format!("sub-{n}"),
+                            "properties": properties,
+                        })
+                    })
+                    .collect()
+            }
+        };
+        Some(reply(StatusCode::OK, json!({ "value": value })))
     }
 
     async fn respond(self: Arc<Self>, request: Request<Incoming>) -> Response<Full<Bytes>> {

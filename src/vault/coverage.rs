@@ -1,0 +1,208 @@
+//! Whether Event Grid delivers each watched vault's events to this app: every vault needs an
+//! Event Grid subscription on its system topic that sends the expiry and access types to this
+//! app's function or to its queue. A vault created after the deployment has none: it is swept,
+//! but no access-policy alert and no expiry event will ever come from it.
+//!
+//! Resource Manager is asked once per subscription (its system topics) and once per watched
+//! vault that has a topic (the topic's event subscriptions).
+
+use serde::Deserialize;
+use serde_json::Value;
+
+/// The event types a vault's subscription must deliver: the six expiry types and the access
+/// policy change (short names).
+pub const NEEDED_TYPES: [&str; 7] = [
+    "SecretNearExpiry",
+    "SecretExpired",
+    "KeyNearExpiry",
+    "KeyExpired",
+    "CertificateNearExpiry",
+    "CertificateExpired",
+    "VaultAccessPolicyChanged",
+];
+
+/// What "this app" is, to recognise a delivery to it.
+#[derive(Debug, Clone, Default)]
+pub struct Target {
+    /// The function app's name (`WEBSITE_SITE_NAME`), when running in Azure.
+    pub site: Option<String>,
+    /// Its storage account's name, where the queue `queue` is.
+    pub account: Option<String>,
+    /// The pushed function's name (`function-trigger`).
+    pub function: String,
+    /// The queue Event Grid delivers to on private networks (`kv-notify-events`).
+    pub queue: String,
+}
+
+/// A system topic, as Resource Manager lists it.
+#[derive(Debug, Deserialize)]
+pub(super) struct Topic {
+    pub id: Option<String>,
+    #[serde(default)]
+    pub properties: TopicProperties,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct TopicProperties {
+    pub source: Option<String>,
+    pub topic_type: Option<String>,
+}
+
+/// An event subscription: its `properties`, read as they come.
+#[derive(Debug, Deserialize)]
+pub(super) struct EventSubscription {
+    #[serde(default)]
+    pub properties: Value,
+}
+
+/// How one vault stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Covered {
+    /// A subscription delivers its expiry and access events to this app.
+    Yes,
+    /// No system topic, or no subscription on it delivering here: what is missing, in words.
+    No(String),
+    /// Its subscription could not be read: why.
+    Unseen(String),
+}
+
+impl Topic {
+    /// The vault name this topic is of (lower case), when it is a Key Vault topic.
+    pub(super) fn vault(&self) -> Option<String> {
+        let kind = self.properties.topic_type.as_deref()?;
+        if !kind.eq_ignore_ascii_case("Microsoft.KeyVault.vaults") {
+            return None;
+        }
+        let source = self.properties.source.as_deref()?;
+        let (provider, name) = source.rsplit_once('/')?;
+        provider
+            .to_ascii_lowercase()
+            .ends_with("/providers/microsoft.keyvault/vaults")
+            .then(|| name.to_ascii_lowercase())
+    }
+}
+
+impl Target {
+    /// Whether `subscription` delivers the needed types to this app; `Err` says what it lacks.
+    pub fn delivers(&self, subscription: &EventSubscriptionView<'_>) -> Result<(), String> {
+        let properties = subscription.0;
+        // With the topic's identity the destination is under `deliveryWithResourceIdentity`.
+        let destination = properties
+            .get("destination")
+            .filter(|d| !d.is_null())
+            .or_else(|| properties.pointer("/deliveryWithResourceIdentity/destination"))
+            .ok_or("it has no destination")?;
+        if !self.is_here(destination) {
+            return Err("it delivers elsewhere".to_owned());
+        }
+        let types = properties.pointer("/filter/includedEventTypes");
+        let missing: Vec<&str> = match types.and_then(Value::as_array) {
+            Some(listed) if !listed.is_empty() => NEEDED_TYPES
+                .into_iter()
+                .filter(|needed| {
+                    !listed.iter().filter_map(Value::as_str).any(|t| {
+                        let short = t.rsplit('.').next().unwrap_or(t);
+                        short.eq_ignore_ascii_case(needed)
+                    })
+                })
+                .collect(),
+            // No filter: every type.
+            _ => Vec::new(),
+        };
+        match missing.as_slice() {
+            [] => Ok(()),
+            missing => Err(format!("it leaves out {}", missing.join(", "))),
+        }
+    }
+
+    /// Whether a destination is this app's function, webhook or queue.
+    fn is_here(&self, destination: &Value) -> bool {
+        let kind = destination
+            .get("endpointType")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let text = |pointer: &str| {
+            destination
+                .pointer(pointer)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_ascii_lowercase()
+        };
+        let site = |text: &str, pattern: &dyn Fn(&str) -> String| {
+            self.site
+                .as_deref()
+                .is_none_or(|site| text.contains(&pattern(&site.to_ascii_lowercase())))
+        };
+        if kind.eq_ignore_ascii_case("AzureFunction") {
+            let id = text("/properties/resourceId");
+            id.ends_with(&format!(
+                "/functions/{}",
+                self.function.to_ascii_lowercase()
+            )) && site(&id, &|site| format!("/sites/{site}/"))
+        } else if kind.eq_ignore_ascii_case("StorageQueue") {
+            let id = text("/properties/resourceId");
+            text("/properties/queueName") == self.queue.to_ascii_lowercase()
+                && self.account.as_deref().is_none_or(|account| {
+                    id.ends_with(&format!(
+                        "/storageaccounts/{}",
+                        account.to_ascii_lowercase()
+                    ))
+                })
+        } else if kind.eq_ignore_ascii_case("WebHook") {
+            let url = text("/properties/endpointBaseUrl") + &text("/properties/endpointUrl");
+            url.contains("/runtime/webhooks/eventgrid") && site(&url, &|site| format!("://{site}."))
+        } else {
+            false
+        }
+    }
+}
+
+/// An event subscription's properties, as [`Target::delivers`] reads them.
+pub struct EventSubscriptionView<'a>(pub &'a Value);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn target() -> Target {
+        Target {
+            site: Some("kvn-prod".to_owned()),
+            account: Some("kvnprodst".to_owned()),
+            function: "function-trigger".to_owned(),
+            queue: "kv-notify-events".to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_function_an_identity_queue_or_a_webhook_of_this_app_is_a_delivery_here() {
+        let all = [
+            json!({"destination": {"endpointType": "AzureFunction", "properties": {"resourceId": "/subscriptions/s/resourceGroups/g/providers/Microsoft.Web/sites/kvn-prod/functions/function-trigger"}}}),
+            json!({"destination": null, "deliveryWithResourceIdentity": {"identity": {"type": "SystemAssigned"}, "destination": {"endpointType": "StorageQueue", "properties": {"resourceId": "/subscriptions/s/resourceGroups/g/providers/Microsoft.Storage/storageAccounts/kvnprodst", "queueName": "kv-notify-events"}}}}),
+            json!({"destination": {"endpointType": "WebHook", "properties": {"endpointBaseUrl": "https://kvn-prod.azurewebsites.net/runtime/webhooks/eventgrid"}}, "filter": {"includedEventTypes": NEEDED_TYPES.map(|t| format!("Microsoft.KeyVault.{t}"))}}),
+        ];
+        for properties in &all {
+            assert_eq!(
+                target().delivers(&EventSubscriptionView(properties)),
+                Ok(()),
+                "{properties}"
+            );
+        }
+    }
+
+    #[test]
+    fn another_app_or_missing_types_are_no_delivery() {
+        let elsewhere = json!({"destination": {"endpointType": "AzureFunction", "properties": {"resourceId": "/subscriptions/s/resourceGroups/g/providers/Microsoft.Web/sites/other/functions/function-trigger"}}});
+        assert!(
+            target()
+                .delivers(&EventSubscriptionView(&elsewhere))
+                .is_err()
+        );
+        let partial = json!({"destination": {"endpointType": "StorageQueue", "properties": {"resourceId": "/x/storageAccounts/kvnprodst", "queueName": "kv-notify-events"}}, "filter": {"includedEventTypes": ["Microsoft.KeyVault.SecretNearExpiry"]}});
+        let Err(why) = target().delivers(&EventSubscriptionView(&partial)) else {
+            panic!("a subscription of one type covers nothing");
+        };
+        assert!(why.contains("VaultAccessPolicyChanged"), "{why}");
+    }
+}
