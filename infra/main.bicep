@@ -48,6 +48,10 @@ param acsEndpoint string = ''
 @description('ENTRA_CREDENTIALS: also remind of the client secrets and certificates of Entra ID app registrations (hooks/postprovision.sh grants Application.Read.All).')
 param entraCredentials string = 'false'
 
+@allowed(['function', 'queue'])
+@description('How Event Grid reaches the app: function (push to the function; the postdeploy hook subscribes each vault) or queue (to the queue kv-notify-events of the app\'s storage account, as each topic\'s identity: for an app behind private endpoints, which push cannot reach).')
+param delivery string = 'function'
+
 @description('The vault holding the secrets the settings refer to (SMTP_URL), as JSON {"name", "resourceGroup"}: the app gets Key Vault Secrets User there.')
 param secretsVaultJson string = '{}'
 
@@ -147,6 +151,28 @@ module deadLetterRoles 'modules/dead-letter-roles.bicep' = [for (vault, i) in va
   }
 }]
 
+module queueSenders 'modules/queue-sender-role.bicep' = [for (vault, i) in vaults: if (delivery == 'queue') {
+  name: 'queue-sender-${vault.name}'
+  scope: group
+  params: {
+    storageName: storage.outputs.name
+    topicPrincipalId: topics[i].outputs.principalId
+  }
+}]
+
+module queueSubscriptions 'modules/queue-subscription.bicep' = [for (vault, i) in vaults: if (delivery == 'queue') {
+  name: 'queue-subscription-${vault.name}'
+  scope: resourceGroup(vault.resourceGroup)
+  params: {
+    topicName: topics[i].outputs.name
+    storageId: storage.outputs.id
+  }
+  dependsOn: [
+    queueSenders[i]
+    deadLetterRoles[i]
+  ]
+}]
+
 module readers 'modules/subscription-reader.bicep' = [for id in subscriptions: {
   name: 'reader-${id}'
   scope: subscription(id)
@@ -170,4 +196,5 @@ output AZURE_FUNCTION_APP_NAME string = app.outputs.name
 output AZURE_FUNCTION_APP_ID string = app.outputs.id
 output AZURE_FUNCTION_PRINCIPAL_ID string = app.outputs.principalId
 output DEAD_LETTER_CONTAINER_ID string = storage.outputs.deadLetterContainerId
+output KV_NOTIFY_DELIVERY string = delivery
 output SYSTEM_TOPICS string = join([for (vault, i) in vaults: '${vault.resourceGroup}/${topics[i].outputs.name}'], ' ')

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# azd postdeploy: subscribes each vault's system topic to the deployed function with
+# azd postdeploy: with delivery = function (the default), subscribes each vault's system topic
+# to the deployed function with
 # infra/modules/event-subscription.bicep (a subscription to a function that did not exist yet
 # fails, so it cannot be in the main template). Then sends one `kv-notify test` alert with the
 # app's settings.
@@ -11,7 +12,12 @@ dead_letters="${DEAD_LETTER_CONTAINER_ID:?run azd provision first}"
 storage_id="${dead_letters%/blobServices/*}"
 
 az provider register --namespace Microsoft.EventGrid --wait >/dev/null
-for topic in ${SYSTEM_TOPICS:-}; do
+# With delivery = queue the template subscribed each topic to the queue already.
+topics="${SYSTEM_TOPICS:-}"
+if [ "${KV_NOTIFY_DELIVERY:-function}" = "queue" ]; then
+  topics=""
+fi
+for topic in $topics; do
   group="${topic%%/*}"
   name="${topic#*/}"
   az deployment group create --resource-group "$group" --name "kv-notify-subscription-$name" \

@@ -5,7 +5,7 @@
 param topicName string
 param functionAppId string
 param deadLetterStorageId string
-param deadLetterContainer string = 'dead-letters'
+param deadLetterContainer string = 'kv-notify-deadletter'
 
 resource topic 'Microsoft.EventGrid/systemTopics@2024-06-01-preview' existing = {
   name: topicName

@@ -31,9 +31,22 @@ resource package 'Microsoft.Storage/storageAccounts/blobServices/containers@2023
 
 resource deadLetters 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
   parent: blobs
-  name: 'dead-letters'
+  name: 'kv-notify-deadletter'
 }
+
+resource queues 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
+  parent: account
+  name: 'default'
+}
+
+// The queue Event Grid writes to (delivery = 'queue'), the host's poison queue for it, and
+// where kv-notify sets aside a message holding no event.
+resource eventQueues 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = [for queue in ['kv-notify-events', 'kv-notify-events-poison', 'kv-notify-events-rejected']: {
+  parent: queues
+  name: queue
+}]
 
 output name string = account.name
 output packageContainer string = '${account.properties.primaryEndpoints.blob}${package.name}'
 output deadLetterContainerId string = deadLetters.id
+output id string = account.id

@@ -1,5 +1,6 @@
 //! The deployment as code (`infra/`, `azure.yaml`'s hooks) passes `scripts/infra-check`, and
-//! the check catches a syntax error planted in a copy of it.
+//! the check catches a syntax error, and a queue message time to live shorter than the host's
+//! retries, planted in a copy of it.
 
 use crate::support::{app_root, copy_tree};
 use std::path::Path;
@@ -26,16 +27,25 @@ fn the_templates_parse_and_say_what_kv_notify_needs() {
     assert!(said.contains("Bicep files parse"), "{said}");
 }
 
-#[test]
-fn a_syntax_error_planted_in_a_template_fails_the_check() {
+/// A copy of what the check reads: the templates, the setting names, host.json and the queue
+/// function's binding.
+fn copy_of_the_checked_files() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
     copy_tree(&app_root().join("infra"), &dir.path().join("infra"));
+    copy_tree(
+        &app_root().join("event-queue"),
+        &dir.path().join("event-queue"),
+    );
     std::fs::create_dir_all(dir.path().join("src/settings")).expect("mkdir");
-    std::fs::copy(
-        app_root().join("src/settings/name.rs"),
-        dir.path().join("src/settings/name.rs"),
-    )
-    .expect("copy");
+    for file in ["src/settings/name.rs", "host.json"] {
+        std::fs::copy(app_root().join(file), dir.path().join(file)).expect("copy");
+    }
+    dir
+}
+
+#[test]
+fn a_syntax_error_planted_in_a_template_fails_the_check() {
+    let dir = copy_of_the_checked_files();
     let storage = dir.path().join("infra/modules/storage.bicep");
     let text = std::fs::read_to_string(&storage).expect("read");
     std::fs::write(
@@ -52,4 +62,23 @@ fn a_syntax_error_planted_in_a_template_fails_the_check() {
         said.contains("storage.bicep:") && said.contains("does not parse"),
         "{said}"
     );
+}
+
+#[test]
+fn queued_messages_that_expire_before_the_hosts_retries_end_fail_the_check() {
+    let dir = copy_of_the_checked_files();
+    let module = dir.path().join("infra/modules/queue-subscription.bicep");
+    let text = std::fs::read_to_string(&module).expect("read");
+    let planted = text.replace(
+        "queueMessageTimeToLiveInSeconds: 172800",
+        "queueMessageTimeToLiveInSeconds: 3600",
+    );
+    assert_ne!(planted, text, "the template sets the time to live");
+    std::fs::write(&module, planted).expect("plant");
+
+    let output = infra_check(dir.path());
+
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{said}");
+    assert!(said.contains("must outlast host.json's retries"), "{said}");
 }
