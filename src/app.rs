@@ -379,17 +379,23 @@ fn start(config: Config, ledger: Arc<dyn Ledger>) -> anyhow::Result<Functions> {
     };
     let sweeper = sweeper.map(|(settings, vaults)| Sweeper::new(settings, vaults, entra, target));
     let (rejected, set_aside) = match &config.settings.storage {
-        Some(account) => {
+        Some(account) if !account.queue_endpoint.is_empty() => {
             let rejected = Queue::new(account.clone(), queued::REJECTED)?;
             let poison = Queue::new(account.clone(), queued::POISON)?;
-            let dead_letters = Container::new(account.clone(), &config.settings.dead_letters)?;
+            let dead_letters = match account.blob_endpoint.as_str() {
+                "" => None,
+                _ => Some(Container::new(
+                    account.clone(),
+                    &config.settings.dead_letters,
+                )?),
+            };
             let set_aside = SetAside {
                 queues: vec![poison, rejected.clone()],
-                dead_letters: Some(dead_letters),
+                dead_letters,
             };
             (Some(rejected), set_aside)
         }
-        None => (None, SetAside::default()),
+        _ => (None, SetAside::default()),
     };
     let dispatcher = Dispatcher::new(config, ledger, transport, vaults);
     tracing::info!("ready: mail goes to {mail}");

@@ -22,6 +22,9 @@ pub async fn requeue(account: Option<&Account>, dead_letters: &str) -> anyhow::R
              string) or AzureWebJobsStorage__accountName with the app's identity"
         );
     };
+    if account.queue_endpoint.is_empty() {
+        anyhow::bail!("AzureWebJobsStorage names no Queue service (QueueEndpoint)");
+    }
     let target = Queue::new(account.clone(), QUEUE)?;
     let mut ok = true;
     for source in [POISON, REJECTED] {
@@ -36,6 +39,9 @@ pub async fn requeue(account: Option<&Account>, dead_letters: &str) -> anyhow::R
                 .unwrap_or_default()
         ));
         ok &= failed.is_none();
+    }
+    if account.blob_endpoint.is_empty() {
+        return Ok(ok);
     }
     let container = Container::new(account.clone(), dead_letters)?;
     let (moved, failed) = move_dead_letters(&container, &target).await;

@@ -35,7 +35,8 @@ pub struct Account {
     /// The Table service endpoint, without a trailing slash (path-style for Azurite:
     /// `http://127.0.0.1:10002/devstoreaccount1`).
     pub table_endpoint: String,
-    /// The Queue service endpoint, likewise.
+    /// The Queue service endpoint, likewise (empty when a connection string spells out the
+    /// others and not this one).
     pub queue_endpoint: String,
     /// The Blob service endpoint, likewise.
     pub blob_endpoint: String,
@@ -126,8 +127,14 @@ impl Account {
         let suffix = parts
             .remove("endpointsuffix")
             .unwrap_or_else(|| "core.windows.net".to_owned());
+        // With the endpoints spelt out (an emulator, a custom domain), a service left out is
+        // not there: no address is made up for it.
+        let explicit = ["tableendpoint", "queueendpoint", "blobendpoint"]
+            .iter()
+            .any(|key| parts.contains_key(*key));
         let mut endpoint = |service: &str| match parts.remove(&format!("{service}endpoint")) {
             Some(endpoint) => endpoint.trim_end_matches('/').to_owned(),
+            None if explicit => String::new(),
             None => format!("{protocol}://{name}.{service}.{suffix}"),
         };
         let (table_endpoint, queue_endpoint) = (endpoint("table"), endpoint("queue"));

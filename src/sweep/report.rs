@@ -55,6 +55,9 @@ pub struct CoverageSummary {
     /// Such vaults beyond those in `unseen`.
     #[serde(skip_serializing_if = "is_zero")]
     pub more_unseen: usize,
+    /// Why the vaults were not checked (`VAULTS` alone), when they were not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_checked: Option<String>,
 }
 
 impl CoverageSummary {
@@ -72,6 +75,7 @@ impl CoverageSummary {
                     &mut summary.more_uncovered,
                     format!("{vault}: {why}"),
                 ),
+                Covered::NotChecked(why) => summary.not_checked = Some(why.clone()),
                 Covered::Unseen(why) => keep(
                     &mut summary.unseen,
                     &mut summary.more_unseen,
@@ -375,7 +379,9 @@ impl SweepReport {
                 ),
             });
         }
-        if let Some(coverage) = &self.coverage {
+        if let Some(why) = self.coverage.as_ref().and_then(|c| c.not_checked.as_ref()) {
+            lines.push(format!("Event Grid coverage {why}"));
+        } else if let Some(coverage) = &self.coverage {
             lines.push(format!(
                 "Event Grid: {} of {} vault(s) deliver their events here; {} without a \
                  subscription, {} not seen",
@@ -506,7 +512,8 @@ impl InventoryRow {
     /// The row of a vault whose events do not reach this app, or cannot be seen to.
     pub fn uncovered(vault: &str, stand: &Covered) -> Option<Self> {
         let note = match stand {
-            Covered::Yes => return None,
+            // Said once in the sweep's log, not on every vault's row.
+            Covered::Yes | Covered::NotChecked(_) => return None,
             Covered::No(why) => format!("no Event Grid delivery to this app: {why}"),
             Covered::Unseen(why) => why.clone(),
         };

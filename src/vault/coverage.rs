@@ -65,6 +65,8 @@ pub enum Covered {
     No(String),
     /// Its subscription could not be read: why.
     Unseen(String),
+    /// Not checked: the app's identity is not meant to see subscriptions (`VAULTS` alone).
+    NotChecked(String),
 }
 
 impl Topic {

@@ -120,8 +120,8 @@ impl Watched {
         targets
     }
 
-    /// For a sweep with `SUBSCRIPTIONS`: how each watched vault stands for Event Grid delivery
-    /// to `target` (`None` without `SUBSCRIPTIONS`). A vault of `VAULTS` that no listed
+    /// For a sweep: how each watched vault stands for Event Grid delivery to `target` (not
+    /// checked without `SUBSCRIPTIONS`; `None` when the listings cannot be had in time). A vault of `VAULTS` that no listed
     /// subscription holds cannot be seen; one whose subscription's topics cannot be read
     /// neither: neither is called uncovered.
     pub async fn coverage(
@@ -130,7 +130,15 @@ impl Watched {
         target: &Target,
         deadline: Instant,
     ) -> Option<Vec<(String, Covered)>> {
-        let discovery = self.discovery.as_ref()?;
+        let Some(discovery) = self.discovery.as_ref() else {
+            let why = "not checked: with VAULTS alone the app's identity reads the vaults, not \
+                       their Event Grid subscriptions; set SUBSCRIPTIONS and grant it Reader \
+                       there to check that their events reach this app";
+            let stands = vaults
+                .iter()
+                .map(|v| (v.name.clone(), Covered::NotChecked(why.to_owned())));
+            return Some(stands.collect());
+        };
         // Which subscription holds each vault, by its last listing.
         let held: HashMap<String, HashSet<String>> = {
             let listings = tokio::time::timeout_at(deadline, self.listings.lock())
@@ -147,6 +155,8 @@ impl Watched {
         // Futures made up front: a stream of futures borrowing `held` is then plainly `Send`.
         let checks: Vec<_> = held
             .iter()
+            // A subscription holding no watched vault costs no request.
+            .filter(|(_, names)| !names.is_empty())
             .map(|(id, names)| async move {
                 let found = discovery.event_subscriptions(id, names).await;
                 (id.clone(), found)

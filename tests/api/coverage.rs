@@ -204,3 +204,31 @@ async fn the_check_of_200_vaults_asks_resource_manager_once_a_subscription_and_o
         .count();
     assert_eq!((topics, subscriptions), (1, 200));
 }
+
+#[tokio::test]
+async fn with_vaults_alone_coverage_is_said_to_be_unchecked_and_no_vault_is_blamed() {
+    let vault = FakeVault::start(&["kv-a"]);
+    let (smtp, identity) = (SmtpServer::start(), IdentityEndpoint::start());
+    let mut settings = mail_settings(&smtp.url());
+    settings.extend(vault.settings(&["kv-a"], &identity));
+    vault.set(json!({"vaults": {"kv-a": {}}}));
+    let handler = Handler::start(&pairs(&settings)).await;
+
+    let answer = handler.timer().await;
+
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let logs = answer.json()["Logs"].to_string();
+    assert!(
+        logs.contains("Event Grid coverage not checked: with VAULTS alone"),
+        "{logs}"
+    );
+    assert!(smtp.messages().is_empty(), "no health notice for it");
+    assert!(
+        !vault
+            .requests()
+            .iter()
+            .any(|r| r.contains("Microsoft.EventGrid")),
+        "{:#?}",
+        vault.requests()
+    );
+}

@@ -38,6 +38,16 @@ fn recipients(smtp: &SmtpServer) -> Vec<(String, Vec<String>)> {
     mails
 }
 
+/// System topics for `vaults`, each subscribed to this app's function: Event Grid reaches them.
+fn delivered(vaults: &[&str]) -> Value {
+    let to_function = json!({"destination": {"endpointType": "AzureFunction", "properties": {"resourceId": "/subscriptions/s/resourceGroups/g/providers/Microsoft.Web/sites/kvn/functions/function-trigger"}}});
+    let topics: Vec<Value> = vaults
+        .iter()
+        .map(|v| json!({"name": format!("{v}-topic"), "vault": v, "subscriptions": [to_function]}))
+        .collect();
+    json!(topics)
+}
+
 fn due(name: &str) -> Value {
     json!({"secrets": [expiring(name, 6.5)]})
 }
@@ -56,6 +66,7 @@ async fn the_vaults_of_every_subscription_are_found_paged_and_swept_with_their_t
             ],
             OTHER: [{"name": "kv-d"}],
         },
+        "eventGrid": {TEAM: delivered(&["kv-a", "kv-b", "kv-c"]), OTHER: delivered(&["kv-d"])},
         "vaults": {
             "kv-a": due("a-secret"),
             "kv-b": due("b-secret"),
@@ -111,7 +122,7 @@ async fn the_vaults_of_every_subscription_are_found_paged_and_swept_with_their_t
     let listed: Vec<String> = vault
         .requests()
         .into_iter()
-        .filter(|r| r.starts_with("management "))
+        .filter(|r| r.starts_with("management ") && r.contains("Microsoft.KeyVault/vaults"))
         .collect();
     assert_eq!(listed.len(), 3, "two pages and one: {listed:#?}");
     assert!(vault.violations().is_empty(), "{:?}", vault.violations());
@@ -140,6 +151,7 @@ async fn a_vault_in_vaults_and_in_a_subscription_is_read_once() {
     set(&mut settings, "VAULTS", &vault.uri("kv-a"));
     vault.set(json!({
         "subscriptions": {TEAM: [{"name": "kv-a", "tags": {"owner": "team-a@contoso.com"}}]},
+        "eventGrid": {TEAM: delivered(&["kv-a"])},
         "vaults": {"kv-a": due("a-secret")},
     }));
     let handler = Handler::start(&pairs(&settings)).await;

@@ -98,6 +98,12 @@ async fn a_mail_server_down_for_a_while_loses_nothing_and_sends_once() {
     wait_for("the retry after the outage is mailed", || {
         smtp.messages().len() == 1
     });
+    wait_for("the retry is answered 200", || {
+        listener
+            .invocations()
+            .iter()
+            .any(|(_, _, status)| *status == 200)
+    });
 
     let tries = listener.invocations();
     let last = tries.last().expect("tries");
