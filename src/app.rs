@@ -278,7 +278,9 @@ async fn run_cli(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Requeue => {
             let settings = &config.settings;
-            cli::requeue::requeue(settings.storage.as_ref(), &settings.dead_letters).await?
+            let problem = settings.storage_problem.as_deref();
+            cli::requeue::requeue(settings.storage.as_ref(), problem, &settings.dead_letters)
+                .await?
         }
         Command::Preview { files, out } => {
             inspect::preview(&config, &files, &out, Clock::EventTime)?

@@ -74,6 +74,9 @@ pub struct Settings {
     /// queue-triggered function sets aside there what it can never handle, and the health
     /// notice looks at what waits there.
     pub storage: Option<Account>,
+    /// Why the app's storage account settings cannot be used, when they cannot: said by
+    /// `check`, at start-up and by `requeue` (the ledger reports it itself with `LEDGER=table`).
+    pub storage_problem: Option<String>,
     /// The container of that account Event Grid dead-letters to (`DEADLETTER_CONTAINER`).
     pub dead_letters: String,
     /// The function app's name (`WEBSITE_SITE_NAME`, set in Azure): how an Event Grid
@@ -128,6 +131,7 @@ impl Settings {
                 .ok()
         });
         let app_root = get(name::FUNCTIONS_APP_ROOT_PATH);
+        let storage = storage_account(&get);
         let settings = Self {
             mail,
             mail_from,
@@ -144,8 +148,8 @@ impl Settings {
                     default_ledger_path(in_azure, get(name::HOME), app_root.clone())
                 }),
             table_ledger: table_ledger(&get, &mut problems),
-            // A broken account is reported once, by the ledger's reading of it.
-            storage: storage_account(&get).and_then(Result::ok),
+            storage: storage.clone().and_then(Result::ok),
+            storage_problem: storage.and_then(Result::err),
             dead_letters: dead_letter_container(get(name::DEADLETTER_CONTAINER), &mut problems),
             site: get(name::WEBSITE_SITE_NAME),
             retention: limits.retention,
@@ -209,6 +213,13 @@ impl Settings {
         if self.security.is_empty() && self.alert_webhook.is_none() {
             warnings
                 .push("SECURITY_EMAILS is empty: access policy alerts will be skipped".to_owned());
+        }
+        // With `LEDGER=table` the same problem stops start-up, said once by the ledger.
+        if let (Some(problem), None) = (&self.storage_problem, &self.table_ledger) {
+            warnings.push(format!(
+                "{problem}: the health notice cannot look at the poison and rejected queues \
+                 or the dead letters, and requeue cannot run"
+            ));
         }
         warnings
     }

@@ -15,11 +15,20 @@ const HIDDEN: Duration = Duration::from_secs(120);
 
 /// Moves every message of the poison and rejected queues back to the app's queue; prints what
 /// it moved. `false` when some could not be moved.
-pub async fn requeue(account: Option<&Account>, dead_letters: &str) -> anyhow::Result<bool> {
+/// `problem` says why the storage settings cannot be used, when they cannot.
+pub async fn requeue(
+    account: Option<&Account>,
+    problem: Option<&str>,
+    dead_letters: &str,
+) -> anyhow::Result<bool> {
     let Some(account) = account else {
+        if let Some(problem) = problem {
+            anyhow::bail!("requeue cannot reach the app's storage account: {problem}");
+        }
         anyhow::bail!(
             "requeue needs the app's storage account: set AzureWebJobsStorage (a connection \
-             string) or AzureWebJobsStorage__accountName with the app's identity"
+             string) or AzureWebJobsStorage__accountName with the app's identity (or, on a \
+             developer's machine, the Azure CLI's login)"
         );
     };
     if account.queue_endpoint.is_empty() {

@@ -76,7 +76,8 @@ pub(super) fn storage_account(
 
 /// The identity-based form of `AzureWebJobsStorage`: `__accountName` (or `__tableServiceUri`),
 /// `__credential` (`managedidentity`, the default) and `__clientId` for a user-assigned
-/// identity, reached with a token from `IDENTITY_ENDPOINT`. `None` when the form is not used.
+/// identity, reached with a token from `IDENTITY_ENDPOINT` (from the Azure CLI's login outside
+/// Azure). `None` when the form is not used.
 fn identity_account(get: &impl Fn(&str) -> Option<String>) -> Option<Result<Account, String>> {
     let account_name = get(name::STORAGE_ACCOUNT_NAME);
     let table_uri = get(name::STORAGE_TABLE_URI);
@@ -119,15 +120,19 @@ fn identity_account(get: &impl Fn(&str) -> Option<String>) -> Option<Result<Acco
                 .unwrap_or_default()
                 .to_owned()
         });
-        let (Some(identity_endpoint), Some(header)) =
-            (get(name::IDENTITY_ENDPOINT), get(name::IDENTITY_HEADER))
-        else {
-            return Err(format!(
-                "{}: an identity-based connection needs the app's managed identity \
-                 (IDENTITY_ENDPOINT and IDENTITY_HEADER, set by the platform once the identity is \
-                 on); elsewhere, set AzureWebJobsStorage to a connection string",
-                name::STORAGE_ACCOUNT_NAME
-            ));
+        // In Azure the platform's identity; on a developer's machine (`kv-notify requeue` from
+        // a laptop) the Azure CLI's login.
+        let identity = match (get(name::IDENTITY_ENDPOINT), get(name::IDENTITY_HEADER)) {
+            (Some(endpoint), Some(header)) => Some((endpoint, SecretString::from(header))),
+            _ if get(name::WEBSITE_INSTANCE_ID).is_some() => {
+                return Err(format!(
+                    "{}: an identity-based connection needs the app's managed identity \
+                     (IDENTITY_ENDPOINT and IDENTITY_HEADER, set by the platform once the \
+                     identity is on)",
+                    name::STORAGE_ACCOUNT_NAME
+                ));
+            }
+            _ => None,
         };
         let service = |setting: &str, service: &str| -> Result<String, String> {
             match get(setting) {
@@ -147,7 +152,6 @@ fn identity_account(get: &impl Fn(&str) -> Option<String>) -> Option<Result<Acco
         };
         let queue_endpoint = service(name::STORAGE_QUEUE_URI, "queue")?;
         let blob_endpoint = service(name::STORAGE_BLOB_URI, "blob")?;
-        let identity = (identity_endpoint, SecretString::from(header));
         let client_id = get(name::STORAGE_CLIENT_ID);
         Ok(Account::with_identity(
             account,

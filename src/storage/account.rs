@@ -9,7 +9,7 @@ use sha2::Sha256;
 use std::sync::{Arc, OnceLock};
 
 use crate::http::PolicyError;
-use crate::identity::{ManagedIdentity, TokenError};
+use crate::identity::{Identity, ManagedIdentity, TokenError};
 
 /// Azurite's well-known development account (`UseDevelopmentStorage=true`).
 const DEV_ACCOUNT: &str = "devstoreaccount1";
@@ -55,8 +55,7 @@ enum Auth {
 /// The app's managed identity as the settings describe it; its client is made on the first
 /// request, in the ledger, not while the settings are read.
 struct Tokens {
-    endpoint: String,
-    header: SecretString,
+    identity: Identity,
     client_id: Option<String>,
     made: OnceLock<Result<ManagedIdentity, PolicyError>>,
 }
@@ -64,12 +63,7 @@ struct Tokens {
 impl Tokens {
     fn identity(&self) -> Result<&ManagedIdentity, TokenError> {
         let made = self.made.get_or_init(|| {
-            ManagedIdentity::new(
-                self.endpoint.clone(),
-                self.header.clone(),
-                self.client_id.clone(),
-                STORAGE_RESOURCE,
-            )
+            ManagedIdentity::for_resource(&self.identity, &self.client_id, STORAGE_RESOURCE)
         });
         made.as_ref().map_err(|e| TokenError(e.to_string()))
     }
@@ -150,18 +144,16 @@ impl Account {
 
     /// The account `name` at its Table, Queue and Blob endpoints (a trailing slash is
     /// dropped), reached with the app's managed identity.
-    /// `identity` is the platform's (`IDENTITY_ENDPOINT` and `IDENTITY_HEADER`), and
-    /// `client_id` a user-assigned identity's.
+    /// `identity` is the platform's (`IDENTITY_ENDPOINT` and `IDENTITY_HEADER`), or `None` for
+    /// the Azure CLI's login on a developer's machine; `client_id` a user-assigned identity's.
     pub fn with_identity(
         name: String,
         (table_endpoint, queue_endpoint, blob_endpoint): (&str, &str, &str),
-        identity: (String, SecretString),
+        identity: Identity,
         client_id: Option<String>,
     ) -> Self {
-        let (endpoint, header) = identity;
         let tokens = Tokens {
-            endpoint,
-            header,
+            identity,
             client_id,
             made: OnceLock::new(),
         };

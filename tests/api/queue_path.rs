@@ -257,3 +257,53 @@ async fn the_health_notice_names_what_waits_set_aside_and_dead_lettered_and_requ
     });
     assert_eq!(subjects(&s.smtp, "api-key").len(), 1);
 }
+
+#[test]
+fn requeue_from_a_laptop_uses_the_azure_cli_login_and_no_key() {
+    let queues = AzuriteQueues::start_with_oauth();
+    let event = event_grid("SecretExpired", "api-key", Some(-2));
+    queues.put("kv-notify-events-poison", &event.to_string());
+    let az = fake_azure_cli();
+    // What a developer sets, logged in with `az login`: the account, no key, no identity.
+    let mut settings = Vec::new();
+    set(
+        &mut settings,
+        "AzureWebJobsStorage__accountName",
+        "devstoreaccount1",
+    );
+    set(
+        &mut settings,
+        "AzureWebJobsStorage__queueServiceUri",
+        &queues.queue_uri(),
+    );
+    set(
+        &mut settings,
+        "AzureWebJobsStorage__blobServiceUri",
+        &queues.blob_uri(),
+    );
+    let ca = queues.certificate().expect("HTTPS");
+    set(&mut settings, "SSL_CERT_FILE", &ca.to_string_lossy());
+    as_azure_cli_login(&mut settings, az.path());
+
+    let (ok, out) = crate::sweep::kv_notify(&["requeue"], &settings);
+
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("kv-notify-events-poison: 1 message(s) put back on kv-notify-events"),
+        "{out}"
+    );
+    assert!(queues.peek("kv-notify-events-poison").is_empty());
+    assert_eq!(queues.peek("kv-notify-events").len(), 1);
+    let calls = std::fs::read_to_string(az.path().join("calls")).expect("az was called");
+    assert!(
+        calls.contains("--resource https://storage.azure.com"),
+        "{calls}"
+    );
+
+    // In Azure the same settings without the app's identity are refused, not sent to `az`.
+    set(&mut settings, "WEBSITE_INSTANCE_ID", "1");
+    set(&mut settings, "MAIL_TRANSPORT", "outbox");
+    let (ok, out) = crate::sweep::kv_notify(&["requeue"], &settings);
+    assert!(!ok, "{out}");
+    assert!(out.contains("needs the app's managed identity"), "{out}");
+}

@@ -21,14 +21,25 @@ pub struct AzuriteQueues {
     children: Vec<Child>,
     queue_port: u16,
     blob_port: u16,
+    /// With HTTPS and tokens checked: the CA certificate a client must trust.
+    tls: Option<PathBuf>,
     _dir: tempfile::TempDir,
 }
 
-/// Starts Azurite's `service` (`queue` or `blob`) on `port`, its data in `dir`.
-fn spawn(service: &str, port: u16, dir: &Path) -> Child {
+/// Starts Azurite's `service` (`queue` or `blob`) on `port`, its data in `dir`; with `oauth`,
+/// over HTTPS (dir's cert.pem and key.pem) checking bearer tokens as Azure Storage does.
+fn spawn(service: &str, port: u16, dir: &Path, oauth: bool) -> Child {
     let binary = app_root().join(format!("target/tools/node_modules/.bin/azurite-{service}"));
     assert!(binary.exists(), "{INSTALL_HINT}");
-    let child = Command::new(&binary)
+    let mut command = Command::new(&binary);
+    if oauth {
+        command
+            .args(["--oauth", "basic", "--cert"])
+            .arg(dir.join("cert.pem"))
+            .arg("--key")
+            .arg(dir.join("key.pem"));
+    }
+    let child = command
         .args([format!("--{service}Host"), "127.0.0.1".to_owned()])
         .args([format!("--{service}Port"), port.to_string()])
         .arg("--location")
@@ -50,27 +61,69 @@ fn spawn(service: &str, port: u16, dir: &Path) -> Child {
 
 impl AzuriteQueues {
     pub fn start() -> Self {
+        Self::started(false)
+    }
+
+    /// Over HTTPS with a self-signed certificate for 127.0.0.1, checking bearer tokens' issuer,
+    /// audience and times (`--oauth basic`), as Azure Storage does for an Entra ID login.
+    pub fn start_with_oauth() -> Self {
+        Self::started(true)
+    }
+
+    fn started(oauth: bool) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
+        if oauth {
+            super::tls::test_certificates(dir.path());
+        }
         let (queue_port, blob_port) = (free_port(), free_port());
         let children = vec![
-            spawn("queue", queue_port, dir.path()),
-            spawn("blob", blob_port, dir.path()),
+            spawn("queue", queue_port, dir.path(), oauth),
+            spawn("blob", blob_port, dir.path(), oauth),
         ];
         Self {
             children,
             queue_port,
             blob_port,
+            tls: oauth.then(|| dir.path().join("ca.pem")),
             _dir: dir,
         }
+    }
+
+    /// The CA certificate a client must trust (HTTPS only).
+    pub fn certificate(&self) -> Option<&Path> {
+        self.tls.as_deref()
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+
+    /// The Queue service URI (`AzureWebJobsStorage__queueServiceUri`).
+    pub fn queue_uri(&self) -> String {
+        format!(
+            "{}://127.0.0.1:{}/devstoreaccount1",
+            self.scheme(),
+            self.queue_port
+        )
+    }
+
+    /// The Blob service URI (`AzureWebJobsStorage__blobServiceUri`).
+    pub fn blob_uri(&self) -> String {
+        format!(
+            "{}://127.0.0.1:{}/devstoreaccount1",
+            self.scheme(),
+            self.blob_port
+        )
     }
 
     /// The connection string a function app would have in `AzureWebJobsStorage`.
     pub fn connection_string(&self) -> String {
         format!(
-            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={DEV_KEY};\
-             QueueEndpoint=http://127.0.0.1:{}/devstoreaccount1;\
-             BlobEndpoint=http://127.0.0.1:{}/devstoreaccount1;",
-            self.queue_port, self.blob_port
+            "DefaultEndpointsProtocol={};AccountName=devstoreaccount1;AccountKey={DEV_KEY};\
+             QueueEndpoint={};BlobEndpoint={};",
+            self.scheme(),
+            self.queue_uri(),
+            self.blob_uri()
         )
     }
 
@@ -103,6 +156,8 @@ impl AzuriteQueues {
             .arg(script)
             .arg(self.connection_string())
             .args(args)
+            // The SDK's HTTP client (requests) trusts the test CA over HTTPS.
+            .envs(self.tls.iter().map(|ca| ("REQUESTS_CA_BUNDLE", ca)))
             .output()
             .unwrap_or_else(|e| panic!("cannot run python3: {e}"));
         assert!(
