@@ -30,6 +30,9 @@ pub enum AlertKind {
     CannotSeeVault,
     /// kv-notify's daily health notice: what it met that needs a person.
     Health,
+    /// A role assignment reaching a vault, or a setting deciding who can reach it, changed
+    /// (Resource Manager's events).
+    AccessChanged,
 }
 
 impl AlertKind {
@@ -45,6 +48,9 @@ impl AlertKind {
             EventType::VaultAccessPolicyChanged => Self::AccessPolicyChanged,
             EventType::VaultUnreadable | EventType::EntraUnreadable => Self::CannotSeeVault,
             EventType::HealthNotice => Self::Health,
+            EventType::VaultRoleAssignmentChanged | EventType::VaultSettingsChanged => {
+                Self::AccessChanged
+            }
         }
     }
 }
@@ -63,7 +69,7 @@ pub struct Detail {
 /// Everything an alert says. Serialised, it is the set of variables mail templates see.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Alert {
-    /// `near_expiry`, `expired`, `new_version`, `access_policy_changed`,
+    /// `near_expiry`, `expired`, `new_version`, `access_policy_changed`, `access_changed`,
     /// `cannot_see_vault` or `health`.
     pub kind: AlertKind,
     /// The mail subject: one line, names truncated.
@@ -128,7 +134,9 @@ impl Alert {
             AlertKind::NearExpiry => ("Expiring soon", "#b45309"),
             AlertKind::Expired => ("Expired", "#b91c1c"),
             AlertKind::NewVersion => ("New version", "#047857"),
-            AlertKind::AccessPolicyChanged => ("Security alert", "#1d4ed8"),
+            AlertKind::AccessPolicyChanged | AlertKind::AccessChanged => {
+                ("Security alert", "#1d4ed8")
+            }
             AlertKind::CannotSeeVault => ("Blind spot", "#6d28d9"),
             AlertKind::Health => ("Health", "#be185d"),
         };
@@ -138,6 +146,7 @@ impl Alert {
             EventType::EntraUnreadable => {
                 "kv-notify cannot read Entra ID's applications".to_owned()
             }
+            _ if kind == AlertKind::AccessChanged => access::headline(event, &names.vault),
             _ => headline(kind, &names, days_left),
         };
         Self {
@@ -226,6 +235,13 @@ fn origin(event: &KeyVaultEvent) -> String {
                                                    ID (ENTRA_CREDENTIALS), on the reminder days \
                                                    of REMINDER_DAYS, once per application and step."
             .to_owned(),
+        (EventType::VaultRoleAssignmentChanged | EventType::VaultSettingsChanged, _) => format!(
+            "Sent by kv-notify for Resource Manager event {} (id {id}).",
+            event
+                .access
+                .as_ref()
+                .map_or_else(|| "(no operation)".to_owned(), |a| clean(&a.operation))
+        ),
         (EventType::HealthNotice, _) => "Sent by kv-notify's daily timer, at most once a day, \
                                           and only when something needs a person."
             .to_owned(),
@@ -281,6 +297,9 @@ fn details(event: &KeyVaultEvent, names: &Names, days_left: Option<i64>) -> Vec<
         |t: Option<DateTime<Utc>>, missing: &str| t.map_or_else(|| missing.to_owned(), format_time);
     if event.event_type == EventType::HealthNotice {
         return vec![row("Checked", time(event.event_time, "(not given)"), false)];
+    }
+    if event.access.is_some() {
+        return access::details(event, &names.vault);
     }
     if event.event_type == EventType::AppCredentialReminder {
         let holder = match event.application.as_ref().map(|a| a.holder) {
@@ -371,9 +390,11 @@ fn portal_url(event: &KeyVaultEvent) -> String {
     {
         return url;
     }
-    let blade = match event.event_type.object_kind() {
-        Some(kind) => kind.collection(),
-        None => "activitylog",
+    let blade = match (event.event_type.object_kind(), event.event_type) {
+        (Some(kind), _) => kind.collection(),
+        (None, EventType::VaultRoleAssignmentChanged) => "users",
+        (None, EventType::VaultSettingsChanged) => "networking",
+        (None, _) => "activitylog",
     };
     match event.topic.as_deref().map(clean) {
         Some(topic)
@@ -411,6 +432,7 @@ fn format_time(time: DateTime<Utc>) -> String {
     time.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
+mod access;
 #[cfg(test)]
 pub(crate) mod tests;
 mod words;

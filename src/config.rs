@@ -124,6 +124,9 @@ impl Config {
         if self.settings.sweep.is_some() {
             can_happen.extend(ObjectKind::ALL.map(EventType::Reminder));
             can_happen.push(EventType::VaultUnreadable);
+            // Resource Manager's events concern the watched vaults.
+            can_happen.push(EventType::VaultRoleAssignmentChanged);
+            can_happen.push(EventType::VaultSettingsChanged);
         }
         if self
             .settings
@@ -178,6 +181,8 @@ fn composer(settings: &Settings, problems: &mut Vec<String>) -> Option<Composer>
         EventType::Expired(ObjectKind::Key),
         EventType::NewVersionCreated(ObjectKind::Certificate),
         EventType::VaultAccessPolicyChanged,
+        EventType::VaultRoleAssignmentChanged,
+        EventType::VaultSettingsChanged,
     ];
     for event_type in kinds {
         let alert = Alert::new(&KeyVaultEvent::example(event_type, now), now);

@@ -10,14 +10,14 @@ use crate::config::Config;
 use crate::delivery::{
     Deliverer, Failure, MailJob, MailTransport, Outcome, WebhookClient, WebhookJob,
 };
-use crate::event::{Event, KeyVaultEvent};
+use crate::event::{Event, KeyVaultEvent, ResourceEvent};
 use crate::ladder::{self, Ladder, Position};
 use crate::ledger::{self, ActionKind, Ledger, Trouble, TroubleKind};
 use crate::mail::{self, Rendered};
 use crate::outcome::ActionReport;
 use crate::report::EventReport;
 use crate::rules::{OWNERS, Plan, SECURITY};
-use crate::vault::{Vaults, Vetting};
+use crate::vault::{Judgement, Vaults, Vetting};
 use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
 use futures_util::{StreamExt, stream};
@@ -182,6 +182,10 @@ impl Dispatcher {
         // The event stays boxed: the future of every event of the batch would otherwise carry it.
         let mut event = match event {
             Event::KeyVault(event) => event,
+            Event::Resource(resource) => match self.judged(&resource, deadline).await {
+                Ok(event) => event,
+                Err(report) => return report,
+            },
             Event::Other { id, event_type } => {
                 // The host logs the invocation and its `Logs`; stderr stays for what needs
                 // attention.
@@ -243,6 +247,37 @@ impl Dispatcher {
             log_action(&event.id, action);
         }
         EventReport::key_vault(*event, actions)
+    }
+
+    /// The alert a Resource Manager event makes, when it changes a watched vault's access;
+    /// else its report (acknowledged, or failed for a redelivery).
+    async fn judged(
+        &self,
+        event: &ResourceEvent,
+        deadline: Instant,
+    ) -> Result<Box<KeyVaultEvent>, EventReport> {
+        let id = (!event.id.is_empty()).then(|| event.id.clone());
+        let report = || EventReport::other(id.clone(), Some(event.action.type_name().to_owned()));
+        let Some(vaults) = &self.vaults else {
+            tracing::debug!(id = %event.id, "resource event acknowledged: no vault is watched");
+            return Err(report());
+        };
+        match vaults.access().judge(event, deadline).await {
+            Judgement::Alert(alert) => Ok(alert),
+            Judgement::Ignore(why) => {
+                tracing::debug!(id = %event.id, operation = %event.operation, %why, "resource event acknowledged");
+                Err(report())
+            }
+            Judgement::Retry(why) => {
+                tracing::warn!(id = %event.id, %why, "resource event not judged; a redelivery will retry");
+                let failed = Outcome::Failed(Failure::Transient(why));
+                let retry = ActionReport::new(ActionKind::Email, Vec::new(), failed);
+                Err(EventReport {
+                    actions: vec![retry],
+                    ..report()
+                })
+            }
+        }
     }
 
     /// What the vault says of an expiry event that would act (see [`Vaults::vet`]).

@@ -7,23 +7,27 @@
 //! [`RawEvent::into_event`] accepts every one of those quirks and returns an [`Event`] ([`parse`]
 //! does both for a `serde_json::Value`); everything downstream works on typed values only.
 
+mod access;
 mod application;
 mod facts;
 mod key;
 mod made;
 mod raw;
+mod resource;
 mod types;
 
+pub use access::{AccessChange, Assignment};
 pub use application::{Application, ApplicationFacts, DueCredential, Holder};
 pub use facts::Facts;
 pub use key::{EventKey, MAX_ID};
 pub use raw::RawEvent;
 pub(crate) use raw::{Field, KeySeed, fields};
+pub use resource::{Caller, Concern, ResourceAction, ResourceEvent, covers, vault_of};
 pub use types::{EventType, ObjectKind, without_key_vault_prefix};
 
 use crate::text::bounded;
 use chrono::{DateTime, Utc};
-use raw::{Data, DataField, EventField, FieldValues, Scalar};
+use raw::{ClaimField, Data, DataField, EventField, FieldValues, RequestField, Scalar};
 
 /// Longest text kept from an event (names, URLs, times); Key Vault's own names are far shorter
 /// (127 characters for an object, 24 for a vault), so only a hostile or broken event is cut.
@@ -72,6 +76,9 @@ pub struct KeyVaultEvent {
     /// What else ties the object to something that expires: a vault secret holding an Entra
     /// ID credential, in words.
     pub related: Vec<String>,
+    /// For an access change Resource Manager reported (a role assignment, a vault's settings):
+    /// what changed, by whom.
+    pub access: Option<AccessChange>,
 }
 
 /// What is wrong with kv-notify's view (a vault it cannot read, the troubles of the day), and
@@ -121,6 +128,7 @@ impl KeyVaultEvent {
             diagnosis: None,
             application: None,
             related: Vec::new(),
+            access: None,
         }
     }
 
@@ -139,6 +147,9 @@ impl KeyVaultEvent {
 pub enum Event {
     /// One of the ten Key Vault types (boxed: it is much larger than the other variant).
     KeyVault(Box<KeyVaultEvent>),
+    /// A Resource Manager write or delete (a subscription's or resource group's events): an
+    /// access change when it concerns a watched vault, else acknowledged.
+    Resource(Box<ResourceEvent>),
     /// Another event type (a new Key Vault type, or not a Key Vault event at all).
     Other {
         /// The event id, if it had one.
@@ -196,6 +207,9 @@ impl RawEvent {
             .map(|id| bounded(id, MAX_ID));
         let mut text = |key| fields.take(key).and_then(as_text);
         let type_name = text(EventField::EventType).or_else(|| text(EventField::Type));
+        if let Some(action) = type_name.as_deref().and_then(ResourceAction::from_type) {
+            return Ok(resource_event(action, id_value, fields, data));
+        }
         let Some(event_type) = type_name
             .as_deref()
             .filter(|name| without_key_vault_prefix(name).is_some())
@@ -208,7 +222,7 @@ impl RawEvent {
         };
         let id = id.unwrap_or_default();
         let data = match data {
-            Data::Object(data) => data,
+            Data::Object(members) => members.fields,
             Data::Absent => {
                 return Err(EventError::BadData {
                     id,
@@ -237,6 +251,64 @@ impl RawEvent {
         event.key = EventKey::new(id_value.as_ref(), || content_of(&event));
         Ok(Event::KeyVault(Box::new(event)))
     }
+}
+
+/// A Resource Manager event: what was written or deleted, by whom. One without the fields
+/// that say so (`data.operationName`, a resource id) concerns nothing, and is acknowledged.
+fn resource_event(
+    action: ResourceAction,
+    id_value: Option<Scalar>,
+    mut fields: FieldValues<EventField>,
+    data: Data,
+) -> Event {
+    let mut text = |key| fields.take(key).and_then(as_text);
+    let subject = text(EventField::Subject);
+    let time = text(EventField::EventTime).or_else(|| text(EventField::Time));
+    let event_time = event_time(time, &mut Vec::new());
+    let (mut data, claims, request) = match data {
+        Data::Object(members) => (members.fields, members.claims, members.request),
+        Data::Absent | Data::Other(_) => (FieldValues::default(), None, None),
+    };
+    let mut read = |key| data.take(key).and_then(as_text);
+    let operation = read(DataField::OperationName).unwrap_or_default();
+    let resource = read(DataField::ResourceUri).or(subject).unwrap_or_default();
+    let tenant = read(DataField::TenantId);
+    let correlation = read(DataField::CorrelationId);
+    let mut claims = claims.unwrap_or_default();
+    let mut claim = |key| claims.take(key).and_then(as_text);
+    let mut caller = Caller {
+        name: claim(ClaimField::Name),
+        upn: claim(ClaimField::Upn).or_else(|| claim(ClaimField::UniqueName)),
+        app_id: claim(ClaimField::AppId),
+        object_id: claim(ClaimField::ObjectId),
+        ip: claim(ClaimField::IpAddress),
+    };
+    if let Some(ip) = request.and_then(|mut r| r.take(RequestField::ClientIp).and_then(as_text)) {
+        caller.ip = Some(ip);
+    }
+    let content = [
+        operation.as_str(),
+        resource.as_str(),
+        &format!("{event_time:?}"),
+    ];
+    let key = EventKey::new(id_value.as_ref(), || {
+        serde_json::to_string(&content).expect("strings serialise")
+    });
+    let id = id_value
+        .and_then(as_text)
+        .map(|id| bounded(id, MAX_ID))
+        .unwrap_or_default();
+    Event::Resource(Box::new(ResourceEvent {
+        id,
+        key,
+        action,
+        operation,
+        resource,
+        tenant,
+        caller,
+        correlation,
+        event_time,
+    }))
 }
 
 /// What an event says (type, vault, object, version, time) as one JSON array: what tells apart

@@ -193,6 +193,14 @@ pub trait Ledger: Send + Sync {
     /// Every trouble kept.
     async fn troubles(&self) -> Result<Vec<Trouble>, LedgerError>;
 
+    /// Keeps `value` under `key`, replacing what was there: what kv-notify must know of a
+    /// resource after it changes (a vault's last settings, a role assignment's role), shared
+    /// by every instance that shares the ledger.
+    async fn remember(&self, key: &str, value: &str) -> Result<(), LedgerError>;
+
+    /// What [`Ledger::remember`] kept under `key`.
+    async fn recall(&self, key: &str) -> Result<Option<String>, LedgerError>;
+
     /// Whether this instance is the one to purge at `now`: every time on a file of its own; on
     /// a shared store, one instance each hour, never all of them at once.
     async fn purge_turn(&self, _now: DateTime<Utc>) -> Result<bool, LedgerError> {

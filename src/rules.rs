@@ -142,7 +142,14 @@ impl Routing {
                 rule(of(EventType::Expired), OWNERS),
                 rule(of(EventType::Reminder), OWNERS),
                 rule(vec![EventType::AppCredentialReminder], OWNERS),
-                rule(vec![EventType::VaultAccessPolicyChanged], SECURITY),
+                rule(
+                    vec![
+                        EventType::VaultAccessPolicyChanged,
+                        EventType::VaultRoleAssignmentChanged,
+                        EventType::VaultSettingsChanged,
+                    ],
+                    SECURITY,
+                ),
                 rule(vec![EventType::VaultUnreadable], SECURITY),
                 rule(vec![EventType::EntraUnreadable], SECURITY),
                 rule(vec![EventType::HealthNotice], SECURITY),

@@ -143,6 +143,9 @@ impl Sweeper {
             .watched()
             .coverage(&targets.vaults, &self.target, deadline);
         let coverage = coverage.await;
+        if !dry_run {
+            self.keep_first_settings(&targets.vaults).await;
+        }
         let swept: Vec<(VaultSummary, Holders)> = stream::iter(targets.vaults)
             .map(|vault| self.sweep_vault_alone(vault, &credentials, dispatcher, deadline, dry_run))
             .buffered(VAULTS_AT_ONCE)
@@ -162,6 +165,34 @@ impl Sweeper {
             report.entra = Some(summary.await);
         }
         report
+    }
+
+    /// Keeps each listed vault's exposure settings where none are kept yet: what the first
+    /// change Resource Manager reports is told against. A ledger read per vault, and a write
+    /// the first time.
+    async fn keep_first_settings(&self, vaults: &[VaultRef]) {
+        let access = self.vaults.access();
+        let access = &access;
+        // Futures made up front: a stream of futures borrowing `vaults` is then plainly `Send`.
+        let keeps: Vec<_> = vaults
+            .iter()
+            .filter_map(|vault| Some((vault.name.as_str(), vault.exposure.as_deref()?)))
+            .map(|(name, exposure)| async move { (name, access.keep_first(name, exposure).await) })
+            .collect();
+        let kept: Vec<_> = stream::iter(keeps)
+            .buffer_unordered(VAULTS_AT_ONCE)
+            .collect()
+            .await;
+        let first = kept.iter().filter(|(_, k)| matches!(k, Ok(true))).count();
+        if first > 0 {
+            tracing::info!(
+                vaults = first,
+                "vaults' exposure settings kept for the first time"
+            );
+        }
+        if let Some((vault, Err(error))) = kept.iter().find(|(_, k)| k.is_err()) {
+            tracing::warn!(%vault, %error, "cannot keep a vault's exposure settings");
+        }
     }
 
     /// Every object expiring within `days` (or never), with its place on the ladder and who

@@ -7,17 +7,22 @@
 //! (`Retry-After` when the vault gives one, else 1, 2, 4, 8, 16 s, as Key Vault's guidance
 //! says) before the list is given up.
 
+mod access;
 mod client;
 mod coverage;
 mod discovery;
+mod exposure;
 mod owners;
 mod resolve;
+mod role;
 mod vaults;
 mod watched;
 
+pub use access::{AccessWatch, Judgement};
 pub use client::VaultClient;
 pub use coverage::{Covered, Target};
 pub use discovery::Discovery;
+pub use exposure::Exposure;
 pub use owners::{OwnerTag, TagOwners};
 pub use vaults::{Vaults, Vetting};
 pub use watched::{Unreachable, Watched};
@@ -99,6 +104,11 @@ pub struct VaultRef {
     /// The vault's own tags, as Resource Manager lists them (empty for a vault known only
     /// from `VAULTS`: the data plane does not show them).
     pub tags: BTreeMap<String, String>,
+    /// Its Resource Manager id, as listed (`None` for a vault known only from `VAULTS`).
+    pub id: Option<String>,
+    /// The settings that decide its exposure, as listed (`None` for a vault known only from
+    /// `VAULTS`). Boxed: most vault references never carry them far.
+    pub exposure: Option<Box<Exposure>>,
 }
 
 impl VaultRef {
@@ -126,6 +136,8 @@ impl VaultRef {
                 name: entry.to_ascii_lowercase(),
                 url,
                 tags: BTreeMap::new(),
+                id: None,
+                exposure: None,
             });
         }
         let url = Url::parse(entry).map_err(|e| format!("{entry:?} is not a URI: {e}"))?;
@@ -152,6 +164,8 @@ impl VaultRef {
                 name: name.to_ascii_lowercase(),
                 url,
                 tags: BTreeMap::new(),
+                id: None,
+                exposure: None,
             }),
         }
     }

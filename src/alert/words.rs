@@ -22,6 +22,7 @@ pub(super) fn headline(kind: AlertKind, names: &Names, days_left: Option<i64>) -
         }
         (AlertKind::CannotSeeVault, _) => return format!("kv-notify cannot see vault {vault}"),
         (AlertKind::Health, _) => return "kv-notify needs attention".to_owned(),
+        (AlertKind::AccessChanged, _) => return format!("Access changed on vault {vault}"),
         (AlertKind::NewVersion, _) => "has a new version".to_owned(),
         (_, Some(n)) if n > 0 => format!("expires in {}", days(n)),
         (AlertKind::NearExpiry, Some(0)) => "expires today".to_owned(),
@@ -50,7 +51,7 @@ pub(super) fn subject_line(headline: &str, kind: AlertKind) -> String {
     match kind {
         AlertKind::NearExpiry | AlertKind::NewVersion => headline.to_owned(),
         AlertKind::Expired => format!("EXPIRED: {headline}"),
-        AlertKind::AccessPolicyChanged | AlertKind::CannotSeeVault => {
+        AlertKind::AccessPolicyChanged | AlertKind::CannotSeeVault | AlertKind::AccessChanged => {
             format!("Security alert: {headline}")
         }
         AlertKind::Health => format!("Health notice: {headline}"),
@@ -120,6 +121,7 @@ pub(super) fn summary(
             "The access policy of Key Vault {vault} was changed (or the vault moved to or from Azure RBAC). \
              Check that only the expected identities can read or manage its secrets, keys and certificates."
         ),
+        (AlertKind::AccessChanged, _) => super::access::summary(event, vault),
         (AlertKind::CannotSeeVault, _) => format!(
             "kv-notify's daily sweep could not read vault {vault}: {}. Until it can, nothing in \
              this vault gets a reminder, and its expiry events cannot be checked against it.",
@@ -235,6 +237,7 @@ pub(super) fn next_steps(kind: AlertKind, names: &Names, event: &KeyVaultEvent) 
             .as_ref()
             .map(|b| b.fix.clone())
             .unwrap_or_default(),
+        AlertKind::AccessChanged => super::access::next_steps(event, vault),
         AlertKind::AccessPolicyChanged => vec![
             format!("Review the access policies (or role assignments) of vault {vault} in the portal."),
             "Check the vault's activity log to see who made the change and when.".to_owned(),

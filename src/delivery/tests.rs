@@ -108,6 +108,14 @@ impl Ledger for FullDisk {
         Err(LedgerError("No space left on device".into()))
     }
 
+    async fn remember(&self, _: &str, _: &str) -> Result<(), LedgerError> {
+        Err(LedgerError("No space left on device".into()))
+    }
+
+    async fn recall(&self, key: &str) -> Result<Option<String>, LedgerError> {
+        self.0.recall(key).await
+    }
+
     async fn clear(
         &self,
         kind: crate::ledger::TroubleKind,

@@ -1,7 +1,7 @@
 //! An event's facts about its object, in the one serialisable shape that the invocation's
 //! report, the alert and the JSON webhook payload all carry, so that the three never drift.
 
-use super::{ApplicationFacts, KeyVaultEvent};
+use super::{AccessChange, ApplicationFacts, KeyVaultEvent};
 use crate::text::clean;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
@@ -32,6 +32,9 @@ pub struct Facts {
     /// What else ties the object to something that expires.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub related: Vec<String>,
+    /// For an access change Resource Manager reported: what changed, by whom.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access: Option<AccessChange>,
 }
 
 impl KeyVaultEvent {
@@ -48,6 +51,7 @@ impl KeyVaultEvent {
             event_time: rfc3339(self.event_time),
             application: self.application.as_ref().map(|a| a.facts()),
             related: self.related.iter().map(|r| clean(r)).collect(),
+            access: self.access.as_ref().map(AccessChange::cleaned),
         }
     }
 }

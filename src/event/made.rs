@@ -1,7 +1,7 @@
 //! Events kv-notify makes itself: examples for previews and checks, and its own alerts (a
 //! vault it cannot see, the health notice).
 
-use super::{Diagnosis, EventKey, EventType, KeyVaultEvent};
+use super::{AccessChange, Assignment, Diagnosis, EventKey, EventType, KeyVaultEvent};
 use chrono::{DateTime, Utc};
 
 impl KeyVaultEvent {
@@ -21,8 +21,11 @@ impl KeyVaultEvent {
                     .to_owned(),
             ),
             not_before: Some(now - chrono::TimeDelta::days(335)),
+            access: example_access(event_type),
             expires: match event_type {
-                EventType::VaultAccessPolicyChanged => None,
+                EventType::VaultAccessPolicyChanged
+                | EventType::VaultRoleAssignmentChanged
+                | EventType::VaultSettingsChanged => None,
                 EventType::Expired(_) => Some(now - chrono::TimeDelta::hours(2)),
                 _ => Some(now + chrono::TimeDelta::days(29) + chrono::TimeDelta::hours(3)),
             },
@@ -46,5 +49,35 @@ impl KeyVaultEvent {
             diagnosis: Some(diagnosis),
             ..Self::new(String::new(), EventKey::Id(key), event_type)
         }
+    }
+}
+
+/// A realistic access change for the types that carry one.
+fn example_access(event_type: EventType) -> Option<AccessChange> {
+    let vault = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/contoso-kv";
+    let change = AccessChange {
+        caller: "Ada Lovelace (ada@contoso.com), from 203.0.113.4".to_owned(),
+        scope: vault.to_owned(),
+        vault_id: Some(vault.to_owned()),
+        ..AccessChange::default()
+    };
+    match event_type {
+        EventType::VaultRoleAssignmentChanged => Some(AccessChange {
+            operation: "Microsoft.Authorization/roleAssignments/write".to_owned(),
+            assignment: Some(Assignment {
+                role: Some("Key Vault Secrets Officer".to_owned()),
+                principal_id: Some("6f1c1d8e-0000-4000-8000-000000000001".to_owned()),
+                principal_type: Some("User".to_owned()),
+                grants: Some("Microsoft.KeyVault/vaults/secrets/* (data)".to_owned()),
+                ..Assignment::default()
+            }),
+            ..change
+        }),
+        EventType::VaultSettingsChanged => Some(AccessChange {
+            operation: "Microsoft.KeyVault/vaults/write".to_owned(),
+            changes: vec!["public network access: Disabled → Enabled".to_owned()],
+            ..change
+        }),
+        _ => None,
     }
 }

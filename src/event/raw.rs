@@ -72,6 +72,35 @@ fields! {
         Version = "Version",
         Nbf = "NBF",
         Exp = "EXP",
+        /// A resource event's operation (`Microsoft.Authorization/roleAssignments/write`).
+        OperationName = "operationName",
+        /// A resource event's resource id.
+        ResourceUri = "resourceUri",
+        TenantId = "tenantId",
+        CorrelationId = "correlationId",
+        /// Read on its own terms, into [`Members::claims`].
+        Claims = "claims",
+        /// Read on its own terms, into [`Members::request`].
+        HttpRequest = "httpRequest",
+    }
+}
+
+fields! {
+    /// The token claims a resource event carries of its caller.
+    ClaimField {
+        Name = "name",
+        Upn = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn",
+        UniqueName = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name",
+        AppId = "appid",
+        ObjectId = "http://schemas.microsoft.com/identity/claims/objectidentifier",
+        IpAddress = "ipaddr",
+    }
+}
+
+fields! {
+    /// What a resource event says of the request that made it.
+    RequestField {
+        ClientIp = "clientIpAddress",
     }
 }
 
@@ -94,9 +123,19 @@ pub enum RawEvent {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Data {
     Absent,
-    Object(FieldValues<DataField>),
+    Object(Members),
     /// Not an object: the JSON type found.
     Other(&'static str),
+}
+
+/// What is read of an object `data`: its scalars, and a resource event's two nested objects.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Members {
+    pub(crate) fields: FieldValues<DataField>,
+    /// `claims`, when it is an object.
+    pub(crate) claims: Option<FieldValues<ClaimField>>,
+    /// `httpRequest`, when it is an object.
+    pub(crate) request: Option<FieldValues<RequestField>>,
 }
 
 /// A field's value: scalars as sent (strings trimmed), containers only by their JSON type.
@@ -115,6 +154,16 @@ pub(super) enum Scalar {
 pub(crate) struct FieldValues<F> {
     values: Vec<Option<(Scalar, bool)>>,
     fields: PhantomData<F>,
+}
+
+impl<F: Field> Default for FieldValues<F> {
+    /// No field found.
+    fn default() -> Self {
+        Self {
+            values: vec![None; F::ALL.len()],
+            fields: PhantomData,
+        }
+    }
 }
 
 impl<F: Field> FieldValues<F> {
@@ -242,12 +291,38 @@ impl FromJson for RawEvent {
 
 impl FromJson for Data {
     fn from_object<'de, A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
-        FieldValues::read(map, &[], |_, map| map.next_value::<IgnoredAny>().map(drop))
-            .map(Data::Object)
+        let (mut claims, mut request) = (None, None);
+        let nested = [DataField::Claims, DataField::HttpRequest];
+        let fields = FieldValues::read(map, &nested, |found, map| {
+            match found.field {
+                DataField::Claims => claims = map.next_value_seed(Reader::<Nested<_>>::new())?.0,
+                _ => request = map.next_value_seed(Reader::<Nested<_>>::new())?.0,
+            }
+            Ok(())
+        })?;
+        Ok(Data::Object(Members {
+            fields,
+            claims,
+            request,
+        }))
     }
 
     fn from_other(json_type: &'static str) -> Self {
         Data::Other(json_type)
+    }
+}
+
+/// A nested object's scalar fields `F`; anything but an object reads as `None`.
+struct Nested<F>(Option<FieldValues<F>>);
+
+impl<F: Field> FromJson for Nested<F> {
+    fn from_object<'de, A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        FieldValues::read(map, &[], |_, map| map.next_value::<IgnoredAny>().map(drop))
+            .map(|fields| Nested(Some(fields)))
+    }
+
+    fn from_other(_: &'static str) -> Self {
+        Nested(None)
     }
 }
 

@@ -21,7 +21,7 @@ fn every_type_parses_from_short_and_full_names() {
     // The sweep's reminders (of vault objects and of application credentials), unreadable
     // vaults or applications and the health notice are routable, but no event can claim to be
     // one.
-    assert_eq!(EventType::all().count(), 17);
+    assert_eq!(EventType::all().count(), 19);
     assert_eq!(EventType::from_name("EntraUnreadable"), None);
     assert_eq!(EventType::from_name("SecretReminder"), None);
     assert_eq!(EventType::from_name("AppCredentialReminder"), None);

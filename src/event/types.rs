@@ -65,6 +65,13 @@ pub enum EventType {
     /// `EntraUnreadable`: the sweep cannot read Entra ID's applications for a reason a person
     /// must fix (the identity lacks `Application.Read.All`). Not a type Key Vault sends either.
     EntraUnreadable,
+    /// `VaultRoleAssignmentChanged`: a role that reaches a watched vault's secrets or access
+    /// was assigned or removed, at the vault or above it (a Resource Manager event).
+    VaultRoleAssignmentChanged,
+    /// `VaultSettingsChanged`: a setting that decides who can reach a watched vault changed
+    /// (its network, private endpoints, permission model), or the vault was deleted (a
+    /// Resource Manager event).
+    VaultSettingsChanged,
 }
 
 impl EventType {
@@ -92,6 +99,8 @@ impl EventType {
                 Self::HealthNotice,
                 Self::AppCredentialReminder,
                 Self::EntraUnreadable,
+                Self::VaultRoleAssignmentChanged,
+                Self::VaultSettingsChanged,
             ])
     }
 
@@ -124,6 +133,8 @@ impl EventType {
             Self::HealthNotice => "HealthNotice",
             Self::AppCredentialReminder => "AppCredentialReminder",
             Self::EntraUnreadable => "EntraUnreadable",
+            Self::VaultRoleAssignmentChanged => "VaultRoleAssignmentChanged",
+            Self::VaultSettingsChanged => "VaultSettingsChanged",
         }
     }
 
@@ -138,7 +149,9 @@ impl EventType {
             | Self::VaultUnreadable
             | Self::HealthNotice
             | Self::AppCredentialReminder
-            | Self::EntraUnreadable => None,
+            | Self::EntraUnreadable
+            | Self::VaultRoleAssignmentChanged
+            | Self::VaultSettingsChanged => None,
         }
     }
 }

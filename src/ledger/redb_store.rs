@@ -12,6 +12,7 @@
 //! committer thread, never on the reactor.
 
 mod commits;
+mod memory;
 mod open;
 mod troubles;
 
@@ -311,6 +312,14 @@ impl Ledger for RedbLedger {
 
     async fn troubles(&self) -> Result<Vec<Trouble>, LedgerError> {
         self.list_troubles().await
+    }
+
+    async fn remember(&self, key: &str, value: &str) -> Result<(), LedgerError> {
+        self.store_memory(key.to_owned(), value.to_owned()).await
+    }
+
+    async fn recall(&self, key: &str) -> Result<Option<String>, LedgerError> {
+        self.read_memory(key.to_owned()).await
     }
 }
 

@@ -23,6 +23,7 @@
 //! ledger that did not answer.
 
 mod filing;
+mod memory;
 mod requests;
 mod retention;
 mod troubles;
@@ -330,6 +331,14 @@ impl Ledger for TableLedger {
 
     async fn troubles(&self) -> Result<Vec<Trouble>, LedgerError> {
         self.list_troubles().await
+    }
+
+    async fn remember(&self, key: &str, value: &str) -> Result<(), LedgerError> {
+        self.store_memory(key, value).await
+    }
+
+    async fn recall(&self, key: &str) -> Result<Option<String>, LedgerError> {
+        self.read_memory(key).await
     }
 }
 

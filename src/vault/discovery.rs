@@ -4,7 +4,7 @@
 
 use super::client::Pager;
 use super::coverage::{EventSubscription, Topic};
-use super::{Session, VaultClient, VaultError, VaultRef};
+use super::{Exposure, Session, VaultClient, VaultError, VaultRef};
 use crate::identity::ManagedIdentity;
 use futures_util::{Stream, StreamExt, stream};
 use reqwest::Url;
@@ -36,13 +36,8 @@ struct Resource {
     id: Option<String>,
     #[serde(default)]
     tags: Option<BTreeMap<String, String>>,
-    properties: Option<Properties>,
-}
-
-#[derive(Deserialize)]
-struct Properties {
-    #[serde(rename = "vaultUri")]
-    vault_uri: Option<String>,
+    /// Read whole: its URI, and the settings that decide its exposure.
+    properties: Option<serde_json::Value>,
 }
 
 impl Discovery {
@@ -60,6 +55,8 @@ impl Discovery {
             name: endpoint.host_str().unwrap_or_default().to_owned(),
             url: endpoint,
             tags: BTreeMap::new(),
+            id: None,
+            exposure: None,
         };
         Ok(Self {
             client: VaultClient::new(identity)?,
@@ -121,13 +118,13 @@ impl Discovery {
         let mut pages = Pager::<Resource>::new(&self.client, &session, url);
         while let Some(resources) = pages.next().await? {
             for resource in resources {
-                let uri = resource.properties.and_then(|p| p.vault_uri);
-                match uri
-                    .as_deref()
-                    .map(|uri| VaultRef::parse(uri, &self.vault_domain))
-                {
+                let properties = resource.properties.unwrap_or_default();
+                let uri = properties["vaultUri"].as_str();
+                match uri.map(|uri| VaultRef::parse(uri, &self.vault_domain)) {
                     Some(Ok(mut vault)) => {
                         vault.tags = resource.tags.unwrap_or_default();
+                        vault.exposure = Some(Box::new(Exposure::of(&properties)));
+                        vault.id = resource.id.clone();
                         vaults.push(vault);
                     }
                     Some(Err(why)) => {
@@ -189,6 +186,34 @@ impl Discovery {
             }
         }
         Ok(found)
+    }
+
+    /// The resource `id` (`/subscriptions/…`, or `/providers/…` for a built-in role
+    /// definition), read from Resource Manager at `api_version`. The id comes from an event:
+    /// it only ever names a path on Resource Manager's own host, where the token goes.
+    pub async fn read<T: serde::de::DeserializeOwned>(
+        &self,
+        id: &str,
+        api_version: &str,
+    ) -> Result<T, VaultError> {
+        let segments: Vec<&str> = id.trim_matches('/').split('/').collect();
+        let usable = matches!(segments.first(), Some(&"subscriptions" | &"providers"))
+            && segments
+                .iter()
+                .all(|s| !s.is_empty() && *s != "." && *s != ".." && !s.contains(['?', '#', '%']));
+        if !usable {
+            return Err(VaultError::Unexpected(format!(
+                "{id:?} is not a Resource Manager id"
+            )));
+        }
+        let mut url = self.endpoint.url.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(segments);
+        }
+        url.query_pairs_mut()
+            .append_pair("api-version", api_version);
+        let session = Session::new(self.endpoint.clone());
+        self.client.get(&session, url).await
     }
 
     /// Resource Manager's URL of the path `segments`, with the Event Grid API version.

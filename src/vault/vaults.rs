@@ -4,7 +4,8 @@
 //! the sweep reads every vault through it.
 
 use super::{
-    OwnerTag, Session, TagOwners, Unreachable, VaultClient, VaultError, VaultRef, Watched,
+    AccessWatch, OwnerTag, Session, TagOwners, Unreachable, VaultClient, VaultError, VaultRef,
+    Watched,
 };
 use crate::event::{EventType, KeyVaultEvent};
 use crate::ledger::{Ledger, Trouble, TroubleKind};
@@ -65,6 +66,11 @@ impl Vaults {
     /// The watched list.
     pub fn watched(&self) -> &Watched {
         &self.watched
+    }
+
+    /// What Resource Manager's events about the watched vaults call for (see [`AccessWatch`]).
+    pub fn access(&self) -> AccessWatch<'_> {
+        AccessWatch::new(&self.watched, self.ledger.as_ref())
     }
 
     /// The owner tag.

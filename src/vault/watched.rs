@@ -234,8 +234,16 @@ impl Watched {
         name: &str,
         deadline: Instant,
     ) -> Result<Option<VaultRef>, NotInTime> {
+        let vaults = self.known(deadline).await?;
+        Ok(vaults.into_iter().find(|v| v.name == name))
+    }
+
+    /// For an event: every watched vault, as the listings have them. Subscriptions never
+    /// listed, listed over an hour ago, or due for another try after a failure are listed
+    /// first, until `deadline`.
+    pub async fn known(&self, deadline: Instant) -> Result<Vec<VaultRef>, NotInTime> {
         let Some(discovery) = &self.discovery else {
-            return Ok(self.configured.iter().find(|v| v.name == name).cloned());
+            return Ok(self.configured.clone());
         };
         let mut listings = tokio::time::timeout_at(deadline, self.listings.lock())
             .await
@@ -256,7 +264,12 @@ impl Watched {
         for id in discovery.subscriptions() {
             merge(&mut vaults, listings[id].vaults.iter().cloned());
         }
-        Ok(vaults.into_iter().find(|v| v.name == name))
+        Ok(vaults)
+    }
+
+    /// Resource Manager's client, with `SUBSCRIPTIONS`.
+    pub fn discovery(&self) -> Option<&Discovery> {
+        self.discovery.as_ref()
     }
 }
 
@@ -351,7 +364,11 @@ async fn list(
 pub fn merge(vaults: &mut Vec<VaultRef>, found: impl IntoIterator<Item = VaultRef>) {
     for vault in found {
         match vaults.iter_mut().find(|v| v.name == vault.name) {
-            Some(known) => known.tags = vault.tags,
+            Some(known) => {
+                known.tags = vault.tags;
+                known.id = vault.id;
+                known.exposure = vault.exposure;
+            }
             None => vaults.push(vault),
         }
     }

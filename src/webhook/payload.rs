@@ -67,7 +67,9 @@ fn teams(alert: &Alert) -> Value {
         crate::alert::AlertKind::NearExpiry => "Warning",
         crate::alert::AlertKind::Expired => "Attention",
         crate::alert::AlertKind::NewVersion => "Good",
-        crate::alert::AlertKind::AccessPolicyChanged => "Accent",
+        crate::alert::AlertKind::AccessPolicyChanged | crate::alert::AlertKind::AccessChanged => {
+            "Accent"
+        }
         crate::alert::AlertKind::CannotSeeVault | crate::alert::AlertKind::Health => "Attention",
     };
     let facts: Vec<Value> = alert

@@ -26,6 +26,7 @@ mod owner_tags;
 mod package;
 mod protocol;
 mod queue_path;
+mod rbac;
 mod readme;
 mod rendering;
 mod replay;

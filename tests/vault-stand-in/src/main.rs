@@ -44,6 +44,10 @@
 //! `eventGrid[id]`, each the topic of a vault, and `GET …/systemTopics/{name}/eventSubscriptions`
 //! the `properties` of each of its event subscriptions, as given (a string: 403 with that code):
 //! `{"eventGrid": {"0000…0001": [{"name": "kv-a-topic", "vault": "kv-a", "subscriptions": [{…}]}]}}`
+//! `GET {id}` of a role assignment, a role definition or a vault answers `resources[id]` (any
+//! case; a string: 403 with that code; absent: 404), and a listed vault's `properties` add to
+//! its listing's:
+//! `{"resources": {"/subscriptions/…/roleAssignments/g1": {"properties": {…}}}}`
 //!
 //! Each request is appended to LOG as `VAULT METHOD PATH STATUS`; the count of TLS connections
 //! opened is in LOG.connections, the violations in LOG.violations.
@@ -102,6 +106,7 @@ struct Data {
     subscriptions: HashMap<String, Subscription>,
     hostile: HashMap<String, Hostile>,
     event_grid: HashMap<String, EventGrid>,
+    resources: HashMap<String, Value>,
 }
 
 /// A subscription's Event Grid system topics, or the error code that refuses them.
@@ -167,6 +172,9 @@ struct ArmVault {
     name: String,
     #[serde(default)]
     tags: Map<String, Value>,
+    /// More of its `properties` (network rules, …), beside `vaultUri`.
+    #[serde(default)]
+    properties: Map<String, Value>,
 }
 
 /// The state as last read, and what requests have changed since.
@@ -484,6 +492,9 @@ impl Server {
         if let Some(answer) = self.event_grid(data, path, query) {
             return answer;
         }
+        if let Some(answer) = resource(data, path, query) {
+            return answer;
+        }
         let id = path
             .strip_prefix("/subscriptions/")
             .and_then(|rest| rest.split_once('/'))
@@ -533,6 +544,12 @@ impl Server {
                                 "enableRbacAuthorization": true,
                             },
                         })
+                    })
+                    .map(|mut listed: Value| {
+                        let extra = v_properties(vaults, &listed["name"]);
+                        let properties = listed["properties"].as_object_mut().expect("an object");
+                        properties.extend(extra);
+                        listed
                     })
                     .collect();
                 let mut body = json!({ "value": value });
@@ -663,6 +680,52 @@ impl Server {
         }
         response
     }
+}
+
+/// A resource of `resources` read by its id (any case), as Resource Manager's `GET {id}`: the
+/// value as given, or, for a string, 403 with that code; 404 for an id not there. `None` for a
+/// path that is not a resource id of `resources`' kinds.
+fn resource(data: &Data, path: &str, query: &HashMap<String, String>) -> Option<Answer> {
+    let lower = path.to_ascii_lowercase();
+    let kinds = [
+        "/providers/microsoft.authorization/roleassignments/",
+        "/providers/microsoft.authorization/roledefinitions/",
+    ];
+    let a_vault = lower.contains("/providers/microsoft.keyvault/vaults/")
+        && !lower.ends_with("/providers/microsoft.keyvault/vaults");
+    if !(kinds.iter().any(|k| lower.contains(k)) || a_vault) || !query.contains_key("api-version") {
+        return None;
+    }
+    let found = data
+        .resources
+        .iter()
+        .find(|(id, _)| id.to_ascii_lowercase() == lower);
+    Some(match found {
+        Some((_, Value::String(code))) => {
+            let message = format!(
+                "The client does not have authorization to perform action over scope '{path}'."
+            );
+            reply(StatusCode::FORBIDDEN, error(code, &message))
+        }
+        Some((id, value)) => {
+            let mut body = value.clone();
+            body["id"] = json!(id);
+            reply(StatusCode::OK, body)
+        }
+        None => {
+            let message = format!("The resource '{path}' was not found.");
+            reply(StatusCode::NOT_FOUND, error("ResourceNotFound", &message))
+        }
+    })
+}
+
+/// The extra `properties` the state gives the vault `name` of a subscription's listing.
+fn v_properties(vaults: &[ArmVault], name: &Value) -> Map<String, Value> {
+    vaults
+        .iter()
+        .find(|v| Some(v.name.as_str()) == name.as_str())
+        .map(|v| v.properties.clone())
+        .unwrap_or_default()
 }
 
 fn decode(text: &str) -> String {

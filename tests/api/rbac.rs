@@ -1,0 +1,494 @@
+//! Access changes on RBAC vaults: Resource Manager's events, as a subscription's system topic
+//! sends them (Microsoft's documented `ResourceWriteSuccess` sample, adapted to a vault), with
+//! the stand-in at management.localhost serving the role assignments, role definitions and
+//! vault properties the alert is read from.
+
+use crate::support::*;
+use serde_json::{Value, json};
+
+const SUB: &str = "00000000-0000-0000-0000-00000000000a";
+/// Key Vault Secrets Officer's built-in id.
+const OFFICER: &str = "b86a8fe4-44ce-4948-aee5-eccb2c155cd7";
+const PRINCIPAL: &str = "6f1c1d8e-1111-4000-8000-000000000001";
+
+fn vault_id(name: &str) -> String {
+    format!("/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/{name}")
+}
+
+fn role_id(guid: &str) -> String {
+    format!("/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/{guid}")
+}
+
+fn assignment_id(scope: &str, guid: &str) -> String {
+    format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{guid}")
+}
+
+/// A role definition as Resource Manager gives it.
+fn role(name: &str, data_actions: &[&str], actions: &[&str]) -> Value {
+    json!({"properties": {"roleName": name, "type": "BuiltInRole", "permissions": [
+        {"actions": actions, "notActions": [], "dataActions": data_actions, "notDataActions": []}]}})
+}
+
+/// A role assignment as Resource Manager gives it.
+fn assignment(scope: &str, role_guid: &str) -> Value {
+    json!({"properties": {"roleDefinitionId": role_id(role_guid), "principalId": PRINCIPAL,
+                          "principalType": "User", "scope": scope}})
+}
+
+/// Microsoft's documented `ResourceWriteSuccess` sample (Event Grid schema), adapted: `action`
+/// is `Write` or `Delete`, `resource` the resource id, `operation` its `operationName`.
+fn resource_event(action: &str, operation: &str, resource: &str, id: &str) -> Value {
+    json!({
+        "subject": resource,
+        "eventType": format!("Microsoft.Resources.Resource{action}Success"),
+        "eventTime": "2026-12-03T10:00:00.1234567Z",
+        "id": id,
+        "data": {
+            "authorization": {"scope": resource, "action": operation,
+                              "evidence": {"role": "Subscription Admin"}},
+            "claims": {
+                "aud": "https://management.core.windows.net/",
+                "iss": "https://sts.windows.net/72f988bf-0000-0000-0000-000000000000/",
+                "iat": "1733220000", "nbf": "1733220000", "exp": "1733223600",
+                "http://schemas.microsoft.com/claims/authnclassreference": "1",
+                "http://schemas.microsoft.com/claims/authnmethodsreferences": "pwd,mfa",
+                "appid": "c44b4083-3bb0-49c1-b47d-974e53cbdf3c",
+                "appidacr": "2",
+                "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/surname": "Lovelace",
+                "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/givenname": "Ada",
+                "ipaddr": "203.0.113.4",
+                "name": "Ada Lovelace",
+                "http://schemas.microsoft.com/identity/claims/objectidentifier": "0f1c0000-0000-4000-8000-00000000000a",
+                "http://schemas.microsoft.com/identity/claims/scope": "user_impersonation",
+                "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name": "ada@contoso.com",
+                "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn": "ada@contoso.com",
+                "ver": "1.0"
+            },
+            "correlationId": "7e1c0000-0000-4000-8000-0000000000c0",
+            "resourceProvider": operation.split('/').next().unwrap_or_default(),
+            "resourceUri": resource,
+            "operationName": operation,
+            "status": "Succeeded",
+            "subscriptionId": SUB,
+            "tenantId": "72f988bf-0000-0000-0000-000000000000"
+        },
+        "dataVersion": "2",
+        "metadataVersion": "1",
+        "topic": format!("/subscriptions/{SUB}")
+    })
+}
+
+/// The same event in the CloudEvents 1.0 schema.
+fn cloud_event(action: &str, operation: &str, resource: &str, id: &str) -> Value {
+    let grid = resource_event(action, operation, resource, id);
+    json!({
+        "specversion": "1.0",
+        "type": grid["eventType"],
+        "source": grid["topic"],
+        "subject": grid["subject"],
+        "id": id,
+        "time": grid["eventTime"],
+        "data": grid["data"],
+    })
+}
+
+struct Setup {
+    vault: FakeVault,
+    smtp: SmtpServer,
+    _identity: IdentityEndpoint,
+    _dir: tempfile::TempDir,
+    settings: Vec<(&'static str, String)>,
+}
+
+/// kv-notify watching the vaults of subscription SUB (kv-a, and kv-b in resource group rg),
+/// with `resources` served by id.
+fn setup(resources: Value) -> Setup {
+    let vault = FakeVault::start(&["kv-a", "kv-b"]);
+    let (smtp, identity) = (SmtpServer::start(), IdentityEndpoint::start());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut settings = mail_settings_with_ledger(&smtp.url(), &dir.path().join("ledger.redb"));
+    settings.extend(vault.settings(&[], &identity));
+    settings.retain(|(name, _)| *name != "VAULTS");
+    set(&mut settings, "SUBSCRIPTIONS", SUB);
+    set(&mut settings, "ARM_ENDPOINT", &vault.arm_endpoint());
+    vault.set(json!({
+        "subscriptions": {SUB: [
+            {"name": "kv-a", "properties": {"publicNetworkAccess": "Disabled",
+                "networkAcls": {"defaultAction": "Deny", "bypass": "AzureServices", "ipRules": []}}},
+            {"name": "kv-b"},
+        ]},
+        "vaults": {"kv-a": {}, "kv-b": {}},
+        "resources": resources,
+    }));
+    Setup {
+        vault,
+        smtp,
+        _identity: identity,
+        _dir: dir,
+        settings,
+    }
+}
+
+/// Resource Manager's requests for role assignments, role definitions and single vaults.
+fn reads(vault: &FakeVault) -> Vec<String> {
+    vault
+        .requests()
+        .into_iter()
+        .filter(|r| r.starts_with("management ") && (r.contains("/role") || r.contains("/vaults/")))
+        .collect()
+}
+
+fn subjects(smtp: &SmtpServer) -> Vec<String> {
+    smtp.messages().iter().map(Received::subject).collect()
+}
+
+#[tokio::test]
+async fn a_secrets_officer_assignment_on_a_vault_is_one_alert_naming_role_principal_and_caller() {
+    let scope = vault_id("kv-a");
+    let id = assignment_id(&scope, "a1");
+    let s = setup(json!({
+        id.clone(): assignment(&scope, OFFICER),
+        role_id(OFFICER): role("Key Vault Secrets Officer", &["Microsoft.KeyVault/vaults/secrets/*"], &[]),
+    }));
+    let handler = Handler::start(&pairs(&s.settings)).await;
+    let event = resource_event(
+        "Write",
+        "Microsoft.Authorization/roleAssignments/write",
+        &id,
+        "e-1",
+    );
+
+    let first = handler.invoke(event.clone()).await;
+    let again = handler.invoke(event).await;
+
+    assert_eq!(
+        first.statuses(),
+        ["sent"],
+        "{}\n{}",
+        first.text,
+        handler.output()
+    );
+    assert_eq!(
+        again.statuses(),
+        ["duplicate"],
+        "a redelivery sends nothing more"
+    );
+    let messages = s.smtp.messages();
+    assert_eq!(messages.len(), 1, "{:?}", subjects(&s.smtp));
+    let mail = &messages[0];
+    assert_eq!(
+        mail.subject(),
+        format!(
+            "Security alert: Key Vault Secrets Officer granted to User {PRINCIPAL} on vault kv-a"
+        )
+    );
+    assert_eq!(mail.rcpt_to(), ["secops@contoso.com"]);
+    let text = mail.text();
+    for said in [
+        "Ada Lovelace (ada@contoso.com), from 203.0.113.4",
+        "Microsoft.KeyVault/vaults/secrets/* (data)",
+        &format!("{scope}/users"),
+        &format!("{scope}/activitylog"),
+    ] {
+        assert!(text.contains(said), "{said}: {text}");
+    }
+    assert_eq!(first.events()[0]["type"], "VaultRoleAssignmentChanged");
+    assert_eq!(
+        first.events()[0]["access"]["assignment"]["role"],
+        "Key Vault Secrets Officer"
+    );
+}
+
+#[tokio::test]
+async fn a_custom_role_with_secret_data_actions_at_the_resource_group_alerts_in_cloud_events_too() {
+    let scope = format!("/subscriptions/{SUB}/resourceGroups/rg");
+    let id = assignment_id(&scope, "a2");
+    let custom = "11111111-2222-4333-8444-555555555555";
+    let s = setup(json!({
+        id.clone(): assignment(&scope, custom),
+        role_id(custom): role("Contoso secret readers", &["Microsoft.KeyVault/vaults/secrets/*"], &["*/read"]),
+    }));
+    let handler = Handler::start(&pairs(&s.settings)).await;
+
+    let answer = handler
+        .invoke(cloud_event(
+            "Write",
+            "Microsoft.Authorization/roleAssignments/write",
+            &id,
+            "e-2",
+        ))
+        .await;
+
+    assert_eq!(
+        answer.statuses(),
+        ["sent"],
+        "{}\n{}",
+        answer.text,
+        handler.output()
+    );
+    let subjects = subjects(&s.smtp);
+    assert_eq!(
+        subjects,
+        [format!(
+            "Security alert: Contoso secret readers granted to User {PRINCIPAL} on resource group rg (above vault kv-a)"
+        )]
+    );
+    let text = s.smtp.messages()[0].text();
+    assert!(
+        text.contains("it reaches 2 watched vaults: kv-a, kv-b"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_reader_assignment_on_an_unrelated_storage_account_reads_nothing_and_sends_nothing() {
+    let scope = format!(
+        "/subscriptions/{SUB}/resourceGroups/data/providers/Microsoft.Storage/storageAccounts/logs"
+    );
+    let id = assignment_id(&scope, "a3");
+    let reader = "acdd72a7-3385-48ef-bd42-f606fba81ae7";
+    let s = setup(json!({
+        id.clone(): assignment(&scope, reader),
+        role_id(reader): role("Reader", &[], &["*/read"]),
+    }));
+    let handler = Handler::start(&pairs(&s.settings)).await;
+
+    let answer = handler
+        .invoke(resource_event(
+            "Write",
+            "Microsoft.Authorization/roleAssignments/write",
+            &id,
+            "e-3",
+        ))
+        .await;
+
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert!(
+        answer.events()[0]["actions"]
+            .as_array()
+            .is_some_and(Vec::is_empty),
+        "{}",
+        answer.text
+    );
+    assert!(s.smtp.messages().is_empty());
+    assert_eq!(reads(&s.vault), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_reader_assignment_on_the_vault_itself_is_read_and_not_alerted() {
+    let scope = vault_id("kv-a");
+    let id = assignment_id(&scope, "a4");
+    let reader = "acdd72a7-3385-48ef-bd42-f606fba81ae7";
+    let s = setup(json!({
+        id.clone(): assignment(&scope, reader),
+        role_id(reader): role("Reader", &[], &["*/read"]),
+    }));
+    let handler = Handler::start(&pairs(&s.settings)).await;
+
+    let answer = handler
+        .invoke(resource_event(
+            "Write",
+            "Microsoft.Authorization/roleAssignments/write",
+            &id,
+            "e-4",
+        ))
+        .await;
+
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert!(s.smtp.messages().is_empty(), "{:?}", subjects(&s.smtp));
+    assert_eq!(
+        reads(&s.vault).len(),
+        2,
+        "the assignment and its role: {:?}",
+        reads(&s.vault)
+    );
+}
+
+#[tokio::test]
+async fn network_rules_opened_make_one_alert_saying_what_opened() {
+    let s = setup(json!({}));
+    let handler = Handler::start(&pairs(&s.settings)).await;
+    // The daily sweep keeps each vault's settings as Resource Manager lists them.
+    let timer = handler.timer().await;
+    assert_eq!(timer.status, 200, "{}", timer.text);
+    let before = s.smtp.messages().len();
+    // Then someone opens kv-a's network to the internet.
+    let mut state = json!({
+        "subscriptions": {SUB: [{"name": "kv-a"}, {"name": "kv-b"}]},
+        "vaults": {"kv-a": {}, "kv-b": {}},
+        "resources": {vault_id("kv-a"): {"properties": {"publicNetworkAccess": "Enabled",
+            "networkAcls": {"defaultAction": "Deny", "bypass": "AzureServices",
+                            "ipRules": [{"value": "0.0.0.0/0"}]}}}},
+    });
+    s.vault.set(state.clone());
+    let write = |id: &str| {
+        resource_event(
+            "Write",
+            "Microsoft.KeyVault/vaults/write",
+            &vault_id("kv-a"),
+            id,
+        )
+    };
+
+    let opened = handler.invoke(write("e-5")).await;
+    // A later write that changes nothing of its exposure (a tag) is no alert.
+    state["resources"][vault_id("kv-a")]["tags"] = json!({"team": "payments"});
+    s.vault.set(state);
+    let tagged = handler.invoke(write("e-6")).await;
+
+    assert_eq!(
+        opened.statuses(),
+        ["sent"],
+        "{}\n{}",
+        opened.text,
+        handler.output()
+    );
+    assert_eq!(tagged.status, 200, "{}", tagged.text);
+    let messages = s.smtp.messages();
+    let alerts: Vec<&Received> = messages[before..].iter().collect();
+    assert_eq!(alerts.len(), 1, "{:?}", subjects(&s.smtp));
+    assert_eq!(
+        alerts[0].subject(),
+        "Security alert: Access settings changed on vault kv-a: the vault is now open to the internet"
+    );
+    let text = alerts[0].text();
+    for said in [
+        "public network access: Disabled → Enabled",
+        "IP range 0.0.0.0/0 let in: every address on the internet",
+        "Ada Lovelace (ada@contoso.com), from 203.0.113.4",
+        &format!("{}/networking", vault_id("kv-a")),
+    ] {
+        assert!(text.contains(said), "{said}: {text}");
+    }
+}
+
+#[tokio::test]
+async fn a_thousand_unrelated_resource_events_make_no_request_and_no_send() {
+    let s = setup(json!({}));
+    let handler = Handler::start(&pairs(&s.settings)).await;
+    let requests_before = s.vault.requests().len();
+    let batch: Vec<Value> = (0..1000)
+        .map(|n| {
+            let (operation, resource) = match n % 4 {
+                0 => ("Microsoft.Compute/virtualMachines/write", format!("/subscriptions/{SUB}/resourceGroups/app/providers/Microsoft.Compute/virtualMachines/vm-{n}")),
+                1 => ("Microsoft.Resources/deployments/write", format!("/subscriptions/{SUB}/resourceGroups/app/providers/Microsoft.Resources/deployments/d-{n}")),
+                2 => ("Microsoft.Storage/storageAccounts/write", format!("/subscriptions/{SUB}/resourceGroups/data/providers/Microsoft.Storage/storageAccounts/st{n}")),
+                _ => ("Microsoft.KeyVault/vaults/accessPolicies/write", vault_id("kv-a") + "/accessPolicies/add"),
+            };
+            let action = if n % 5 == 0 { "Delete" } else { "Write" };
+            resource_event(action, operation, &resource, &format!("u-{n}"))
+        })
+        .collect();
+
+    let answer = handler.invoke(Value::Array(batch)).await;
+
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(answer.events().len(), 1000);
+    assert!(
+        answer
+            .events()
+            .iter()
+            .all(|e| e["actions"].as_array().is_some_and(Vec::is_empty))
+    );
+    assert_eq!(
+        s.vault.requests().len(),
+        requests_before,
+        "no Resource Manager request"
+    );
+    assert!(s.smtp.messages().is_empty());
+}
+
+#[tokio::test]
+async fn a_deletion_after_a_write_names_the_role_seen_when_it_was_written() {
+    let scope = vault_id("kv-a");
+    let id = assignment_id(&scope, "a5");
+    let s = setup(json!({
+        id.clone(): assignment(&scope, OFFICER),
+        role_id(OFFICER): role("Key Vault Secrets Officer", &["Microsoft.KeyVault/vaults/secrets/*"], &[]),
+    }));
+    let handler = Handler::start(&pairs(&s.settings)).await;
+    let written = handler
+        .invoke(resource_event(
+            "Write",
+            "Microsoft.Authorization/roleAssignments/write",
+            &id,
+            "e-7",
+        ))
+        .await;
+    assert_eq!(written.statuses(), ["sent"], "{}", written.text);
+    // Deleted: Resource Manager answers 404 for it now.
+    s.vault.set(json!({
+        "subscriptions": {SUB: [{"name": "kv-a"}, {"name": "kv-b"}]},
+        "vaults": {"kv-a": {}, "kv-b": {}},
+        "resources": {role_id(OFFICER): role("Key Vault Secrets Officer", &["Microsoft.KeyVault/vaults/secrets/*"], &[])},
+    }));
+
+    let deleted = handler
+        .invoke(resource_event(
+            "Delete",
+            "Microsoft.Authorization/roleAssignments/delete",
+            &id,
+            "e-8",
+        ))
+        .await;
+
+    assert_eq!(deleted.statuses(), ["sent"], "{}", deleted.text);
+    assert_eq!(
+        subjects(&s.smtp)[1],
+        format!(
+            "Security alert: Key Vault Secrets Officer removed from User {PRINCIPAL} on vault kv-a"
+        )
+    );
+}
+
+#[tokio::test]
+async fn an_assignment_that_cannot_be_read_is_alerted_anyway_and_says_so() {
+    let scope = vault_id("kv-b");
+    let id = assignment_id(&scope, "a6");
+    let s = setup(json!({ id.clone(): "AuthorizationFailed" }));
+    let handler = Handler::start(&pairs(&s.settings)).await;
+
+    let written = handler
+        .invoke(resource_event(
+            "Write",
+            "Microsoft.Authorization/roleAssignments/write",
+            &id,
+            "e-9",
+        ))
+        .await;
+    let unseen = assignment_id(&scope, "never-seen");
+    let deleted = handler
+        .invoke(resource_event(
+            "Delete",
+            "Microsoft.Authorization/roleAssignments/delete",
+            &unseen,
+            "e-10",
+        ))
+        .await;
+
+    assert_eq!(written.statuses(), ["sent"], "{}", written.text);
+    assert_eq!(deleted.statuses(), ["sent"], "{}", deleted.text);
+    let messages = s.smtp.messages();
+    assert_eq!(
+        messages[0].subject(),
+        "Security alert: A role was assigned on vault kv-b"
+    );
+    let text = messages[0].text();
+    assert!(
+        text.contains("Resource Manager did not show the assignment or its role"),
+        "{text}"
+    );
+    assert!(text.contains("AuthorizationFailed"), "{text}");
+    assert!(text.contains("treated as one that matters"), "{text}");
+    assert_eq!(
+        messages[1].subject(),
+        "Security alert: A role assignment was removed on vault kv-b"
+    );
+    assert!(
+        messages[1]
+            .text()
+            .contains("a deleted assignment cannot be read back"),
+        "{}",
+        messages[1].text()
+    );
+}
