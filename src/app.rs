@@ -432,23 +432,26 @@ fn vaults(
         .chain(&settings.security)
         .chain(config.routing.mailboxes());
     let owner_tag = OwnerTag::new(&sweep.owner_tag, known, &sweep.owner_tag_domains);
+    // Resource Manager: for the subscriptions' lists, and for what an access change's alert
+    // reads (an assignment's role, a vault's settings), with or without SUBSCRIPTIONS.
+    let resource_manager = |subscriptions: Vec<String>| -> anyhow::Result<Discovery> {
+        let resource = Discovery::resource(&sweep.arm_endpoint);
+        let identity = ManagedIdentity::for_resource(&sweep.identity, &sweep.client_id, &resource)?;
+        let discovery = Discovery::new(
+            identity,
+            sweep.arm_endpoint.clone(),
+            subscriptions,
+            sweep.vault_domain.clone(),
+        );
+        discovery.map_err(anyhow::Error::msg)
+    };
     let discovery = match sweep.subscriptions.is_empty() {
         true => None,
-        false => {
-            let resource = Discovery::resource(&sweep.arm_endpoint);
-            let identity =
-                ManagedIdentity::for_resource(&sweep.identity, &sweep.client_id, &resource)?;
-            let discovery = Discovery::new(
-                identity,
-                sweep.arm_endpoint.clone(),
-                sweep.subscriptions.clone(),
-                sweep.vault_domain.clone(),
-            );
-            Some(discovery.map_err(anyhow::Error::msg)?)
-        }
+        false => Some(resource_manager(sweep.subscriptions.clone())?),
     };
     let watched = Watched::new(sweep.vaults.clone(), discovery);
-    Ok(Vaults::new(client, watched, owner_tag, ledger))
+    let reader = resource_manager(Vec::new())?;
+    Ok(Vaults::new(client, watched, reader, owner_tag, ledger))
 }
 
 /// Keeps the ledger within its retention period: a minute after start-up (out of the way of

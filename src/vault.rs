@@ -113,13 +113,16 @@ pub struct VaultRef {
 
 impl VaultRef {
     /// Reads one entry of `VAULTS`: a vault name (`contoso-kv`, meaning
-    /// `https://contoso-kv.{domain}`) or a vault URI (`https://contoso-kv.vault.azure.cn/`),
-    /// whose host must lie under `domain` (see [`vault_domain`]).
+    /// `https://contoso-kv.{domain}`), a vault URI (`https://contoso-kv.vault.azure.cn/`), whose
+    /// host must lie under `domain` (see [`vault_domain`]), or a vault's resource id.
     pub fn parse(entry: &str, domain: &str) -> Result<Self, InvalidVault> {
         Self::read(entry.trim(), domain).map_err(InvalidVault)
     }
 
     fn read(entry: &str, domain: &str) -> Result<Self, String> {
+        if entry.starts_with('/') {
+            return Self::from_id(entry, domain);
+        }
         if !entry.contains("://") {
             let valid = (3..=24).contains(&entry.len())
                 && entry.starts_with(|c: char| c.is_ascii_alphabetic())
@@ -168,6 +171,24 @@ impl VaultRef {
                 exposure: None,
             }),
         }
+    }
+
+    /// A vault named by its Resource Manager id
+    /// (`/subscriptions/…/resourceGroups/…/providers/Microsoft.KeyVault/vaults/NAME`): reached
+    /// at `https://NAME.{domain}`, and matched with role assignments at its resource group or
+    /// subscription.
+    fn from_id(entry: &str, domain: &str) -> Result<Self, String> {
+        let id = entry.trim_end_matches('/');
+        let whole = crate::event::vault_of(id).filter(|(vault, _)| vault.len() == id.len());
+        let Some((_, name)) = whole.filter(|_| id.starts_with("/subscriptions/")) else {
+            return Err(format!(
+                "{entry:?} is not a vault's resource id \
+                 (/subscriptions/ID/resourceGroups/GROUP/providers/Microsoft.KeyVault/vaults/NAME)"
+            ));
+        };
+        let mut vault = Self::read(name, domain)?;
+        vault.id = Some(id.to_owned());
+        Ok(vault)
     }
 
     /// `https://NAME.vault.azure.net/{path}` with the API version.

@@ -77,13 +77,23 @@ struct AssignmentProperties {
 /// Judges resource events against the watched vaults.
 pub struct AccessWatch<'a> {
     watched: &'a Watched,
+    resource_manager: &'a Discovery,
     ledger: &'a dyn Ledger,
 }
 
 impl<'a> AccessWatch<'a> {
-    /// Judges with the vaults of `watched`, keeping what must be remembered in `ledger`.
-    pub fn new(watched: &'a Watched, ledger: &'a dyn Ledger) -> Self {
-        Self { watched, ledger }
+    /// Judges with the vaults of `watched`, reading from `resource_manager`, keeping what
+    /// must be remembered in `ledger`.
+    pub fn new(
+        watched: &'a Watched,
+        resource_manager: &'a Discovery,
+        ledger: &'a dyn Ledger,
+    ) -> Self {
+        Self {
+            watched,
+            resource_manager,
+            ledger,
+        }
     }
 
     /// What `event` calls for, within `deadline`.
@@ -227,11 +237,7 @@ impl<'a> AccessWatch<'a> {
                 },
             );
         }
-        let Some(discovery) = self.watched.discovery() else {
-            let why = "kv-notify reads role assignments through Resource Manager, which needs \
-                       SUBSCRIPTIONS (and Reader there): treated as a grant that matters";
-            return Ok(Some((Assignment::default(), Some(why.to_owned()))));
-        };
+        let discovery = self.resource_manager;
         let read = tokio::time::timeout_at(read_by, read_role(discovery, id)).await;
         let (assignment, matters, unread) = match read {
             Ok(Ok((assignment, matters))) => (assignment, matters, None),
@@ -295,11 +301,7 @@ impl<'a> AccessWatch<'a> {
             }
             return Ok(Some((changes, None)));
         }
-        let Some(discovery) = self.watched.discovery() else {
-            let why = "kv-notify reads a vault's settings through Resource Manager, which needs \
-                       SUBSCRIPTIONS (and Reader there): what changed is unknown";
-            return Ok(Some((Vec::new(), Some(why.to_owned()))));
-        };
+        let discovery = self.resource_manager;
         let read =
             tokio::time::timeout_at(read_by, discovery.read::<Resource<Value>>(id, VAULT_API))
                 .await;

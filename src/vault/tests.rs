@@ -8,6 +8,11 @@ fn a_vault_is_named_or_given_by_its_uri() {
     let named = VaultRef::parse(" Contoso-KV ", "vault.azure.net").expect("a name");
     assert_eq!(named.name, "contoso-kv");
     assert_eq!(named.url.as_str(), "https://contoso-kv.vault.azure.net/");
+    let id = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/Kv-A";
+    let by_id = VaultRef::parse(id, "vault.azure.net").expect("a resource id");
+    assert_eq!(by_id.name, "kv-a");
+    assert_eq!(by_id.url.as_str(), "https://kv-a.vault.azure.net/");
+    assert_eq!(by_id.id.as_deref(), Some(id));
     let china = VaultRef::parse("https://Ops.vault.azure.cn/", "vault.azure.cn").expect("a URI");
     assert_eq!(china.name, "ops");
     assert_eq!(
@@ -26,6 +31,9 @@ fn a_vault_is_named_or_given_by_its_uri() {
         "https://kv.vault.azure.net.attacker.example",
         "https://vault.azure.net",
         "https://kv.vault.azure.cn",
+        "/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kv-a/secrets/x",
+        "/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kv-a",
+        "/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/a.b",
     ] {
         assert!(
             VaultRef::parse(bad, "vault.azure.net").is_err(),

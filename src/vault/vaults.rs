@@ -4,8 +4,8 @@
 //! the sweep reads every vault through it.
 
 use super::{
-    AccessWatch, OwnerTag, Session, TagOwners, Unreachable, VaultClient, VaultError, VaultRef,
-    Watched,
+    AccessWatch, Discovery, OwnerTag, Session, TagOwners, Unreachable, VaultClient, VaultError,
+    VaultRef, Watched,
 };
 use crate::event::{EventType, KeyVaultEvent};
 use crate::ledger::{Ledger, Trouble, TroubleKind};
@@ -21,6 +21,8 @@ const EVENT_LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Vaults {
     client: VaultClient,
     watched: Watched,
+    /// Resource Manager, for what an access change's alert reads.
+    resource_manager: Discovery,
     owner_tag: OwnerTag,
     /// Where owner tags that named foreign addresses are kept for the health notice.
     ledger: Arc<dyn Ledger>,
@@ -43,16 +45,19 @@ pub enum Vetting {
 }
 
 impl Vaults {
-    /// The vaults `watched` lists, read with `client`, their owners named by `owner_tag`.
+    /// The vaults `watched` lists, read with `client`, their owners named by `owner_tag`;
+    /// `resource_manager` reads what access changes' alerts say.
     pub fn new(
         client: VaultClient,
         watched: Watched,
+        resource_manager: Discovery,
         owner_tag: OwnerTag,
         ledger: Arc<dyn Ledger>,
     ) -> Self {
         Self {
             client,
             watched,
+            resource_manager,
             owner_tag,
             ledger,
         }
@@ -70,7 +75,7 @@ impl Vaults {
 
     /// What Resource Manager's events about the watched vaults call for (see [`AccessWatch`]).
     pub fn access(&self) -> AccessWatch<'_> {
-        AccessWatch::new(&self.watched, self.ledger.as_ref())
+        AccessWatch::new(&self.watched, &self.resource_manager, self.ledger.as_ref())
     }
 
     /// The owner tag.

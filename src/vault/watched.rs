@@ -266,11 +266,6 @@ impl Watched {
         }
         Ok(vaults)
     }
-
-    /// Resource Manager's client, with `SUBSCRIPTIONS`.
-    pub fn discovery(&self) -> Option<&Discovery> {
-        self.discovery.as_ref()
-    }
 }
 
 impl Watched {
@@ -366,8 +361,8 @@ pub fn merge(vaults: &mut Vec<VaultRef>, found: impl IntoIterator<Item = VaultRe
         match vaults.iter_mut().find(|v| v.name == vault.name) {
             Some(known) => {
                 known.tags = vault.tags;
-                known.id = vault.id;
-                known.exposure = vault.exposure;
+                known.id = vault.id.or(known.id.take());
+                known.exposure = vault.exposure.or(known.exposure.take());
             }
             None => vaults.push(vault),
         }

@@ -492,3 +492,122 @@ async fn an_assignment_that_cannot_be_read_is_alerted_anyway_and_says_so() {
         messages[1].text()
     );
 }
+
+#[tokio::test]
+async fn on_the_shared_ledger_an_instance_names_the_role_another_instance_saw_written() {
+    let scope = vault_id("kv-a");
+    let id = assignment_id(&scope, "a7");
+    let s = setup(json!({
+        id.clone(): assignment(&scope, OFFICER),
+        role_id(OFFICER): role("Key Vault Secrets Officer", &["Microsoft.KeyVault/vaults/secrets/*"], &[]),
+    }));
+    let azurite = Azurite::start();
+    let mut settings = s.settings.clone();
+    settings.retain(|(name, _)| *name != "LEDGER_PATH");
+    set(&mut settings, "LEDGER", "table");
+    set(
+        &mut settings,
+        "AzureWebJobsStorage",
+        &azurite.connection_string(),
+    );
+    let (first, second) = (
+        Handler::start(&pairs(&settings)).await,
+        Handler::start(&pairs(&settings)).await,
+    );
+    let written = first
+        .invoke(resource_event(
+            "Write",
+            "Microsoft.Authorization/roleAssignments/write",
+            &id,
+            "e-11",
+        ))
+        .await;
+    assert_eq!(
+        written.statuses(),
+        ["sent"],
+        "{}\n{}",
+        written.text,
+        first.output()
+    );
+    s.vault.set(json!({
+        "subscriptions": {SUB: [{"name": "kv-a"}, {"name": "kv-b"}]},
+        "vaults": {"kv-a": {}, "kv-b": {}},
+    }));
+
+    let deleted = second
+        .invoke(resource_event(
+            "Delete",
+            "Microsoft.Authorization/roleAssignments/delete",
+            &id,
+            "e-12",
+        ))
+        .await;
+
+    assert_eq!(
+        deleted.statuses(),
+        ["sent"],
+        "{}\n{}",
+        deleted.text,
+        second.output()
+    );
+    assert_eq!(
+        subjects(&s.smtp),
+        [
+            format!(
+                "Security alert: Key Vault Secrets Officer granted to User {PRINCIPAL} on vault kv-a"
+            ),
+            format!(
+                "Security alert: Key Vault Secrets Officer removed from User {PRINCIPAL} on vault kv-a"
+            ),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn with_vaults_named_by_resource_id_alone_an_assignment_on_their_resource_group_alerts() {
+    let scope = format!("/subscriptions/{SUB}/resourceGroups/rg");
+    let id = assignment_id(&scope, "a8");
+    let s = setup(json!({
+        id.clone(): assignment(&scope, OFFICER),
+        role_id(OFFICER): role("Key Vault Secrets Officer", &["Microsoft.KeyVault/vaults/secrets/*"], &[]),
+    }));
+    // VAULTS as the template sets it, and no SUBSCRIPTIONS: the identity holds Key Vault
+    // Reader on each vault, which reads role assignments there.
+    let mut settings = s.settings.clone();
+    settings.retain(|(name, _)| *name != "SUBSCRIPTIONS");
+    set(&mut settings, "VAULTS", &vault_id("kv-a"));
+    let handler = Handler::start(&pairs(&settings)).await;
+    let elsewhere = assignment_id(&format!("/subscriptions/{SUB}/resourceGroups/other"), "a9");
+
+    let answer = handler
+        .invoke(json!([
+            resource_event(
+                "Write",
+                "Microsoft.Authorization/roleAssignments/write",
+                &id,
+                "e-13"
+            ),
+            resource_event(
+                "Write",
+                "Microsoft.Authorization/roleAssignments/write",
+                &elsewhere,
+                "e-14"
+            ),
+        ]))
+        .await;
+
+    assert_eq!(answer.status, 200, "{}\n{}", answer.text, handler.output());
+    assert_eq!(
+        subjects(&s.smtp),
+        [format!(
+            "Security alert: Key Vault Secrets Officer granted to User {PRINCIPAL} on resource group rg (above vault kv-a)"
+        )]
+    );
+    assert!(
+        !reads(&s.vault)
+            .iter()
+            .any(|r| r.contains("/resourceGroups/other/")),
+        "{:?}",
+        reads(&s.vault)
+    );
+}
