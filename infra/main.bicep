@@ -52,12 +52,21 @@ param entraCredentials string = 'false'
 @description('How Event Grid reaches the app: function (push to the function; the postdeploy hook subscribes each vault) or queue (to the queue kv-notify-events of the app\'s storage account, as each topic\'s identity: for an app behind private endpoints, which push cannot reach).')
 param delivery string = 'function'
 
+@allowed(['on', 'off'])
+@description('Access alerts for vaults that use Azure RBAC: subscribe the Resource Manager events (role assignments, vault settings) of the subscription and of each of subscriptionsJson to the function. Pushed even with delivery = queue: a subscription\'s system topic has no identity.')
+param resourceEvents string = 'on'
+
+@description('Subscription system topics that exist already (only one may exist per subscription), as JSON: {"<subscription id>": {"name", "resourceGroup"}}. kv-notify\'s subscription joins them.')
+param resourceEventsTopicsJson string = '{}'
+
 @description('The vault holding the secrets the settings refer to (SMTP_URL), as JSON {"name", "resourceGroup"}: the app gets Key Vault Secrets User there.')
 param secretsVaultJson string = '{}'
 
 var vaults = json(vaultsJson)
 var subscriptions = json(subscriptionsJson)
 var secretsVault = json(secretsVaultJson)
+var existingEventTopics = json(resourceEventsTopicsJson)
+var eventSubscriptions = resourceEvents == 'on' ? union([subscription().subscriptionId], subscriptions) : []
 var token = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = { 'azd-env-name': environmentName }
 
@@ -102,7 +111,9 @@ module app 'modules/function.bicep' = {
       MAIL_FROM: mailFrom
       OWNER_EMAILS: ownerEmails
       SECURITY_EMAILS: securityEmails
-      VAULTS: join(map(vaults, v => v.name), ',')
+      // By resource id: an assignment at a vault's resource group or subscription then
+      // names it.
+      VAULTS: join(map(vaults, v => '/subscriptions/${subscription().subscriptionId}/resourceGroups/${v.resourceGroup}/providers/Microsoft.KeyVault/vaults/${v.name}'), ',')
       SUBSCRIPTIONS: join(subscriptions, ',')
       SMTP_URL: empty(smtpUrlSecretUri) ? '' : '@Microsoft.KeyVault(SecretUri=${smtpUrlSecretUri})'
       GRAPH_SENDER: graphSender
@@ -181,6 +192,27 @@ module readers 'modules/subscription-reader.bicep' = [for id in subscriptions: {
   }
 }]
 
+// Reader where the role assignments are made: an access alert names the role and principal
+// (the subscriptions of subscriptionsJson have it already).
+module accessReaders 'modules/subscription-reader.bicep' = [for id in eventSubscriptions: if (!contains(subscriptions, id)) {
+  name: 'access-reader-${id}'
+  scope: subscription(id)
+  params: {
+    principalId: app.outputs.principalId
+  }
+}]
+
+module resourceTopics 'modules/resource-events-topic.bicep' = [for id in eventSubscriptions: {
+  name: 'resource-events-${id}'
+  scope: subscription(id)
+  params: {
+    groupName: existingEventTopics[?id].?resourceGroup ?? 'rg-${environmentName}'
+    existingTopicName: existingEventTopics[?id].?name ?? ''
+    location: location
+    tags: tags
+  }
+}]
+
 module secretReader 'modules/secret-reader.bicep' = if (!empty(secretsVault)) {
   name: 'secret-reader'
   scope: resourceGroup(secretsVault.?resourceGroup ?? group.name)
@@ -197,4 +229,5 @@ output AZURE_FUNCTION_APP_ID string = app.outputs.id
 output AZURE_FUNCTION_PRINCIPAL_ID string = app.outputs.principalId
 output DEAD_LETTER_CONTAINER_ID string = storage.outputs.deadLetterContainerId
 output KV_NOTIFY_DELIVERY string = delivery
+output RESOURCE_EVENT_TOPICS string = join([for (id, i) in eventSubscriptions: '${id}/${resourceTopics[i].outputs.group}/${resourceTopics[i].outputs.name}'], ' ')
 output SYSTEM_TOPICS string = join([for (vault, i) in vaults: '${vault.resourceGroup}/${topics[i].outputs.name}'], ' ')

@@ -2,8 +2,10 @@
 # azd postdeploy: with delivery = function (the default), subscribes each vault's system topic
 # to the deployed function with
 # infra/modules/event-subscription.bicep (a subscription to a function that did not exist yet
-# fails, so it cannot be in the main template). Then sends one `kv-notify test` alert with the
-# app's settings.
+# fails, so it cannot be in the main template); with resourceEvents = on (the default), each
+# watched subscription's Resource Manager events too, with
+# infra/modules/resource-events-subscription.bicep. Then sends one `kv-notify test` alert with
+# the app's settings.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -25,6 +27,20 @@ for topic in $topics; do
     --parameters topicName="$name" functionAppId="$app_id" deadLetterStorageId="$storage_id" \
     >/dev/null
   echo "kv-notify: $name delivers to the function"
+done
+
+# Resource Manager's events of each watched subscription (role assignments, vault settings),
+# pushed to the function whatever the delivery: a subscription's topic has no identity.
+for topic in ${RESOURCE_EVENT_TOPICS:-}; do
+  subscription="${topic%%/*}"
+  rest="${topic#*/}"
+  group="${rest%%/*}"
+  name="${rest#*/}"
+  az deployment group create --subscription "$subscription" --resource-group "$group" \
+    --name "kv-notify-access-$name" \
+    --template-file infra/modules/resource-events-subscription.bicep \
+    --parameters topicName="$name" functionAppId="$app_id" >/dev/null
+  echo "kv-notify: $name (subscription $subscription) delivers access changes to the function"
 done
 
 # The test alert, through every channel the deployed settings configure, sent from here with

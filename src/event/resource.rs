@@ -13,6 +13,17 @@ const ROLE_ASSIGNMENTS: &str = "/providers/microsoft.authorization/roleassignmen
 /// The resource provider path of a vault, as it appears in a resource id.
 const VAULTS: &str = "/providers/microsoft.keyvault/vaults/";
 
+/// The operations that can change a vault's access, as Resource Manager names them: the
+/// template's Event Grid filter lists the same (scripts/infra-check holds them together).
+pub const ACCESS_OPERATIONS: [&str; 6] = [
+    "Microsoft.Authorization/roleAssignments/write",
+    "Microsoft.Authorization/roleAssignments/delete",
+    "Microsoft.KeyVault/vaults/write",
+    "Microsoft.KeyVault/vaults/delete",
+    "Microsoft.KeyVault/vaults/privateEndpointConnections/write",
+    "Microsoft.KeyVault/vaults/privateEndpointConnections/delete",
+];
+
 /// Whether a resource was written or deleted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResourceAction {
@@ -142,34 +153,29 @@ impl ResourceEvent {
     /// What the event is about. An access-policy write is `Nothing` here: Key Vault's own
     /// `VaultAccessPolicyChanged` reports it.
     pub fn concern(&self) -> Concern<'_> {
-        let operation = self.operation.to_ascii_lowercase();
         let resource = self.resource.as_str();
-        match operation.as_str() {
-            "microsoft.authorization/roleassignments/write"
-            | "microsoft.authorization/roleassignments/delete" => {
-                match find(resource, ROLE_ASSIGNMENTS) {
-                    Some(at) if at > 0 => Concern::RoleAssignment {
-                        id: resource,
-                        scope: &resource[..at],
-                    },
-                    _ => Concern::Nothing,
+        let operation = ACCESS_OPERATIONS
+            .iter()
+            .position(|known| known.eq_ignore_ascii_case(self.operation.trim()));
+        // In the order of ACCESS_OPERATIONS: role assignments, vaults, private endpoints.
+        match operation {
+            Some(0 | 1) => match find(resource, ROLE_ASSIGNMENTS) {
+                Some(at) if at > 0 => Concern::RoleAssignment {
+                    id: resource,
+                    scope: &resource[..at],
+                },
+                _ => Concern::Nothing,
+            },
+            Some(2 | 3) => match vault_of(resource) {
+                Some((id, name)) if id.len() == resource.trim_end_matches('/').len() => {
+                    Concern::Vault { id, name }
                 }
-            }
-            "microsoft.keyvault/vaults/write" | "microsoft.keyvault/vaults/delete" => {
-                match vault_of(resource) {
-                    Some((id, name)) if id.len() == resource.trim_end_matches('/').len() => {
-                        Concern::Vault { id, name }
-                    }
-                    _ => Concern::Nothing,
-                }
-            }
-            "microsoft.keyvault/vaults/privateendpointconnections/write"
-            | "microsoft.keyvault/vaults/privateendpointconnections/delete" => {
-                match vault_of(resource) {
-                    Some((id, name)) => Concern::PrivateEndpoint { id, name },
-                    None => Concern::Nothing,
-                }
-            }
+                _ => Concern::Nothing,
+            },
+            Some(4 | 5) => match vault_of(resource) {
+                Some((id, name)) => Concern::PrivateEndpoint { id, name },
+                None => Concern::Nothing,
+            },
             _ => Concern::Nothing,
         }
     }

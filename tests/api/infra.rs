@@ -1,6 +1,7 @@
 //! The deployment as code (`infra/`, `azure.yaml`'s hooks) passes `scripts/infra-check`, and
-//! the check catches a syntax error, and a queue message time to live shorter than the host's
-//! retries, planted in a copy of it.
+//! the check catches a syntax error, a queue message time to live shorter than the host's
+//! retries, and a Resource Manager filter that leaves out an operation kv-notify acts on,
+//! planted in a copy of it.
 
 use crate::support::{app_root, copy_tree};
 use std::path::Path;
@@ -37,7 +38,8 @@ fn copy_of_the_checked_files() -> tempfile::TempDir {
         &dir.path().join("event-queue"),
     );
     std::fs::create_dir_all(dir.path().join("src/settings")).expect("mkdir");
-    for file in ["src/settings/name.rs", "host.json"] {
+    std::fs::create_dir_all(dir.path().join("src/event")).expect("mkdir");
+    for file in ["src/settings/name.rs", "src/event/resource.rs", "host.json"] {
         std::fs::copy(app_root().join(file), dir.path().join(file)).expect("copy");
     }
     dir
@@ -81,4 +83,31 @@ fn queued_messages_that_expire_before_the_hosts_retries_end_fail_the_check() {
     let said = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(1), "{said}");
     assert!(said.contains("must outlast host.json's retries"), "{said}");
+}
+
+#[test]
+fn a_resource_event_filter_leaving_out_an_operation_kv_notify_acts_on_fails_the_check() {
+    let dir = copy_of_the_checked_files();
+    let module = dir
+        .path()
+        .join("infra/modules/resource-events-subscription.bicep");
+    let text = std::fs::read_to_string(&module).expect("read");
+    let planted = text.replace(
+        "            'Microsoft.Authorization/roleAssignments/delete'\n",
+        "",
+    );
+    assert_ne!(
+        planted, text,
+        "the template filters role assignment deletions in"
+    );
+    std::fs::write(&module, planted).expect("plant");
+
+    let output = infra_check(dir.path());
+
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("missing ['Microsoft.Authorization/roleAssignments/delete']"),
+        "{said}"
+    );
 }
