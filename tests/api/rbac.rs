@@ -611,3 +611,73 @@ async fn with_vaults_named_by_resource_id_alone_an_assignment_on_their_resource_
         reads(&s.vault)
     );
 }
+
+#[tokio::test]
+async fn a_teams_channel_gets_one_card_with_role_principal_and_caller_as_facts() {
+    let scope = vault_id("kv-a");
+    let id = assignment_id(&scope, "a10");
+    let s = setup(json!({
+        id.clone(): assignment(&scope, OFFICER),
+        role_id(OFFICER): role("Key Vault Secrets Officer", &["Microsoft.KeyVault/vaults/secrets/*"], &[]),
+    }));
+    let teams = WebhookServer::start();
+    let rules = s._dir.path().join("rules.toml");
+    std::fs::write(
+        &rules,
+        format!(
+            "[channels.secops-teams]\nwebhook = \"{}\"\nformat = \"teams\"\n\n\
+             [[rules]]\nevents = [\"VaultRoleAssignmentChanged\", \"VaultSettingsChanged\"]\n\
+             notify = [\"security\", \"secops-teams\"]\n",
+            teams.url("/teams")
+        ),
+    )
+    .expect("write rules");
+    let mut settings = s.settings.clone();
+    set(&mut settings, "RULES_FILE", &rules.to_string_lossy());
+    let handler = Handler::start(&pairs(&settings)).await;
+    let event = resource_event(
+        "Write",
+        "Microsoft.Authorization/roleAssignments/write",
+        &id,
+        "e-15",
+    );
+
+    let first = handler.invoke(event.clone()).await;
+    let again = handler.invoke(event).await;
+
+    assert_eq!(first.status, 200, "{}\n{}", first.text, handler.output());
+    assert_eq!(again.status, 200, "{}", again.text);
+    assert_eq!(s.smtp.messages().len(), 1);
+    let posts = teams.received();
+    assert_eq!(posts.len(), 1, "one card, not one per delivery");
+    let card = &posts[0].1["attachments"][0]["content"];
+    let facts: Vec<(String, String)> = card["body"][3]["facts"]
+        .as_array()
+        .expect("a FactSet")
+        .iter()
+        .map(|f| {
+            (
+                f["title"].as_str().unwrap_or_default().to_owned(),
+                f["value"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    for (title, value) in [
+        ("Role", "Key Vault Secrets Officer (assigned)".to_owned()),
+        ("Principal", format!("User {PRINCIPAL}")),
+        (
+            "By",
+            "Ada Lovelace (ada@contoso.com), from 203.0.113.4".to_owned(),
+        ),
+        ("Scope", scope.clone()),
+    ] {
+        assert!(
+            facts.contains(&(title.to_owned(), value.clone())),
+            "{title} = {value}: {facts:?}"
+        );
+    }
+    assert_eq!(
+        card["actions"][0]["url"],
+        json!(format!("https://portal.azure.com/#@/resource{scope}/users"))
+    );
+}
