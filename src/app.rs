@@ -363,6 +363,16 @@ fn start(config: Config, ledger: Arc<dyn Ledger>) -> anyhow::Result<Functions> {
         Some(sweep) => Some(Arc::new(vaults(&config, sweep, ledger.clone())?)),
         None => None,
     };
+    // Graph names the principals of role assignments where the identity may read it.
+    let directory = match config
+        .settings
+        .sweep
+        .as_ref()
+        .and_then(|s| s.entra.as_ref().map(|e| (s, e)))
+    {
+        Some((sweep, endpoint)) => Some(entra(sweep, endpoint)?),
+        None => None,
+    };
     let entra = match config
         .settings
         .sweep
@@ -400,6 +410,10 @@ fn start(config: Config, ledger: Arc<dyn Ledger>) -> anyhow::Result<Functions> {
         _ => (None, SetAside::default()),
     };
     let dispatcher = Dispatcher::new(config, ledger, transport, vaults);
+    let dispatcher = match directory {
+        Some(directory) => dispatcher.with_directory(directory),
+        None => dispatcher,
+    };
     tracing::info!("ready: mail goes to {mail}");
     Ok(Functions {
         dispatcher,

@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::delivery::{
     Deliverer, Failure, MailJob, MailTransport, Outcome, WebhookClient, WebhookJob,
 };
+use crate::entra::EntraClient;
 use crate::event::{Event, KeyVaultEvent, ResourceEvent};
 use crate::ladder::{self, Ladder, Position};
 use crate::ledger::{self, ActionKind, Ledger, Trouble, TroubleKind};
@@ -28,6 +29,9 @@ use tokio::time::Instant;
 /// that a large batch holds only this many rendered mails in memory.
 const EVENTS_AT_ONCE: usize = 16;
 
+/// Bound on asking Graph for a principal's name: the alert does not wait longer for it.
+const NAME_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Everything needed to handle events, built once at start-up.
 pub struct Dispatcher {
     config: Config,
@@ -36,6 +40,9 @@ pub struct Dispatcher {
     /// The watched vaults, when the sweep is on: asked whether an expiry event is still worth
     /// a mail.
     vaults: Option<Arc<Vaults>>,
+    /// Microsoft Graph, when `ENTRA_CREDENTIALS` lets the identity read it: names the
+    /// principal of a role assignment.
+    directory: Option<EntraClient>,
 }
 
 /// The "now" an alert counts days left from.
@@ -92,6 +99,7 @@ impl Dispatcher {
             deliverer,
             clock: Clock::System,
             vaults: None,
+            directory: None,
         }
     }
 
@@ -123,6 +131,14 @@ impl Dispatcher {
         emails
             .chain(plan.webhooks.into_iter().map(|(name, _)| name))
             .collect()
+    }
+
+    /// The same dispatcher, naming a role assignment's principal through `directory`.
+    pub fn with_directory(self, directory: EntraClient) -> Self {
+        Self {
+            directory: Some(directory),
+            ..self
+        }
     }
 
     /// The same dispatcher, counting days left from `clock`.
@@ -263,7 +279,10 @@ impl Dispatcher {
             return Err(report());
         };
         match vaults.access().judge(event, deadline).await {
-            Judgement::Alert(alert) => Ok(alert),
+            Judgement::Alert(mut alert) => {
+                self.name_principal(&mut alert).await;
+                Ok(alert)
+            }
             Judgement::Ignore(why) => {
                 tracing::debug!(id = %event.id, operation = %event.operation, %why, "resource event acknowledged");
                 Err(report())
@@ -277,6 +296,25 @@ impl Dispatcher {
                     ..report()
                 })
             }
+        }
+    }
+
+    /// Adds the display name of a role assignment's principal, when Graph gives it within
+    /// [`NAME_TIMEOUT`]; the alert names it by id otherwise.
+    async fn name_principal(&self, alert: &mut KeyVaultEvent) {
+        let Some(directory) = &self.directory else {
+            return;
+        };
+        let Some(assignment) = alert.access.as_mut().and_then(|a| a.assignment.as_mut()) else {
+            return;
+        };
+        let Some(id) = assignment.principal_id.as_deref() else {
+            return;
+        };
+        match tokio::time::timeout(NAME_TIMEOUT, directory.display_name(id)).await {
+            Ok(Ok(name)) => assignment.principal_name = name,
+            Ok(Err(error)) => tracing::debug!(%error, "principal not named"),
+            Err(_) => tracing::debug!("principal not named: Graph did not answer in time"),
         }
     }
 

@@ -50,7 +50,7 @@ pub(super) fn headline(event: &KeyVaultEvent, vault: &str) -> String {
     };
     let place = place(&change, &vault);
     let role = truncate(assignment.role_name(), SUBJECT_NAME_LIMIT);
-    let principal = truncate(&assignment.principal(), SUBJECT_NAME_LIMIT);
+    let principal = truncate(&assignment.principal_short(), SUBJECT_NAME_LIMIT);
     match (assignment.deleted, assignment.role.is_some()) {
         (false, true) => format!("{role} granted to {principal} on {place}"),
         (true, true) => format!("{role} removed from {principal} on {place}"),

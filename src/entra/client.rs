@@ -375,6 +375,43 @@ impl EntraClient {
     }
 }
 
+/// What a directory object is asked for: enough to name it.
+const NAME_QUERY: &str = "$select=displayName,userPrincipalName,appId";
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Named {
+    #[serde(default)]
+    display_name: Option<String>,
+    #[serde(default)]
+    user_principal_name: Option<String>,
+}
+
+impl EntraClient {
+    /// The name of the user, group or service principal `id` (`Ada Lovelace
+    /// (ada@contoso.com)`), for an alert that would otherwise name it by its id alone; `None`
+    /// when Graph knows no such object. Reading users takes `User.Read.All`, service principals
+    /// `Application.Read.All`: without them Graph refuses (`EntraError::Denied`).
+    pub async fn display_name(&self, id: &str) -> Result<Option<String>, EntraError> {
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            return Err(EntraError::Failed(format!("not an object id: {id:?}")));
+        }
+        let mut url = self.endpoint.clone();
+        url.set_path(&format!("/v1.0/directoryObjects/{id}"));
+        url.set_query(Some(NAME_QUERY));
+        let named: Named = match self.send(url, None).await {
+            Ok(named) => named,
+            Err(EntraError::Failed(why)) if why.starts_with("404") => return Ok(None),
+            Err(error) => return Err(error),
+        };
+        Ok(match (named.display_name, named.user_principal_name) {
+            (Some(name), Some(upn)) if name != upn => Some(format!("{name} ({upn})")),
+            (Some(name), _) | (None, Some(name)) => Some(name),
+            (None, None) => None,
+        })
+    }
+}
+
 /// What owners are asked for.
 const OWNER_QUERY: &str = "$select=id,displayName,userPrincipalName,mail";
 

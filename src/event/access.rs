@@ -73,6 +73,14 @@ impl Assignment {
         }
     }
 
+    /// The principal in a few words, for a headline: its name when known, else its type and id.
+    pub fn principal_short(&self) -> String {
+        match &self.principal_name {
+            Some(name) => name.clone(),
+            None => self.principal(),
+        }
+    }
+
     /// The role in words, or `an unknown role`.
     pub fn role_name(&self) -> &str {
         self.role.as_deref().unwrap_or("an unknown role")

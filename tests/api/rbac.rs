@@ -681,3 +681,67 @@ async fn a_teams_channel_gets_one_card_with_role_principal_and_caller_as_facts()
         json!(format!("https://portal.azure.com/#@/resource{scope}/users"))
     );
 }
+
+#[tokio::test]
+async fn with_graph_readable_the_principal_is_named_and_without_it_named_by_id() {
+    let scope = vault_id("kv-a");
+    let (named, unknown) = (assignment_id(&scope, "a11"), assignment_id(&scope, "a12"));
+    let stranger = "6f1c1d8e-2222-4000-8000-000000000002";
+    let mut by_stranger = assignment(&scope, OFFICER);
+    by_stranger["properties"]["principalId"] = json!(stranger);
+    let s = setup(json!({
+        named.clone(): assignment(&scope, OFFICER),
+        unknown.clone(): by_stranger,
+        role_id(OFFICER): role("Key Vault Secrets Officer", &["Microsoft.KeyVault/vaults/secrets/*"], &[]),
+    }));
+    let graph = FakeGraph::start();
+    graph.set_directory_objects(&json!({PRINCIPAL: {
+        "@odata.type": "#microsoft.graph.user", "id": PRINCIPAL,
+        "displayName": "Grace Guest", "userPrincipalName": "grace_fabrikam.com#EXT#@contoso.onmicrosoft.com"}}));
+    let mut settings = s.settings.clone();
+    set(&mut settings, "ENTRA_CREDENTIALS", "true");
+    set(&mut settings, "GRAPH_ENDPOINT", &graph.url());
+    // Both stand-ins' test CAs, in one bundle.
+    let bundle = s._dir.path().join("cas.pem");
+    let cas = [s.vault.certificate(), graph.certificate()]
+        .map(|ca| std::fs::read_to_string(ca).expect("read CA"));
+    std::fs::write(&bundle, cas.concat()).expect("write bundle");
+    set(&mut settings, "SSL_CERT_FILE", &bundle.to_string_lossy());
+    let handler = Handler::start(&pairs(&settings)).await;
+    let write = |id: &str, event: &str| {
+        resource_event(
+            "Write",
+            "Microsoft.Authorization/roleAssignments/write",
+            id,
+            event,
+        )
+    };
+
+    let first = handler.invoke(write(&named, "e-16")).await;
+    let second = handler.invoke(write(&unknown, "e-17")).await;
+
+    assert_eq!(
+        first.statuses(),
+        ["sent"],
+        "{}\n{}",
+        first.text,
+        handler.output()
+    );
+    assert_eq!(second.statuses(), ["sent"], "{}", second.text);
+    assert_eq!(
+        subjects(&s.smtp),
+        [
+            "Security alert: Key Vault Secrets Officer granted to Grace Guest (grace_fabrikam.com#EXT#@contoso.onmicrosoft.com) on vault kv-a".to_owned(),
+            format!(
+                "Security alert: Key Vault Secrets Officer granted to User {stranger} on vault kv-a"
+            ),
+        ]
+    );
+    let text = s.smtp.messages()[0].text();
+    assert!(
+        text.contains(&format!(
+            "Grace Guest (grace_fabrikam.com#EXT#@contoso.onmicrosoft.com) (User {PRINCIPAL})"
+        )),
+        "the principal's id stays in the facts: {text}"
+    );
+}

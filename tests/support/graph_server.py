@@ -14,7 +14,8 @@ another size), with their passwordCredentials and keyCredentials, to a token for
 (as Graph, $select and $filter are not needed to get them, and the $filter is not applied: the
 list holds managed identities and other tenants' principals). OUT_DIR/applications.answer
 (`403`) refuses them with Authorization_RequestDenied. GET /v1.0/{applications|servicePrincipals}/{id}/owners
-answers the list OUT_DIR/owners.json holds under that id; with OUT_DIR/owners.idonly present,
+answers the list OUT_DIR/owners.json holds under that id; GET /v1.0/directoryObjects/{id} the
+object OUT_DIR/directoryObjects.json holds under that id (404 when none); with OUT_DIR/owners.idonly present,
 users come back as Graph gives them to an identity without User.Read.All: `@odata.type` and
 `id` alone. OUT_DIR/throttle holding N answers the next N GETs 429 with `Retry-After: 1`
 (OUT_DIR/throttle_batched: the next N requests in batches);
@@ -126,6 +127,11 @@ def read(path_and_query, batched=False):
     if answer_mode(os.path.join(OUT_DIR, "applications.answer"), "200") == "403":
         return 403, {"error": {"code": "Authorization_RequestDenied",
                                "message": "Insufficient privileges to complete the operation."}}, None
+    if len(parts) == 4 and parts[1] == "v1.0" and parts[2] == "directoryObjects":
+        found = load("directoryObjects.json", {}).get(parts[3])
+        if found is None:
+            return 404, {"error": {"code": "Request_ResourceNotFound"}}, None
+        return 200, found, None
     if len(parts) == 5 and parts[1] == "v1.0" and parts[4] == "owners":
         owners = load("owners.json", {}).get(parts[3], [])
         if os.path.exists(os.path.join(OUT_DIR, "owners.idonly")):

@@ -51,6 +51,13 @@ impl FakeGraph {
         std::fs::write(file, owners.to_string()).expect("write owners");
     }
 
+    /// From now on, answer `/v1.0/directoryObjects/{id}` with the object `objects` holds under
+    /// `id` (404 for another id).
+    pub fn set_directory_objects(&self, objects: &serde_json::Value) {
+        let file = self.0.out().join("directoryObjects.json");
+        std::fs::write(file, objects.to_string()).expect("write directory objects");
+    }
+
     /// From now on, give user owners as ids alone, as Graph does to an identity without
     /// `User.Read.All`.
     pub fn hide_user_owners(&self) {
