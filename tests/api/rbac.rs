@@ -745,3 +745,48 @@ async fn with_graph_readable_the_principal_is_named_and_without_it_named_by_id()
         "the principal's id stays in the facts: {text}"
     );
 }
+
+#[tokio::test]
+async fn a_role_assignment_through_the_storage_queue_is_alerted_as_when_pushed() {
+    let scope = vault_id("kv-a");
+    let id = assignment_id(&scope, "a13");
+    let s = setup(json!({
+        id.clone(): assignment(&scope, OFFICER),
+        role_id(OFFICER): role("Key Vault Secrets Officer", &["Microsoft.KeyVault/vaults/secrets/*"], &[]),
+    }));
+    let queues = AzuriteQueues::start();
+    let mut settings = s.settings.clone();
+    set(
+        &mut settings,
+        "AzureWebJobsStorage",
+        &queues.connection_string(),
+    );
+    set(&mut settings, "LEDGER", "file");
+    let handler = Handler::start(&pairs(&settings)).await;
+    let listener = QueueHost::start(
+        &queues,
+        &handler.url(""),
+        &app_root().join("host.json"),
+        1800,
+    );
+    let event = resource_event(
+        "Write",
+        "Microsoft.Authorization/roleAssignments/write",
+        &id,
+        "e-18",
+    );
+
+    queues.put("kv-notify-events", &event.to_string());
+    let handled = wait_until(std::time::Duration::from_secs(30), || {
+        listener.invocations().len() == 1
+    });
+
+    assert!(handled, "{}", handler.output());
+    assert_eq!(
+        subjects(&s.smtp),
+        [format!(
+            "Security alert: Key Vault Secrets Officer granted to User {PRINCIPAL} on vault kv-a"
+        )]
+    );
+    assert!(queues.peek("kv-notify-events").is_empty());
+}
