@@ -43,11 +43,14 @@ pub(super) fn routing(
         .filter_map(|r| compile_rule(r, &channels, &mut problems))
         .collect();
     // A vault kv-notify cannot read, and its health notice, must never go unsaid: to the
-    // security contacts unless a rule of the file routes them.
+    // security contacts unless a rule of the file routes them. So must the access changes a
+    // rules file written before they were reported does not know of.
     for own in [
         EventType::VaultUnreadable,
         EventType::EntraUnreadable,
         EventType::HealthNotice,
+        EventType::VaultRoleAssignmentChanged,
+        EventType::VaultSettingsChanged,
     ] {
         if !rules.iter().any(|r| r.events.contains(&own)) {
             rules.push(Rule::builtin(vec![own], SECURITY));

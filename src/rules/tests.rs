@@ -314,3 +314,31 @@ fn a_rules_file_without_a_rule_for_unreadable_vaults_still_sends_them_to_securit
             .contains(&SECURITY.to_owned())
     );
 }
+
+#[test]
+fn a_rules_file_that_knows_no_access_changes_still_sends_them_to_security() {
+    let older =
+        routing("[[rules]]\nevents = [\"VaultAccessPolicyChanged\"]\nnotify = [\"security\"]\n");
+    for event_type in [
+        EventType::VaultRoleAssignmentChanged,
+        EventType::VaultSettingsChanged,
+    ] {
+        let (event, _) = sample(event_type, "", None);
+        assert!(
+            older
+                .plan(&event)
+                .email_channels
+                .contains(&SECURITY.to_owned()),
+            "{event_type}"
+        );
+    }
+    let routed = routing(
+        "[channels.sec]\nemail = [\"sec@contoso.com\"]\n\n[[rules]]\nevents = [\"VaultSettingsChanged\"]\nnotify = [\"sec\"]\n",
+    );
+    let (event, _) = sample(EventType::VaultSettingsChanged, "", None);
+    assert_eq!(
+        routed.plan(&event).email_channels,
+        ["sec"],
+        "a rule of the file wins"
+    );
+}
