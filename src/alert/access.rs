@@ -29,6 +29,14 @@ fn place(change: &AccessChange, vault: &str) -> String {
     }
 }
 
+/// Who made the change, with the address it came from.
+fn by(change: &AccessChange) -> String {
+    match &change.address {
+        Some(address) => format!("{}, from {address}", change.caller),
+        None => change.caller.clone(),
+    }
+}
+
 /// One line saying what happened.
 pub(super) fn headline(event: &KeyVaultEvent, vault: &str) -> String {
     let change = change(event);
@@ -63,6 +71,7 @@ pub(super) fn headline(event: &KeyVaultEvent, vault: &str) -> String {
 pub(super) fn summary(event: &KeyVaultEvent, vault: &str) -> String {
     let change = change(event);
     let by = &change.caller;
+    let place = place(&change, vault);
     let mut said = if event.event_type == EventType::VaultSettingsChanged {
         match change.changes.len() {
             0 => format!("{by} changed the settings of Key Vault {vault}."),
@@ -74,22 +83,20 @@ pub(super) fn summary(event: &KeyVaultEvent, vault: &str) -> String {
     } else {
         match &change.assignment {
             Some(a) if a.deleted => format!(
-                "{by} removed the assignment of {} to {} at {}.",
+                "{by} removed the assignment of {} to {} on {place}.",
                 a.role_name(),
                 a.principal(),
-                change.scope
             ),
             Some(a) => format!(
-                "{by} assigned {} to {} at {}. {}",
+                "{by} assigned {} to {} on {place}. {}",
                 a.role_name(),
                 a.principal(),
-                change.scope,
                 match &a.grants {
                     Some(grants) => format!("The role reaches the vault: {grants}."),
                     None => "What the role allows could not be read.".to_owned(),
                 }
             ),
-            None => format!("{by} changed a role assignment at {}.", change.scope),
+            None => format!("{by} changed a role assignment on {place}."),
         }
     };
     if let Some(unread) = &change.unread {
@@ -138,7 +145,7 @@ pub(super) fn details(event: &KeyVaultEvent, vault: &str) -> Vec<Detail> {
     for said in &change.changes {
         rows.push(row("Change", said.clone(), true));
     }
-    rows.push(row("By", change.caller.clone(), true));
+    rows.push(row("By", by(&change), true));
     if let Some(unread) = &change.unread {
         rows.push(row("Not read", unread.clone(), false));
     }

@@ -9,8 +9,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AccessChange {
-    /// Who made it, in words (name or UPN or application id, and address).
+    /// Who made it, in words (name or UPN, else application id).
     pub caller: String,
+    /// The address the request came from, when the event says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
     /// The Resource Manager operation, e.g. `Microsoft.Authorization/roleAssignments/write`.
     pub operation: String,
     /// The resource id the change applies at: the assignment's scope, or the vault.
@@ -93,6 +96,7 @@ impl AccessChange {
         let text = |value: &Option<String>| value.as_deref().map(clean);
         Self {
             caller: clean(&self.caller),
+            address: text(&self.address),
             operation: clean(&self.operation),
             scope: clean(&self.scope),
             vault_id: text(&self.vault_id),

@@ -56,7 +56,8 @@ impl KeyVaultEvent {
 fn example_access(event_type: EventType) -> Option<AccessChange> {
     let vault = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/contoso-kv";
     let change = AccessChange {
-        caller: "Ada Lovelace (ada@contoso.com), from 203.0.113.4".to_owned(),
+        caller: "Ada Lovelace (ada@contoso.com)".to_owned(),
+        address: Some("203.0.113.4".to_owned()),
         scope: vault.to_owned(),
         vault_id: Some(vault.to_owned()),
         ..AccessChange::default()

@@ -76,10 +76,10 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// The caller in words: `Ada Lovelace (ada@contoso.com)`, `application 1f0…`, or `someone`
-    /// when the event names nobody.
-    pub fn describe(&self) -> String {
-        let who = match (&self.name, &self.upn, &self.app_id) {
+    /// The caller in words: `Ada Lovelace (ada@contoso.com)`, `application 1f0…`, or
+    /// `someone the event does not name`.
+    pub fn who(&self) -> String {
+        match (&self.name, &self.upn, &self.app_id) {
             (Some(name), Some(upn), _) if name != upn => format!("{name} ({upn})"),
             (_, Some(upn), _) => upn.clone(),
             (Some(name), None, _) => name.clone(),
@@ -88,10 +88,6 @@ impl Caller {
                 Some(id) => format!("object {id}"),
                 None => "someone the event does not name".to_owned(),
             },
-        };
-        match &self.ip {
-            Some(ip) => format!("{who}, from {ip}"),
-            None => who,
         }
     }
 }
@@ -318,14 +314,11 @@ mod tests {
             ip: Some("203.0.113.4".to_owned()),
             ..Caller::default()
         };
-        assert_eq!(
-            person.describe(),
-            "Ada Lovelace (ada@contoso.com), from 203.0.113.4"
-        );
+        assert_eq!(person.who(), "Ada Lovelace (ada@contoso.com)");
         let app = Caller {
             app_id: Some("1f0".to_owned()),
             ..Caller::default()
         };
-        assert_eq!(app.describe(), "application 1f0");
+        assert_eq!(app.who(), "application 1f0");
     }
 }

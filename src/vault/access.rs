@@ -423,7 +423,8 @@ fn reached<'v>(concern: &Concern<'_>, vaults: &'v [VaultRef]) -> Vec<&'v VaultRe
 /// What every access change says of its event.
 fn change_of(event: &ResourceEvent) -> AccessChange {
     AccessChange {
-        caller: event.caller.describe(),
+        caller: event.caller.who(),
+        address: event.caller.ip.clone(),
         operation: event.operation.clone(),
         tenant: event.tenant.clone(),
         correlation: event.correlation.clone(),
