@@ -49,6 +49,19 @@ pub struct TransportError(pub String);
 /// starts only when this much is left before the invocation deadline.
 pub const LEDGER_WRITE_ALLOWANCE: Duration = Duration::from_secs(1);
 
+/// Least time an invocation keeps before its sends for what must be read first: the vault's
+/// view of an expiry event, Resource Manager's of an access change, a principal's name. The
+/// reads end when the sends must start (see [`send_start_by`]).
+pub const READ_ALLOWANCE: Duration = Duration::from_secs(2);
+
+/// The last moment a send bounded by `send_timeout` may start before `deadline`, with time
+/// left to record its outcome; now when that moment has passed.
+pub fn send_start_by(deadline: Instant, send_timeout: Duration) -> Instant {
+    deadline
+        .checked_sub(send_timeout + LEDGER_WRITE_ALLOWANCE)
+        .unwrap_or_else(Instant::now)
+}
+
 use crate::event::EventKey;
 use crate::ledger::{ActionKey, ActionKind, Claim, Ledger, Recorded};
 use crate::mail::Rendered;
@@ -261,9 +274,7 @@ impl Deliverer {
         Fut: Future<Output = Vec<(usize, Outcome)>> + Send + 'static,
     {
         // The last moment an action may start.
-        let start_by = deadline
-            .checked_sub(send_timeout + LEDGER_WRITE_ALLOWANCE)
-            .unwrap_or_else(Instant::now);
+        let start_by = send_start_by(deadline, send_timeout);
         let mut outcomes = vec![Outcome::Duplicate; keys.len()];
         let mut claimed = Claimed::new();
         for (index, key) in keys.iter().enumerate() {

@@ -8,7 +8,7 @@
 use crate::alert::Alert;
 use crate::config::Config;
 use crate::delivery::{
-    Deliverer, Failure, MailJob, MailTransport, Outcome, WebhookClient, WebhookJob,
+    Deliverer, Failure, MailJob, MailTransport, Outcome, WebhookClient, WebhookJob, send_start_by,
 };
 use crate::entra::EntraClient;
 use crate::event::{Event, KeyVaultEvent, ResourceEvent};
@@ -198,10 +198,12 @@ impl Dispatcher {
         // The event stays boxed: the future of every event of the batch would otherwise carry it.
         let mut event = match event {
             Event::KeyVault(event) => event,
-            Event::Resource(resource) => match self.judged(&resource, deadline).await {
-                Ok(event) => event,
-                Err(report) => return report,
-            },
+            Event::Resource(resource) => {
+                match self.judged(&resource, self.reads_by(deadline)).await {
+                    Ok(event) => event,
+                    Err(report) => return report,
+                }
+            }
             Event::Other { id, event_type } => {
                 // The host logs the invocation and its `Logs`; stderr stays for what needs
                 // attention.
@@ -234,7 +236,7 @@ impl Dispatcher {
         ladder::place_event(&mut event, |expires| self.ladder_position(expires, now));
         let mut plan = self.config.routing.plan(&event);
         let acts = !plan.email_channels.is_empty() || !plan.webhooks.is_empty();
-        match self.vetted(&event, acts, deadline).await {
+        match self.vetted(&event, acts, self.reads_by(deadline)).await {
             Vetting::Skip(why) => {
                 tracing::info!(id = %event.id, %why, "expiry event not mailed");
                 let skipped =
@@ -265,12 +267,23 @@ impl Dispatcher {
         EventReport::key_vault(*event, actions)
     }
 
+    /// When the reads before an event's sends must end: a send starts only while its timeout
+    /// and a ledger write fit before `deadline` (the settings keep at least
+    /// [`READ_ALLOWANCE`](crate::delivery::READ_ALLOWANCE) for the reads).
+    fn reads_by(&self, deadline: Instant) -> Instant {
+        let settings = &self.config.settings;
+        send_start_by(
+            deadline,
+            settings.smtp_timeout.max(settings.webhook_timeout),
+        )
+    }
+
     /// The alert a Resource Manager event makes, when it changes a watched vault's access;
-    /// else its report (acknowledged, or failed for a redelivery).
+    /// else its report (acknowledged, or failed for a redelivery). Its reads end by `reads_by`.
     async fn judged(
         &self,
         event: &ResourceEvent,
-        deadline: Instant,
+        reads_by: Instant,
     ) -> Result<Box<KeyVaultEvent>, EventReport> {
         let id = (!event.id.is_empty()).then(|| event.id.clone());
         let report = || EventReport::other(id.clone(), Some(event.action.type_name().to_owned()));
@@ -278,9 +291,9 @@ impl Dispatcher {
             tracing::debug!(id = %event.id, "resource event acknowledged: no vault is watched");
             return Err(report());
         };
-        match vaults.access().judge(event, deadline).await {
+        match vaults.access().judge(event, reads_by).await {
             Judgement::Alert(mut alert) => {
-                self.name_principal(&mut alert).await;
+                self.name_principal(&mut alert, reads_by).await;
                 Ok(alert)
             }
             Judgement::Ignore(why) => {
@@ -300,8 +313,8 @@ impl Dispatcher {
     }
 
     /// Adds the display name of a role assignment's principal, when Graph gives it within
-    /// [`NAME_TIMEOUT`]; the alert names it by id otherwise.
-    async fn name_principal(&self, alert: &mut KeyVaultEvent) {
+    /// [`NAME_TIMEOUT`] and by `reads_by`; the alert names it by id otherwise.
+    async fn name_principal(&self, alert: &mut KeyVaultEvent, reads_by: Instant) {
         let Some(directory) = &self.directory else {
             return;
         };
@@ -311,7 +324,8 @@ impl Dispatcher {
         let Some(id) = assignment.principal_id.as_deref() else {
             return;
         };
-        match tokio::time::timeout(NAME_TIMEOUT, directory.display_name(id)).await {
+        let by = reads_by.min(Instant::now() + NAME_TIMEOUT);
+        match tokio::time::timeout_at(by, directory.display_name(id)).await {
             Ok(Ok(name)) => assignment.principal_name = name,
             Ok(Err(error)) => tracing::debug!(%error, "principal not named"),
             Err(_) => tracing::debug!("principal not named: Graph did not answer in time"),

@@ -11,7 +11,7 @@ mod spelling;
 mod sweep;
 mod transport;
 
-use crate::delivery::LEDGER_WRITE_ALLOWANCE;
+use crate::delivery::{LEDGER_WRITE_ALLOWANCE, READ_ALLOWANCE};
 use crate::ladder::Ladder;
 use crate::storage::Account;
 use crate::webhook::Webhook;
@@ -289,10 +289,12 @@ impl Limits {
             ));
             retention_days = DEFAULT_RETENTION_DAYS;
         }
-        // An action starts only when its timeout and a ledger write fit before the deadline.
-        // A timeout left at its default shrinks to fit a short deadline; one set too long for
-        // the deadline is a mistake, since no action would ever start.
-        let room = deadline - LEDGER_WRITE_ALLOWANCE.as_secs_f64();
+        // An action starts only when its timeout and a ledger write fit before the deadline,
+        // after what must be read first (READ_ALLOWANCE at least). A timeout left at its
+        // default shrinks to fit a short deadline; one set too long for the deadline is a
+        // mistake, since no action would ever start.
+        let reserved = LEDGER_WRITE_ALLOWANCE.as_secs_f64() + READ_ALLOWANCE.as_secs_f64();
+        let room = deadline - reserved;
         let mut fit = |setting: &str, timeout: f64| {
             if timeout <= room {
                 timeout
@@ -300,10 +302,11 @@ impl Limits {
                 room.max(0.1)
             } else {
                 problems.push(format!(
-                    "{}: {deadline} s leaves no time for a send bounded by {setting} ({timeout} \
-                     s) and its ledger write, so none would start; make it at least {} s",
+                    "{}: {deadline} s leaves no time for a send bounded by {setting} \
+                     ({timeout} s), its ledger write and the reads before it, so none would \
+                     start; make it at least {} s",
                     name::DEADLINE_SECS,
-                    timeout + LEDGER_WRITE_ALLOWANCE.as_secs_f64()
+                    timeout + reserved
                 ));
                 timeout
             }

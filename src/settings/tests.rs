@@ -89,9 +89,10 @@ fn recipient_lists_accept_commas_semicolons_and_display_names() {
 
 #[test]
 fn default_timeouts_shrink_to_fit_a_short_deadline_but_a_chosen_one_must_fit() {
+    // 5 s: 2 s for the reads before a send, 1 s to record it, 2 s for the send.
     let settings = load(&[("DEADLINE_SECS", "5")]).expect("valid");
-    assert_eq!(settings.smtp_timeout, Duration::from_secs(4));
-    assert_eq!(settings.webhook_timeout, Duration::from_secs(4));
+    assert_eq!(settings.smtp_timeout, Duration::from_secs(2));
+    assert_eq!(settings.webhook_timeout, Duration::from_secs(2));
 
     let problems =
         load(&[("DEADLINE_SECS", "5"), ("WEBHOOK_TIMEOUT_SECS", "8")]).expect_err("refused");
@@ -100,6 +101,9 @@ fn default_timeouts_shrink_to_fit_a_short_deadline_but_a_chosen_one_must_fit() {
         problems[0].contains("WEBHOOK_TIMEOUT_SECS (8 s)"),
         "{problems:?}"
     );
+    assert!(problems[0].contains("at least 11 s"), "{problems:?}");
+    // A send that would have to start at once leaves nothing for the reads before it.
+    assert!(load(&[("DEADLINE_SECS", "11"), ("SMTP_TIMEOUT_SECS", "10")]).is_err());
 }
 
 #[test]

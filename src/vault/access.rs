@@ -244,7 +244,13 @@ impl<'a> AccessWatch<'a> {
             Ok(Err(error)) => {
                 let why = match error {
                     VaultError::NotFound => "it no longer exists (deleted since)".to_owned(),
-                    error => format!("{error}; grant the app's identity Reader on {scope}"),
+                    denied @ VaultError::Denied { .. } => {
+                        format!("{denied}; grant the app's identity Reader on {scope}")
+                    }
+                    error @ (VaultError::Unreachable(_)
+                    | VaultError::NotResolved(_)
+                    | VaultError::GaveUp(..)) => format!("it could not be reached ({error})"),
+                    error => error.to_string(),
                 };
                 let unread = format!(
                     "Resource Manager did not show the assignment or its role: {why}. An unread \
@@ -253,9 +259,9 @@ impl<'a> AccessWatch<'a> {
                 (Assignment::default(), true, Some(unread))
             }
             Err(_) => {
-                let unread = "Resource Manager did not answer in time: the role and principal \
-                              are unknown. An unread grant on a vault is treated as one that \
-                              matters"
+                let unread = "Resource Manager could not be reached or did not answer in \
+                              time: the role and principal are unknown. An unread grant on a \
+                              vault is treated as one that matters"
                     .to_owned();
                 (Assignment::default(), true, Some(unread))
             }
@@ -312,15 +318,20 @@ impl<'a> AccessWatch<'a> {
                 return Ok(Some((vec![gone], None)));
             }
             Ok(Err(error)) => {
+                let hint = match error {
+                    VaultError::Denied { .. } => "; grant the app's identity Reader on the vault",
+                    _ => "",
+                };
                 let unread = format!(
                     "Resource Manager did not show the vault's settings ({error}): what changed \
-                     is unknown; grant the app's identity Reader on the vault"
+                     is unknown{hint}"
                 );
                 return Ok(Some((Vec::new(), Some(unread))));
             }
             Err(_) => {
-                let unread =
-                    "Resource Manager did not answer in time: what changed is unknown".to_owned();
+                let unread = "Resource Manager could not be reached or did not answer in time: \
+                              what changed is unknown"
+                    .to_owned();
                 return Ok(Some((Vec::new(), Some(unread))));
             }
         };

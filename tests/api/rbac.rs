@@ -790,3 +790,48 @@ async fn a_role_assignment_through_the_storage_queue_is_alerted_as_when_pushed()
     );
     assert!(queues.peek("kv-notify-events").is_empty());
 }
+
+#[tokio::test]
+async fn with_resource_manager_unreachable_an_assignment_is_alerted_anyway_without_blaming_roles() {
+    let s = setup(json!({}));
+    // A port nothing listens on: every request to Resource Manager is refused.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let port = closed.local_addr().expect("its address").port();
+    drop(closed);
+    let mut settings = s.settings.clone();
+    settings.retain(|(name, _)| *name != "SUBSCRIPTIONS");
+    set(&mut settings, "VAULTS", &vault_id("kv-a"));
+    set(
+        &mut settings,
+        "ARM_ENDPOINT",
+        &format!("https://management.localhost:{port}"),
+    );
+    let handler = Handler::start(&pairs(&settings)).await;
+    let id = assignment_id(&vault_id("kv-a"), "a12");
+
+    let answer = handler
+        .invoke(resource_event(
+            "Write",
+            "Microsoft.Authorization/roleAssignments/write",
+            &id,
+            "e-30",
+        ))
+        .await;
+
+    assert_eq!(
+        answer.statuses(),
+        ["sent"],
+        "{}\n{}",
+        answer.text,
+        handler.output()
+    );
+    assert_eq!(
+        subjects(&s.smtp),
+        ["Security alert: A role was assigned on vault kv-a"]
+    );
+    let text = s.smtp.messages()[0].text();
+    assert!(text.contains("could not be reached"), "{text}");
+    assert!(text.contains("treated as one that matters"), "{text}");
+    // Reader is not what is missing when nothing answers.
+    assert!(!text.contains("grant the app's identity Reader"), "{text}");
+}
