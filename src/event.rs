@@ -456,6 +456,4 @@ fn event_time(text: Option<String>, warnings: &mut Vec<String>) -> Option<DateTi
 }
 
 #[cfg(test)]
-mod properties;
-#[cfg(test)]
 mod tests;

@@ -36,6 +36,8 @@ mod dispatch;
 mod entra;
 mod envelope;
 mod event;
+#[cfg(test)]
+mod hostile_input;
 mod http;
 mod identity;
 mod ladder;

@@ -1,5 +1,6 @@
-//! Property tests: no input, however hostile, makes the event parser, the envelope reader, the
-//! mail composer or a webhook format panic. Bounded by a fixed number of generated cases.
+//! Property tests across the crate: no input, however hostile, makes the event parser, the
+//! envelope reader, the mail composer or a webhook format panic. They span several rooms, so
+//! they stand at the top beside `lib.rs`. Bounded by a fixed number of generated cases.
 
 use crate::alert::Alert;
 use crate::envelope;
