@@ -363,23 +363,16 @@ fn start(config: Config, ledger: Arc<dyn Ledger>) -> anyhow::Result<Functions> {
         Some(sweep) => Some(Arc::new(vaults(&config, sweep, ledger.clone())?)),
         None => None,
     };
-    // Graph names the principals of role assignments where the identity may read it.
-    let directory = match config
-        .settings
-        .sweep
-        .as_ref()
-        .and_then(|s| s.entra.as_ref().map(|e| (s, e)))
-    {
-        Some((sweep, endpoint)) => Some(entra(sweep, endpoint)?),
-        None => None,
-    };
+    // One Entra client (one token, one connection pool) for the sweep, which reads the
+    // applications' credentials, and for the dispatcher, which names the principals of role
+    // assignments.
     let entra = match config
         .settings
         .sweep
         .as_ref()
         .and_then(|s| s.entra.as_ref().map(|e| (s, e)))
     {
-        Some((sweep, endpoint)) => Some(entra(sweep, endpoint)?),
+        Some((sweep, endpoint)) => Some(Arc::new(entra(sweep, endpoint)?)),
         None => None,
     };
     let sweeper = config.settings.sweep.clone().zip(vaults.clone());
@@ -389,7 +382,8 @@ fn start(config: Config, ledger: Arc<dyn Ledger>) -> anyhow::Result<Functions> {
         function: server::FUNCTION_NAME.to_owned(),
         queue: queued::QUEUE.to_owned(),
     };
-    let sweeper = sweeper.map(|(settings, vaults)| Sweeper::new(settings, vaults, entra, target));
+    let sweeper =
+        sweeper.map(|(settings, vaults)| Sweeper::new(settings, vaults, entra.clone(), target));
     let (rejected, set_aside) = match &config.settings.storage {
         Some(account) if !account.queue_endpoint.is_empty() => {
             let rejected = Queue::new(account.clone(), queued::REJECTED)?;
@@ -410,7 +404,7 @@ fn start(config: Config, ledger: Arc<dyn Ledger>) -> anyhow::Result<Functions> {
         _ => (None, SetAside::default()),
     };
     let dispatcher = Dispatcher::new(config, ledger, transport, vaults);
-    let dispatcher = match directory {
+    let dispatcher = match entra {
         Some(directory) => dispatcher.with_directory(directory),
         None => dispatcher,
     };

@@ -42,7 +42,7 @@ pub struct Dispatcher {
     vaults: Option<Arc<Vaults>>,
     /// Microsoft Graph, when `ENTRA_CREDENTIALS` lets the identity read it: names the
     /// principal of a role assignment.
-    directory: Option<EntraClient>,
+    directory: Option<Arc<EntraClient>>,
 }
 
 /// The "now" an alert counts days left from.
@@ -134,7 +134,7 @@ impl Dispatcher {
     }
 
     /// The same dispatcher, naming a role assignment's principal through `directory`.
-    pub fn with_directory(self, directory: EntraClient) -> Self {
+    pub fn with_directory(self, directory: Arc<EntraClient>) -> Self {
         Self {
             directory: Some(directory),
             ..self

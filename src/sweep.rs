@@ -98,7 +98,7 @@ impl Sweeper {
     pub fn new(
         settings: SweepSettings,
         vaults: Arc<Vaults>,
-        entra: Option<EntraClient>,
+        entra: Option<Arc<EntraClient>>,
         target: Target,
     ) -> Self {
         Self {

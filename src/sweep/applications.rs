@@ -20,6 +20,7 @@ use crate::vault::VaultObject;
 use chrono::{DateTime, Utc};
 use futures_util::{StreamExt, stream};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -28,7 +29,7 @@ const NOTICES_AT_ONCE: usize = 16;
 
 /// Entra ID's credentials, read once a sweep.
 pub(super) struct Applications {
-    client: EntraClient,
+    client: Arc<EntraClient>,
 }
 
 /// Vault secrets tagged `CredentialId`: which Entra credential each holds.
@@ -133,7 +134,7 @@ struct Claimed<'a> {
 
 impl Applications {
     /// Entra ID's part of the sweep, read through `client`.
-    pub fn new(client: EntraClient) -> Self {
+    pub fn new(client: Arc<EntraClient>) -> Self {
         Self { client }
     }
 

@@ -95,8 +95,8 @@ fn cloud_event(action: &str, operation: &str, resource: &str, id: &str) -> Value
 struct Setup {
     vault: FakeVault,
     smtp: SmtpServer,
-    _identity: IdentityEndpoint,
-    _dir: tempfile::TempDir,
+    identity: IdentityEndpoint,
+    dir: tempfile::TempDir,
     settings: Vec<(&'static str, String)>,
 }
 
@@ -123,10 +123,27 @@ fn setup(resources: Value) -> Setup {
     Setup {
         vault,
         smtp,
-        _identity: identity,
-        _dir: dir,
+        identity,
+        dir,
         settings,
     }
+}
+
+/// `s`'s settings with Entra ID read through `graph`, which knows PRINCIPAL as Grace Guest.
+fn with_graph(s: &Setup, graph: &FakeGraph) -> Vec<(&'static str, String)> {
+    graph.set_directory_objects(&json!({PRINCIPAL: {
+        "@odata.type": "#microsoft.graph.user", "id": PRINCIPAL,
+        "displayName": "Grace Guest", "userPrincipalName": "grace_fabrikam.com#EXT#@contoso.onmicrosoft.com"}}));
+    let mut settings = s.settings.clone();
+    set(&mut settings, "ENTRA_CREDENTIALS", "true");
+    set(&mut settings, "GRAPH_ENDPOINT", &graph.url());
+    // Both stand-ins' test CAs, in one bundle.
+    let bundle = s.dir.path().join("cas.pem");
+    let cas = [s.vault.certificate(), graph.certificate()]
+        .map(|ca| std::fs::read_to_string(ca).expect("read CA"));
+    std::fs::write(&bundle, cas.concat()).expect("write bundle");
+    set(&mut settings, "SSL_CERT_FILE", &bundle.to_string_lossy());
+    settings
 }
 
 /// Resource Manager's requests for role assignments, role definitions and single vaults.
@@ -621,7 +638,7 @@ async fn a_teams_channel_gets_one_card_with_role_principal_and_caller_as_facts()
         role_id(OFFICER): role("Key Vault Secrets Officer", &["Microsoft.KeyVault/vaults/secrets/*"], &[]),
     }));
     let teams = WebhookServer::start();
-    let rules = s._dir.path().join("rules.toml");
+    let rules = s.dir.path().join("rules.toml");
     std::fs::write(
         &rules,
         format!(
@@ -695,19 +712,7 @@ async fn with_graph_readable_the_principal_is_named_and_without_it_named_by_id()
         role_id(OFFICER): role("Key Vault Secrets Officer", &["Microsoft.KeyVault/vaults/secrets/*"], &[]),
     }));
     let graph = FakeGraph::start();
-    graph.set_directory_objects(&json!({PRINCIPAL: {
-        "@odata.type": "#microsoft.graph.user", "id": PRINCIPAL,
-        "displayName": "Grace Guest", "userPrincipalName": "grace_fabrikam.com#EXT#@contoso.onmicrosoft.com"}}));
-    let mut settings = s.settings.clone();
-    set(&mut settings, "ENTRA_CREDENTIALS", "true");
-    set(&mut settings, "GRAPH_ENDPOINT", &graph.url());
-    // Both stand-ins' test CAs, in one bundle.
-    let bundle = s._dir.path().join("cas.pem");
-    let cas = [s.vault.certificate(), graph.certificate()]
-        .map(|ca| std::fs::read_to_string(ca).expect("read CA"));
-    std::fs::write(&bundle, cas.concat()).expect("write bundle");
-    set(&mut settings, "SSL_CERT_FILE", &bundle.to_string_lossy());
-    let handler = Handler::start(&pairs(&settings)).await;
+    let handler = Handler::start(&pairs(&with_graph(&s, &graph))).await;
     let write = |id: &str, event: &str| {
         resource_event(
             "Write",
@@ -743,6 +748,50 @@ async fn with_graph_readable_the_principal_is_named_and_without_it_named_by_id()
             "Grace Guest (grace_fabrikam.com#EXT#@contoso.onmicrosoft.com) (User {PRINCIPAL})"
         )),
         "the principal's id stays in the facts: {text}"
+    );
+}
+
+#[tokio::test]
+async fn the_access_alerts_and_the_sweep_share_one_graph_token() {
+    let scope = vault_id("kv-a");
+    let id = assignment_id(&scope, "a14");
+    let s = setup(json!({
+        id.clone(): assignment(&scope, OFFICER),
+        role_id(OFFICER): role("Key Vault Secrets Officer", &["Microsoft.KeyVault/vaults/secrets/*"], &[]),
+    }));
+    let graph = FakeGraph::start();
+    let handler = Handler::start(&pairs(&with_graph(&s, &graph))).await;
+
+    let alert = handler
+        .invoke(resource_event(
+            "Write",
+            "Microsoft.Authorization/roleAssignments/write",
+            &id,
+            "e-19",
+        ))
+        .await;
+    let timer = handler.timer().await;
+
+    assert_eq!(alert.statuses(), ["sent"], "{}", alert.text);
+    assert!(
+        subjects(&s.smtp)[0].contains("Grace Guest"),
+        "the alert named the principal through Graph: {:?}",
+        subjects(&s.smtp)
+    );
+    assert_eq!(timer.status, 200, "{}", timer.text);
+    let lines = graph.request_lines();
+    assert!(
+        lines.iter().any(|line| line.contains("/v1.0/applications")),
+        "the sweep read the applications: {lines:?}"
+    );
+    let origin = reqwest::Url::parse(&graph.url())
+        .expect("Graph's URL")
+        .origin()
+        .ascii_serialization();
+    assert_eq!(
+        s.identity.tokens_for(&origin),
+        1,
+        "one token for Graph, kept by one client for both"
     );
 }
 

@@ -3,7 +3,8 @@
 GET /token?resource=R&api-version=2019-08-01 with header X-IDENTITY-HEADER: SECRET answers
 {"access_token", "expires_on", "resource", "token_type"} like the platform. The token is shaped
 like an Entra ID JWT (issuer, audience, times) but not signed: Azurite's `--oauth basic` checks
-those claims, not the signature. A wrong header gets 401. Each request is counted in COUNT_FILE.
+those claims, not the signature. A wrong header gets 401. Each request is counted in COUNT_FILE,
+and the resource of each token given is added as a line to the file `resources` beside it.
 Beside COUNT_FILE, a file `lifetime` sets the tokens' lifetime in seconds (default 3600), and a
 file `hang-until` holding a Unix time makes every request wait until then before it answers.
 Requests are served each on a thread of their own, so hung ones do not hold up the others.
@@ -41,6 +42,8 @@ class Handler(BaseHTTPRequestHandler):
         lifetime = int(control("lifetime") or 3600)
         now = int(time.time())
         resource = query["resource"][0]
+        with open(os.path.join(os.path.dirname(COUNT_FILE), "resources"), "a") as resources:
+            resources.write(resource + "\n")
         claims = {"aud": resource.rstrip("/"), "iss": f"https://sts.windows.net/{TENANT}/",
                   "iat": now - 60, "nbf": now - 60, "exp": now + lifetime, "oid": "kv-notify-test"}
         token = f"{b64({'alg': 'RS256', 'typ': 'JWT'})}.{b64(claims)}.c2lnbmF0dXJl"

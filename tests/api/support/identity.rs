@@ -59,6 +59,15 @@ impl IdentityEndpoint {
     pub fn requests(&self) -> usize {
         std::fs::read_to_string(self.dir.path().join("count")).map_or(0, |c| c.len())
     }
+
+    /// How many tokens it has given for a resource that starts with `origin`.
+    pub fn tokens_for(&self, origin: &str) -> usize {
+        std::fs::read_to_string(self.dir.path().join("resources"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|resource| resource.starts_with(origin))
+            .count()
+    }
 }
 
 impl Drop for IdentityEndpoint {
