@@ -440,26 +440,28 @@ fn vaults(
         .chain(&settings.security)
         .chain(config.routing.mailboxes());
     let owner_tag = OwnerTag::new(&sweep.owner_tag, known, &sweep.owner_tag_domains);
-    // Resource Manager: for the subscriptions' lists, and for what an access change's alert
-    // reads (an assignment's role, a vault's settings), with or without SUBSCRIPTIONS.
-    let resource_manager = |subscriptions: Vec<String>| -> anyhow::Result<Discovery> {
-        let resource = Discovery::resource(&sweep.arm_endpoint);
-        let identity = ManagedIdentity::for_resource(&sweep.identity, &sweep.client_id, &resource)?;
-        let discovery = Discovery::new(
-            identity,
-            sweep.arm_endpoint.clone(),
-            subscriptions,
-            sweep.vault_domain.clone(),
-        );
-        discovery.map_err(anyhow::Error::msg)
-    };
-    let discovery = match sweep.subscriptions.is_empty() {
-        true => None,
-        false => Some(resource_manager(sweep.subscriptions.clone())?),
-    };
+    // One Resource Manager client (one token, one connection pool): for the subscriptions'
+    // lists, and for what an access change's alert reads (an assignment's role, a vault's
+    // settings), with or without SUBSCRIPTIONS.
+    let resource = Discovery::resource(&sweep.arm_endpoint);
+    let identity = ManagedIdentity::for_resource(&sweep.identity, &sweep.client_id, &resource)?;
+    let resource_manager = Discovery::new(
+        identity,
+        sweep.arm_endpoint.clone(),
+        sweep.subscriptions.clone(),
+        sweep.vault_domain.clone(),
+    )
+    .map_err(anyhow::Error::msg)?;
+    let resource_manager = Arc::new(resource_manager);
+    let discovery = (!sweep.subscriptions.is_empty()).then(|| resource_manager.clone());
     let watched = Watched::new(sweep.vaults.clone(), discovery);
-    let reader = resource_manager(Vec::new())?;
-    Ok(Vaults::new(client, watched, reader, owner_tag, ledger))
+    Ok(Vaults::new(
+        client,
+        watched,
+        resource_manager,
+        owner_tag,
+        ledger,
+    ))
 }
 
 /// Keeps the ledger within its retention period: a minute after start-up (out of the way of

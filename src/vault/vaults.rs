@@ -22,7 +22,7 @@ pub struct Vaults {
     client: VaultClient,
     watched: Watched,
     /// Resource Manager, for what an access change's alert reads.
-    resource_manager: Discovery,
+    resource_manager: Arc<Discovery>,
     owner_tag: OwnerTag,
     /// Where owner tags that named foreign addresses are kept for the health notice.
     ledger: Arc<dyn Ledger>,
@@ -50,7 +50,7 @@ impl Vaults {
     pub fn new(
         client: VaultClient,
         watched: Watched,
-        resource_manager: Discovery,
+        resource_manager: Arc<Discovery>,
         owner_tag: OwnerTag,
         ledger: Arc<dyn Ledger>,
     ) -> Self {

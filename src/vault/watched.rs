@@ -11,6 +11,7 @@ use super::coverage::{Covered, EventSubscriptionView, Target};
 use super::{Discovery, VaultError, VaultRef};
 use futures_util::StreamExt;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -27,7 +28,7 @@ pub struct Watched {
     /// `VAULTS`.
     configured: Vec<VaultRef>,
     /// With `SUBSCRIPTIONS`: Resource Manager's lists.
-    discovery: Option<Discovery>,
+    discovery: Option<Arc<Discovery>>,
     /// What each subscription's listing found, by subscription id. Held across a listing, so
     /// that events arriving meanwhile wait for it rather than list again.
     listings: tokio::sync::Mutex<HashMap<String, Listing>>,
@@ -67,7 +68,7 @@ pub struct NotInTime;
 
 impl Watched {
     /// The vaults of `VAULTS` (`configured`) and, with a `discovery`, of its subscriptions.
-    pub fn new(configured: Vec<VaultRef>, discovery: Option<Discovery>) -> Self {
+    pub fn new(configured: Vec<VaultRef>, discovery: Option<Arc<Discovery>>) -> Self {
         let listings = discovery
             .iter()
             .flat_map(|d| d.subscriptions())

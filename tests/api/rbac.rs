@@ -752,7 +752,7 @@ async fn with_graph_readable_the_principal_is_named_and_without_it_named_by_id()
 }
 
 #[tokio::test]
-async fn the_access_alerts_and_the_sweep_share_one_graph_token() {
+async fn the_access_alerts_and_the_sweep_share_one_token_for_graph_and_one_for_resource_manager() {
     let scope = vault_id("kv-a");
     let id = assignment_id(&scope, "a14");
     let s = setup(json!({
@@ -792,6 +792,11 @@ async fn the_access_alerts_and_the_sweep_share_one_graph_token() {
         s.identity.tokens_for(&origin),
         1,
         "one token for Graph, kept by one client for both"
+    );
+    assert_eq!(
+        s.identity.tokens_for(&s.vault.arm_endpoint()),
+        1,
+        "one token for Resource Manager, which listed the subscription and read the assignment"
     );
 }
 
