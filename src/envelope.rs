@@ -248,7 +248,7 @@ pub fn events_of_value(value: &Value) -> Result<Vec<RawEvent>, RequestError> {
 }
 
 /// Looks a key up in an object, ignoring ASCII case (the host reads its own keys that way).
-fn lookup<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
+pub fn lookup<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
     let map = value.as_object()?;
     map.get(key).or_else(|| {
         map.iter()

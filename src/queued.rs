@@ -15,7 +15,7 @@
 //! reports what waits there.
 
 use crate::dispatch::Dispatcher;
-use crate::envelope::{self, InvocationResponse};
+use crate::envelope::{self, InvocationResponse, lookup};
 use crate::event::{Event, RawEvent};
 use crate::storage::Queue;
 use base64::Engine;
@@ -175,16 +175,6 @@ fn events_of_message(message: &Value) -> Result<Vec<RawEvent>, String> {
         return Err("the message holds no event".to_owned());
     }
     envelope::events_of_value(&decoded).map_err(|e| e.to_string())
-}
-
-/// Looks a key up in an object, ignoring ASCII case (the host reads its own keys that way).
-fn lookup<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
-    let map = value.as_object()?;
-    map.get(key).or_else(|| {
-        map.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v)
-    })
 }
 
 #[cfg(test)]
