@@ -11,7 +11,7 @@ const INSTALL_HINT: &str = "the shared-ledger tests need Azurite: run \
      `npm install --prefix target/tools azurite@3.35.0` (scripts/test does it for you)";
 
 /// Azurite's well-known development key (public, documented).
-const DEV_KEY: &str =
+pub(super) const DEV_KEY: &str =
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
 /// A running Azurite Table service.
@@ -27,7 +27,7 @@ impl Azurite {
     pub fn start() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
-        let child = spawn(port, dir.path(), false);
+        let child = spawn("table", port, dir.path(), false, INSTALL_HINT);
         Self {
             child,
             port,
@@ -42,7 +42,7 @@ impl Azurite {
         let dir = tempfile::tempdir().expect("temp dir");
         test_certificates(dir.path());
         let port = free_port();
-        let child = spawn(port, dir.path(), true);
+        let child = spawn("table", port, dir.path(), true, INSTALL_HINT);
         let tls = Some(dir.path().join("ca.pem"));
         Self {
             child,
@@ -72,7 +72,13 @@ impl Azurite {
     /// Starts it again on the same port, with the same data.
     pub fn restart(&mut self) {
         self.stop();
-        self.child = spawn(self.port, self.dir.path(), self.tls.is_some());
+        self.child = spawn(
+            "table",
+            self.port,
+            self.dir.path(),
+            self.tls.is_some(),
+            INSTALL_HINT,
+        );
     }
 
     /// Deletes the table `name`, as an operator (or a clean-up script) might, signed with the
@@ -129,10 +135,13 @@ impl Drop for Azurite {
     }
 }
 
-fn spawn(port: u16, dir: &Path, oauth: bool) -> Child {
+/// Starts Azurite's `service` (`table`, `queue` or `blob`) on `port`, its data in `dir`; with
+/// `oauth`, over HTTPS (dir's cert.pem and key.pem) checking bearer tokens as Azure Storage does.
+/// `hint` says how to install what is missing.
+pub(super) fn spawn(service: &str, port: u16, dir: &Path, oauth: bool, hint: &str) -> Child {
     let binary = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("target/tools/node_modules/.bin/azurite-table");
-    assert!(binary.exists(), "{INSTALL_HINT}");
+        .join(format!("target/tools/node_modules/.bin/azurite-{service}"));
+    assert!(binary.exists(), "{hint}");
     let mut command = Command::new(&binary);
     if oauth {
         command
@@ -142,20 +151,21 @@ fn spawn(port: u16, dir: &Path, oauth: bool) -> Child {
             .arg(dir.join("key.pem"));
     }
     let child = command
-        .args(["--tableHost", "127.0.0.1", "--tablePort", &port.to_string()])
+        .args([format!("--{service}Host"), "127.0.0.1".to_owned()])
+        .args([format!("--{service}Port"), port.to_string()])
         .arg("--location")
         .arg(dir)
         .args(["--silent", "--skipApiVersionCheck", "--disableTelemetry"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}; {INSTALL_HINT}", binary.display()));
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}; {hint}", binary.display()));
     let listening = wait_until(Duration::from_secs(20), || {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     });
     assert!(
         listening,
-        "Azurite did not listen on port {port} within 20 s"
+        "Azurite's {service} service did not listen on port {port} within 20 s"
     );
     child
 }

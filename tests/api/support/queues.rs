@@ -1,20 +1,16 @@
 //! Azurite's Queue and Blob services, the Functions host's queue listener (tests/support/queue_host.py,
 //! with the Azure SDK's queue client) and a queue tool for the test's own puts and peeks.
 
-use super::{app_root, free_port, wait_until};
+use super::azurite::{DEV_KEY, spawn};
+use super::{app_root, free_port};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 const INSTALL_HINT: &str = "the queue tests need Azurite and the Azure SDK's queue client: run \
      `npm install --prefix target/tools azurite@3.35.0` and `python3 -m pip install \
      azure-storage-queue==12.14.1 azure-storage-blob==12.27.1` (scripts/test does both for you)";
-
-/// Azurite's well-known development key (public, documented).
-const DEV_KEY: &str =
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
 /// Running Azurite Queue and Blob services.
 pub struct AzuriteQueues {
@@ -24,39 +20,6 @@ pub struct AzuriteQueues {
     /// With HTTPS and tokens checked: the CA certificate a client must trust.
     tls: Option<PathBuf>,
     _dir: tempfile::TempDir,
-}
-
-/// Starts Azurite's `service` (`queue` or `blob`) on `port`, its data in `dir`; with `oauth`,
-/// over HTTPS (dir's cert.pem and key.pem) checking bearer tokens as Azure Storage does.
-fn spawn(service: &str, port: u16, dir: &Path, oauth: bool) -> Child {
-    let binary = app_root().join(format!("target/tools/node_modules/.bin/azurite-{service}"));
-    assert!(binary.exists(), "{INSTALL_HINT}");
-    let mut command = Command::new(&binary);
-    if oauth {
-        command
-            .args(["--oauth", "basic", "--cert"])
-            .arg(dir.join("cert.pem"))
-            .arg("--key")
-            .arg(dir.join("key.pem"));
-    }
-    let child = command
-        .args([format!("--{service}Host"), "127.0.0.1".to_owned()])
-        .args([format!("--{service}Port"), port.to_string()])
-        .arg("--location")
-        .arg(dir)
-        .args(["--silent", "--skipApiVersionCheck", "--disableTelemetry"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}; {INSTALL_HINT}", binary.display()));
-    let listening = wait_until(Duration::from_secs(20), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
-    assert!(
-        listening,
-        "Azurite's {service} service did not listen on port {port}"
-    );
-    child
 }
 
 impl AzuriteQueues {
@@ -77,8 +40,8 @@ impl AzuriteQueues {
         }
         let (queue_port, blob_port) = (free_port(), free_port());
         let children = vec![
-            spawn("queue", queue_port, dir.path(), oauth),
-            spawn("blob", blob_port, dir.path(), oauth),
+            spawn("queue", queue_port, dir.path(), oauth, INSTALL_HINT),
+            spawn("blob", blob_port, dir.path(), oauth, INSTALL_HINT),
         ];
         Self {
             children,
