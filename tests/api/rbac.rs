@@ -78,6 +78,26 @@ fn resource_event(action: &str, operation: &str, resource: &str, id: &str) -> Va
     })
 }
 
+/// A role assignment `id` written, as Resource Manager's event `event` says.
+fn assignment_written(id: &str, event: &str) -> Value {
+    resource_event(
+        "Write",
+        "Microsoft.Authorization/roleAssignments/write",
+        id,
+        event,
+    )
+}
+
+/// A role assignment `id` deleted, as Resource Manager's event `event` says.
+fn assignment_deleted(id: &str, event: &str) -> Value {
+    resource_event(
+        "Delete",
+        "Microsoft.Authorization/roleAssignments/delete",
+        id,
+        event,
+    )
+}
+
 /// The same event in the CloudEvents 1.0 schema.
 fn cloud_event(action: &str, operation: &str, resource: &str, id: &str) -> Value {
     let grid = resource_event(action, operation, resource, id);
@@ -168,12 +188,7 @@ async fn a_secrets_officer_assignment_on_a_vault_is_one_alert_naming_role_princi
         role_id(OFFICER): role("Key Vault Secrets Officer", &["Microsoft.KeyVault/vaults/secrets/*"], &[]),
     }));
     let handler = Handler::start(&pairs(&s.settings)).await;
-    let event = resource_event(
-        "Write",
-        "Microsoft.Authorization/roleAssignments/write",
-        &id,
-        "e-1",
-    );
+    let event = assignment_written(&id, "e-1");
 
     let first = handler.invoke(event.clone()).await;
     let again = handler.invoke(event).await;
@@ -270,14 +285,7 @@ async fn a_reader_assignment_on_an_unrelated_storage_account_reads_nothing_and_s
     }));
     let handler = Handler::start(&pairs(&s.settings)).await;
 
-    let answer = handler
-        .invoke(resource_event(
-            "Write",
-            "Microsoft.Authorization/roleAssignments/write",
-            &id,
-            "e-3",
-        ))
-        .await;
+    let answer = handler.invoke(assignment_written(&id, "e-3")).await;
 
     assert_eq!(answer.status, 200, "{}", answer.text);
     assert!(
@@ -302,14 +310,7 @@ async fn a_reader_assignment_on_the_vault_itself_is_read_and_not_alerted() {
     }));
     let handler = Handler::start(&pairs(&s.settings)).await;
 
-    let answer = handler
-        .invoke(resource_event(
-            "Write",
-            "Microsoft.Authorization/roleAssignments/write",
-            &id,
-            "e-4",
-        ))
-        .await;
+    let answer = handler.invoke(assignment_written(&id, "e-4")).await;
 
     assert_eq!(answer.status, 200, "{}", answer.text);
     assert!(s.smtp.messages().is_empty(), "{:?}", subjects(&s.smtp));
@@ -424,14 +425,7 @@ async fn a_deletion_after_a_write_names_the_role_seen_when_it_was_written() {
         role_id(OFFICER): role("Key Vault Secrets Officer", &["Microsoft.KeyVault/vaults/secrets/*"], &[]),
     }));
     let handler = Handler::start(&pairs(&s.settings)).await;
-    let written = handler
-        .invoke(resource_event(
-            "Write",
-            "Microsoft.Authorization/roleAssignments/write",
-            &id,
-            "e-7",
-        ))
-        .await;
+    let written = handler.invoke(assignment_written(&id, "e-7")).await;
     assert_eq!(written.statuses(), ["sent"], "{}", written.text);
     // Deleted: Resource Manager answers 404 for it now.
     s.vault.set(json!({
@@ -440,14 +434,7 @@ async fn a_deletion_after_a_write_names_the_role_seen_when_it_was_written() {
         "resources": {role_id(OFFICER): role("Key Vault Secrets Officer", &["Microsoft.KeyVault/vaults/secrets/*"], &[])},
     }));
 
-    let deleted = handler
-        .invoke(resource_event(
-            "Delete",
-            "Microsoft.Authorization/roleAssignments/delete",
-            &id,
-            "e-8",
-        ))
-        .await;
+    let deleted = handler.invoke(assignment_deleted(&id, "e-8")).await;
 
     assert_eq!(deleted.statuses(), ["sent"], "{}", deleted.text);
     assert_eq!(
@@ -465,23 +452,9 @@ async fn an_assignment_that_cannot_be_read_is_alerted_anyway_and_says_so() {
     let s = setup(json!({ id.clone(): "AuthorizationFailed" }));
     let handler = Handler::start(&pairs(&s.settings)).await;
 
-    let written = handler
-        .invoke(resource_event(
-            "Write",
-            "Microsoft.Authorization/roleAssignments/write",
-            &id,
-            "e-9",
-        ))
-        .await;
+    let written = handler.invoke(assignment_written(&id, "e-9")).await;
     let unseen = assignment_id(&scope, "never-seen");
-    let deleted = handler
-        .invoke(resource_event(
-            "Delete",
-            "Microsoft.Authorization/roleAssignments/delete",
-            &unseen,
-            "e-10",
-        ))
-        .await;
+    let deleted = handler.invoke(assignment_deleted(&unseen, "e-10")).await;
 
     assert_eq!(written.statuses(), ["sent"], "{}", written.text);
     assert_eq!(deleted.statuses(), ["sent"], "{}", deleted.text);
@@ -531,14 +504,7 @@ async fn on_the_shared_ledger_an_instance_names_the_role_another_instance_saw_wr
         Handler::start(&pairs(&settings)).await,
         Handler::start(&pairs(&settings)).await,
     );
-    let written = first
-        .invoke(resource_event(
-            "Write",
-            "Microsoft.Authorization/roleAssignments/write",
-            &id,
-            "e-11",
-        ))
-        .await;
+    let written = first.invoke(assignment_written(&id, "e-11")).await;
     assert_eq!(
         written.statuses(),
         ["sent"],
@@ -551,14 +517,7 @@ async fn on_the_shared_ledger_an_instance_names_the_role_another_instance_saw_wr
         "vaults": {"kv-a": {}, "kv-b": {}},
     }));
 
-    let deleted = second
-        .invoke(resource_event(
-            "Delete",
-            "Microsoft.Authorization/roleAssignments/delete",
-            &id,
-            "e-12",
-        ))
-        .await;
+    let deleted = second.invoke(assignment_deleted(&id, "e-12")).await;
 
     assert_eq!(
         deleted.statuses(),
@@ -598,18 +557,8 @@ async fn with_vaults_named_by_resource_id_alone_an_assignment_on_their_resource_
 
     let answer = handler
         .invoke(json!([
-            resource_event(
-                "Write",
-                "Microsoft.Authorization/roleAssignments/write",
-                &id,
-                "e-13"
-            ),
-            resource_event(
-                "Write",
-                "Microsoft.Authorization/roleAssignments/write",
-                &elsewhere,
-                "e-14"
-            ),
+            assignment_written(&id, "e-13"),
+            assignment_written(&elsewhere, "e-14"),
         ]))
         .await;
 
@@ -652,12 +601,7 @@ async fn a_teams_channel_gets_one_card_with_role_principal_and_caller_as_facts()
     let mut settings = s.settings.clone();
     set(&mut settings, "RULES_FILE", &rules.to_string_lossy());
     let handler = Handler::start(&pairs(&settings)).await;
-    let event = resource_event(
-        "Write",
-        "Microsoft.Authorization/roleAssignments/write",
-        &id,
-        "e-15",
-    );
+    let event = assignment_written(&id, "e-15");
 
     let first = handler.invoke(event.clone()).await;
     let again = handler.invoke(event).await;
@@ -713,17 +657,8 @@ async fn with_graph_readable_the_principal_is_named_and_without_it_named_by_id()
     }));
     let graph = FakeGraph::start();
     let handler = Handler::start(&pairs(&with_graph(&s, &graph))).await;
-    let write = |id: &str, event: &str| {
-        resource_event(
-            "Write",
-            "Microsoft.Authorization/roleAssignments/write",
-            id,
-            event,
-        )
-    };
-
-    let first = handler.invoke(write(&named, "e-16")).await;
-    let second = handler.invoke(write(&unknown, "e-17")).await;
+    let first = handler.invoke(assignment_written(&named, "e-16")).await;
+    let second = handler.invoke(assignment_written(&unknown, "e-17")).await;
 
     assert_eq!(
         first.statuses(),
@@ -762,14 +697,7 @@ async fn the_access_alerts_and_the_sweep_share_one_token_for_graph_and_one_for_r
     let graph = FakeGraph::start();
     let handler = Handler::start(&pairs(&with_graph(&s, &graph))).await;
 
-    let alert = handler
-        .invoke(resource_event(
-            "Write",
-            "Microsoft.Authorization/roleAssignments/write",
-            &id,
-            "e-19",
-        ))
-        .await;
+    let alert = handler.invoke(assignment_written(&id, "e-19")).await;
     let timer = handler.timer().await;
 
     assert_eq!(alert.statuses(), ["sent"], "{}", alert.text);
@@ -823,12 +751,7 @@ async fn a_role_assignment_through_the_storage_queue_is_alerted_as_when_pushed()
         &app_root().join("host.json"),
         1800,
     );
-    let event = resource_event(
-        "Write",
-        "Microsoft.Authorization/roleAssignments/write",
-        &id,
-        "e-18",
-    );
+    let event = assignment_written(&id, "e-18");
 
     queues.put("kv-notify-events", &event.to_string());
     let handled = wait_until(std::time::Duration::from_secs(30), || {
@@ -863,14 +786,7 @@ async fn with_resource_manager_unreachable_an_assignment_is_alerted_anyway_witho
     let handler = Handler::start(&pairs(&settings)).await;
     let id = assignment_id(&vault_id("kv-a"), "a12");
 
-    let answer = handler
-        .invoke(resource_event(
-            "Write",
-            "Microsoft.Authorization/roleAssignments/write",
-            &id,
-            "e-30",
-        ))
-        .await;
+    let answer = handler.invoke(assignment_written(&id, "e-30")).await;
 
     assert_eq!(
         answer.statuses(),
