@@ -10,16 +10,12 @@ use serde_json::{Value, json};
 const TEAM: &str = "00000000-0000-0000-0000-00000000000a";
 const LOCKED: &str = "00000000-0000-0000-0000-00000000000c";
 
+/// As `sweeping_subscriptions`, in the function app `kvn-prod`.
 fn setup(
     vault: &FakeVault,
     subscriptions: &[&str],
 ) -> (SmtpServer, IdentityEndpoint, Vec<(&'static str, String)>) {
-    let (smtp, identity) = (SmtpServer::start(), IdentityEndpoint::start());
-    let mut settings = mail_settings(&smtp.url());
-    settings.extend(vault.settings(&[], &identity));
-    settings.retain(|(name, _)| *name != "VAULTS");
-    set(&mut settings, "SUBSCRIPTIONS", &subscriptions.join(", "));
-    set(&mut settings, "ARM_ENDPOINT", &vault.arm_endpoint());
+    let (smtp, identity, mut settings) = sweeping_subscriptions(vault, subscriptions);
     set(&mut settings, "WEBSITE_SITE_NAME", "kvn-prod");
     (smtp, identity, settings)
 }
@@ -90,12 +86,7 @@ async fn a_vault_without_a_subscription_to_this_app_is_named_and_one_with_an_ide
         !uncovered.contains("kv-a") && !uncovered.contains("kv-b"),
         "{uncovered}"
     );
-    let notice = smtp
-        .messages()
-        .iter()
-        .find(|m| m.subject().starts_with("Health notice"))
-        .map(Received::text)
-        .expect("a health notice");
+    let notice = smtp.health_notice().text();
     assert!(
         notice.contains("No Event Grid subscription delivers these vaults'"),
         "{notice}"
@@ -148,12 +139,7 @@ async fn without_reader_the_subscriptions_cannot_be_seen_and_no_vault_is_called_
         unseen.contains("grant the app's identity Reader"),
         "{unseen}"
     );
-    let notice = smtp
-        .messages()
-        .iter()
-        .find(|m| m.subject().starts_with("Health notice"))
-        .map(Received::text)
-        .expect("a health notice");
+    let notice = smtp.health_notice().text();
     assert!(
         notice.contains("kv-notify cannot see whether Event Grid delivers"),
         "{notice}"

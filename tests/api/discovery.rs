@@ -8,21 +8,6 @@ use serde_json::{Value, json};
 const TEAM: &str = "00000000-0000-0000-0000-00000000000a";
 const OTHER: &str = "00000000-0000-0000-0000-00000000000b";
 
-/// A real SMTP server, the identity stand-in, and settings that sweep the subscriptions
-/// `subscriptions` of the stand-in's Resource Manager (and no `VAULTS`).
-fn setup(
-    vault: &FakeVault,
-    subscriptions: &[&str],
-) -> (SmtpServer, IdentityEndpoint, Vec<(&'static str, String)>) {
-    let (smtp, identity) = (SmtpServer::start(), IdentityEndpoint::start());
-    let mut settings = mail_settings(&smtp.url());
-    settings.extend(vault.settings(&[], &identity));
-    settings.retain(|(name, _)| *name != "VAULTS");
-    set(&mut settings, "SUBSCRIPTIONS", &subscriptions.join(", "));
-    set(&mut settings, "ARM_ENDPOINT", &vault.arm_endpoint());
-    (smtp, identity, settings)
-}
-
 /// Who each mail went to, by subject, sorted.
 fn recipients(smtp: &SmtpServer) -> Vec<(String, Vec<String>)> {
     let mut mails: Vec<(String, Vec<String>)> = smtp
@@ -55,7 +40,7 @@ fn due(name: &str) -> Value {
 #[tokio::test]
 async fn the_vaults_of_every_subscription_are_found_paged_and_swept_with_their_tags_as_owners() {
     let vault = FakeVault::start(&["kv-a", "kv-b", "kv-c", "kv-d"]);
-    let (smtp, _identity, settings) = setup(&vault, &[TEAM, OTHER]);
+    let (smtp, _identity, settings) = sweeping_subscriptions(&vault, &[TEAM, OTHER]);
     vault.set(json!({
         "subscriptions": {
             // Three vaults: two pages of Resource Manager's list.
@@ -147,7 +132,7 @@ async fn the_vaults_of_every_subscription_are_found_paged_and_swept_with_their_t
 #[tokio::test]
 async fn a_vault_in_vaults_and_in_a_subscription_is_read_once() {
     let vault = FakeVault::start(&["kv-a"]);
-    let (smtp, _identity, mut settings) = setup(&vault, &[TEAM]);
+    let (smtp, _identity, mut settings) = sweeping_subscriptions(&vault, &[TEAM]);
     set(&mut settings, "VAULTS", &vault.uri("kv-a"));
     vault.set(json!({
         "subscriptions": {TEAM: [{"name": "kv-a", "tags": {"owner": "team-a@contoso.com"}}]},
@@ -181,7 +166,7 @@ async fn a_vault_in_vaults_and_in_a_subscription_is_read_once() {
 #[tokio::test]
 async fn a_subscription_that_cannot_be_listed_fails_the_run_and_the_others_are_still_swept() {
     let vault = FakeVault::start(&["kv-a", "kv-b"]);
-    let (smtp, _identity, settings) = setup(&vault, &[TEAM, OTHER]);
+    let (smtp, _identity, settings) = sweeping_subscriptions(&vault, &[TEAM, OTHER]);
     vault.set(json!({
         "subscriptions": {
             TEAM: [{"name": "kv-a"}, {"name": "kv-b"}],
@@ -224,11 +209,7 @@ async fn a_subscription_that_cannot_be_listed_fails_the_run_and_the_others_are_s
         "{}",
         blind.text()
     );
-    let notice = smtp
-        .messages()
-        .into_iter()
-        .find(|m| m.subject().starts_with("Health notice"))
-        .expect("the health notice");
+    let notice = smtp.health_notice();
     let text = notice.text();
     assert!(text.contains(&format!("Subscription {OTHER}")), "{text}");
     assert!(text.contains("Reader role on the subscription"), "{text}");
@@ -237,7 +218,7 @@ async fn a_subscription_that_cannot_be_listed_fails_the_run_and_the_others_are_s
 #[tokio::test]
 async fn an_expiry_event_from_a_discovered_vault_goes_to_the_owner_its_vault_tag_names() {
     let vault = FakeVault::start(&["prod-kv"]);
-    let (smtp, _identity, settings) = setup(&vault, &[TEAM]);
+    let (smtp, _identity, settings) = sweeping_subscriptions(&vault, &[TEAM]);
     let event = event_grid("SecretNearExpiry", "db-password", Some(20));
     vault.set(json!({
         "subscriptions": {TEAM: [{"name": "prod-kv", "tags": {"owner": "platform@contoso.com"}}]},

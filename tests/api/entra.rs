@@ -442,11 +442,7 @@ async fn without_application_read_all_security_hears_once_per_15_days_and_the_no
     ] {
         assert!(text.contains(expected), "{expected}: {text}");
     }
-    let notice = messages
-        .iter()
-        .find(|m| m.subject().starts_with("Health notice"))
-        .map(Received::text)
-        .expect("a health notice");
+    let notice = s.smtp.health_notice().text();
     assert!(
         notice.contains("Entra ID's applications were not read"),
         "{notice}"
@@ -501,11 +497,7 @@ async fn owners_graph_hides_fall_back_to_the_rules_and_the_health_notice_names_u
     // By display name, and by application id.
     assert_eq!(to("of payments-api"), ["payments-team@contoso.com"]);
     assert_eq!(to("of crm-sync"), ["crm-team@contoso.com"]);
-    let notice = messages
-        .iter()
-        .find(|m| m.subject().starts_with("Health notice"))
-        .map(Received::text)
-        .expect("a health notice");
+    let notice = s.smtp.health_notice().text();
     assert!(notice.contains("User.Read.All"), "{notice}");
 
     // With the permission, the applications' own owners hear of the next step.

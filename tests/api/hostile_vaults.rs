@@ -36,14 +36,6 @@ fn summary_of(answer: &Answer, name: &str) -> Value {
         .unwrap_or_else(|| panic!("no summary of {name}: {vaults}"))
 }
 
-/// The health notice among the mails.
-fn notice(smtp: &SmtpServer) -> Received {
-    smtp.messages()
-        .into_iter()
-        .find(|m| m.subject().starts_with("Health notice"))
-        .expect("a health notice")
-}
-
 /// Requests the stand-in served whose line contains `needle`.
 fn requests_with(vault: &FakeVault, needle: &str) -> usize {
     vault
@@ -84,7 +76,7 @@ async fn an_expiry_off_the_calendar_costs_no_other_object_its_reminder_and_is_na
             "Secret db-password in kv-a expires in 10 days",
         ]
     );
-    let text = notice(&smtp).text();
+    let text = smtp.health_notice().text();
     assert!(
         text.contains("Secret odd: exp -8300000000000 is not a date between 1990 and 2200"),
         "{text}"
@@ -130,7 +122,7 @@ async fn a_next_link_back_to_its_own_page_stops_the_list_and_its_page_is_still_r
         "the page is read once"
     );
     assert!(
-        notice(&smtp)
+        smtp.health_notice()
             .text()
             .contains("leads back to a page already read")
     );
@@ -196,7 +188,7 @@ async fn pages_of_thousands_of_due_objects_keep_the_answer_the_notice_and_memory
         versions.contains("rotated-a-lot") && versions.contains("leads back"),
         "{versions}"
     );
-    let notice = notice(&smtp);
+    let notice = smtp.health_notice();
     assert!(
         notice.raw.len() < 1_000_000,
         "a notice of {} bytes",

@@ -194,13 +194,7 @@ async fn the_health_notice_names_what_waits_set_aside_and_dead_lettered_and_requ
     let timer = handler.timer().await;
 
     assert_eq!(timer.status, 200, "{}", timer.text);
-    let notice = s
-        .smtp
-        .messages()
-        .iter()
-        .find(|m| m.subject().starts_with("Health notice"))
-        .map(Received::text)
-        .expect("a health notice");
+    let notice = s.smtp.health_notice().text();
     for expected in [
         "1 message(s) wait in queue kv-notify-events-poison, the oldest from ",
         ": SecretExpired on prod-kv.",

@@ -137,6 +137,16 @@ impl SmtpServer {
             .collect()
     }
 
+    /// The daily health notice among the messages received so far.
+    pub fn health_notice(&self) -> Received {
+        let messages = self.messages();
+        let subjects: Vec<String> = messages.iter().map(Received::subject).collect();
+        messages
+            .into_iter()
+            .find(|m| m.subject().starts_with("Health notice"))
+            .unwrap_or_else(|| panic!("no health notice among {subjects:?}"))
+    }
+
     /// When each accepted message was answered 250 (Unix seconds), with its subject, oldest
     /// first.
     pub fn accepted(&self) -> Vec<(f64, String)> {

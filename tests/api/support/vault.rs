@@ -5,11 +5,26 @@
 
 use super::stand_in::started;
 use super::tls::test_certificates_for;
-use super::{IDENTITY_SECRET, IdentityEndpoint, free_port, set};
+use super::{IDENTITY_SECRET, IdentityEndpoint, SmtpServer, free_port, mail_settings, set};
 use chrono::{TimeDelta, Utc};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::{Child, Command};
+
+/// A real SMTP server, the identity stand-in, and settings that sweep the subscriptions
+/// `subscriptions` of `vault`'s Resource Manager (and no `VAULTS`).
+pub fn sweeping_subscriptions(
+    vault: &FakeVault,
+    subscriptions: &[&str],
+) -> (SmtpServer, IdentityEndpoint, Vec<(&'static str, String)>) {
+    let (smtp, identity) = (SmtpServer::start(), IdentityEndpoint::start());
+    let mut settings = mail_settings(&smtp.url());
+    settings.extend(vault.settings(&[], &identity));
+    settings.retain(|(name, _)| *name != "VAULTS");
+    set(&mut settings, "SUBSCRIPTIONS", &subscriptions.join(", "));
+    set(&mut settings, "ARM_ENDPOINT", &vault.arm_endpoint());
+    (smtp, identity, settings)
+}
 
 /// The resource the test vault wants tokens for (`KEY_VAULT_RESOURCE`).
 pub const VAULT_RESOURCE: &str = "https://vault.localhost";
