@@ -78,6 +78,14 @@ fn resource_event(action: &str, operation: &str, resource: &str, id: &str) -> Va
     })
 }
 
+/// Resource Manager's answers for a Key Vault Secrets Officer assignment `id` at `scope`.
+fn officer_at(scope: &str, id: &str) -> Value {
+    json!({
+        id: assignment(scope, OFFICER),
+        role_id(OFFICER): role("Key Vault Secrets Officer", &["Microsoft.KeyVault/vaults/secrets/*"], &[]),
+    })
+}
+
 /// A role assignment `id` written, as Resource Manager's event `event` says.
 fn assignment_written(id: &str, event: &str) -> Value {
     resource_event(
@@ -183,10 +191,7 @@ fn subjects(smtp: &SmtpServer) -> Vec<String> {
 async fn a_secrets_officer_assignment_on_a_vault_is_one_alert_naming_role_principal_and_caller() {
     let scope = vault_id("kv-a");
     let id = assignment_id(&scope, "a1");
-    let s = setup(json!({
-        id.clone(): assignment(&scope, OFFICER),
-        role_id(OFFICER): role("Key Vault Secrets Officer", &["Microsoft.KeyVault/vaults/secrets/*"], &[]),
-    }));
+    let s = setup(officer_at(&scope, &id));
     let handler = Handler::start(&pairs(&s.settings)).await;
     let event = assignment_written(&id, "e-1");
 
@@ -420,10 +425,7 @@ async fn a_thousand_unrelated_resource_events_make_no_request_and_no_send() {
 async fn a_deletion_after_a_write_names_the_role_seen_when_it_was_written() {
     let scope = vault_id("kv-a");
     let id = assignment_id(&scope, "a5");
-    let s = setup(json!({
-        id.clone(): assignment(&scope, OFFICER),
-        role_id(OFFICER): role("Key Vault Secrets Officer", &["Microsoft.KeyVault/vaults/secrets/*"], &[]),
-    }));
+    let s = setup(officer_at(&scope, &id));
     let handler = Handler::start(&pairs(&s.settings)).await;
     let written = handler.invoke(assignment_written(&id, "e-7")).await;
     assert_eq!(written.statuses(), ["sent"], "{}", written.text);
@@ -487,10 +489,7 @@ async fn an_assignment_that_cannot_be_read_is_alerted_anyway_and_says_so() {
 async fn on_the_shared_ledger_an_instance_names_the_role_another_instance_saw_written() {
     let scope = vault_id("kv-a");
     let id = assignment_id(&scope, "a7");
-    let s = setup(json!({
-        id.clone(): assignment(&scope, OFFICER),
-        role_id(OFFICER): role("Key Vault Secrets Officer", &["Microsoft.KeyVault/vaults/secrets/*"], &[]),
-    }));
+    let s = setup(officer_at(&scope, &id));
     let azurite = Azurite::start();
     let mut settings = s.settings.clone();
     settings.retain(|(name, _)| *name != "LEDGER_PATH");
@@ -543,10 +542,7 @@ async fn on_the_shared_ledger_an_instance_names_the_role_another_instance_saw_wr
 async fn with_vaults_named_by_resource_id_alone_an_assignment_on_their_resource_group_alerts() {
     let scope = format!("/subscriptions/{SUB}/resourceGroups/rg");
     let id = assignment_id(&scope, "a8");
-    let s = setup(json!({
-        id.clone(): assignment(&scope, OFFICER),
-        role_id(OFFICER): role("Key Vault Secrets Officer", &["Microsoft.KeyVault/vaults/secrets/*"], &[]),
-    }));
+    let s = setup(officer_at(&scope, &id));
     // VAULTS as the template sets it, and no SUBSCRIPTIONS: the identity holds Key Vault
     // Reader on each vault, which reads role assignments there.
     let mut settings = s.settings.clone();
@@ -582,10 +578,7 @@ async fn with_vaults_named_by_resource_id_alone_an_assignment_on_their_resource_
 async fn a_teams_channel_gets_one_card_with_role_principal_and_caller_as_facts() {
     let scope = vault_id("kv-a");
     let id = assignment_id(&scope, "a10");
-    let s = setup(json!({
-        id.clone(): assignment(&scope, OFFICER),
-        role_id(OFFICER): role("Key Vault Secrets Officer", &["Microsoft.KeyVault/vaults/secrets/*"], &[]),
-    }));
+    let s = setup(officer_at(&scope, &id));
     let teams = WebhookServer::start();
     let rules = s.dir.path().join("rules.toml");
     std::fs::write(
@@ -690,10 +683,7 @@ async fn with_graph_readable_the_principal_is_named_and_without_it_named_by_id()
 async fn the_access_alerts_and_the_sweep_share_one_token_for_graph_and_one_for_resource_manager() {
     let scope = vault_id("kv-a");
     let id = assignment_id(&scope, "a14");
-    let s = setup(json!({
-        id.clone(): assignment(&scope, OFFICER),
-        role_id(OFFICER): role("Key Vault Secrets Officer", &["Microsoft.KeyVault/vaults/secrets/*"], &[]),
-    }));
+    let s = setup(officer_at(&scope, &id));
     let graph = FakeGraph::start();
     let handler = Handler::start(&pairs(&with_graph(&s, &graph))).await;
 
@@ -732,10 +722,7 @@ async fn the_access_alerts_and_the_sweep_share_one_token_for_graph_and_one_for_r
 async fn a_role_assignment_through_the_storage_queue_is_alerted_as_when_pushed() {
     let scope = vault_id("kv-a");
     let id = assignment_id(&scope, "a13");
-    let s = setup(json!({
-        id.clone(): assignment(&scope, OFFICER),
-        role_id(OFFICER): role("Key Vault Secrets Officer", &["Microsoft.KeyVault/vaults/secrets/*"], &[]),
-    }));
+    let s = setup(officer_at(&scope, &id));
     let queues = AzuriteQueues::start();
     let mut settings = s.settings.clone();
     set(
