@@ -54,6 +54,16 @@ struct Judged {
     change: AccessChange,
 }
 
+/// What a vault write changed in its exposure.
+struct SettingsChange {
+    /// Each change in words.
+    changes: Vec<String>,
+    /// What could not be read, and so what the alert cannot say.
+    unread: Option<String>,
+    /// The settings now, when read: kept once the alert's judgement is.
+    now: Option<Exposure>,
+}
+
 /// A role assignment as seen when it was written.
 #[derive(Serialize, Deserialize)]
 struct Seen {
@@ -124,6 +134,7 @@ impl<'a> AccessWatch<'a> {
             Err(error) => return Judgement::Retry(error.to_string()),
         }
         let read_by = deadline.min(Instant::now() + READ_TIMEOUT);
+        let mut settings_now = None;
         let judged = match concern {
             Concern::RoleAssignment { id, scope } => {
                 let assignment = match self.assignment(event, id, scope, read_by).await {
@@ -172,17 +183,20 @@ impl<'a> AccessWatch<'a> {
             Concern::Vault { id, name } | Concern::PrivateEndpoint { id, name } => {
                 let vault = name.to_ascii_lowercase();
                 match self.settings(event, id, &vault, read_by).await {
-                    Ok(Some((changes, unread))) => Judged {
-                        settings: true,
-                        vault,
-                        change: AccessChange {
-                            scope: id.to_owned(),
-                            vault_id: Some(id.to_owned()),
-                            changes,
-                            unread,
-                            ..change_of(event)
-                        },
-                    },
+                    Ok(Some(change)) => {
+                        settings_now = change.now.map(|now| (vault.clone(), now));
+                        Judged {
+                            settings: true,
+                            vault,
+                            change: AccessChange {
+                                scope: id.to_owned(),
+                                vault_id: Some(id.to_owned()),
+                                changes: change.changes,
+                                unread: change.unread,
+                                ..change_of(event)
+                            },
+                        }
+                    }
                     Ok(None) => {
                         return Judgement::Ignore(
                             "no setting that decides the vault's exposure changed".to_owned(),
@@ -193,9 +207,19 @@ impl<'a> AccessWatch<'a> {
             }
             Concern::Nothing => unreachable!("told apart above"),
         };
+        // The judgement is kept before the settings it was made against are replaced: kept the
+        // other way round, a failure between the two would leave a redelivery comparing the new
+        // settings with themselves, and the change would never be told.
         let kept = serde_json::to_string(&judged).expect("a judgement serialises");
         if let Err(error) = self.ledger.remember(&judged_key, &kept).await {
             return Judgement::Retry(error.to_string());
+        }
+        if let Some((vault, now)) = settings_now
+            && let Err(error) = self.keep(&vault, &now).await
+        {
+            // The alert goes as judged; the next change of this vault is told against the
+            // settings kept before this one.
+            tracing::warn!(vault = %vault, "{error}: the vault's new settings are not kept");
         }
         Judgement::Alert(Box::new(alert(event, judged)))
     }
@@ -281,14 +305,15 @@ impl<'a> AccessWatch<'a> {
     }
 
     /// What changed in the vault's exposure settings, with what could not be read; `None` when
-    /// nothing that decides exposure changed.
+    /// nothing that decides exposure changed. The settings read are not kept here: see
+    /// [`Self::judge`].
     async fn settings(
         &self,
         event: &ResourceEvent,
         id: &str,
         vault: &str,
         read_by: Instant,
-    ) -> Result<Option<(Vec<String>, Option<String>)>, String> {
+    ) -> Result<Option<SettingsChange>, String> {
         let key = exposure_key(vault);
         let before = self.ledger.recall(&key).await.map_err(|e| e.to_string())?;
         let before: Option<Exposure> = before.and_then(|b| serde_json::from_str(&b).ok());
@@ -305,7 +330,7 @@ impl<'a> AccessWatch<'a> {
             if let Some(before) = &before {
                 changes.extend(before.describe().into_iter().map(|l| format!("it had {l}")));
             }
-            return Ok(Some((changes, None)));
+            return Ok(Some(SettingsChange::told(changes)));
         }
         let discovery = self.resource_manager;
         let read =
@@ -315,7 +340,7 @@ impl<'a> AccessWatch<'a> {
             Ok(Ok(resource)) => Exposure::of(&resource.properties),
             Ok(Err(VaultError::NotFound)) => {
                 let gone = "the vault could not be read: it no longer exists".to_owned();
-                return Ok(Some((vec![gone], None)));
+                return Ok(Some(SettingsChange::told(vec![gone])));
             }
             Ok(Err(error)) => {
                 let hint = match error {
@@ -326,20 +351,15 @@ impl<'a> AccessWatch<'a> {
                     "Resource Manager did not show the vault's settings ({error}): what changed \
                      is unknown{hint}"
                 );
-                return Ok(Some((Vec::new(), Some(unread))));
+                return Ok(Some(SettingsChange::unread(unread)));
             }
             Err(_) => {
                 let unread = "Resource Manager could not be reached or did not answer in time: \
                               what changed is unknown"
                     .to_owned();
-                return Ok(Some((Vec::new(), Some(unread))));
+                return Ok(Some(SettingsChange::unread(unread)));
             }
         };
-        let value = serde_json::to_string(&now).expect("settings serialise");
-        self.ledger
-            .remember(&key, &value)
-            .await
-            .map_err(|e| e.to_string())?;
         let opened =
             now.open_to_the_internet() && before.as_ref().is_none_or(|b| !b.open_to_the_internet());
         let mut changes = match &before {
@@ -358,7 +378,20 @@ impl<'a> AccessWatch<'a> {
         if opened && before.is_some() {
             changes.insert(0, "the vault is now open to the internet".to_owned());
         }
-        Ok(Some((changes, None)))
+        Ok(Some(SettingsChange {
+            changes,
+            unread: None,
+            now: Some(now),
+        }))
+    }
+
+    /// Keeps `exposure` as `vault`'s last seen settings.
+    async fn keep(&self, vault: &str, exposure: &Exposure) -> Result<(), String> {
+        let value = serde_json::to_string(exposure).expect("settings serialise");
+        self.ledger
+            .remember(&exposure_key(vault), &value)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// Keeps `vault`'s settings as the sweep found them, when none are kept yet: what the first
@@ -375,12 +408,28 @@ impl<'a> AccessWatch<'a> {
         {
             return Ok(false);
         }
-        let value = serde_json::to_string(exposure).expect("settings serialise");
-        self.ledger
-            .remember(&key, &value)
-            .await
-            .map_err(|e| e.to_string())?;
+        self.keep(vault, exposure).await?;
         Ok(true)
+    }
+}
+
+impl SettingsChange {
+    /// Changes told without reading the settings (a deleted vault).
+    fn told(changes: Vec<String>) -> Self {
+        Self {
+            changes,
+            unread: None,
+            now: None,
+        }
+    }
+
+    /// The settings could not be read, and why.
+    fn unread(why: String) -> Self {
+        Self {
+            changes: Vec::new(),
+            unread: Some(why),
+            now: None,
+        }
     }
 }
 

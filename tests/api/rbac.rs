@@ -386,6 +386,60 @@ async fn network_rules_opened_make_one_alert_saying_what_opened() {
 }
 
 #[tokio::test]
+async fn a_settings_change_whose_judgement_storage_refuses_is_alerted_once_on_redelivery() {
+    let s = setup(json!({}));
+    let azurite = Azurite::start();
+    let proxy = StorageProxy::before(&azurite);
+    let mut settings = s.settings.clone();
+    settings.retain(|(name, _)| *name != "LEDGER_PATH");
+    set(&mut settings, "LEDGER", "table");
+    set(
+        &mut settings,
+        "AzureWebJobsStorage",
+        &proxy.connection_string(&azurite),
+    );
+    let handler = Handler::start(&pairs(&settings)).await;
+    // The sweep keeps kv-a's settings (public network access disabled) as the baseline.
+    let timer = handler.timer().await;
+    assert_eq!(timer.status, 200, "{}", timer.text);
+    s.vault.set(json!({
+        "subscriptions": {SUB: [{"name": "kv-a"}, {"name": "kv-b"}]},
+        "vaults": {"kv-a": {}, "kv-b": {}},
+        "resources": {vault_id("kv-a"): {"properties": {"publicNetworkAccess": "Enabled"}}},
+    }));
+    let opened = || {
+        resource_event(
+            "Write",
+            "Microsoft.KeyVault/vaults/write",
+            &vault_id("kv-a"),
+            "e-20",
+        )
+    };
+
+    // Storage takes one more of what kv-notify remembers, then is busy for the rest of the
+    // delivery; Event Grid delivers the event again once it is not.
+    proxy.refuse_puts_after("memory(PartitionKey", 1);
+    let first = handler.invoke(opened()).await;
+    proxy.accept_puts();
+    let again = handler.invoke(opened()).await;
+
+    let alerts: Vec<String> = subjects(&s.smtp)
+        .into_iter()
+        .filter(|subject| subject.contains("Access settings changed"))
+        .collect();
+    assert_eq!(
+        alerts,
+        [
+            "Security alert: Access settings changed on vault kv-a: the vault is now open to the internet"
+        ],
+        "first: {}\nagain: {}\n{}",
+        first.text,
+        again.text,
+        handler.output()
+    );
+}
+
+#[tokio::test]
 async fn a_thousand_unrelated_resource_events_make_no_request_and_no_send() {
     let s = setup(json!({}));
     let handler = Handler::start(&pairs(&s.settings)).await;

@@ -1,6 +1,7 @@
 //! A proxy in front of Azurite, for storage faults a real account has: requests whose path holds
-//! a given text answered late, every request answered late, and a spell in which every
-//! connection is dropped as soon as it is made (a front-end failover). Shared Key Lite signs the
+//! a given text answered late, every request answered late, writes refused after some went
+//! through (a partition busy), and a spell in which every connection is dropped as soon as it
+//! is made (a front-end failover). Shared Key Lite signs the
 //! path and the date, not the host, so the ledger's requests pass through unchanged.
 
 use bytes::Bytes;
@@ -19,6 +20,9 @@ struct Faults {
     slow_all: Duration,
     /// Until then, every new connection is dropped at once.
     down_until: Option<Instant>,
+    /// PUTs whose path holds the text: how many more go through before the rest are answered
+    /// 503 Server Busy.
+    refused_puts: Option<(String, usize)>,
 }
 
 /// The proxy, on its own thread and runtime; it stops with the test process.
@@ -45,6 +49,17 @@ impl StorageProxy {
     /// Every request waits `delay` before it is forwarded.
     pub fn slow_all(&self, delay: Duration) {
         self.faults.lock().expect("lock").slow_all = delay;
+    }
+
+    /// From now on, PUTs whose path holds `text` are answered 503 Server Busy after `through`
+    /// more of them went through; until [`Self::accept_puts`].
+    pub fn refuse_puts_after(&self, text: &str, through: usize) {
+        self.faults.lock().expect("lock").refused_puts = Some((text.to_owned(), through));
+    }
+
+    /// Every PUT goes through again.
+    pub fn accept_puts(&self) {
+        self.faults.lock().expect("lock").refused_puts = None;
     }
 
     /// Drops every connection made in the next `spell`.
@@ -103,6 +118,21 @@ async fn serve(listener: tokio::net::TcpListener, faults: Arc<Mutex<Faults>>, up
     }
 }
 
+/// Whether a PUT to `target` is refused, counting it when it goes through.
+fn refused(faults: &Mutex<Faults>, target: &str) -> bool {
+    let mut faults = faults.lock().expect("lock");
+    match &mut faults.refused_puts {
+        Some((text, through)) if target.contains(text.as_str()) => {
+            if *through == 0 {
+                return true;
+            }
+            *through -= 1;
+            false
+        }
+        _ => false,
+    }
+}
+
 fn is_down(faults: &Mutex<Faults>) -> bool {
     faults
         .lock()
@@ -143,6 +173,14 @@ async fn forward(
         return Err(dropped());
     }
     let method = request.method().clone();
+    if method == hyper::Method::PUT && refused(&faults, &target) {
+        let mut busy = Response::new(Full::new(Bytes::from_static(
+            b"<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>ServerBusy</Code>\
+              <Message>The server is busy.</Message></Error>",
+        )));
+        *busy.status_mut() = hyper::StatusCode::SERVICE_UNAVAILABLE;
+        return Ok(busy);
+    }
     let headers = request.headers().clone();
     let body = request
         .into_body()
