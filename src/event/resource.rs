@@ -177,6 +177,18 @@ impl ResourceEvent {
     }
 }
 
+impl Concern<'_> {
+    /// The vault it names, when it names one: the vault written, or the one an assignment's
+    /// scope lies in (none for an assignment on a resource group or subscription).
+    pub fn vault_id(&self) -> Option<&str> {
+        match self {
+            Concern::RoleAssignment { scope, .. } => vault_of(scope).map(|(id, _)| id),
+            Concern::Vault { id, .. } | Concern::PrivateEndpoint { id, .. } => Some(id),
+            Concern::Nothing => None,
+        }
+    }
+}
+
 /// The vault a resource id lies in (the vault itself, or something under it): its id and name.
 pub fn vault_of(resource: &str) -> Option<(&str, &str)> {
     let at = find(resource, VAULTS)?;

@@ -112,10 +112,26 @@ impl<'a> AccessWatch<'a> {
         if concern == Concern::Nothing {
             return Judgement::Ignore("not a change of a vault's access".to_owned());
         }
-        let vaults = match self.watched.known(deadline).await {
+        let mut vaults = match self.watched.known(deadline).await {
             Ok(vaults) => vaults,
             Err(not_in_time) => return Judgement::Retry(not_in_time.to_string()),
         };
+        // A vault no listing holds may be newer than the listing.
+        if reached(&concern, &vaults).is_empty()
+            && let Some(vault_id) = concern.vault_id()
+        {
+            let relisted = self
+                .watched
+                .relist_for(vault_id, event.event_time, deadline);
+            match relisted.await {
+                Ok(false) => {}
+                Ok(true) => match self.watched.known(deadline).await {
+                    Ok(listed) => vaults = listed,
+                    Err(not_in_time) => return Judgement::Retry(not_in_time.to_string()),
+                },
+                Err(why) => return Judgement::Retry(why),
+            }
+        }
         let reached = reached(&concern, &vaults);
         let Some(first) = reached.first() else {
             return Judgement::Ignore("concerns no watched vault".to_owned());

@@ -5,10 +5,13 @@
 //! expiry event lists only what is stale (older than an hour) or never listed, one listing at a
 //! time for all the events that arrive meanwhile. A subscription that cannot be listed (no
 //! Reader role, Resource Manager down) keeps the vaults it held at its last listing and is asked
-//! again after a backoff, not at every event; the others are unaffected by it.
+//! again after a backoff, not at every event; the others are unaffected by it. An access
+//! change on a vault that no listing holds has its subscription listed again when the listing
+//! began before the change: a new vault's first role assignments come minutes after it.
 
 use super::coverage::{Covered, EventSubscriptionView, Target};
 use super::{Discovery, VaultError, VaultRef};
+use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -41,6 +44,8 @@ struct Listing {
     vaults: Vec<VaultRef>,
     /// When that was.
     listed: Option<Instant>,
+    /// When that listing began, by the clock events are dated by.
+    began: Option<DateTime<Utc>>,
     /// Since the last success: why the last try failed, failures in a row, when to ask again.
     failed: Option<(VaultError, u32, Instant)>,
 }
@@ -270,6 +275,51 @@ impl Watched {
 }
 
 impl Watched {
+    /// For an access change made at `made` (an event's time) on the vault `vault_id` that no
+    /// listing holds: lists its subscription again, until `deadline`, when it is watched, its
+    /// last listing began before the change and is not in a backoff after failures. Whether it
+    /// was listed again; `Err` when that listing failed or did not end in time (the change
+    /// cannot be told apart from one on an unwatched vault). Events of one burst wait for one
+    /// listing, which began after them all.
+    pub async fn relist_for(
+        &self,
+        vault_id: &str,
+        made: Option<DateTime<Utc>>,
+        deadline: Instant,
+    ) -> Result<bool, String> {
+        let Some(discovery) = &self.discovery else {
+            return Ok(false);
+        };
+        let Some(subscription) = subscription_of(vault_id) else {
+            return Ok(false);
+        };
+        let mut listings = tokio::time::timeout_at(deadline, self.listings.lock())
+            .await
+            .map_err(|_| NotInTime.to_string())?;
+        // A change dated in the future is taken as made now.
+        let made = made.map_or_else(Utc::now, |made| made.min(Utc::now()));
+        let stale = listings.iter().find(|(id, listing)| {
+            id.eq_ignore_ascii_case(subscription)
+                && listing.failed.is_none()
+                && listing.began.is_some_and(|began| began < made)
+        });
+        let Some((id, _)) = stale else {
+            return Ok(false);
+        };
+        let ids = [id.clone()];
+        let listed = list(discovery, &mut listings, &ids, deadline);
+        tokio::time::timeout_at(deadline, listed)
+            .await
+            .map_err(|_| NotInTime.to_string())?;
+        match &listings[&ids[0]].failed {
+            Some((error, _, _)) => Err(format!(
+                "subscription {} could not be listed again for a vault it did not hold: {error}",
+                ids[0]
+            )),
+            None => Ok(true),
+        }
+    }
+
     /// Whether this machine can reach what it watches: a token for Resource Manager, and the
     /// first vault's (or Resource Manager's) name resolving. Said once, up front, rather than
     /// once per vault and list.
@@ -311,10 +361,11 @@ impl Listing {
         }
     }
 
-    fn succeeded(&mut self, vaults: Vec<VaultRef>) {
+    fn succeeded(&mut self, vaults: Vec<VaultRef>, began: DateTime<Utc>) {
         *self = Self {
             vaults,
             listed: Some(Instant::now()),
+            began: Some(began),
             failed: None,
         };
     }
@@ -337,13 +388,14 @@ async fn list(
     ids: &[String],
     deadline: Instant,
 ) {
+    let began = Utc::now();
     let mut lists = discovery.lists(ids);
     let mut pending: Vec<&String> = ids.iter().collect();
     while let Ok(Some((id, found))) = tokio::time::timeout_at(deadline, lists.next()).await {
         pending.retain(|p| **p != id);
         let listing = listings.entry(id.clone()).or_default();
         match found {
-            Ok(vaults) => listing.succeeded(vaults),
+            Ok(vaults) => listing.succeeded(vaults, began),
             Err(error) => listing.failed(&id, error),
         }
     }
@@ -353,6 +405,17 @@ async fn list(
             .entry(id.clone())
             .or_default()
             .failed(id, out_of_time);
+    }
+}
+
+/// The subscription id of a resource id (`/subscriptions/{id}/…`).
+fn subscription_of(resource: &str) -> Option<&str> {
+    let mut segments = resource.trim_start_matches('/').split('/');
+    match (segments.next(), segments.next()) {
+        (Some(head), Some(id)) if head.eq_ignore_ascii_case("subscriptions") && !id.is_empty() => {
+            Some(id)
+        }
+        _ => None,
     }
 }
 
@@ -409,7 +472,7 @@ mod tests {
         assert!(waits[1] > Duration::from_secs(590));
         assert!(waits.iter().all(|w| *w <= KEPT));
         assert!(!listing.due(Instant::now()));
-        listing.succeeded(Vec::new());
+        listing.succeeded(Vec::new(), Utc::now());
         assert!(!listing.due(Instant::now()), "just listed");
         assert!(listing.failed.is_none());
     }

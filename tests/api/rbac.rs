@@ -440,6 +440,93 @@ async fn a_settings_change_whose_judgement_storage_refuses_is_alerted_once_on_re
 }
 
 #[tokio::test]
+async fn an_assignment_on_a_vault_created_since_the_last_listing_lists_again_and_is_alerted() {
+    let scope = vault_id("kv-new");
+    let id = assignment_id(&scope, "a15");
+    let s = setup(officer_at(&scope, &id));
+    let handler = Handler::start(&pairs(&s.settings)).await;
+    // The sweep lists the subscription: kv-a and kv-b.
+    let timer = handler.timer().await;
+    assert_eq!(timer.status, 200, "{}", timer.text);
+    // Then kv-new is created, and a role is assigned on it at once.
+    s.vault.set(json!({
+        "subscriptions": {SUB: [{"name": "kv-a"}, {"name": "kv-b"}, {"name": "kv-new"}]},
+        "vaults": {"kv-a": {}, "kv-b": {}},
+        "resources": officer_at(&scope, &id),
+    }));
+    let listings = || {
+        s.vault
+            .requests()
+            .iter()
+            .filter(|r| r.contains("/Microsoft.KeyVault/vaults?") && !r.contains("skipToken"))
+            .count()
+    };
+    let listed_before = listings();
+    let now = |event: Value| {
+        let mut event = event;
+        event["eventTime"] = json!(chrono::Utc::now().to_rfc3339());
+        event
+    };
+
+    let granted = handler.invoke(now(assignment_written(&id, "e-21"))).await;
+    // A change on a vault that exists nowhere, made before that listing: no second listing.
+    let elsewhere = assignment_id(&vault_id("kv-none"), "a16");
+    let stray = handler.invoke(assignment_written(&elsewhere, "e-22")).await;
+
+    assert_eq!(
+        granted.statuses(),
+        ["sent"],
+        "{}\n{}",
+        granted.text,
+        handler.output()
+    );
+    assert_eq!(
+        subjects(&s.smtp)
+            .into_iter()
+            .filter(|subject| subject.starts_with("Security alert"))
+            .collect::<Vec<_>>(),
+        [
+            "Security alert: Key Vault Secrets Officer granted to User 6f1c1d8e-1111-4000-8000-000000000001 on vault kv-new"
+        ]
+    );
+    assert_eq!(stray.status, 200, "{}", stray.text);
+    assert_eq!(listings(), listed_before + 1, "{:#?}", s.vault.requests());
+}
+
+#[tokio::test]
+async fn an_assignment_on_an_unlisted_vault_whose_subscription_cannot_be_listed_again_fails_for_redelivery()
+ {
+    let scope = vault_id("kv-new");
+    let id = assignment_id(&scope, "a17");
+    let s = setup(officer_at(&scope, &id));
+    let handler = Handler::start(&pairs(&s.settings)).await;
+    let timer = handler.timer().await;
+    assert_eq!(timer.status, 200, "{}", timer.text);
+    // Reader is taken away: the subscription cannot be listed again.
+    s.vault.set(json!({
+        "subscriptions": {SUB: "AuthorizationFailed"},
+        "resources": officer_at(&scope, &id),
+    }));
+    let mut event = assignment_written(&id, "e-23");
+    event["eventTime"] = json!(chrono::Utc::now().to_rfc3339());
+
+    let answer = handler.invoke(event).await;
+
+    assert_eq!(answer.status, 500, "{}", answer.text);
+    assert!(
+        answer.text.contains("could not be listed again"),
+        "{}",
+        answer.text
+    );
+    assert!(
+        s.smtp
+            .messages()
+            .iter()
+            .all(|m| !m.subject().starts_with("Security alert"))
+    );
+}
+
+#[tokio::test]
 async fn a_thousand_unrelated_resource_events_make_no_request_and_no_send() {
     let s = setup(json!({}));
     let handler = Handler::start(&pairs(&s.settings)).await;
