@@ -494,6 +494,53 @@ async fn an_assignment_on_a_vault_created_since_the_last_listing_lists_again_and
 }
 
 #[tokio::test]
+async fn a_vault_created_since_the_last_listing_is_told_once_with_its_settings() {
+    let s = setup(json!({}));
+    let handler = Handler::start(&pairs(&s.settings)).await;
+    let timer = handler.timer().await;
+    assert_eq!(timer.status, 200, "{}", timer.text);
+    let open = json!({"properties": {"publicNetworkAccess": "Enabled",
+        "networkAcls": {"defaultAction": "Allow", "bypass": "AzureServices"}}});
+    s.vault.set(json!({
+        "subscriptions": {SUB: [{"name": "kv-a"}, {"name": "kv-b"}, {"name": "kv-new"}]},
+        "vaults": {"kv-a": {}, "kv-b": {}},
+        "resources": {vault_id("kv-new"): open},
+    }));
+    let mut created = resource_event(
+        "Write",
+        "Microsoft.KeyVault/vaults/write",
+        &vault_id("kv-new"),
+        "e-24",
+    );
+    created["eventTime"] = json!(chrono::Utc::now().to_rfc3339());
+
+    let first = handler.invoke(created.clone()).await;
+    let again = handler.invoke(created).await;
+
+    assert_eq!(first.statuses(), ["sent"], "{}", first.text);
+    assert_eq!(again.statuses(), ["duplicate"], "{}", again.text);
+    let alerts: Vec<Received> = s
+        .smtp
+        .messages()
+        .into_iter()
+        .filter(|m| m.subject().starts_with("Security alert"))
+        .collect();
+    assert_eq!(alerts.len(), 1, "{:?}", subjects(&s.smtp));
+    assert!(
+        alerts[0].subject().contains("kv-new"),
+        "{}",
+        alerts[0].subject()
+    );
+    let text = alerts[0].text();
+    for said in [
+        "kv-notify had not seen this vault's settings before; they are now:",
+        "public network access: Enabled",
+    ] {
+        assert!(text.contains(said), "{said}: {text}");
+    }
+}
+
+#[tokio::test]
 async fn an_assignment_on_an_unlisted_vault_whose_subscription_cannot_be_listed_again_fails_for_redelivery()
  {
     let scope = vault_id("kv-new");
