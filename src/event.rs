@@ -22,7 +22,9 @@ pub use facts::Facts;
 pub use key::{EventKey, MAX_ID};
 pub use raw::RawEvent;
 pub(crate) use raw::{Field, KeySeed, fields};
-pub use resource::{Caller, Concern, ResourceAction, ResourceEvent, covers, vault_of};
+pub use resource::{
+    ACCESS_OPERATIONS, Caller, Concern, ResourceAction, ResourceEvent, covers, vault_of,
+};
 pub use types::{EventType, ObjectKind, without_key_vault_prefix};
 
 use crate::text::bounded;

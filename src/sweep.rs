@@ -159,7 +159,7 @@ impl Sweeper {
         }
         let mut report = SweepReport::new(started, vaults, self.settings.budget);
         report.subscriptions_not_listed = targets.unlisted;
-        report.coverage = coverage.as_deref().map(CoverageSummary::of);
+        report.coverage = coverage.as_ref().map(CoverageSummary::of);
         if let (Some(applications), Some(read)) = (&self.entra, &entra) {
             let summary = applications.remind(read, &holders, dispatcher, deadline, dry_run);
             report.entra = Some(summary.await);
@@ -211,8 +211,12 @@ impl Sweeper {
             .vaults
             .watched()
             .coverage(&targets.vaults, &self.target, deadline);
-        for (vault, stand) in coverage.await.unwrap_or_default() {
-            rows.extend(InventoryRow::uncovered(&vault, &stand));
+        let coverage = coverage.await.unwrap_or_default();
+        for (vault, stand) in &coverage.vaults {
+            rows.extend(InventoryRow::uncovered(vault, stand));
+        }
+        for (subscription, stand) in &coverage.access {
+            rows.extend(InventoryRow::access_uncovered(subscription, stand));
         }
         let scans = stream::iter(targets.vaults)
             .map(|vault| async move {

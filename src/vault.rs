@@ -20,7 +20,7 @@ mod watched;
 
 pub use access::{AccessWatch, Judgement};
 pub use client::VaultClient;
-pub use coverage::{Covered, Target};
+pub use coverage::{Coverage, Covered, Target};
 pub use discovery::Discovery;
 pub use exposure::Exposure;
 pub use owners::{OwnerTag, TagOwners};

@@ -366,6 +366,24 @@ fn lines(findings: &Findings<'_>, now: DateTime<Utc>) -> Vec<String> {
                     more(coverage.more_unseen)
                 ));
             }
+            if !coverage.access_uncovered.is_empty() {
+                lines.push(format!(
+                    "No Event Grid subscription delivers these subscriptions' Resource Manager \
+                     events to kv-notify, so role assignments on their vaults and changes to \
+                     the vaults' network and access settings go unsaid (RBAC vaults send no \
+                     other word of them): {}. Subscribe each to this app: with azd, keep \
+                     KV_NOTIFY_RESOURCE_EVENTS=on (the default) and run azd up; by hand, see \
+                     docs/access-changes.md.",
+                    coverage.access_uncovered.join("; ")
+                ));
+            }
+            if !coverage.access_unseen.is_empty() {
+                lines.push(format!(
+                    "kv-notify cannot see whether Event Grid delivers these subscriptions' \
+                     Resource Manager events: {}.",
+                    coverage.access_unseen.join("; ")
+                ));
+            }
         }
         if sweep.vaults.iter().any(|v| v.out_of_budget) {
             lines.push(format!(

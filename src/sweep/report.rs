@@ -6,7 +6,7 @@ use crate::entra::AppCredential;
 use crate::event::ObjectKind;
 use crate::ladder::{Ladder, Position};
 use crate::report::EventReport;
-use crate::vault::Covered;
+use crate::vault::{Coverage, Covered};
 use crate::vault::{VaultError, VaultObject, VaultRef};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
@@ -58,16 +58,42 @@ pub struct CoverageSummary {
     /// Why the vaults were not checked (`VAULTS` alone), when they were not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub not_checked: Option<String>,
+    /// Subscriptions whose Resource Manager events (role assignments, vault settings) were
+    /// checked.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub access_checked: usize,
+    /// Of those, delivering them here.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub access_covered: usize,
+    /// Subscriptions delivering none here, each with what is missing.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub access_uncovered: Vec<String>,
+    /// Subscriptions whose own topic's event subscriptions cannot be read, each with why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub access_unseen: Vec<String>,
 }
 
 impl CoverageSummary {
-    /// The summary of each vault's standing.
-    pub fn of(stands: &[(String, Covered)]) -> Self {
+    /// The summary of each vault's standing, and each subscription's.
+    pub fn of(coverage: &Coverage) -> Self {
         let mut summary = Self {
-            checked: stands.len(),
+            checked: coverage.vaults.len(),
+            access_checked: coverage.access.len(),
             ..Self::default()
         };
-        for (vault, stand) in stands {
+        for (id, stand) in &coverage.access {
+            match stand {
+                Covered::Yes => summary.access_covered += 1,
+                Covered::No(why) => summary
+                    .access_uncovered
+                    .push(format!("subscription {id}: {why}")),
+                Covered::Unseen(why) => summary
+                    .access_unseen
+                    .push(format!("subscription {id}: {why}")),
+                Covered::NotChecked(_) => {}
+            }
+        }
+        for (vault, stand) in &coverage.vaults {
             match stand {
                 Covered::Yes => summary.covered += 1,
                 Covered::No(why) => keep(
@@ -390,6 +416,13 @@ impl SweepReport {
                 coverage.uncovered.len() + coverage.more_uncovered,
                 coverage.unseen.len() + coverage.more_unseen
             ));
+            if coverage.access_checked > 0 {
+                lines.push(format!(
+                    "Event Grid: {} of {} subscription(s) deliver their Resource Manager events \
+                     (role assignments, vault settings) here",
+                    coverage.access_covered, coverage.access_checked
+                ));
+            }
         }
         if self.vaults.iter().any(|v| v.out_of_budget) {
             lines.push(format!(
@@ -518,6 +551,20 @@ impl InventoryRow {
             Covered::Unseen(why) => why.clone(),
         };
         Some(Self::not_read(vault.to_owned(), "EventSubscription", note))
+    }
+
+    /// The row of a subscription whose Resource Manager events do not reach this app, or
+    /// cannot be seen to.
+    pub fn access_uncovered(subscription: &str, stand: &Covered) -> Option<Self> {
+        let note = match stand {
+            Covered::Yes | Covered::NotChecked(_) => return None,
+            Covered::No(why) => format!(
+                "subscription {subscription}: no Event Grid delivery of its Resource Manager \
+                 events (role assignments, vault settings) to this app: {why}"
+            ),
+            Covered::Unseen(why) => format!("subscription {subscription}: {why}"),
+        };
+        Some(Self::not_read(String::new(), "EventSubscription", note))
     }
 
     /// The row of a list that could not be read.

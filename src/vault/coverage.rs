@@ -3,11 +3,18 @@
 //! app's function or to its queue. A vault created after the deployment has none: it is swept,
 //! but no access-policy alert and no expiry event will ever come from it.
 //!
-//! Resource Manager is asked once per subscription (its system topics) and once per watched
-//! vault that has a topic (the topic's event subscriptions).
+//! Role assignments and settings changes of the vaults come another way: as Resource Manager's
+//! events, from each subscription's own system topic. A subscription whose topic delivers none
+//! here leaves its vaults' access changes unsaid, RBAC vaults' above all.
+//!
+//! Resource Manager is asked once per subscription (its system topics), once per watched vault
+//! that has a topic, and once for the subscription's own topic (each topic's event
+//! subscriptions).
 
+use crate::event::ACCESS_OPERATIONS;
 use serde::Deserialize;
 use serde_json::Value;
+use std::collections::HashMap;
 
 /// The event types a vault's subscription must deliver: the six expiry types and the access
 /// policy change (short names).
@@ -20,6 +27,30 @@ pub const NEEDED_TYPES: [&str; 7] = [
     "CertificateExpired",
     "VaultAccessPolicyChanged",
 ];
+
+/// The event types a subscription's Resource Manager events must include (short names).
+pub const RESOURCE_TYPES: [&str; 2] = ["ResourceWriteSuccess", "ResourceDeleteSuccess"];
+
+/// How the watched vaults stand, and the watched subscriptions' Resource Manager events.
+#[derive(Debug, Clone, Default)]
+pub struct Coverage {
+    /// Each watched vault, by name: whether its topic delivers its expiry and access-policy
+    /// events here.
+    pub vaults: Vec<(String, Covered)>,
+    /// Each subscription holding a watched vault, by id: whether its own topic delivers the
+    /// role assignments and settings changes of its vaults here.
+    pub access: Vec<(String, Covered)>,
+}
+
+/// The event subscriptions of one subscription's system topics, as coverage reads them.
+#[derive(Debug, Default)]
+pub struct TopicSubscriptions {
+    /// By vault name (lower case), the watched vaults' topics: their event subscriptions'
+    /// properties, or why they could not be read.
+    pub vaults: HashMap<String, Result<Vec<Value>, String>>,
+    /// The subscription's own topic, likewise; `None` when it has none.
+    pub resource_events: Option<Result<Vec<Value>, String>>,
+}
 
 /// What "this app" is, to recognise a delivery to it.
 #[derive(Debug, Clone, Default)]
@@ -70,6 +101,16 @@ pub enum Covered {
 }
 
 impl Topic {
+    /// Whether this is the subscription `id`'s own topic (Resource Manager's events).
+    pub(super) fn is_of_subscription(&self, id: &str) -> bool {
+        let kind = self.properties.topic_type.as_deref().unwrap_or_default();
+        let source = self.properties.source.as_deref().unwrap_or_default();
+        kind.eq_ignore_ascii_case("Microsoft.Resources.Subscriptions")
+            && source
+                .trim_matches('/')
+                .eq_ignore_ascii_case(&format!("subscriptions/{id}"))
+    }
+
     /// The vault name this topic is of (lower case), when it is a Key Vault topic.
     pub(super) fn vault(&self) -> Option<String> {
         let kind = self.properties.topic_type.as_deref()?;
@@ -86,9 +127,53 @@ impl Topic {
 }
 
 impl Target {
-    /// Whether `subscription` delivers the needed types to this app; `Err` says what it lacks.
+    /// Whether a vault topic's `subscription` delivers the needed types to this app; `Err` says
+    /// what it lacks.
     pub fn delivers(&self, subscription: &EventSubscriptionView<'_>) -> Result<(), String> {
+        self.delivers_types(subscription.0, &NEEDED_TYPES)
+    }
+
+    /// Whether a subscription topic's `subscription` delivers Resource Manager's writes and
+    /// deletes of role assignments and vaults to this app; `Err` says what it lacks. An
+    /// operation filter (`data.operationName` in a list) must let every operation kv-notify
+    /// reads through.
+    pub fn delivers_resource_events(
+        &self,
+        subscription: &EventSubscriptionView<'_>,
+    ) -> Result<(), String> {
         let properties = subscription.0;
+        self.delivers_types(properties, &RESOURCE_TYPES)?;
+        let filters = properties.pointer("/filter/advancedFilters");
+        for filter in filters.and_then(Value::as_array).into_iter().flatten() {
+            let text = |name: &str| filter.get(name).and_then(Value::as_str).unwrap_or_default();
+            if !text("key").eq_ignore_ascii_case("data.operationName")
+                || !text("operatorType").eq_ignore_ascii_case("StringIn")
+            {
+                continue;
+            }
+            let values = filter.get("values").and_then(Value::as_array);
+            let values: Vec<&str> = values
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            let missing: Vec<&str> = ACCESS_OPERATIONS
+                .into_iter()
+                .filter(|operation| !values.iter().any(|v| v.eq_ignore_ascii_case(operation)))
+                .collect();
+            if !missing.is_empty() {
+                return Err(format!(
+                    "its data.operationName filter leaves out {}",
+                    missing.join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `properties` deliver to this app and include the event types `needed` (short
+    /// names; no type filter takes in every type).
+    fn delivers_types(&self, properties: &Value, needed: &[&str]) -> Result<(), String> {
         // With the topic's identity the destination is under `deliveryWithResourceIdentity`.
         let destination = properties
             .get("destination")
@@ -100,8 +185,9 @@ impl Target {
         }
         let types = properties.pointer("/filter/includedEventTypes");
         let missing: Vec<&str> = match types.and_then(Value::as_array) {
-            Some(listed) if !listed.is_empty() => NEEDED_TYPES
-                .into_iter()
+            Some(listed) if !listed.is_empty() => needed
+                .iter()
+                .copied()
                 .filter(|needed| {
                     !listed.iter().filter_map(Value::as_str).any(|t| {
                         let short = t.rsplit('.').next().unwrap_or(t);

@@ -3,13 +3,13 @@
 //! subscription is enough). The token is for Resource Manager and goes nowhere else.
 
 use super::client::Pager;
-use super::coverage::{EventSubscription, Topic};
+use super::coverage::{EventSubscription, Topic, TopicSubscriptions};
 use super::{Exposure, Session, VaultClient, VaultError, VaultRef};
 use crate::identity::ManagedIdentity;
 use futures_util::{Stream, StreamExt, stream};
 use reqwest::Url;
 use serde::Deserialize;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 /// Subscriptions listed at once (each listing is one request at a time, page after page).
 pub const SUBSCRIPTIONS_AT_ONCE: usize = 4;
@@ -140,13 +140,14 @@ impl Discovery {
     }
 
     /// For the vaults named in `vaults` (lower case) that have a system topic in
-    /// `subscription`: the properties of each of the topic's event subscriptions (or why they
-    /// could not be read). One request for the subscription's topics, one per vault's topic.
+    /// `subscription`, and for the subscription's own topic: the properties of each of the
+    /// topic's event subscriptions (or why they could not be read). One request for the
+    /// subscription's topics, one per topic read.
     pub async fn event_subscriptions(
         &self,
         subscription: &str,
         vaults: &HashSet<String>,
-    ) -> Result<HashMap<String, Result<Vec<serde_json::Value>, String>>, VaultError> {
+    ) -> Result<TopicSubscriptions, VaultError> {
         let session = Session::new(self.endpoint.clone());
         let topics_url = self.arm_url(&[
             "subscriptions",
@@ -155,30 +156,27 @@ impl Discovery {
             "Microsoft.EventGrid",
             "systemTopics",
         ]);
-        let mut topics = Vec::new();
+        // The topics to read: a watched vault's (by its name), or the subscription's (None).
+        let mut topics: Vec<(Option<String>, String)> = Vec::new();
         let mut pages = Pager::<Topic>::new(&self.client, &session, topics_url);
         while let Some(page) = pages.next().await? {
             topics.extend(page.into_iter().filter_map(|topic| {
-                let vault = topic.vault().filter(|v| vaults.contains(v))?;
-                Some((vault, topic.id?))
+                let of = match topic.vault() {
+                    Some(vault) if vaults.contains(&vault) => Some(vault),
+                    Some(_) => return None,
+                    None if topic.is_of_subscription(subscription) => None,
+                    None => return None,
+                };
+                Some((of, topic.id?))
             }));
         }
-        let mut found = HashMap::new();
-        for (vault, topic) in topics {
-            let mut parts: Vec<&str> = topic.trim_matches('/').split('/').collect();
-            parts.push("eventSubscriptions");
-            let url = self.arm_url(&parts);
-            let mut read = Vec::new();
-            let mut pages = Pager::<EventSubscription>::new(&self.client, &session, url);
-            let result = loop {
-                match pages.next().await {
-                    Ok(Some(page)) => read.extend(page.into_iter().map(|s| s.properties)),
-                    Ok(None) => break Ok(read),
-                    Err(error) => break Err(error.to_string()),
-                };
+        let mut found = TopicSubscriptions::default();
+        for (of, topic) in topics {
+            let result = self.topic_subscriptions(&session, &topic).await;
+            let entry = match of {
+                Some(vault) => found.vaults.entry(vault).or_insert_with(|| Ok(Vec::new())),
+                None => found.resource_events.get_or_insert_with(|| Ok(Vec::new())),
             };
-            let entry: &mut Result<Vec<serde_json::Value>, String> =
-                found.entry(vault).or_insert_with(|| Ok(Vec::new()));
             match (entry, result) {
                 (Ok(all), Ok(more)) => all.extend(more),
                 (entry, Err(why)) => *entry = Err(why),
@@ -186,6 +184,27 @@ impl Discovery {
             }
         }
         Ok(found)
+    }
+
+    /// The properties of each event subscription of the system topic `topic` (its id), page
+    /// by page, or why they could not be read.
+    async fn topic_subscriptions(
+        &self,
+        session: &Session,
+        topic: &str,
+    ) -> Result<Vec<serde_json::Value>, String> {
+        let mut parts: Vec<&str> = topic.trim_matches('/').split('/').collect();
+        parts.push("eventSubscriptions");
+        let url = self.arm_url(&parts);
+        let mut read = Vec::new();
+        let mut pages = Pager::<EventSubscription>::new(&self.client, session, url);
+        loop {
+            match pages.next().await {
+                Ok(Some(page)) => read.extend(page.into_iter().map(|s| s.properties)),
+                Ok(None) => return Ok(read),
+                Err(error) => return Err(error.to_string()),
+            }
+        }
     }
 
     /// The resource `id` (`/subscriptions/…`, or `/providers/…` for a built-in role

@@ -9,7 +9,7 @@
 //! change on a vault that no listing holds has its subscription listed again when the listing
 //! began before the change: a new vault's first role assignments come minutes after it.
 
-use super::coverage::{Covered, EventSubscriptionView, Target};
+use super::coverage::{Coverage, Covered, EventSubscriptionView, Target, TopicSubscriptions};
 use super::{Discovery, VaultError, VaultRef};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
@@ -126,16 +126,17 @@ impl Watched {
         targets
     }
 
-    /// For a sweep: how each watched vault stands for Event Grid delivery to `target` (not
-    /// checked without `SUBSCRIPTIONS`; `None` when the listings cannot be had in time). A vault of `VAULTS` that no listed
-    /// subscription holds cannot be seen; one whose subscription's topics cannot be read
-    /// neither: neither is called uncovered.
+    /// For a sweep: how each watched vault stands for Event Grid delivery to `target`, and each
+    /// subscription holding one for its Resource Manager events (not checked without
+    /// `SUBSCRIPTIONS`; `None` when the listings cannot be had in time). A vault of `VAULTS`
+    /// that no listed subscription holds cannot be seen; one whose subscription's topics cannot
+    /// be read neither: neither is called uncovered.
     pub async fn coverage(
         &self,
         vaults: &[VaultRef],
         target: &Target,
         deadline: Instant,
-    ) -> Option<Vec<(String, Covered)>> {
+    ) -> Option<Coverage> {
         let Some(discovery) = self.discovery.as_ref() else {
             let why = "not checked: with VAULTS alone the app's identity reads the vaults, not \
                        their Event Grid subscriptions; set SUBSCRIPTIONS and grant it Reader \
@@ -143,7 +144,10 @@ impl Watched {
             let stands = vaults
                 .iter()
                 .map(|v| (v.name.clone(), Covered::NotChecked(why.to_owned())));
-            return Some(stands.collect());
+            return Some(Coverage {
+                vaults: stands.collect(),
+                access: Vec::new(),
+            });
         };
         // Which subscription holds each vault, by its last listing.
         let held: HashMap<String, HashSet<String>> = {
@@ -197,7 +201,7 @@ impl Watched {
                     "cannot see the Event Grid subscriptions of subscription {id} ({error}): \
                      grant the app's identity Reader on it"
                 )),
-                Some((_, Ok(found))) => match found.get(&vault.name) {
+                Some((_, Ok(found))) => match found.vaults.get(&vault.name) {
                     None => Covered::No(
                         "it has no Event Grid system topic, so no subscription".to_owned(),
                     ),
@@ -229,7 +233,17 @@ impl Watched {
             };
             stands.push((vault.name.clone(), stand));
         }
-        Some(stands)
+        // A subscription whose topics could not be read is said of its vaults already.
+        let access = checked
+            .iter()
+            .filter_map(|(id, found)| {
+                Some((id.clone(), resource_events(found.as_ref().ok()?, target)))
+            })
+            .collect();
+        Some(Coverage {
+            vaults: stands,
+            access,
+        })
     }
 
     /// For an expiry event: the vault named `name`, if kv-notify watches it. Subscriptions never
@@ -377,6 +391,39 @@ impl Listing {
             .saturating_mul(1 << (failures - 1).min(8))
             .min(KEPT);
         self.failed = Some((error, failures, Instant::now() + wait));
+    }
+}
+
+/// How a subscription whose topics were `found` stands for its Resource Manager events.
+fn resource_events(found: &TopicSubscriptions, target: &Target) -> Covered {
+    match &found.resource_events {
+        None => Covered::No(
+            "it has no Event Grid system topic of its own, so nothing delivers its Resource \
+             Manager events"
+                .to_owned(),
+        ),
+        Some(Err(why)) => Covered::Unseen(format!(
+            "cannot read its topic's event subscriptions ({why}): grant the app's identity Reader"
+        )),
+        Some(Ok(subscriptions)) => {
+            let answers: Vec<Result<(), String>> = subscriptions
+                .iter()
+                .map(|s| target.delivers_resource_events(&EventSubscriptionView(s)))
+                .collect();
+            if answers.iter().any(Result::is_ok) {
+                Covered::Yes
+            } else if answers.is_empty() {
+                Covered::No("its system topic has no event subscription".to_owned())
+            } else {
+                let why: Vec<String> = answers.into_iter().filter_map(Result::err).collect();
+                Covered::No(format!(
+                    "none of its topic's {} event subscription(s) delivers role assignments and \
+                     vault writes to this app ({})",
+                    why.len(),
+                    why.join("; ")
+                ))
+            }
+        }
     }
 }
 

@@ -157,12 +157,15 @@ async fn the_check_of_200_vaults_asks_resource_manager_once_a_subscription_and_o
     let vault = FakeVault::start(&refs);
     let (_smtp, _identity, settings) = setup(&vault, &[TEAM]);
     let listed: Vec<Value> = names.iter().map(|n| json!({"name": n})).collect();
-    let topics: Vec<Value> = names
+    let mut topics: Vec<Value> = names
         .iter()
         .map(
             |n| json!({"name": format!("{n}-topic"), "vault": n, "subscriptions": [to_function()]}),
         )
         .collect();
+    topics.push(
+        json!({"name": "team-topic", "subscriptions": [resource_events_to_function("kvn-prod")]}),
+    );
     let vaults: serde_json::Map<String, Value> =
         names.iter().map(|n| (n.clone(), json!({}))).collect();
     vault.set(
@@ -179,6 +182,14 @@ async fn the_check_of_200_vaults_asks_resource_manager_once_a_subscription_and_o
         (json!(200), json!(200)),
         "{coverage}"
     );
+    assert_eq!(
+        (
+            coverage["accessChecked"].clone(),
+            coverage["accessCovered"].clone()
+        ),
+        (json!(1), json!(1)),
+        "{coverage}"
+    );
     let requests = vault.requests();
     let topics = requests
         .iter()
@@ -188,7 +199,83 @@ async fn the_check_of_200_vaults_asks_resource_manager_once_a_subscription_and_o
         .iter()
         .filter(|r| r.contains("/eventSubscriptions?"))
         .count();
-    assert_eq!((topics, subscriptions), (1, 200));
+    // The subscription's topics once, each vault's topic once, the subscription's own topic once.
+    assert_eq!((topics, subscriptions), (1, 201));
+}
+
+#[tokio::test]
+async fn a_subscription_whose_resource_manager_events_do_not_reach_this_app_is_named() {
+    const OTHER: &str = "00000000-0000-0000-0000-00000000000b";
+    let vault = FakeVault::start(&["kv-a", "kv-b"]);
+    let (smtp, _identity, settings) = setup(&vault, &[TEAM, OTHER]);
+    // TEAM's own topic filters out role assignments; OTHER has no topic of its own.
+    let mut narrowed = resource_events_to_function("kvn-prod");
+    narrowed["filter"]["advancedFilters"][0]["values"] = json!([
+        "Microsoft.KeyVault/vaults/write",
+        "Microsoft.KeyVault/vaults/delete"
+    ]);
+    vault.set(json!({
+        "subscriptions": {TEAM: [{"name": "kv-a"}], OTHER: [{"name": "kv-b"}]},
+        "eventGrid": {
+            TEAM: [
+                {"name": "kv-a-topic", "vault": "kv-a", "subscriptions": [to_function()]},
+                {"name": "team-topic", "subscriptions": [narrowed]},
+            ],
+            OTHER: [{"name": "kv-b-topic", "vault": "kv-b", "subscriptions": [to_function()]}],
+        },
+        "vaults": {"kv-a": {}, "kv-b": {}},
+    }));
+    let handler = Handler::start(&pairs(&settings)).await;
+
+    let answer = handler.timer().await;
+
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let coverage = answer.json()["ReturnValue"]["coverage"].clone();
+    assert_eq!(
+        coverage["covered"],
+        json!(2),
+        "the vaults' own topics deliver: {coverage}"
+    );
+    assert_eq!(
+        (
+            coverage["accessChecked"].clone(),
+            coverage.get("accessCovered")
+        ),
+        (json!(2), None),
+        "{coverage}"
+    );
+    let uncovered = coverage["accessUncovered"].to_string();
+    for said in [
+        &format!("subscription {TEAM}: none of its topic's 1 event subscription(s)"),
+        "its data.operationName filter leaves out Microsoft.Authorization/roleAssignments/write, \
+         Microsoft.Authorization/roleAssignments/delete, \
+         Microsoft.KeyVault/vaults/privateEndpointConnections/write",
+        &format!("subscription {OTHER}: it has no Event Grid system topic of its own"),
+    ] {
+        assert!(uncovered.contains(said), "{said}: {uncovered}");
+    }
+    let notice = smtp.health_notice().text();
+    assert!(
+        notice.contains(
+            "No Event Grid subscription delivers these subscriptions' Resource Manager events"
+        ),
+        "{notice}"
+    );
+    assert!(notice.contains("KV_NOTIFY_RESOURCE_EVENTS=on"), "{notice}");
+    assert!(
+        !notice.contains("No Event Grid subscription delivers these vaults'"),
+        "{notice}"
+    );
+
+    drop(handler);
+    let (ok, out) = kv_notify(&["inventory"], &settings);
+    assert!(!ok, "a blind spot makes the inventory exit 1: {out}");
+    assert!(
+        out.contains(&format!(
+            "subscription {OTHER}: no Event Grid delivery of its Resource Manager events"
+        )),
+        "{out}"
+    );
 }
 
 #[tokio::test]

@@ -26,10 +26,14 @@ fn recipients(smtp: &SmtpServer) -> Vec<(String, Vec<String>)> {
 /// System topics for `vaults`, each subscribed to this app's function: Event Grid reaches them.
 fn delivered(vaults: &[&str]) -> Value {
     let to_function = json!({"destination": {"endpointType": "AzureFunction", "properties": {"resourceId": "/subscriptions/s/resourceGroups/g/providers/Microsoft.Web/sites/kvn/functions/function-trigger"}}});
-    let topics: Vec<Value> = vaults
+    let mut topics: Vec<Value> = vaults
         .iter()
         .map(|v| json!({"name": format!("{v}-topic"), "vault": v, "subscriptions": [to_function]}))
         .collect();
+    // The subscription's own topic, delivering Resource Manager's events as the template does.
+    topics.push(
+        json!({"name": "subscription-topic", "subscriptions": [resource_events_to_function("kvn")]}),
+    );
     json!(topics)
 }
 

@@ -26,6 +26,28 @@ pub fn sweeping_subscriptions(
     (smtp, identity, settings)
 }
 
+/// An event subscription's `properties` on a subscription's own topic, as
+/// infra/modules/resource-events-subscription.bicep makes it: Resource Manager's writes and
+/// deletes of role assignments and vaults, to the function of the app `site`.
+pub fn resource_events_to_function(site: &str) -> Value {
+    json!({
+        "destination": {"endpointType": "AzureFunction", "properties": {"resourceId": format!("/subscriptions/s/resourceGroups/g/providers/Microsoft.Web/sites/{site}/functions/function-trigger"), "maxEventsPerBatch": 1}},
+        "eventDeliverySchema": "EventGridSchema",
+        "filter": {
+            "subjectBeginsWith": "/subscriptions/",
+            "includedEventTypes": ["Microsoft.Resources.ResourceWriteSuccess", "Microsoft.Resources.ResourceDeleteSuccess"],
+            "advancedFilters": [{"operatorType": "StringIn", "key": "data.operationName", "values": [
+                "Microsoft.Authorization/roleAssignments/write",
+                "Microsoft.Authorization/roleAssignments/delete",
+                "Microsoft.KeyVault/vaults/write",
+                "Microsoft.KeyVault/vaults/delete",
+                "Microsoft.KeyVault/vaults/privateEndpointConnections/write",
+                "Microsoft.KeyVault/vaults/privateEndpointConnections/delete",
+            ]}],
+        },
+    })
+}
+
 /// The resource the test vault wants tokens for (`KEY_VAULT_RESOURCE`).
 pub const VAULT_RESOURCE: &str = "https://vault.localhost";
 

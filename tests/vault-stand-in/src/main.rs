@@ -41,8 +41,9 @@
 //! (`https://NAME.vault.localhost:PORT/`); a subscription given as a string gets 403 with that code:
 //! `{"subscriptions": {"0000…0001": [{"name": "kv-a", "tags": {…}}], "0000…0002": "AuthorizationFailed"}}`
 //! `GET /subscriptions/{id}/providers/Microsoft.EventGrid/systemTopics` lists the topics of
-//! `eventGrid[id]`, each the topic of a vault, and `GET …/systemTopics/{name}/eventSubscriptions`
-//! the `properties` of each of its event subscriptions, as given (a string: 403 with that code):
+//! `eventGrid[id]`, each the topic of a vault (or, without `vault`, of the subscription itself),
+//! and `GET …/systemTopics/{name}/eventSubscriptions` the `properties` of each of its event
+//! subscriptions, as given (a string: 403 with that code):
 //! `{"eventGrid": {"0000…0001": [{"name": "kv-a-topic", "vault": "kv-a", "subscriptions": [{…}]}]}}`
 //! `GET {id}` of a role assignment, a role definition or a vault answers `resources[id]` (any
 //! case; a string: 403 with that code; absent: 404), and a listed vault's `properties` add to
@@ -120,8 +121,10 @@ enum EventGrid {
 #[derive(Deserialize)]
 struct SystemTopic {
     name: String,
-    /// The vault it is the topic of.
-    vault: String,
+    /// The vault it is the topic of; none for the subscription's own topic (Resource Manager's
+    /// events).
+    #[serde(default)]
+    vault: Option<String>,
     /// Its event subscriptions' `properties`.
     #[serde(default)]
     subscriptions: Vec<Value>,
@@ -616,14 +619,18 @@ impl Server {
             None => topics
                 .iter()
                 .map(|t| {
+                    let (source, topic_type) = match &t.vault {
+                        Some(vault) => (
+                            format!("/subscriptions/{id}/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/{vault}"),
+                            "Microsoft.KeyVault.vaults",
+                        ),
+                        None => (format!("/subscriptions/{id}"), "Microsoft.Resources.Subscriptions"),
+                    };
                     json!({
                         "id": topic_id(&t.name),
                         "name": t.name,
                         "type": "Microsoft.EventGrid/systemTopics",
-                        "properties": {
-                            "source": format!("/subscriptions/{id}/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/{}", t.vault),
-                            "topicType": "Microsoft.KeyVault.vaults",
-                        },
+                        "properties": {"source": source, "topicType": topic_type},
                     })
                 })
                 .collect(),
