@@ -100,6 +100,44 @@ pub enum Covered {
     NotChecked(String),
 }
 
+impl Covered {
+    /// How a topic stands: `None` when there is none (`no_topic` says so), else whether one of
+    /// its event subscriptions `delivers` here what the alerts need (`needed`, in words).
+    pub(super) fn of_topic(
+        topic: Option<&Result<Vec<Value>, String>>,
+        no_topic: &str,
+        needed: &str,
+        delivers: impl Fn(&EventSubscriptionView<'_>) -> Result<(), String>,
+    ) -> Self {
+        let subscriptions = match topic {
+            None => return Self::No(no_topic.to_owned()),
+            Some(Err(why)) => {
+                return Self::Unseen(format!(
+                    "cannot read its topic's event subscriptions ({why}): grant the app's identity \
+                     Reader"
+                ));
+            }
+            Some(Ok(subscriptions)) => subscriptions,
+        };
+        let answers: Vec<Result<(), String>> = subscriptions
+            .iter()
+            .map(|s| delivers(&EventSubscriptionView(s)))
+            .collect();
+        if answers.iter().any(Result::is_ok) {
+            Self::Yes
+        } else if answers.is_empty() {
+            Self::No("its system topic has no event subscription".to_owned())
+        } else {
+            let why: Vec<String> = answers.into_iter().filter_map(Result::err).collect();
+            Self::No(format!(
+                "none of its topic's {} event subscription(s) delivers {needed} to this app ({})",
+                why.len(),
+                why.join("; ")
+            ))
+        }
+    }
+}
+
 impl Topic {
     /// Whether this is the subscription `id`'s own topic (Resource Manager's events).
     pub(super) fn is_of_subscription(&self, id: &str) -> bool {

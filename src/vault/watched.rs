@@ -9,7 +9,7 @@
 //! change on a vault that no listing holds has its subscription listed again when the listing
 //! began before the change: a new vault's first role assignments come minutes after it.
 
-use super::coverage::{Coverage, Covered, EventSubscriptionView, Target, TopicSubscriptions};
+use super::coverage::{Coverage, Covered, Target};
 use super::{Discovery, VaultError, VaultRef};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
@@ -201,35 +201,12 @@ impl Watched {
                     "cannot see the Event Grid subscriptions of subscription {id} ({error}): \
                      grant the app's identity Reader on it"
                 )),
-                Some((_, Ok(found))) => match found.vaults.get(&vault.name) {
-                    None => Covered::No(
-                        "it has no Event Grid system topic, so no subscription".to_owned(),
-                    ),
-                    Some(Err(why)) => Covered::Unseen(format!(
-                        "cannot read its topic's event subscriptions ({why}): grant the app's \
-                         identity Reader"
-                    )),
-                    Some(Ok(subscriptions)) => {
-                        let answers: Vec<Result<(), String>> = subscriptions
-                            .iter()
-                            .map(|s| target.delivers(&EventSubscriptionView(s)))
-                            .collect();
-                        if answers.iter().any(Result::is_ok) {
-                            Covered::Yes
-                        } else if answers.is_empty() {
-                            Covered::No("its system topic has no event subscription".to_owned())
-                        } else {
-                            let why: Vec<String> =
-                                answers.into_iter().filter_map(Result::err).collect();
-                            Covered::No(format!(
-                                "none of its topic's {} event subscription(s) delivers its \
-                                 expiry and access events to this app ({})",
-                                why.len(),
-                                why.join("; ")
-                            ))
-                        }
-                    }
-                },
+                Some((_, Ok(found))) => Covered::of_topic(
+                    found.vaults.get(&vault.name),
+                    "it has no Event Grid system topic, so no subscription",
+                    "its expiry and access events",
+                    |s| target.delivers(s),
+                ),
             };
             stands.push((vault.name.clone(), stand));
         }
@@ -237,7 +214,14 @@ impl Watched {
         let access = checked
             .iter()
             .filter_map(|(id, found)| {
-                Some((id.clone(), resource_events(found.as_ref().ok()?, target)))
+                let stand = Covered::of_topic(
+                    found.as_ref().ok()?.resource_events.as_ref(),
+                    "it has no Event Grid system topic of its own, so nothing delivers its \
+                     Resource Manager events",
+                    "role assignments and vault writes",
+                    |s| target.delivers_resource_events(s),
+                );
+                Some((id.clone(), stand))
             })
             .collect();
         Some(Coverage {
@@ -391,39 +375,6 @@ impl Listing {
             .saturating_mul(1 << (failures - 1).min(8))
             .min(KEPT);
         self.failed = Some((error, failures, Instant::now() + wait));
-    }
-}
-
-/// How a subscription whose topics were `found` stands for its Resource Manager events.
-fn resource_events(found: &TopicSubscriptions, target: &Target) -> Covered {
-    match &found.resource_events {
-        None => Covered::No(
-            "it has no Event Grid system topic of its own, so nothing delivers its Resource \
-             Manager events"
-                .to_owned(),
-        ),
-        Some(Err(why)) => Covered::Unseen(format!(
-            "cannot read its topic's event subscriptions ({why}): grant the app's identity Reader"
-        )),
-        Some(Ok(subscriptions)) => {
-            let answers: Vec<Result<(), String>> = subscriptions
-                .iter()
-                .map(|s| target.delivers_resource_events(&EventSubscriptionView(s)))
-                .collect();
-            if answers.iter().any(Result::is_ok) {
-                Covered::Yes
-            } else if answers.is_empty() {
-                Covered::No("its system topic has no event subscription".to_owned())
-            } else {
-                let why: Vec<String> = answers.into_iter().filter_map(Result::err).collect();
-                Covered::No(format!(
-                    "none of its topic's {} event subscription(s) delivers role assignments and \
-                     vault writes to this app ({})",
-                    why.len(),
-                    why.join("; ")
-                ))
-            }
-        }
     }
 }
 

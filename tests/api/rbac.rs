@@ -86,6 +86,12 @@ fn officer_at(scope: &str, id: &str) -> Value {
     })
 }
 
+/// `event`, dated now (the other events are dated 2026-12-03 10:00).
+fn now(mut event: Value) -> Value {
+    event["eventTime"] = json!(chrono::Utc::now().to_rfc3339());
+    event
+}
+
 /// A role assignment `id` written, as Resource Manager's event `event` says.
 fn assignment_written(id: &str, event: &str) -> Value {
     resource_event(
@@ -155,6 +161,15 @@ fn setup(resources: Value) -> Setup {
         dir,
         settings,
     }
+}
+
+/// kv-notify started on `s`'s settings, after its first sweep (which lists the subscription and
+/// keeps each vault's settings).
+async fn swept(s: &Setup) -> Handler {
+    let handler = Handler::start(&pairs(&s.settings)).await;
+    let timer = handler.timer().await;
+    assert_eq!(timer.status, 200, "{}", timer.text);
+    handler
 }
 
 /// `s`'s settings with Entra ID read through `graph`, which knows PRINCIPAL as Grace Guest.
@@ -330,10 +345,8 @@ async fn a_reader_assignment_on_the_vault_itself_is_read_and_not_alerted() {
 #[tokio::test]
 async fn network_rules_opened_make_one_alert_saying_what_opened() {
     let s = setup(json!({}));
-    let handler = Handler::start(&pairs(&s.settings)).await;
     // The daily sweep keeps each vault's settings as Resource Manager lists them.
-    let timer = handler.timer().await;
-    assert_eq!(timer.status, 200, "{}", timer.text);
+    let handler = swept(&s).await;
     let before = s.smtp.messages().len();
     // Then someone opens kv-a's network to the internet.
     let mut state = json!({
@@ -444,10 +457,8 @@ async fn an_assignment_on_a_vault_created_since_the_last_listing_lists_again_and
     let scope = vault_id("kv-new");
     let id = assignment_id(&scope, "a15");
     let s = setup(officer_at(&scope, &id));
-    let handler = Handler::start(&pairs(&s.settings)).await;
     // The sweep lists the subscription: kv-a and kv-b.
-    let timer = handler.timer().await;
-    assert_eq!(timer.status, 200, "{}", timer.text);
+    let handler = swept(&s).await;
     // Then kv-new is created, and a role is assigned on it at once.
     s.vault.set(json!({
         "subscriptions": {SUB: [{"name": "kv-a"}, {"name": "kv-b"}, {"name": "kv-new"}]},
@@ -462,12 +473,6 @@ async fn an_assignment_on_a_vault_created_since_the_last_listing_lists_again_and
             .count()
     };
     let listed_before = listings();
-    let now = |event: Value| {
-        let mut event = event;
-        event["eventTime"] = json!(chrono::Utc::now().to_rfc3339());
-        event
-    };
-
     let granted = handler.invoke(now(assignment_written(&id, "e-21"))).await;
     // A change on a vault that exists nowhere, made before that listing: no second listing.
     let elsewhere = assignment_id(&vault_id("kv-none"), "a16");
@@ -496,9 +501,7 @@ async fn an_assignment_on_a_vault_created_since_the_last_listing_lists_again_and
 #[tokio::test]
 async fn a_vault_created_since_the_last_listing_is_told_once_with_its_settings() {
     let s = setup(json!({}));
-    let handler = Handler::start(&pairs(&s.settings)).await;
-    let timer = handler.timer().await;
-    assert_eq!(timer.status, 200, "{}", timer.text);
+    let handler = swept(&s).await;
     let open = json!({"properties": {"publicNetworkAccess": "Enabled",
         "networkAcls": {"defaultAction": "Allow", "bypass": "AzureServices"}}});
     s.vault.set(json!({
@@ -506,13 +509,12 @@ async fn a_vault_created_since_the_last_listing_is_told_once_with_its_settings()
         "vaults": {"kv-a": {}, "kv-b": {}},
         "resources": {vault_id("kv-new"): open},
     }));
-    let mut created = resource_event(
+    let created = now(resource_event(
         "Write",
         "Microsoft.KeyVault/vaults/write",
         &vault_id("kv-new"),
         "e-24",
-    );
-    created["eventTime"] = json!(chrono::Utc::now().to_rfc3339());
+    ));
 
     let first = handler.invoke(created.clone()).await;
     let again = handler.invoke(created).await;
@@ -546,16 +548,13 @@ async fn an_assignment_on_an_unlisted_vault_whose_subscription_cannot_be_listed_
     let scope = vault_id("kv-new");
     let id = assignment_id(&scope, "a17");
     let s = setup(officer_at(&scope, &id));
-    let handler = Handler::start(&pairs(&s.settings)).await;
-    let timer = handler.timer().await;
-    assert_eq!(timer.status, 200, "{}", timer.text);
+    let handler = swept(&s).await;
     // Reader is taken away: the subscription cannot be listed again.
     s.vault.set(json!({
         "subscriptions": {SUB: "AuthorizationFailed"},
         "resources": officer_at(&scope, &id),
     }));
-    let mut event = assignment_written(&id, "e-23");
-    event["eventTime"] = json!(chrono::Utc::now().to_rfc3339());
+    let event = now(assignment_written(&id, "e-23"));
 
     let answer = handler.invoke(event).await;
 
