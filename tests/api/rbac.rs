@@ -163,6 +163,15 @@ fn setup(resources: Value) -> Setup {
     }
 }
 
+/// `s`'s settings with the shared ledger in the storage account of `connection_string`.
+fn on_table(s: &Setup, connection_string: &str) -> Vec<(&'static str, String)> {
+    let mut settings = s.settings.clone();
+    settings.retain(|(name, _)| *name != "LEDGER_PATH");
+    set(&mut settings, "LEDGER", "table");
+    set(&mut settings, "AzureWebJobsStorage", connection_string);
+    settings
+}
+
 /// kv-notify started on `s`'s settings, after its first sweep (which lists the subscription and
 /// keeps each vault's settings).
 async fn swept(s: &Setup) -> Handler {
@@ -198,6 +207,17 @@ fn reads(vault: &FakeVault) -> Vec<String> {
         .collect()
 }
 
+/// That `answer` sent its one event's alert, with the handler's log when it did not.
+fn assert_sent(answer: &Answer, handler: &Handler) {
+    assert_eq!(
+        answer.statuses(),
+        ["sent"],
+        "{}\n{}",
+        answer.text,
+        handler.output()
+    );
+}
+
 fn subjects(smtp: &SmtpServer) -> Vec<String> {
     smtp.messages().iter().map(Received::subject).collect()
 }
@@ -213,13 +233,7 @@ async fn a_secrets_officer_assignment_on_a_vault_is_one_alert_naming_role_princi
     let first = handler.invoke(event.clone()).await;
     let again = handler.invoke(event).await;
 
-    assert_eq!(
-        first.statuses(),
-        ["sent"],
-        "{}\n{}",
-        first.text,
-        handler.output()
-    );
+    assert_sent(&first, &handler);
     assert_eq!(
         again.statuses(),
         ["duplicate"],
@@ -271,13 +285,7 @@ async fn a_custom_role_with_secret_data_actions_at_the_resource_group_alerts_in_
         ))
         .await;
 
-    assert_eq!(
-        answer.statuses(),
-        ["sent"],
-        "{}\n{}",
-        answer.text,
-        handler.output()
-    );
+    assert_sent(&answer, &handler);
     let subjects = subjects(&s.smtp);
     assert_eq!(
         subjects,
@@ -372,13 +380,7 @@ async fn network_rules_opened_make_one_alert_saying_what_opened() {
     s.vault.set(state);
     let tagged = handler.invoke(write("e-6")).await;
 
-    assert_eq!(
-        opened.statuses(),
-        ["sent"],
-        "{}\n{}",
-        opened.text,
-        handler.output()
-    );
+    assert_sent(&opened, &handler);
     assert_eq!(tagged.status, 200, "{}", tagged.text);
     let messages = s.smtp.messages();
     let alerts: Vec<&Received> = messages[before..].iter().collect();
@@ -403,14 +405,7 @@ async fn a_settings_change_whose_judgement_storage_refuses_is_alerted_once_on_re
     let s = setup(json!({}));
     let azurite = Azurite::start();
     let proxy = StorageProxy::before(&azurite);
-    let mut settings = s.settings.clone();
-    settings.retain(|(name, _)| *name != "LEDGER_PATH");
-    set(&mut settings, "LEDGER", "table");
-    set(
-        &mut settings,
-        "AzureWebJobsStorage",
-        &proxy.connection_string(&azurite),
-    );
+    let settings = on_table(&s, &proxy.connection_string(&azurite));
     let handler = Handler::start(&pairs(&settings)).await;
     // The sweep keeps kv-a's settings (public network access disabled) as the baseline.
     let timer = handler.timer().await;
@@ -478,13 +473,7 @@ async fn an_assignment_on_a_vault_created_since_the_last_listing_lists_again_and
     let elsewhere = assignment_id(&vault_id("kv-none"), "a16");
     let stray = handler.invoke(assignment_written(&elsewhere, "e-22")).await;
 
-    assert_eq!(
-        granted.statuses(),
-        ["sent"],
-        "{}\n{}",
-        granted.text,
-        handler.output()
-    );
+    assert_sent(&granted, &handler);
     assert_eq!(
         subjects(&s.smtp)
             .into_iter()
@@ -678,26 +667,13 @@ async fn on_the_shared_ledger_an_instance_names_the_role_another_instance_saw_wr
     let id = assignment_id(&scope, "a7");
     let s = setup(officer_at(&scope, &id));
     let azurite = Azurite::start();
-    let mut settings = s.settings.clone();
-    settings.retain(|(name, _)| *name != "LEDGER_PATH");
-    set(&mut settings, "LEDGER", "table");
-    set(
-        &mut settings,
-        "AzureWebJobsStorage",
-        &azurite.connection_string(),
-    );
+    let settings = on_table(&s, &azurite.connection_string());
     let (first, second) = (
         Handler::start(&pairs(&settings)).await,
         Handler::start(&pairs(&settings)).await,
     );
     let written = first.invoke(assignment_written(&id, "e-11")).await;
-    assert_eq!(
-        written.statuses(),
-        ["sent"],
-        "{}\n{}",
-        written.text,
-        first.output()
-    );
+    assert_sent(&written, &first);
     s.vault.set(json!({
         "subscriptions": {SUB: [{"name": "kv-a"}, {"name": "kv-b"}]},
         "vaults": {"kv-a": {}, "kv-b": {}},
@@ -705,13 +681,7 @@ async fn on_the_shared_ledger_an_instance_names_the_role_another_instance_saw_wr
 
     let deleted = second.invoke(assignment_deleted(&id, "e-12")).await;
 
-    assert_eq!(
-        deleted.statuses(),
-        ["sent"],
-        "{}\n{}",
-        deleted.text,
-        second.output()
-    );
+    assert_sent(&deleted, &second);
     assert_eq!(
         subjects(&s.smtp),
         [
@@ -840,13 +810,7 @@ async fn with_graph_readable_the_principal_is_named_and_without_it_named_by_id()
     let first = handler.invoke(assignment_written(&named, "e-16")).await;
     let second = handler.invoke(assignment_written(&unknown, "e-17")).await;
 
-    assert_eq!(
-        first.statuses(),
-        ["sent"],
-        "{}\n{}",
-        first.text,
-        handler.output()
-    );
+    assert_sent(&first, &handler);
     assert_eq!(second.statuses(), ["sent"], "{}", second.text);
     assert_eq!(
         subjects(&s.smtp),
@@ -962,13 +926,7 @@ async fn with_resource_manager_unreachable_an_assignment_is_alerted_anyway_witho
 
     let answer = handler.invoke(assignment_written(&id, "e-30")).await;
 
-    assert_eq!(
-        answer.statuses(),
-        ["sent"],
-        "{}\n{}",
-        answer.text,
-        handler.output()
-    );
+    assert_sent(&answer, &handler);
     assert_eq!(
         subjects(&s.smtp),
         ["Security alert: A role was assigned on vault kv-a"]
